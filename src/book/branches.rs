@@ -1,0 +1,347 @@
+//! Branches and their slot words: found without a lock, grown without moving.
+//!
+//! Guarantees:
+//! - Looking up a branch or a slot takes no lock and writes no shared memory, so readers on a hot
+//!   branch never contend with each other.
+//! - A slot word never moves once created: branches and 512-slot chunks are allocated once,
+//!   published with a compare-and-swap, and freed only when the book is dropped. Memory grows with
+//!   the slots actually opened, never with `max_slots_per_branch` up front (a branch costs one
+//!   pointer per 512 possible slots until its slots are opened).
+//! - Each chunk keeps a bitmap of full slots. It is exact whenever no call is in flight, so
+//!   `reserve_earliest` can skip 64 full slots with one load.
+
+use super::word::{Packed, SlotWord};
+use super::{BranchId, SlotIndex};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+/// Slots per chunk. 512 words of 8 bytes: one 4 KiB page of counts.
+pub(crate) const CHUNK_SLOTS: u32 = 512;
+const CHUNK_WORDS: usize = (CHUNK_SLOTS / 64) as usize;
+
+/// 512 slot words and their full-slot bitmap.
+pub(crate) struct Chunk {
+    words: Box<[SlotWord]>,
+    /// Bit `i` of word `w` is set when slot `64 w + i` of this chunk is full or not open.
+    full: [AtomicU64; CHUNK_WORDS],
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Self {
+            words: (0..CHUNK_SLOTS).map(|_| SlotWord::new()).collect(),
+            // Every slot starts closed, and a closed slot is "full": nothing can be reserved there.
+            full: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
+        }
+    }
+}
+
+/// One branch: a directory of lazily created chunks.
+pub(crate) struct Branch {
+    id: BranchId,
+    chunks: Box<[AtomicPtr<Chunk>]>,
+}
+
+impl Branch {
+    fn new(id: BranchId, max_slots: u32) -> Self {
+        let n = max_slots.div_ceil(CHUNK_SLOTS) as usize;
+        Self {
+            id,
+            chunks: (0..n)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+        }
+    }
+
+    fn chunk(&self, index: usize) -> Option<&Chunk> {
+        let slot = self.chunks.get(index)?;
+        // Ordering: Acquire pairs with the AcqRel CAS that published the chunk, so its
+        // initialised contents are visible.
+        let ptr = slot.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer here came from `Box::into_raw` in `chunk_or_create` and is
+        // freed only in `Drop`, which needs `&mut self`; so it is valid for as long as `&self`.
+        unsafe { ptr.as_ref() }
+    }
+
+    fn chunk_or_create(&self, index: usize) -> Option<&Chunk> {
+        if let Some(c) = self.chunk(index) {
+            return Some(c);
+        }
+        let slot = self.chunks.get(index)?;
+        let fresh = Box::into_raw(Box::new(Chunk::new()));
+        // Ordering: AcqRel on success publishes the chunk's initialised contents (Release); on
+        // failure, Acquire makes the winner's chunk visible before we use it.
+        match slot.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: we just published `fresh`; it lives until the branch is dropped.
+            Ok(_) => Some(unsafe { &*fresh }),
+            Err(winner) => {
+                // SAFETY: `fresh` was never shared; we still own it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: as in `chunk`: published, never freed while `&self` lives.
+                Some(unsafe { &*winner })
+            }
+        }
+    }
+
+    /// The word of an existing (allocated) slot.
+    pub(crate) fn word(&self, slot: SlotIndex) -> Option<&SlotWord> {
+        let chunk = self.chunk((slot / CHUNK_SLOTS) as usize)?;
+        Some(&chunk.words[(slot % CHUNK_SLOTS) as usize])
+    }
+
+    /// The word of a slot, allocating its chunk if needed. `None` past `max_slots_per_branch`.
+    pub(crate) fn word_or_create(&self, slot: SlotIndex) -> Option<&SlotWord> {
+        let chunk = self.chunk_or_create((slot / CHUNK_SLOTS) as usize)?;
+        Some(&chunk.words[(slot % CHUNK_SLOTS) as usize])
+    }
+
+    /// Brings the slot's full bit in line with its word. Call after every change that may have
+    /// changed whether the slot is full (a grant that filled it, a return from a full slot, a
+    /// capacity change).
+    ///
+    /// Why this converges: every access here and to slot words is `SeqCst`, so all of them lie in
+    /// one total order. Take the last bit write `W` to this slot's bit, by some thread `X`. `X`
+    /// reloads the word after `W`; if it saw a fullness different from what it wrote, it would
+    /// write again, contradicting `W` being last. Any word change after that reload is followed by
+    /// its author's own call here, which writes the bit again, again a contradiction. So once calls
+    /// stop, the bit equals the word's fullness.
+    pub(crate) fn sync_full(&self, slot: SlotIndex) {
+        let Some(chunk) = self.chunk((slot / CHUNK_SLOTS) as usize) else {
+            return;
+        };
+        let offset = (slot % CHUNK_SLOTS) as usize;
+        let word = &chunk.words[offset];
+        let bits = &chunk.full[offset / 64];
+        let mask = 1u64 << (offset % 64);
+        let mut full = word.load().is_full();
+        loop {
+            if full {
+                bits.fetch_or(mask, Ordering::SeqCst);
+            } else {
+                bits.fetch_and(!mask, Ordering::SeqCst);
+            }
+            let again = word.load().is_full();
+            if again == full {
+                return;
+            }
+            full = again;
+        }
+    }
+
+    /// The lowest slot in `first..=last` whose full bit is clear, if any. A hint: the caller must
+    /// still win the slot's compare-and-swap.
+    pub(crate) fn first_not_full(&self, first: SlotIndex, last: SlotIndex) -> Option<SlotIndex> {
+        let mut from = first;
+        while from <= last {
+            let chunk_index = from / CHUNK_SLOTS;
+            let chunk_base = chunk_index * CHUNK_SLOTS;
+            let chunk_last = chunk_base.saturating_add(CHUNK_SLOTS - 1).min(last);
+            if let Some(chunk) = self.chunk(chunk_index as usize) {
+                let lo = (from - chunk_base) as usize;
+                let hi = (chunk_last - chunk_base) as usize;
+                for w in lo / 64..=hi / 64 {
+                    // Ordering: SeqCst, part of the `sync_full` protocol.
+                    let mut free = !chunk.full[w].load(Ordering::SeqCst);
+                    if w == lo / 64 {
+                        free &= u64::MAX << (lo % 64);
+                    }
+                    if w == hi / 64 && hi % 64 != 63 {
+                        free &= (1u64 << (hi % 64 + 1)) - 1;
+                    }
+                    if free != 0 {
+                        return Some(chunk_base + (w * 64) as u32 + free.trailing_zeros());
+                    }
+                }
+            }
+            match chunk_last.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        None
+    }
+
+    /// Every open slot in `first..=last`, in order, with its word.
+    pub(crate) fn open_slots(
+        &self,
+        first: SlotIndex,
+        last: SlotIndex,
+    ) -> impl Iterator<Item = (SlotIndex, Packed)> + '_ {
+        let first_chunk = first / CHUNK_SLOTS;
+        let last_chunk = last / CHUNK_SLOTS;
+        (first_chunk..=last_chunk)
+            .filter_map(move |ci| self.chunk(ci as usize).map(|c| (ci, c)))
+            .flat_map(move |(ci, chunk)| {
+                let base = ci * CHUNK_SLOTS;
+                let lo = first.max(base) - base;
+                let hi = last.min(base + (CHUNK_SLOTS - 1)) - base;
+                (lo..=hi).filter_map(move |off| {
+                    let p = chunk.words[off as usize].load();
+                    p.is_open().then_some((base + off, p))
+                })
+            })
+    }
+
+    /// Every allocated slot of this branch with its word, for whole-book checks.
+    pub(crate) fn all_slots(&self) -> impl Iterator<Item = (SlotIndex, Packed)> + '_ {
+        (0..self.chunks.len())
+            .filter_map(move |ci| self.chunk(ci).map(|c| (ci as u32 * CHUNK_SLOTS, c)))
+            .flat_map(|(base, chunk)| {
+                chunk
+                    .words
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, w)| (base + i as u32, w.load()))
+            })
+    }
+
+    /// Whether the full bit of an allocated slot is set (for invariant checks).
+    pub(crate) fn full_bit(&self, slot: SlotIndex) -> Option<bool> {
+        let chunk = self.chunk((slot / CHUNK_SLOTS) as usize)?;
+        let offset = (slot % CHUNK_SLOTS) as usize;
+        Some(chunk.full[offset / 64].load(Ordering::SeqCst) & (1 << (offset % 64)) != 0)
+    }
+}
+
+impl Drop for Branch {
+    fn drop(&mut self) {
+        for slot in self.chunks.iter() {
+            let ptr = slot.load(Ordering::Acquire);
+            if !ptr.is_null() {
+                // SAFETY: `&mut self`: no reference into the chunk outlives this point, and each
+                // pointer was produced by `Box::into_raw` and published exactly once.
+                drop(unsafe { Box::from_raw(ptr) });
+            }
+        }
+    }
+}
+
+/// Why a branch could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TooManyBranches;
+
+/// An insert-only open-addressing table of branches keyed by `ahash` of the branch id.
+///
+/// Lookups are lock-free loads. Inserts claim an empty cell with a compare-and-swap; the table has
+/// at least twice as many cells as `max_branches`, so probing always ends.
+pub(crate) struct BranchTable {
+    cells: Box<[AtomicPtr<Branch>]>,
+    mask: usize,
+    hasher: ahash::RandomState,
+    count: AtomicUsize,
+    max_branches: usize,
+    max_slots: u32,
+}
+
+impl BranchTable {
+    pub(crate) fn new(max_branches: u32, max_slots: u32) -> Self {
+        let cells = (max_branches as usize * 2).next_power_of_two().max(4);
+        Self {
+            cells: (0..cells)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            mask: cells - 1,
+            hasher: ahash::RandomState::new(),
+            count: AtomicUsize::new(0),
+            max_branches: max_branches as usize,
+            max_slots,
+        }
+    }
+
+    fn home(&self, id: BranchId) -> usize {
+        (self.hasher.hash_one(id.0) as usize) & self.mask
+    }
+
+    /// The branch `id`, if it was ever created.
+    #[inline]
+    pub(crate) fn get(&self, id: BranchId) -> Option<&Branch> {
+        let mut i = self.home(id);
+        loop {
+            // Ordering: Acquire pairs with the publishing CAS in `get_or_create`.
+            let ptr = self.cells[i].load(Ordering::Acquire);
+            // SAFETY: non-null cells hold branches published by `get_or_create` and freed only in
+            // `Drop` (`&mut self`), so the reference is valid for the lifetime of `&self`.
+            let branch = unsafe { ptr.as_ref() }?;
+            if branch.id == id {
+                return Some(branch);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The branch `id`, creating it if this is its first use.
+    pub(crate) fn get_or_create(&self, id: BranchId) -> Result<&Branch, TooManyBranches> {
+        if let Some(b) = self.get(id) {
+            return Ok(b);
+        }
+        // Reserve a place under the limit first, so the table never holds more than
+        // `max_branches` and probing always finds an empty cell.
+        // Ordering: Relaxed is enough: the count guards only the limit, not any memory.
+        if self.count.fetch_add(1, Ordering::Relaxed) >= self.max_branches {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return Err(TooManyBranches);
+        }
+        let fresh = Box::into_raw(Box::new(Branch::new(id, self.max_slots)));
+        let mut i = self.home(id);
+        loop {
+            match self.cells[i].compare_exchange(
+                std::ptr::null_mut(),
+                fresh,
+                // Ordering: Release publishes the initialised branch; Acquire on failure makes
+                // the occupant's contents readable.
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                // SAFETY: just published; freed only in `Drop`.
+                Ok(_) => return Ok(unsafe { &*fresh }),
+                Err(occupant) => {
+                    // SAFETY: published by a CAS like ours; freed only in `Drop`.
+                    let other = unsafe { &*occupant };
+                    if other.id == id {
+                        // Another thread created the same branch first: use theirs.
+                        // SAFETY: `fresh` was never shared.
+                        drop(unsafe { Box::from_raw(fresh) });
+                        self.count.fetch_sub(1, Ordering::Relaxed);
+                        return Ok(other);
+                    }
+                    i = (i + 1) & self.mask;
+                }
+            }
+        }
+    }
+
+    /// Every branch, in table order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Branch> + '_ {
+        self.cells.iter().filter_map(|c| {
+            // SAFETY: as in `get`.
+            unsafe { c.load(Ordering::Acquire).as_ref() }
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Branch {
+    pub(crate) fn id(&self) -> BranchId {
+        self.id
+    }
+}
+
+impl Drop for BranchTable {
+    fn drop(&mut self) {
+        for cell in self.cells.iter() {
+            let ptr = cell.load(Ordering::Acquire);
+            if !ptr.is_null() {
+                // SAFETY: `&mut self`; each pointer came from `Box::into_raw` and was published
+                // exactly once.
+                drop(unsafe { Box::from_raw(ptr) });
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! One shard of the book's records: holds, bookings, the applicant index and the expiry queue.
+//!
+//! Guarantee: everything about one applicant lives in one shard, and a token's low bits name the
+//! shard that issued it. So `reserve` (applicant limit, idempotency, grant, record), `confirm`
+//! and `release` each take exactly one shard lock, and a confirm racing the expiry of the same
+//! hold is decided under that lock: exactly one of them wins.
+//!
+//! Holds expire in the order they were granted within a shard (one TTL for the whole book, and
+//! the grant time is read under the shard lock), so the expiry index is a FIFO queue: granting is
+//! O(1) and reclaiming costs O(expired). Confirmed and released holds leave stale entries behind;
+//! they are skipped when reached, and the queue is compacted when stale entries outnumber live
+//! holds, so its length stays below `2 × live holds + 32`.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::branches::BranchTable;
+use super::{ApplicantId, BranchId, SlotIndex};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::token::TokenMap;
+
+/// What a token stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Held { expires_ns: u64 },
+    Booked,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) branch: BranchId,
+    pub(crate) slot: SlotIndex,
+    pub(crate) applicant: ApplicantId,
+    pub(crate) state: State,
+}
+
+impl Record {
+    pub(crate) fn is_live_hold(&self, now_ns: u64) -> bool {
+        matches!(self.state, State::Held { expires_ns } if expires_ns > now_ns)
+    }
+    pub(crate) fn is_expired_hold(&self, now_ns: u64) -> bool {
+        matches!(self.state, State::Held { expires_ns } if expires_ns <= now_ns)
+    }
+}
+
+/// The tokens of one applicant; one inline, the rest (rare) on the heap.
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    first: u128,
+    rest: Vec<u128>,
+}
+
+impl Tokens {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u128> + '_ {
+        std::iter::once(self.first).chain(self.rest.iter().copied())
+    }
+    fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+    /// Removes `token`; returns false if the list is now empty.
+    fn remove(&mut self, token: u128) -> bool {
+        if self.first == token {
+            match self.rest.pop() {
+                Some(last) => {
+                    self.first = last;
+                    true
+                }
+                None => false,
+            }
+        } else {
+            self.rest.retain(|&t| t != token);
+            true
+        }
+    }
+}
+
+/// A shard: its expiry front (readable without the lock) and its ledger.
+pub(crate) struct Shard {
+    /// Expiry time of the front entry of the ledger's queue, `u64::MAX` when it is empty.
+    /// Written only under the ledger lock; read without it to decide whether to lock at all.
+    pub(crate) front_ns: AtomicU64,
+    pub(crate) ledger: Mutex<Ledger>,
+}
+
+impl Shard {
+    pub(crate) fn new(applicant_hasher: ahash::RandomState) -> Self {
+        Self {
+            front_ns: AtomicU64::new(u64::MAX),
+            ledger: Mutex::new(Ledger {
+                records: TokenMap::default(),
+                applicants: HashMap::with_hasher(applicant_hasher),
+                expiry: VecDeque::new(),
+                live_holds: 0,
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    pub(crate) records: TokenMap<Record>,
+    pub(crate) applicants: HashMap<ApplicantId, Tokens, ahash::RandomState>,
+    /// `(expires_ns, token)` in grant order, which is expiry order.
+    pub(crate) expiry: VecDeque<(u64, u128)>,
+    /// Records in state `Held`, expired or not.
+    pub(crate) live_holds: usize,
+}
+
+/// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit.
+pub(crate) fn return_unit(branches: &BranchTable, record: &Record) {
+    let Some(branch) = branches.get(record.branch) else {
+        debug_assert!(false, "record for a branch that does not exist: {record:?}");
+        return;
+    };
+    let Some(word) = branch.word(record.slot) else {
+        debug_assert!(false, "record for a slot that does not exist: {record:?}");
+        return;
+    };
+    let before = match record.state {
+        State::Held { .. } => word.release_held(),
+        State::Booked => word.release_booked(),
+    };
+    if before.is_full() {
+        branch.sync_full(record.slot);
+    }
+}
+
+impl Ledger {
+    /// Tokens of `applicant`'s records (holds, expired or not, and bookings).
+    pub(crate) fn tokens_of(&self, applicant: ApplicantId) -> impl Iterator<Item = u128> + '_ {
+        self.applicants
+            .get(&applicant)
+            .into_iter()
+            .flat_map(Tokens::iter)
+    }
+
+    /// Records `applicant` has, expired holds included.
+    pub(crate) fn count_of(&self, applicant: ApplicantId) -> usize {
+        self.applicants.get(&applicant).map_or(0, Tokens::len)
+    }
+
+    /// Adds a record for a unit the caller has just taken.
+    pub(crate) fn insert(
+        &mut self,
+        token: u128,
+        record: Record,
+        front: &AtomicU64,
+        hint: &ExpiryHint,
+    ) {
+        let previous = self.records.insert(token, record);
+        debug_assert!(previous.is_none(), "token issued twice");
+        match self.applicants.entry(record.applicant) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().rest.push(token),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Tokens {
+                    first: token,
+                    rest: Vec::new(),
+                });
+            }
+        }
+        if let State::Held { expires_ns } = record.state {
+            self.live_holds += 1;
+            if self.expiry.len() > 2 * self.live_holds + 32 {
+                self.compact_expiry();
+            }
+            debug_assert!(
+                self.expiry.back().is_none_or(|&(e, _)| e <= expires_ns),
+                "expiry queue out of order"
+            );
+            self.expiry.push_back((expires_ns, token));
+        }
+        self.publish_front(front, hint);
+    }
+
+    /// Removes a record and its applicant entry. Does not touch the slot word.
+    pub(crate) fn remove(&mut self, token: u128) -> Option<Record> {
+        let record = self.records.remove(&token)?;
+        if let std::collections::hash_map::Entry::Occupied(mut e) =
+            self.applicants.entry(record.applicant)
+            && !e.get_mut().remove(token)
+        {
+            e.remove();
+        }
+        if matches!(record.state, State::Held { .. }) {
+            self.live_holds -= 1;
+        }
+        Some(record)
+    }
+
+    /// Turns a live hold into a booking (the caller has moved the unit in the slot word).
+    pub(crate) fn mark_booked(&mut self, token: u128) {
+        if let Some(r) = self.records.get_mut(&token) {
+            debug_assert!(matches!(r.state, State::Held { .. }));
+            r.state = State::Booked;
+            self.live_holds -= 1;
+        }
+    }
+
+    /// Reclaims every expired hold of `applicant`; returns how many.
+    pub(crate) fn reclaim_expired_of(
+        &mut self,
+        applicant: ApplicantId,
+        now_ns: u64,
+        branches: &BranchTable,
+    ) -> usize {
+        let mut expired = [0u128; 8];
+        let mut n = 0;
+        let mut total = 0;
+        loop {
+            for token in self.tokens_of(applicant) {
+                if n == expired.len() {
+                    break;
+                }
+                if self
+                    .records
+                    .get(&token)
+                    .is_some_and(|r| r.is_expired_hold(now_ns))
+                {
+                    expired[n] = token;
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                return total;
+            }
+            for &token in &expired[..n] {
+                if let Some(r) = self.remove(token) {
+                    return_unit(branches, &r);
+                    total += 1;
+                }
+            }
+            n = 0;
+        }
+    }
+
+    /// Reclaims the holds at the front of the queue that expired at or before `now_ns`.
+    pub(crate) fn reclaim_expired(
+        &mut self,
+        now_ns: u64,
+        branches: &BranchTable,
+        front: &AtomicU64,
+        hint: &ExpiryHint,
+    ) -> usize {
+        let mut reclaimed = 0;
+        while let Some(&(expires_ns, token)) = self.expiry.front() {
+            if expires_ns > now_ns {
+                break;
+            }
+            self.expiry.pop_front();
+            // The entry is stale if the hold was confirmed, released or reclaimed already.
+            if self
+                .records
+                .get(&token)
+                .is_some_and(|r| r.is_expired_hold(now_ns))
+                && let Some(r) = self.remove(token)
+            {
+                return_unit(branches, &r);
+                reclaimed += 1;
+            }
+        }
+        self.publish_front(front, hint);
+        reclaimed
+    }
+
+    /// Drops stale entries from the expiry queue.
+    fn compact_expiry(&mut self) {
+        let records = &self.records;
+        self.expiry.retain(
+            |(_, t)| matches!(records.get(t), Some(r) if matches!(r.state, State::Held { .. })),
+        );
+    }
+
+    /// Stores the queue's front expiry where lock-free readers see it, and lowers the book's
+    /// expiry hint if the front moved earlier.
+    fn publish_front(&self, front: &AtomicU64, hint: &ExpiryHint) {
+        let new = self.expiry.front().map_or(u64::MAX, |&(e, _)| e);
+        // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`).
+        let old = front.swap(new, Ordering::SeqCst);
+        if new < old {
+            hint.lower_to(new);
+        }
+    }
+}
+
+/// A lower bound on the earliest expiry of any hold in the book, so that readings can tell with
+/// one load whether anything may have expired since the last sweep.
+///
+/// Packed as `(floor(ns / 1 ms) << 20) | version`. Invariant: the bound is at or below every
+/// shard's `front_ns` (so at or below every live hold's expiry).
+///
+/// Protocol (all `SeqCst`):
+/// - A shard whose front moves earlier (only possible when its queue was empty) stores the new
+///   front, then lowers the hint with a CAS loop that also bumps the version.
+/// - A sweeper loads the hint `h0`, reclaims expired holds, reads every shard's front, and
+///   installs their minimum with a single CAS from `h0`. If any front moved earlier meanwhile,
+///   that shard bumped the version after storing its front, so the CAS fails and the sweeper
+///   must recompute; a successful CAS therefore never raises the hint past a front.
+///
+/// The version has 20 bits; a sweeper would have to be overtaken by exactly 2^20 lowerings
+/// between its load and its CAS for an ABA, which takes far longer than one sweep.
+pub(crate) struct ExpiryHint(AtomicU64);
+
+const HINT_VERSION_BITS: u32 = 20;
+const HINT_VERSION_MASK: u64 = (1 << HINT_VERSION_BITS) - 1;
+const HINT_EMPTY_MS: u64 = u64::MAX >> HINT_VERSION_BITS;
+const NS_PER_MS: u64 = 1_000_000;
+
+impl ExpiryHint {
+    pub(crate) fn new() -> Self {
+        Self(AtomicU64::new(HINT_EMPTY_MS << HINT_VERSION_BITS))
+    }
+
+    fn ms_of(ns: u64) -> u64 {
+        if ns == u64::MAX {
+            HINT_EMPTY_MS
+        } else {
+            (ns / NS_PER_MS).min(HINT_EMPTY_MS - 1)
+        }
+    }
+
+    pub(crate) fn load(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Whether a hold may have expired at `now_ns`, judging by the packed hint `h`.
+    pub(crate) fn is_due(h: u64, now_ns: u64) -> bool {
+        let ms = h >> HINT_VERSION_BITS;
+        ms != HINT_EMPTY_MS && ms.saturating_mul(NS_PER_MS) <= now_ns
+    }
+
+    /// The earliest time at which something may be due, in ns (`u64::MAX`: nothing held).
+    pub(crate) fn bound_ns(h: u64) -> u64 {
+        let ms = h >> HINT_VERSION_BITS;
+        if ms == HINT_EMPTY_MS {
+            u64::MAX
+        } else {
+            ms * NS_PER_MS
+        }
+    }
+
+    fn lower_to(&self, ns: u64) {
+        let ms = Self::ms_of(ns);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| {
+                let v = (h + 1) & HINT_VERSION_MASK;
+                Some((ms.min(h >> HINT_VERSION_BITS) << HINT_VERSION_BITS) | v)
+            });
+    }
+
+    /// Installs `min_front_ns` if the hint is still `h0`. False if it changed meanwhile.
+    pub(crate) fn try_raise(&self, h0: u64, min_front_ns: u64) -> bool {
+        let v = (h0 + 1) & HINT_VERSION_MASK;
+        let new = (Self::ms_of(min_front_ns) << HINT_VERSION_BITS) | v;
+        self.0
+            .compare_exchange(h0, new, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}

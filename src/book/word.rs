@@ -1,0 +1,244 @@
+//! One slot's counts packed into one atomic word.
+//!
+//! Guarantee: a hold is granted by a single compare-and-swap that checks and increments in one
+//! step, so `held + booked` can never pass `capacity` through a grant, whatever the interleaving.
+//! Because all four numbers live in one word, every reading is a consistent snapshot.
+//!
+//! Layout (most significant first):
+//!
+//! | bit 63 | bits 62..42 | bits 41..21 | bits 20..0 |
+//! |--------|-------------|-------------|------------|
+//! | open   | capacity    | held        | booked     |
+//!
+//! Each count has 21 bits, so capacity is at most [`MAX_CAPACITY`]. `held + booked` never exceeds
+//! the largest capacity the slot ever had (a grant needs `held + booked < capacity`), so no field
+//! can overflow into its neighbour.
+
+use crate::sync::{AtomicU64, Ordering};
+
+const FIELD_BITS: u32 = 21;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+const BOOKED_SHIFT: u32 = 0;
+const HELD_SHIFT: u32 = FIELD_BITS;
+const CAP_SHIFT: u32 = 2 * FIELD_BITS;
+const OPEN_BIT: u64 = 1 << 63;
+const HELD_ONE: u64 = 1 << HELD_SHIFT;
+const BOOKED_ONE: u64 = 1 << BOOKED_SHIFT;
+
+/// The largest capacity a slot can have: 2 097 151.
+pub const MAX_CAPACITY: u32 = FIELD_MASK as u32;
+
+/// A snapshot of one slot word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Packed(u64);
+
+impl Packed {
+    pub(crate) fn is_open(self) -> bool {
+        self.0 & OPEN_BIT != 0
+    }
+    pub(crate) fn capacity(self) -> u32 {
+        ((self.0 >> CAP_SHIFT) & FIELD_MASK) as u32
+    }
+    pub(crate) fn held(self) -> u32 {
+        ((self.0 >> HELD_SHIFT) & FIELD_MASK) as u32
+    }
+    pub(crate) fn booked(self) -> u32 {
+        ((self.0 >> BOOKED_SHIFT) & FIELD_MASK) as u32
+    }
+    pub(crate) fn taken(self) -> u32 {
+        self.held() + self.booked()
+    }
+    /// True when no hold can be granted: not open, or `held + booked >= capacity`.
+    pub(crate) fn is_full(self) -> bool {
+        !self.is_open() || self.taken() >= self.capacity()
+    }
+}
+
+impl core::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Packed")
+            .field("open", &self.is_open())
+            .field("capacity", &self.capacity())
+            .field("held", &self.held())
+            .field("booked", &self.booked())
+            .finish()
+    }
+}
+
+/// Why [`SlotWord::try_hold`] granted nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HoldRefused {
+    /// The slot was never opened with a capacity.
+    NotOpen,
+    /// `held + booked >= capacity`.
+    Full,
+}
+
+/// The atomic counts of one slot.
+///
+/// Ordering: every operation is `SeqCst`. The counts themselves would be safe with `Relaxed`
+/// (read-modify-writes of one location are totally ordered whatever the ordering), but the
+/// full-slot bitmap protocol (`Chunk::sync_full`) reasons about the single total order of slot
+/// words *and* bitmap words, which only `SeqCst` provides. On x86-64 a `SeqCst` RMW costs the
+/// same as any other locked instruction and a `SeqCst` load is a plain load.
+#[derive(Debug)]
+pub(crate) struct SlotWord(AtomicU64);
+
+impl SlotWord {
+    pub(crate) fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    pub(crate) fn load(&self) -> Packed {
+        Packed(self.0.load(Ordering::SeqCst))
+    }
+
+    /// Takes one unit as a hold if `held + booked < capacity`. Returns the word after the grant.
+    #[inline]
+    pub(crate) fn try_hold(&self) -> Result<Packed, HoldRefused> {
+        let mut current = self.0.load(Ordering::SeqCst);
+        loop {
+            let p = Packed(current);
+            if !p.is_open() {
+                return Err(HoldRefused::NotOpen);
+            }
+            if p.taken() >= p.capacity() {
+                return Err(HoldRefused::Full);
+            }
+            let next = current + HELD_ONE;
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Ok(Packed(next)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Turns one held unit into a booked one. The caller owns a live hold on this slot.
+    /// Returns the word before the change.
+    #[inline]
+    pub(crate) fn confirm(&self) -> Packed {
+        // Adding BOOKED_ONE - HELD_ONE (mod 2^64) subtracts one from `held` and adds one to
+        // `booked` in one RMW; `held >= 1` (the caller's hold) so nothing borrows across fields.
+        let before = Packed(
+            self.0
+                .fetch_add(BOOKED_ONE.wrapping_sub(HELD_ONE), Ordering::SeqCst),
+        );
+        debug_assert!(
+            before.held() >= 1,
+            "confirm without a held unit: {before:?}"
+        );
+        before
+    }
+
+    /// Returns one held unit. The caller owns a hold on this slot. Returns the word before.
+    #[inline]
+    pub(crate) fn release_held(&self) -> Packed {
+        let before = Packed(self.0.fetch_sub(HELD_ONE, Ordering::SeqCst));
+        debug_assert!(
+            before.held() >= 1,
+            "release of a hold never taken: {before:?}"
+        );
+        before
+    }
+
+    /// Returns one booked unit. The caller owns a booking on this slot. Returns the word before.
+    #[inline]
+    pub(crate) fn release_booked(&self) -> Packed {
+        let before = Packed(self.0.fetch_sub(BOOKED_ONE, Ordering::SeqCst));
+        debug_assert!(
+            before.booked() >= 1,
+            "release of a booking never made: {before:?}"
+        );
+        before
+    }
+
+    /// Opens the slot (if it was not) with `capacity`, keeping its holds and bookings.
+    /// Returns the word after the change.
+    pub(crate) fn set_capacity(&self, capacity: u32) -> Packed {
+        debug_assert!(capacity <= MAX_CAPACITY);
+        let mut current = self.0.load(Ordering::SeqCst);
+        loop {
+            let next = (current & !(FIELD_MASK << CAP_SHIFT))
+                | (u64::from(capacity) << CAP_SHIFT)
+                | OPEN_BIT;
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Packed(next),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_slot_is_closed() {
+        let w = SlotWord::new();
+        assert!(!w.load().is_open());
+        assert!(w.load().is_full());
+        assert_eq!(w.try_hold(), Err(HoldRefused::NotOpen));
+    }
+
+    #[test]
+    fn holds_stop_at_capacity_and_fields_stay_apart() {
+        let w = SlotWord::new();
+        w.set_capacity(3);
+        for i in 1..=3 {
+            let after = w.try_hold().unwrap();
+            assert_eq!(after.held(), i);
+        }
+        assert_eq!(w.try_hold(), Err(HoldRefused::Full));
+        let before = w.confirm();
+        assert_eq!((before.held(), before.booked()), (3, 0));
+        let now = w.load();
+        assert_eq!((now.capacity(), now.held(), now.booked()), (3, 2, 1));
+        w.release_booked();
+        w.release_held();
+        let now = w.load();
+        assert_eq!((now.capacity(), now.held(), now.booked()), (3, 1, 0));
+        assert!(!now.is_full());
+    }
+
+    #[test]
+    fn lowering_capacity_keeps_counts_and_blocks_grants() {
+        let w = SlotWord::new();
+        w.set_capacity(4);
+        for _ in 0..4 {
+            w.try_hold().unwrap();
+        }
+        let after = w.set_capacity(2);
+        assert_eq!((after.capacity(), after.held()), (2, 4));
+        assert_eq!(w.try_hold(), Err(HoldRefused::Full));
+        w.release_held();
+        w.release_held();
+        assert_eq!(w.try_hold(), Err(HoldRefused::Full), "2 taken of 2");
+        w.release_held();
+        assert!(w.try_hold().is_ok());
+    }
+
+    #[test]
+    fn max_capacity_fits_every_field() {
+        let w = SlotWord::new();
+        w.set_capacity(MAX_CAPACITY);
+        assert_eq!(w.load().capacity(), MAX_CAPACITY);
+        let mut n = 0u32;
+        while w.try_hold().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, MAX_CAPACITY);
+        let p = w.load();
+        assert_eq!(
+            (p.capacity(), p.held(), p.booked()),
+            (MAX_CAPACITY, MAX_CAPACITY, 0)
+        );
+        assert!(p.is_open());
+    }
+}

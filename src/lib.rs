@@ -1,0 +1,80 @@
+//! surgegate: the embeddable core of a public service's launch day.
+//!
+//! Two primitives, both safe to share between any number of threads, neither starting a thread
+//! of its own:
+//!
+//! - [`SlotBook`]: appointment capacity per (branch, slot) with holds that expire unless
+//!   confirmed. A reservation is one compare-and-swap on the slot's packed counter; it can never
+//!   overbook, however many threads race for the last unit.
+//! - [`WaitingRoom`]: admits visitors at the rate the backend can take and queues everyone else
+//!   fairly: an exact place in line, an honest ETA, and a refresh never loses your place.
+//!
+//! Both read time from a [`Clock`], so every time-dependent rule can be driven by a
+//! [`ManualClock`] in tests.
+//!
+//! # An applicant's flow
+//!
+//! ```
+//! use std::time::Duration;
+//! use surgegate::{ApplicantId, BranchId, Entry, ManualClock, SlotBook, VisitorId, WaitingRoom};
+//!
+//! let clock = ManualClock::new();
+//! let room = WaitingRoom::builder()
+//!     .rate_per_second(2)
+//!     .burst(1)
+//!     .clock(clock.clone())
+//!     .build();
+//! let book = SlotBook::builder()
+//!     .hold_ttl(Duration::from_secs(600))
+//!     .clock(clock.clone())
+//!     .build();
+//! book.set_capacity(BranchId(7), 0, 40)?;
+//!
+//! // The first visitor is admitted at once; the second waits for the rate.
+//! let Entry::Admitted(pass) = room.join(VisitorId(1))? else { unreachable!() };
+//! let Entry::Waiting(ticket) = room.join(VisitorId(2))? else { unreachable!() };
+//! assert_eq!(ticket.position, 1);
+//!
+//! // The admitted visitor registers, then takes the earliest appointment and confirms it.
+//! let hold = book.reserve_earliest(BranchId(7), 0..365, ApplicantId(1))?;
+//! let booking = book.confirm(hold.token)?;
+//! assert_eq!(book.booking(booking.token), Some(booking));
+//! room.finish(pass.token)?;
+//!
+//! // Half a second later the second visitor's turn has come.
+//! clock.advance(Duration::from_millis(500));
+//! assert!(matches!(room.poll(ticket.token)?, Entry::Admitted(_)));
+//!
+//! // Changing one's mind gives the unit back.
+//! book.release(booking.token)?;
+//! assert_eq!(book.slot(BranchId(7), 0).unwrap().remaining(), 40);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//!
+//! - `tokio`: [`WaitingRoom::wait`], an async, cancel-safe wait for a ticket's turn, and
+//!   `TokioClock`.
+
+#![warn(missing_docs)]
+
+pub mod book;
+pub mod clock;
+mod invariant;
+pub mod room;
+mod sync;
+mod token;
+
+pub use book::{
+    ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, ConfirmError, Hold,
+    HoldToken, ReleaseError, ReserveError, SlotBook, SlotBookBuilder, SlotIndex, SlotState,
+};
+#[cfg(feature = "tokio")]
+pub use clock::TokioClock;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use invariant::InvariantViolation;
+pub use room::{
+    Entry, JoinError, Pass, PollError, RoomConfigError, RoomStats, Ticket, TicketToken, VisitorId,
+    WaitingRoom, WaitingRoomBuilder,
+};
+pub use token::TokenParseError;

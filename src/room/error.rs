@@ -1,0 +1,60 @@
+//! The room's errors: one enum per operation. A call that returns one of these changed nothing.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Why [`WaitingRoom::join`](crate::WaitingRoom::join) gave no ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The line is at `max_waiting`. `retry_after` is when the line next gets shorter (an
+    /// admission or a lapse), never zero.
+    #[error("the line is full: try again in {retry_after:?}")]
+    Full {
+        /// How long to wait before joining again.
+        retry_after: Duration,
+    },
+    /// The room was closed to newcomers.
+    #[error("the room is closed to newcomers: those already in line keep their places")]
+    Closed,
+}
+
+/// Why [`WaitingRoom::poll`](crate::WaitingRoom::poll) or
+/// [`WaitingRoom::finish`](crate::WaitingRoom::finish) found no ticket or pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PollError {
+    /// The token was never issued by this room, was finished, or ended too long ago to be
+    /// remembered.
+    #[error("no ticket or pass has this token: join again to get a new ticket")]
+    UnknownToken,
+    /// The ticket's check-in lapsed, or the pass's time ran out.
+    #[error("this ticket or pass has lapsed: join again to get a new ticket")]
+    Expired,
+}
+
+/// Why a [`WaitingRoomBuilder`](crate::WaitingRoomBuilder) configuration, or a runtime limit
+/// change, was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RoomConfigError {
+    /// `rate_per_second` is zero or above ten million.
+    #[error("rate_per_second must be between 1 and 10000000, got {0}")]
+    Rate(u32),
+    /// `burst` is zero or above ten million.
+    #[error("burst must be between 1 and 10000000, got {0}")]
+    Burst(u32),
+    /// `max_active` is zero.
+    #[error("max_active must be at least 1 (u32::MAX means unlimited), got {0}")]
+    MaxActive(u32),
+    /// `max_waiting` is zero or above 2^30.
+    #[error("max_waiting must be between 1 and 1073741824, got {0}")]
+    MaxWaiting(u32),
+    /// `checkin_timeout` is zero or longer than a day.
+    #[error("checkin_timeout must be between 1 ms and 24 h, got {0:?}")]
+    CheckinTimeout(Duration),
+    /// `pass_ttl` is zero or longer than a week.
+    #[error("pass_ttl must be between 1 ms and 7 days, got {0:?}")]
+    PassTtl(Duration),
+}

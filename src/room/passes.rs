@@ -1,0 +1,181 @@
+//! Admitted visitors (passes) and the memory of recently ended tokens.
+//!
+//! Guarantees: one pass per visitor; passes come out of [`Passes::pop_expired`] in expiry order
+//! (one TTL for the room, admission times never decrease), in O(1) amortized; finished passes
+//! leave stale queue entries that are skipped, and the queue is compacted when they outnumber
+//! live passes.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::VisitorId;
+use crate::token::TokenMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PassRec {
+    pub(crate) visitor: VisitorId,
+    pub(crate) admitted_ns: u64,
+    pub(crate) expires_ns: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Passes {
+    by_token: TokenMap<PassRec>,
+    by_visitor: HashMap<VisitorId, u128, ahash::RandomState>,
+    /// `(expires_ns, token)` in admission order.
+    expiry: VecDeque<(u64, u128)>,
+}
+
+impl Passes {
+    pub(crate) fn new() -> Self {
+        Self {
+            by_token: TokenMap::default(),
+            by_visitor: HashMap::with_hasher(ahash::RandomState::new()),
+            expiry: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    pub(crate) fn get(&self, token: u128) -> Option<PassRec> {
+        self.by_token.get(&token).copied()
+    }
+
+    pub(crate) fn find_visitor(&self, visitor: VisitorId) -> Option<(u128, PassRec)> {
+        let &token = self.by_visitor.get(&visitor)?;
+        Some((token, self.by_token[&token]))
+    }
+
+    pub(crate) fn insert(&mut self, token: u128, pass: PassRec) {
+        debug_assert!(
+            self.expiry
+                .back()
+                .is_none_or(|&(e, _)| e <= pass.expires_ns)
+        );
+        if self.expiry.len() > 2 * self.by_token.len() + 32 {
+            let live = &self.by_token;
+            self.expiry.retain(|(_, t)| live.contains_key(t));
+        }
+        self.expiry.push_back((pass.expires_ns, token));
+        let previous = self.by_visitor.insert(pass.visitor, token);
+        debug_assert!(previous.is_none(), "two passes for {:?}", pass.visitor);
+        self.by_token.insert(token, pass);
+    }
+
+    pub(crate) fn remove(&mut self, token: u128) -> Option<PassRec> {
+        let pass = self.by_token.remove(&token)?;
+        self.by_visitor.remove(&pass.visitor);
+        Some(pass)
+    }
+
+    /// The earliest expiry of a live pass.
+    pub(crate) fn next_expiry(&mut self) -> Option<u64> {
+        while let Some(&(e, t)) = self.expiry.front() {
+            if self.by_token.get(&t).is_some_and(|p| p.expires_ns == e) {
+                return Some(e);
+            }
+            self.expiry.pop_front();
+        }
+        None
+    }
+
+    /// Removes the pass that expires first (after `next_expiry` returned `Some`).
+    pub(crate) fn pop_expired(&mut self) -> Option<(u128, PassRec)> {
+        self.next_expiry()?;
+        let (_, token) = self.expiry.pop_front()?;
+        self.remove(token).map(|p| (token, p))
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u128, PassRec)> + '_ {
+        self.by_token.iter().map(|(&t, &p)| (t, p))
+    }
+
+    pub(crate) fn check(&self, now_ns: u64) -> Result<(), String> {
+        if self.by_visitor.len() != self.by_token.len() {
+            return Err(format!(
+                "{} passes by token, {} by visitor",
+                self.by_token.len(),
+                self.by_visitor.len()
+            ));
+        }
+        for (&t, p) in &self.by_token {
+            if self.by_visitor.get(&p.visitor) != Some(&t) {
+                return Err(format!("pass of {:?} not indexed by visitor", p.visitor));
+            }
+            if p.expires_ns <= now_ns {
+                return Err(format!("pass of {:?} should have lapsed", p.visitor));
+            }
+            if !self
+                .expiry
+                .iter()
+                .any(|&(e, x)| x == t && e == p.expires_ns)
+            {
+                return Err(format!(
+                    "pass of {:?} missing from the expiry queue",
+                    p.visitor
+                ));
+            }
+        }
+        if !self
+            .expiry
+            .iter()
+            .zip(self.expiry.iter().skip(1))
+            .all(|(a, b)| a.0 <= b.0)
+        {
+            return Err("pass expiry queue out of order".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.by_token.capacity() * (16 + std::mem::size_of::<PassRec>() + 1)
+            + self.by_visitor.capacity() * (8 + 16 + 1)
+            + self.expiry.capacity() * 32
+    }
+}
+
+/// How a token stopped being valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// A ticket whose check-in lapsed, or a pass whose TTL ran out.
+    Lapsed,
+    /// The visitor finished (a pass) or left the line (a ticket).
+    Finished,
+}
+
+/// The most recently ended tokens, so a late poll can say "expired" rather than "unknown".
+/// Bounded: the oldest is forgotten first.
+#[derive(Debug)]
+pub(crate) struct EndedTokens {
+    map: TokenMap<Ended>,
+    order: VecDeque<u128>,
+    capacity: usize,
+}
+
+impl EndedTokens {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            map: TokenMap::default(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    pub(crate) fn record(&mut self, token: u128, why: Ended) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
+        }
+        self.order.push_back(token);
+        self.map.insert(token, why);
+    }
+
+    pub(crate) fn get(&self, token: u128) -> Option<Ended> {
+        self.map.get(&token).copied()
+    }
+}

@@ -1,0 +1,51 @@
+//! The one door through which the hot paths take atomics and locks.
+//!
+//! In a normal build these are `std`'s atomics and `parking_lot`'s mutex. Built with
+//! `RUSTFLAGS="--cfg loom"`, they are loom's, so the loom models in `tests/loom_*.rs` explore every
+//! interleaving of the protocols that guarantee no overbooking and exact positions. Code outside
+//! this module never names `std::sync::atomic` or `parking_lot` for shared state on those paths.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+/// A mutual-exclusion lock without poisoning: a panic while locked cannot leave counts half
+/// changed, because no code path of this crate panics while holding one.
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T> {
+    #[cfg(not(loom))]
+    inner: parking_lot::Mutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            #[cfg(not(loom))]
+            inner: parking_lot::Mutex::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.lock()
+        }
+        #[cfg(loom)]
+        {
+            // A poisoned lock means a model thread panicked: the model has already failed.
+            self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+}

@@ -1,0 +1,647 @@
+//! A reference model of the SlotBook, and a harness that runs the real book and the model side by
+//! side, comparing every answer and checking the invariants after every step.
+//!
+//! The model is deliberately naive: a map of capacities and a vector of holds, scanned in full,
+//! with expired holds dropped the moment time passes. Shared by `tests/book_model.rs`,
+//! `tests/book_state_machine.rs` and `fuzz/fuzz_targets/book_ops.rs`.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use surgegate::{
+    ApplicantId, BranchId, CapacityError, ConfirmError, HoldToken, ManualClock, ReleaseError,
+    ReserveError, SlotBook, SlotState,
+};
+
+/// Settings of the book under test: small, so that limits and chunk boundaries are reached.
+pub const TTL_MS: u64 = 10_000;
+pub const APPLICANT_LIMIT: usize = 2;
+pub const MAX_SLOTS: u32 = 1100; // three 512-slot chunks, the last one partial
+pub const MAX_BRANCHES: usize = 3;
+pub const MAX_CAPACITY: u32 = surgegate::book::MAX_CAPACITY;
+
+/// One call on the book. Small domains make collisions (same slot, same applicant) frequent.
+#[derive(Clone, Debug)]
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+pub enum BookOp {
+    SetCapacity {
+        branch: u8,
+        slot: u16,
+        capacity: u32,
+    },
+    Reserve {
+        branch: u8,
+        slot: u16,
+        applicant: u8,
+    },
+    ReserveEarliest {
+        branch: u8,
+        start: u16,
+        end: u16,
+        applicant: u8,
+    },
+    /// `hold` picks one of the tokens issued so far (modulo their number).
+    Confirm {
+        hold: u16,
+    },
+    Release {
+        hold: u16,
+    },
+    Booking {
+        hold: u16,
+    },
+    /// A token this book never issued.
+    ConfirmForged {
+        bits: u128,
+    },
+    ReleaseForged {
+        bits: u128,
+    },
+    Slot {
+        branch: u8,
+        slot: u16,
+    },
+    Availability {
+        branch: u8,
+        start: u16,
+        end: u16,
+    },
+    AdvanceMs {
+        ms: u16,
+    },
+    Sweep,
+}
+
+/// Maps the small op domains onto the book's: branches 0..=4 (over the limit of 3), slots that
+/// mostly fall inside the book and sometimes past it, capacities mostly 0..=4.
+pub fn branch_of(b: u8) -> BranchId {
+    BranchId(u32::from(b % 5))
+}
+pub fn slot_of(s: u16) -> u32 {
+    // Mostly 0..16 and around the chunk boundaries, sometimes anywhere in 0..1200.
+    match s % 8 {
+        0 => u32::from(s) % 1200,
+        1 => 510 + u32::from(s) % 4,
+        _ => u32::from(s) % 16,
+    }
+}
+pub fn capacity_of(c: u32) -> u32 {
+    match c % 64 {
+        0 => MAX_CAPACITY,
+        1 => MAX_CAPACITY + 1 + c / 64,
+        _ => c % 5,
+    }
+}
+pub fn applicant_of(a: u8) -> ApplicantId {
+    ApplicantId(u64::from(a % 6))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelHold {
+    pub id: usize,
+    pub branch: BranchId,
+    pub slot: u32,
+    pub applicant: ApplicantId,
+    pub expires_ns: u64,
+    pub booked: bool,
+}
+
+/// The reference model.
+#[derive(Clone, Debug, Default)]
+pub struct BookModel {
+    pub now_ns: u64,
+    pub capacity: BTreeMap<(BranchId, u32), u32>,
+    pub branches: BTreeSet<BranchId>,
+    /// Live holds and bookings. Expired holds are removed as soon as time passes them.
+    pub holds: Vec<ModelHold>,
+    /// Ids of holds that expired unconfirmed.
+    pub expired: BTreeSet<usize>,
+    pub next_id: usize,
+    /// Slots whose capacity was once lowered below what they had taken.
+    pub lowered: BTreeSet<(BranchId, u32)>,
+}
+
+impl BookModel {
+    pub fn state(&self, branch: BranchId, slot: u32) -> Option<SlotState> {
+        let capacity = *self.capacity.get(&(branch, slot))?;
+        let here = self
+            .holds
+            .iter()
+            .filter(|h| h.branch == branch && h.slot == slot);
+        let (mut held, mut booked) = (0, 0);
+        for h in here {
+            if h.booked {
+                booked += 1;
+            } else {
+                held += 1;
+            }
+        }
+        Some(SlotState {
+            capacity,
+            held,
+            booked,
+        })
+    }
+
+    fn taken(&self, branch: BranchId, slot: u32) -> u32 {
+        self.state(branch, slot).map_or(0, |s| s.held + s.booked)
+    }
+
+    pub fn advance(&mut self, by_ns: u64) {
+        self.now_ns += by_ns;
+        let now = self.now_ns;
+        let expired = &mut self.expired;
+        self.holds.retain(|h| {
+            let keep = h.booked || h.expires_ns > now;
+            if !keep {
+                expired.insert(h.id);
+            }
+            keep
+        });
+    }
+
+    pub fn set_capacity(
+        &mut self,
+        branch: BranchId,
+        slot: u32,
+        capacity: u32,
+    ) -> Result<SlotState, CapacityError> {
+        if slot >= MAX_SLOTS {
+            return Err(CapacityError::SlotOutOfRange {
+                slot,
+                last: MAX_SLOTS - 1,
+            });
+        }
+        if capacity > MAX_CAPACITY {
+            return Err(CapacityError::CapacityTooLarge {
+                capacity,
+                max: MAX_CAPACITY,
+            });
+        }
+        if !self.branches.contains(&branch) {
+            if self.branches.len() == MAX_BRANCHES {
+                return Err(CapacityError::TooManyBranches {
+                    max_branches: MAX_BRANCHES as u32,
+                });
+            }
+            self.branches.insert(branch);
+        }
+        if capacity < self.taken(branch, slot) {
+            self.lowered.insert((branch, slot));
+        }
+        self.capacity.insert((branch, slot), capacity);
+        Ok(self.state(branch, slot).unwrap())
+    }
+
+    fn grant(&mut self, branch: BranchId, slot: u32, applicant: ApplicantId) -> ModelHold {
+        let h = ModelHold {
+            id: self.next_id,
+            branch,
+            slot,
+            applicant,
+            expires_ns: self.now_ns + TTL_MS * 1_000_000,
+            booked: false,
+        };
+        self.next_id += 1;
+        self.holds.push(h);
+        h
+    }
+
+    fn active_of(&self, applicant: ApplicantId) -> usize {
+        self.holds
+            .iter()
+            .filter(|h| h.applicant == applicant)
+            .count()
+    }
+
+    pub fn reserve(
+        &mut self,
+        branch: BranchId,
+        slot: u32,
+        applicant: ApplicantId,
+    ) -> Result<ModelHold, ReserveError> {
+        if !self.capacity.contains_key(&(branch, slot)) {
+            return Err(ReserveError::UnknownSlot);
+        }
+        if let Some(h) = self
+            .holds
+            .iter()
+            .find(|h| !h.booked && h.applicant == applicant && h.branch == branch && h.slot == slot)
+        {
+            return Ok(*h);
+        }
+        if self.active_of(applicant) >= APPLICANT_LIMIT {
+            return Err(ReserveError::ApplicantLimit);
+        }
+        if self.taken(branch, slot) >= self.capacity[&(branch, slot)] {
+            return Err(ReserveError::Full);
+        }
+        Ok(self.grant(branch, slot, applicant))
+    }
+
+    /// The live holds the applicant already has that would satisfy this request (any of them is
+    /// a correct answer).
+    pub fn earliest_existing(
+        &self,
+        branch: BranchId,
+        first: u32,
+        last: u32,
+        applicant: ApplicantId,
+    ) -> Vec<ModelHold> {
+        self.holds
+            .iter()
+            .filter(|h| {
+                !h.booked
+                    && h.applicant == applicant
+                    && h.branch == branch
+                    && (first..=last).contains(&h.slot)
+            })
+            .copied()
+            .collect()
+    }
+
+    pub fn reserve_earliest(
+        &mut self,
+        branch: BranchId,
+        start: u32,
+        end: u32,
+        applicant: ApplicantId,
+    ) -> Result<Vec<ModelHold>, ReserveError> {
+        if start >= end {
+            return Err(ReserveError::EmptyRange);
+        }
+        if !self.branches.contains(&branch) {
+            return Err(ReserveError::UnknownSlot);
+        }
+        if start >= MAX_SLOTS {
+            return Err(ReserveError::NoneAvailable);
+        }
+        let last = (end - 1).min(MAX_SLOTS - 1);
+        let existing = self.earliest_existing(branch, start, last, applicant);
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        if self.active_of(applicant) >= APPLICANT_LIMIT {
+            return Err(ReserveError::ApplicantLimit);
+        }
+        let slot = (start..=last).find(|&s| {
+            self.capacity
+                .get(&(branch, s))
+                .is_some_and(|&cap| self.taken(branch, s) < cap)
+        });
+        match slot {
+            Some(s) => Ok(vec![self.grant(branch, s, applicant)]),
+            None => Err(ReserveError::NoneAvailable),
+        }
+    }
+
+    /// `Ok(booking)`; or the set of acceptable errors.
+    pub fn confirm(&mut self, id: usize) -> Result<ModelHold, Vec<ConfirmError>> {
+        if let Some(h) = self.holds.iter_mut().find(|h| h.id == id) {
+            h.booked = true;
+            return Ok(*h);
+        }
+        if self.expired.contains(&id) {
+            // Expired: `Expired` until reclaimed, `UnknownToken` after.
+            return Err(vec![ConfirmError::Expired, ConfirmError::UnknownToken]);
+        }
+        Err(vec![ConfirmError::UnknownToken])
+    }
+
+    pub fn release(&mut self, id: usize) -> Result<(), ReleaseError> {
+        match self.holds.iter().position(|h| h.id == id) {
+            Some(i) => {
+                self.holds.remove(i);
+                Ok(())
+            }
+            None => Err(ReleaseError::UnknownToken),
+        }
+    }
+
+    pub fn booking(&self, id: usize) -> Option<ModelHold> {
+        self.holds.iter().find(|h| h.id == id && h.booked).copied()
+    }
+}
+
+/// The real book and the model, side by side.
+pub struct BookHarness {
+    pub clock: ManualClock,
+    pub book: SlotBook<ManualClock>,
+    pub model: BookModel,
+    /// Tokens issued, with the model's id for each.
+    pub tokens: Vec<(HoldToken, usize)>,
+    pub by_token: HashMap<HoldToken, usize>,
+    pub steps: usize,
+    /// How often each kind of outcome happened, to show what a run covered.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Compare every open slot with the model after every step. Readings reclaim expired holds
+    /// (rule 2), so a harness that reads everything never lets an expired hold linger; with this
+    /// off, only the non-mutating `check_invariants` runs between steps and the lazy paths
+    /// (confirming or re-reserving over an unreclaimed expired hold, `sweep`) get exercised.
+    pub read_every_step: bool,
+}
+
+impl Default for BookHarness {
+    fn default() -> Self {
+        Self::new(4)
+    }
+}
+
+impl BookHarness {
+    pub fn new(shards: u32) -> Self {
+        let clock = ManualClock::new();
+        let book = SlotBook::builder()
+            .hold_ttl(Duration::from_millis(TTL_MS))
+            .max_active_per_applicant(APPLICANT_LIMIT as u32)
+            .max_branches(MAX_BRANCHES as u32)
+            .max_slots_per_branch(MAX_SLOTS)
+            .shards(shards)
+            .clock(clock.clone())
+            .build();
+        Self {
+            clock,
+            book,
+            model: BookModel::default(),
+            tokens: Vec::new(),
+            by_token: HashMap::new(),
+            steps: 0,
+            outcomes: BTreeMap::new(),
+            read_every_step: true,
+        }
+    }
+
+    /// Half the time one of the three newest tokens (likely live), else any token.
+    fn pick(&self, i: u16) -> Option<(HoldToken, usize)> {
+        let n = self.tokens.len();
+        if n == 0 {
+            return None;
+        }
+        let i = usize::from(i);
+        let k = if i % 2 == 0 {
+            n - 1 - (i / 2) % n.min(3)
+        } else {
+            (i / 2) % n
+        };
+        Some(self.tokens[k])
+    }
+
+    /// Checks that a hold the book returned is the model's hold `m` (same id, same fields).
+    fn same_hold(&mut self, real: &surgegate::Hold, m: &ModelHold) -> Result<(), String> {
+        match self.by_token.get(&real.token) {
+            Some(&id) if id != m.id => {
+                return Err(format!(
+                    "book returned hold #{id}, model expected #{}",
+                    m.id
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if m.id + 1 != self.model.next_id || self.tokens.iter().any(|&(_, i)| i == m.id) {
+                    return Err(format!(
+                        "book issued a new token where the model returns hold #{}",
+                        m.id
+                    ));
+                }
+                self.tokens.push((real.token, m.id));
+                self.by_token.insert(real.token, m.id);
+            }
+        }
+        let expected = (
+            m.branch,
+            m.slot,
+            m.applicant,
+            Duration::from_nanos(m.expires_ns),
+        );
+        let got = (real.branch, real.slot, real.applicant, real.expires_at);
+        if expected != got {
+            return Err(format!(
+                "hold fields differ: book {got:?}, model {expected:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, what: &str, outcome: impl std::fmt::Debug) {
+        let o = format!("{outcome:?}");
+        let kind = o.split(['(', ' ', '{']).next().unwrap_or("").to_string();
+        *self.outcomes.entry(format!("{what}:{kind}")).or_default() += 1;
+    }
+
+    /// Applies one op to both; returns a description of the first disagreement.
+    pub fn step(&mut self, op: &BookOp) -> Result<(), String> {
+        self.steps += 1;
+        match *op {
+            BookOp::SetCapacity {
+                branch,
+                slot,
+                capacity,
+            } => {
+                let (b, s, c) = (branch_of(branch), slot_of(slot), capacity_of(capacity));
+                let real = self.book.set_capacity(b, s, c);
+                self.note("set_capacity", real.as_ref().map(|_| ()));
+                let model = self.model.set_capacity(b, s, c);
+                if real != model {
+                    return Err(format!(
+                        "set_capacity({b:?}, {s}, {c}): book {real:?}, model {model:?}"
+                    ));
+                }
+            }
+            BookOp::Reserve {
+                branch,
+                slot,
+                applicant,
+            } => {
+                let (b, s, a) = (branch_of(branch), slot_of(slot), applicant_of(applicant));
+                let real = self.book.reserve(b, s, a);
+                self.note("reserve", real.as_ref().map(|_| ()));
+                let model = self.model.reserve(b, s, a);
+                match (&real, &model) {
+                    (Ok(r), Ok(m)) => self.same_hold(r, m)?,
+                    (Err(r), Err(m)) if r == m => {}
+                    _ => {
+                        return Err(format!(
+                            "reserve({b:?}, {s}, {a:?}): book {real:?}, model {model:?}"
+                        ));
+                    }
+                }
+            }
+            BookOp::ReserveEarliest {
+                branch,
+                start,
+                end,
+                applicant,
+            } => {
+                let (b, a) = (branch_of(branch), applicant_of(applicant));
+                let (s, e) = (slot_of(start), slot_of(end));
+                let real = self.book.reserve_earliest(b, s..e, a);
+                self.note("reserve_earliest", real.as_ref().map(|_| ()));
+                let model = self.model.reserve_earliest(b, s, e, a);
+                match (&real, &model) {
+                    (Ok(r), Ok(options)) => {
+                        let Some(m) = options
+                            .iter()
+                            .find(|m| self.by_token.get(&r.token).is_none_or(|&id| id == m.id))
+                            .copied()
+                        else {
+                            return Err(format!(
+                                "reserve_earliest({b:?}, {s}..{e}, {a:?}): book {r:?} is none of {options:?}"
+                            ));
+                        };
+                        self.same_hold(r, &m)?;
+                    }
+                    (Err(r), Err(m)) if r == m => {}
+                    _ => {
+                        return Err(format!(
+                            "reserve_earliest({b:?}, {s}..{e}, {a:?}): book {real:?}, model {model:?}"
+                        ));
+                    }
+                }
+            }
+            BookOp::Confirm { hold } => {
+                let Some((token, id)) = self.pick(hold) else {
+                    return Ok(());
+                };
+                let real = self.book.confirm(token);
+                self.note("confirm", real.as_ref().map(|_| ()));
+                let model = self.model.confirm(id);
+                match (&real, &model) {
+                    (Ok(r), Ok(m))
+                        if (r.branch, r.slot, r.applicant, r.token)
+                            == (m.branch, m.slot, m.applicant, token) => {}
+                    (Err(r), Err(allowed)) if allowed.contains(r) => {}
+                    _ => return Err(format!("confirm(#{id}): book {real:?}, model {model:?}")),
+                }
+            }
+            BookOp::Release { hold } => {
+                let Some((token, id)) = self.pick(hold) else {
+                    return Ok(());
+                };
+                let real = self.book.release(token);
+                self.note("release", real);
+                let model = self.model.release(id);
+                if real != model {
+                    return Err(format!("release(#{id}): book {real:?}, model {model:?}"));
+                }
+            }
+            BookOp::Booking { hold } => {
+                let Some((token, id)) = self.pick(hold) else {
+                    return Ok(());
+                };
+                let real = self
+                    .book
+                    .booking(token)
+                    .map(|b| (b.branch, b.slot, b.applicant, b.token));
+                let model = self
+                    .model
+                    .booking(id)
+                    .map(|m| (m.branch, m.slot, m.applicant, token));
+                if real != model {
+                    return Err(format!("booking(#{id}): book {real:?}, model {model:?}"));
+                }
+            }
+            BookOp::ConfirmForged { bits } => {
+                let token: HoldToken =
+                    format!("{bits:032x}").parse().map_err(|e| format!("{e}"))?;
+                if !self.by_token.contains_key(&token) {
+                    let real = self.book.confirm(token);
+                    if real != Err(ConfirmError::UnknownToken) {
+                        return Err(format!("confirm of a forged token: {real:?}"));
+                    }
+                }
+            }
+            BookOp::ReleaseForged { bits } => {
+                let token: HoldToken =
+                    format!("{bits:032x}").parse().map_err(|e| format!("{e}"))?;
+                if !self.by_token.contains_key(&token) {
+                    let real = self.book.release(token);
+                    if real != Err(ReleaseError::UnknownToken) {
+                        return Err(format!("release of a forged token: {real:?}"));
+                    }
+                }
+            }
+            BookOp::Slot { branch, slot } => {
+                let (b, s) = (branch_of(branch), slot_of(slot));
+                let real = self.book.slot(b, s);
+                let model = self.model.state(b, s);
+                if real != model {
+                    return Err(format!("slot({b:?}, {s}): book {real:?}, model {model:?}"));
+                }
+            }
+            BookOp::Availability { branch, start, end } => {
+                let (b, s, e) = (branch_of(branch), slot_of(start), slot_of(end));
+                let real = self.book.availability(b, s..e);
+                let model: Vec<_> = (s..e.min(MAX_SLOTS))
+                    .filter_map(|x| self.model.state(b, x).map(|st| (x, st)))
+                    .collect();
+                if real != model {
+                    return Err(format!(
+                        "availability({b:?}, {s}..{e}): book {real:?}, model {model:?}"
+                    ));
+                }
+            }
+            BookOp::AdvanceMs { ms } => {
+                let by = Duration::from_millis(u64::from(ms));
+                self.clock.advance(by);
+                self.model.advance(by.as_nanos() as u64);
+            }
+            BookOp::Sweep => {
+                let n = self.book.sweep();
+                self.note("sweep", if n > 0 { "reclaimed" } else { "none" });
+                let totals = self.book.check_invariants().map_err(|e| e.to_string())?;
+                if totals.expired_holds != 0 {
+                    return Err(format!(
+                        "{} expired holds left after sweep",
+                        totals.expired_holds
+                    ));
+                }
+            }
+        }
+        self.check()
+    }
+
+    /// The invariants, checked after every step: the book's own consistency check; every slot
+    /// equal to the model's; no overbooking unless capacity was lowered; conservation.
+    pub fn check(&self) -> Result<(), String> {
+        let totals = self.book.check_invariants().map_err(|e| e.to_string())?;
+        let live_bookings = self.model.holds.iter().filter(|h| h.booked).count() as u64;
+        if totals.bookings != live_bookings {
+            return Err(format!(
+                "book has {} bookings, model {live_bookings}",
+                totals.bookings
+            ));
+        }
+        let live_holds = self.model.holds.iter().filter(|h| !h.booked).count() as u64;
+        if totals.holds - totals.expired_holds != live_holds {
+            return Err(format!(
+                "book has {} live holds, model {live_holds}",
+                totals.holds - totals.expired_holds
+            ));
+        }
+        if !self.read_every_step {
+            return Ok(());
+        }
+        for &(b, s) in self.model.capacity.keys() {
+            let real = self.book.slot(b, s);
+            let model = self.model.state(b, s);
+            if real != model {
+                return Err(format!(
+                    "after step {}: slot ({b:?}, {s}): book {real:?}, model {model:?}",
+                    self.steps
+                ));
+            }
+            let st = real.ok_or("open slot missing")?;
+            if st.held + st.booked > st.capacity && !self.model.lowered.contains(&(b, s)) {
+                return Err(format!("slot ({b:?}, {s}) overbooked: {st:?}"));
+            }
+            if st.remaining() != st.capacity.saturating_sub(st.held + st.booked) {
+                return Err(format!(
+                    "slot ({b:?}, {s}): remaining {} breaks conservation",
+                    st.remaining()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
