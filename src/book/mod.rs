@@ -875,6 +875,8 @@ impl<C: Clock> SlotBook<C> {
         for (index, ledger) in guards.iter().enumerate() {
             let mut holds = 0usize;
             let mut per_applicant: HashMap<ApplicantId, usize> = HashMap::new();
+            let queued: std::collections::HashSet<(u64, u128)> =
+                ledger.expiry.iter().copied().collect();
             for (&token, r) in ledger.records.iter() {
                 ensure!(
                     self.shard_of_token(token) == index,
@@ -901,10 +903,7 @@ impl<C: Clock> SlotBook<C> {
                             *per_applicant.entry(r.applicant).or_default() += 1;
                         }
                         ensure!(
-                            ledger
-                                .expiry
-                                .iter()
-                                .any(|&(e, t)| t == token && e == expires_ns),
+                            queued.contains(&(expires_ns, token)),
                             "hold {token:032x} missing from the expiry queue"
                         );
                     }

@@ -278,6 +278,8 @@ impl Line {
         }
         let mut expected_position = 0u64;
         let mut seen_visitors = std::collections::HashSet::new();
+        let current: std::collections::HashSet<(u64, u32)> =
+            self.checkins.iter().copied().collect();
         for (i, w) in self.iter() {
             expected_position += 1;
             let p = self.position(i);
@@ -306,11 +308,7 @@ impl Line {
                     w.visitor, w.deadline_ns
                 ));
             }
-            if !self
-                .checkins
-                .iter()
-                .any(|&(d, j)| j == i && d == w.deadline_ns)
-            {
+            if !current.contains(&(w.deadline_ns, i)) {
                 return Err(format!("{what}: entry {i} has no current check-in record"));
             }
         }

@@ -651,6 +651,19 @@ impl Core {
         Err(self.ended_error(token))
     }
 
+    fn peek(&self, token: u128) -> Result<Entry, PollError> {
+        if let Some(p) = self.passes.get(token) {
+            return Ok(Entry::Admitted(Self::pass(token, &p)));
+        }
+        if let Some(i) = self.line.find_token(token) {
+            return Ok(Entry::Waiting(self.ticket(i)));
+        }
+        if let Some(i) = self.prequeue.find_token(token) {
+            return Ok(Entry::Waiting(self.prequeue_ticket(i)));
+        }
+        Err(self.ended_error(token))
+    }
+
     fn ended_error(&self, token: u128) -> PollError {
         match self.ended.get(token) {
             Some(Ended::Lapsed) => PollError::Expired,
@@ -827,6 +840,35 @@ impl<C: Clock> WaitingRoom<C> {
     /// ```
     pub fn poll(&self, token: TicketToken) -> Result<Entry, PollError> {
         self.advanced().poll(token.0)
+    }
+
+    /// Where this ticket stands now, without checking in: for operators and dashboards looking a
+    /// ticket up. A visitor's own client should use [`poll`](Self::poll), or it will lapse.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgegate::{Entry, ManualClock, PollError, VisitorId, WaitingRoom};
+    ///
+    /// let clock = ManualClock::new();
+    /// let room = WaitingRoom::builder()
+    ///     .rate_per_second(1)
+    ///     .burst(1)
+    ///     .checkin_timeout(Duration::from_secs(5))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// for v in 0..9 {
+    ///     room.join(VisitorId(v))?; // one admitted, eight waiting
+    /// }
+    /// let Entry::Waiting(ticket) = room.join(VisitorId(9))? else { unreachable!() };
+    /// assert_eq!(ticket.position, 9);
+    /// clock.advance(Duration::from_millis(4900));
+    /// assert!(matches!(room.peek(ticket.token)?, Entry::Waiting(t) if t.position == 5));
+    /// clock.advance(Duration::from_millis(100)); // 5 s without a check-in: lapsed
+    /// assert_eq!(room.peek(ticket.token), Err(PollError::Expired));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn peek(&self, token: TicketToken) -> Result<Entry, PollError> {
+        self.advanced().peek(token.0)
     }
 
     /// Ends a pass (freeing its active place at once) or leaves the line (those behind move up).

@@ -99,6 +99,7 @@ impl Passes {
                 self.by_visitor.len()
             ));
         }
+        let queued: std::collections::HashSet<(u64, u128)> = self.expiry.iter().copied().collect();
         for (&t, p) in &self.by_token {
             if self.by_visitor.get(&p.visitor) != Some(&t) {
                 return Err(format!("pass of {:?} not indexed by visitor", p.visitor));
@@ -106,11 +107,7 @@ impl Passes {
             if p.expires_ns <= now_ns {
                 return Err(format!("pass of {:?} should have lapsed", p.visitor));
             }
-            if !self
-                .expiry
-                .iter()
-                .any(|&(e, x)| x == t && e == p.expires_ns)
-            {
+            if !queued.contains(&(p.expires_ns, t)) {
                 return Err(format!(
                     "pass of {:?} missing from the expiry queue",
                     p.visitor

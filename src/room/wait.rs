@@ -55,7 +55,14 @@ impl<C: Clock> WaitingRoom<C> {
             match self.poll(token)? {
                 Entry::Admitted(pass) => return Ok(pass),
                 Entry::Waiting(ticket) => {
-                    let nap = ticket.eta.min(checkin_every).max(Duration::from_millis(1));
+                    // A waiting ticket whose ETA is zero is in a room that is not admitting
+                    // (paused): nothing will happen before a check-in is due or the operator
+                    // acts, and the operator's action wakes us.
+                    let nap = if ticket.eta.is_zero() {
+                        checkin_every
+                    } else {
+                        ticket.eta.min(checkin_every)
+                    };
                     tokio::select! {
                         _ = tokio::time::sleep(nap) => {}
                         _ = &mut notified => {}
