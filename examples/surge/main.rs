@@ -1,0 +1,363 @@
+//! `cargo run --release --example surge`: a national e-service opens, a million people arrive in
+//! a spike, and surgegate's WaitingRoom and SlotBook take the surge. The same arrivals also go
+//! through a "reject when over rate" front door, so the summary shows what each would do.
+//!
+//! Every default is a flag (`--help`); `--seed` makes a run reproducible (with any `--threads`);
+//! `--json` prints the summary as one JSON object on the last line; `--chart surge.svg` draws the
+//! line, the admissions and the bookings over simulated time.
+
+mod chart;
+mod sim;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser, Debug)]
+#[command(about = "Simulate a launch-day surge through surgegate's WaitingRoom and SlotBook")]
+struct Args {
+    /// Visitors arriving.
+    #[arg(long, default_value_t = 1_000_000)]
+    visitors: u64,
+    /// Seed of every random draw; the same seed gives the same figures.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Threads calling the library (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Signups per second the registration backend takes.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u32,
+    /// Signups admitted at once after a quiet spell.
+    #[arg(long, default_value_t = 2_000)]
+    burst: u32,
+    /// Registrations in progress at once.
+    #[arg(long, default_value_t = 20_000)]
+    max_active: u32,
+    /// The line's bound.
+    #[arg(long, default_value_t = 2_000_000)]
+    max_waiting: u32,
+    /// Branches.
+    #[arg(long, default_value_t = 300)]
+    branches: u32,
+    /// Days bookable.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Time windows per day.
+    #[arg(long, default_value_t = 16)]
+    windows: u32,
+    /// Smallest per-window capacity a branch can draw.
+    #[arg(long, default_value_t = 2)]
+    capacity_min: u32,
+    /// Largest per-window capacity a branch can draw.
+    #[arg(long, default_value_t = 12)]
+    capacity_max: u32,
+    /// Zipf exponent of branch popularity.
+    #[arg(long, default_value_t = 0.8)]
+    zipf: f64,
+    /// Length of the opening spike, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    spike_secs: f64,
+    /// Share of visitors arriving in the spike.
+    #[arg(long, default_value_t = 0.7)]
+    spike_share: f64,
+    /// Length of the tail of arrivals after the spike, in seconds.
+    #[arg(long, default_value_t = 1800.0)]
+    tail_secs: f64,
+    /// Shortest registration, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    register_min_secs: f64,
+    /// Longest registration, in seconds.
+    #[arg(long, default_value_t = 12.0)]
+    register_max_secs: f64,
+    /// How long a pass lasts after admission, in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    pass_ttl_secs: f64,
+    /// How often a waiting visitor's page checks in (or at its ETA, if sooner), in seconds.
+    #[arg(long, default_value_t = 15.0)]
+    poll_secs: f64,
+    /// A waiting visitor silent this long leaves the line, in seconds.
+    #[arg(long, default_value_t = 45.0)]
+    checkin_timeout_secs: f64,
+    /// Share of visitors who give up if their wait runs long.
+    #[arg(long, default_value_t = 0.1)]
+    give_up_share: f64,
+    /// Shortest patience of those, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    patience_min_secs: f64,
+    /// Longest patience of those, in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    patience_max_secs: f64,
+    /// How long a hold lasts before it must be confirmed, in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    hold_ttl_secs: f64,
+    /// Share of holds confirmed (the rest are abandoned and expire).
+    #[arg(long, default_value_t = 0.9)]
+    confirm_share: f64,
+    /// Share of bookings cancelled later.
+    #[arg(long, default_value_t = 0.05)]
+    cancel_share: f64,
+    /// Simulation step, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    tick_ms: u64,
+    /// How often the reject front door's refused visitors try again.
+    #[arg(long, default_value_t = 2)]
+    baseline_retries: u32,
+    /// Print the summary as one JSON object on the last line.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG chart of the run to this file.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+}
+
+impl Args {
+    fn config(&self) -> Result<sim::Config, String> {
+        let mut c = sim::Config {
+            visitors: self.visitors,
+            seed: self.seed,
+            rate_per_second: self.rate,
+            burst: self.burst,
+            max_active: self.max_active,
+            max_waiting: self.max_waiting,
+            branches: self.branches,
+            days: self.days,
+            windows_per_day: self.windows,
+            capacity_min: self.capacity_min,
+            capacity_max: self.capacity_max,
+            zipf_exponent: self.zipf,
+            spike_secs: self.spike_secs,
+            spike_share: self.spike_share,
+            tail_secs: self.tail_secs,
+            register_secs: (self.register_min_secs, self.register_max_secs),
+            pass_ttl_secs: self.pass_ttl_secs,
+            poll_every_secs: self.poll_secs,
+            checkin_timeout_secs: self.checkin_timeout_secs,
+            give_up_share: self.give_up_share,
+            patience_secs: (self.patience_min_secs, self.patience_max_secs),
+            hold_ttl_secs: self.hold_ttl_secs,
+            confirm_share: self.confirm_share,
+            cancel_share: self.cancel_share,
+            tick_ms: self.tick_ms,
+            baseline_retries: self.baseline_retries,
+            ..sim::Config::default()
+        };
+        if let Some(t) = self.threads {
+            c.threads = t;
+        }
+        let positive = [
+            ("--visitors", c.visitors as f64),
+            ("--threads", c.threads as f64),
+            ("--rate", f64::from(c.rate_per_second)),
+            ("--burst", f64::from(c.burst)),
+            ("--max-active", f64::from(c.max_active)),
+            ("--max-waiting", f64::from(c.max_waiting)),
+            ("--branches", f64::from(c.branches)),
+            ("--days", f64::from(c.days)),
+            ("--windows", f64::from(c.windows_per_day)),
+            ("--spike-secs", c.spike_secs),
+            ("--poll-secs", c.poll_every_secs),
+            ("--checkin-timeout-secs", c.checkin_timeout_secs),
+            ("--hold-ttl-secs", c.hold_ttl_secs),
+            ("--pass-ttl-secs", c.pass_ttl_secs),
+            ("--tick-ms", c.tick_ms as f64),
+        ];
+        for (name, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if c.capacity_min > c.capacity_max {
+            return Err("--capacity-min must not exceed --capacity-max".into());
+        }
+        if c.poll_every_secs >= c.checkin_timeout_secs {
+            return Err(
+                "--poll-secs must be below --checkin-timeout-secs, or every visitor lapses".into(),
+            );
+        }
+        if c.pass_ttl_secs <= c.register_secs.1 {
+            return Err("--pass-ttl-secs must exceed the longest registration".into());
+        }
+        if c.think_secs.1 >= c.hold_ttl_secs {
+            return Err("--hold-ttl-secs must exceed the longest think time (120 s)".into());
+        }
+        for (name, share) in [
+            ("--spike-share", c.spike_share),
+            ("--give-up-share", c.give_up_share),
+            ("--confirm-share", c.confirm_share),
+            ("--cancel-share", c.cancel_share),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("{name} must be between 0 and 1"));
+            }
+        }
+        if c.register_secs.0 > c.register_secs.1 || c.patience_secs.0 > c.patience_secs.1 {
+            return Err("each --...-min must not exceed its --...-max".into());
+        }
+        Ok(c)
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let cfg = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let bar = ProgressBar::new(cfg.visitors);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} arrived")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("surge of {} visitors", cfg.visitors));
+    let report = sim::run(&cfg, |arrived, _| bar.set_position(arrived));
+    bar.finish_and_clear();
+
+    print_table(&cfg, &report);
+    if let Some(path) = &args.chart {
+        match chart::draw(path, &report) {
+            Ok(()) => println!("chart written to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: could not write the chart: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report serialises")
+        );
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_table(cfg: &sim::Config, r: &sim::Report) {
+    let pct = |n: u64| 100.0 * n as f64 / r.visitors.max(1) as f64;
+    println!(
+        "\nLaunch surge: {} visitors, backend {} signups/s (burst {}), at most {} in progress; \
+         {} branches x {} days x {} windows; seed {}, {} threads\n",
+        thousands(r.visitors),
+        cfg.rate_per_second,
+        cfg.burst,
+        thousands(u64::from(cfg.max_active)),
+        cfg.branches,
+        cfg.days,
+        cfg.windows_per_day,
+        r.seed,
+        r.threads
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "", "waiting room", "reject front door"
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "visitors",
+        thousands(r.visitors),
+        thousands(r.visitors)
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "admitted to register",
+        thousands(r.admitted),
+        thousands(r.reject_baseline_admitted)
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "turned away",
+        format!("{} ({:.1}%)", thousands(r.rejected), pct(r.rejected)),
+        format!(
+            "{} ({:.1}%)",
+            thousands(r.reject_baseline_rejected),
+            pct(r.reject_baseline_rejected)
+        )
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "  refusals, retries included",
+        thousands(r.rejected),
+        thousands(r.reject_baseline_refusals)
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "gave up while waiting",
+        thousands(r.gave_up),
+        "-"
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "peak line length",
+        thousands(r.peak_line),
+        "-"
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
+        "wait p50 / p99 (s)",
+        format!("{:.1} / {:.1}", r.wait_p50_s, r.wait_p99_s),
+        format!(
+            "{:.1} / {:.1}",
+            r.reject_baseline_wait_p50_s, r.reject_baseline_wait_p99_s
+        )
+    );
+    println!(
+        "{:<34} {:>16}",
+        "wait p95 / max (s)",
+        format!("{:.1} / {:.1}", r.wait_p95_s, r.wait_max_s)
+    );
+    println!();
+    println!(
+        "{:<34} {:>16}",
+        "appointments offered",
+        thousands(r.appointments_offered)
+    );
+    println!(
+        "{:<34} {:>16}",
+        "bookings (after cancellations)",
+        thousands(r.bookings)
+    );
+    println!("{:<34} {:>16}", "cancelled", thousands(r.cancelled));
+    println!(
+        "{:<34} {:>16}",
+        "no slot left at their branch",
+        thousands(r.no_slot)
+    );
+    println!(
+        "{:<34} {:>16}",
+        "holds expired (abandoned)",
+        thousands(r.holds_expired)
+    );
+    println!(
+        "{:<34} {:>16}",
+        "overbooked slots (recounted)",
+        thousands(r.overbooked)
+    );
+    println!();
+    println!("{:<34} {:>16}", "library calls", thousands(r.library_calls));
+    println!(
+        "{:<34} {:>16}",
+        "wall time / simulated time",
+        format!("{:.1} s / {:.0} s", r.wall_secs, r.simulated_secs)
+    );
+    println!(
+        "{:<34} {:>16}",
+        "library calls per second (wall)",
+        thousands(r.calls_per_sec as u64)
+    );
+}

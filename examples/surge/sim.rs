@@ -1,0 +1,700 @@
+//! The launch-surge simulation: a million visitors against one WaitingRoom and one SlotBook, on a
+//! ManualClock, with the library called from several threads.
+//!
+//! Time advances in ticks. In each tick, in this order:
+//! 1. arrivals join the room (one thread, in arrival order);
+//! 2. visitors who finished registering `finish` their pass (parallel);
+//! 3. book work, grouped by branch (parallel across branches, a fixed order within one): cancellations,
+//!    then confirmations, then `reserve_earliest` for those who just registered;
+//! 4. waiting visitors due to check in `poll` their ticket (parallel);
+//! 5. once a simulated second: `sweep`, and a sample for the chart.
+//!
+//! Every phase's outcome is independent of how its calls interleave (all calls of a phase happen
+//! at the same instant, and book calls that could race for a slot are on one thread), so a run is
+//! reproducible from its seed whatever the number of threads.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use surgegate::{
+    ApplicantId, BranchId, Entry, HoldToken, JoinError, ManualClock, PollError, ReserveError,
+    SlotBook, TicketToken, VisitorId, WaitingRoom,
+};
+
+const NS: f64 = 1e9;
+
+/// Every knob of the simulation. `Default` is the launch the README describes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub visitors: u64,
+    pub seed: u64,
+    pub threads: usize,
+    /// Signups per second the registration backend takes.
+    pub rate_per_second: u32,
+    pub burst: u32,
+    /// Registrations in progress at once.
+    pub max_active: u32,
+    pub max_waiting: u32,
+    pub branches: u32,
+    pub days: u32,
+    pub windows_per_day: u32,
+    /// Appointments per window: each branch draws its own in this range.
+    pub capacity_min: u32,
+    pub capacity_max: u32,
+    /// Branch popularity: the k-th branch is chosen with weight 1 / k^s.
+    pub zipf_exponent: f64,
+    /// `spike_share` of visitors arrive in the first `spike_secs` (front-loaded); the rest spread
+    /// evenly over the following `tail_secs`.
+    pub spike_secs: f64,
+    pub spike_share: f64,
+    pub tail_secs: f64,
+    pub register_secs: (f64, f64),
+    /// How long an admitted visitor's pass lasts (an abandoned pass frees its place after this).
+    pub pass_ttl_secs: f64,
+    /// A waiting page checks in this often, or at its ETA if that is sooner.
+    pub poll_every_secs: f64,
+    pub checkin_timeout_secs: f64,
+    /// This share of visitors gives up after a wait drawn from `patience_secs`.
+    pub give_up_share: f64,
+    pub patience_secs: (f64, f64),
+    pub hold_ttl_secs: f64,
+    /// This share confirms its hold after `think_secs`; the rest abandon it (it expires).
+    pub confirm_share: f64,
+    pub think_secs: (f64, f64),
+    /// This share of bookings is cancelled `cancel_after_secs` later.
+    pub cancel_share: f64,
+    pub cancel_after_secs: (f64, f64),
+    pub tick_ms: u64,
+    /// The reject-when-over-rate front door: how often a refused visitor tries again, and after
+    /// how long.
+    pub baseline_retries: u32,
+    pub baseline_retry_secs: (f64, f64),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            visitors: 1_000_000,
+            seed: 42,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            rate_per_second: 2_000,
+            burst: 2_000,
+            max_active: 20_000,
+            max_waiting: 2_000_000,
+            branches: 300,
+            days: 30,
+            windows_per_day: 16,
+            capacity_min: 2,
+            capacity_max: 12,
+            zipf_exponent: 0.8,
+            spike_secs: 60.0,
+            spike_share: 0.7,
+            tail_secs: 1800.0,
+            register_secs: (3.0, 12.0),
+            pass_ttl_secs: 600.0,
+            poll_every_secs: 15.0,
+            checkin_timeout_secs: 45.0,
+            give_up_share: 0.1,
+            patience_secs: (60.0, 300.0),
+            hold_ttl_secs: 600.0,
+            confirm_share: 0.9,
+            think_secs: (5.0, 120.0),
+            cancel_share: 0.05,
+            cancel_after_secs: (60.0, 1800.0),
+            tick_ms: 100,
+            baseline_retries: 2,
+            baseline_retry_secs: (30.0, 120.0),
+        }
+    }
+}
+
+/// SplitMix64, for reproducible per-visitor draws.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn range(&mut self, (lo, hi): (f64, f64)) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    pub fn below(&mut self, n: u32) -> u32 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u32
+    }
+}
+
+/// What one visitor will do, drawn from the seed and the visitor's number.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub arrival_ns: u64,
+    pub branch: u32,
+    pub patience_ns: u64,
+    pub first_poll_ns: u64,
+    pub register_ns: u64,
+    pub confirms: bool,
+    pub think_ns: u64,
+    pub cancels: bool,
+    pub cancel_after_ns: u64,
+    pub baseline_retry_ns: [u64; 4],
+}
+
+fn secs(s: f64) -> u64 {
+    (s * NS) as u64
+}
+
+/// The visitors' plans, sorted by arrival.
+pub fn plans(cfg: &Config) -> Vec<Plan> {
+    // Zipf over branches: cumulative weights, searched per visitor.
+    let mut cdf = Vec::with_capacity(cfg.branches as usize);
+    let mut sum = 0.0;
+    for k in 1..=cfg.branches {
+        sum += 1.0 / f64::from(k).powf(cfg.zipf_exponent);
+        cdf.push(sum);
+    }
+    // A random permutation of branch numbers, so the popular ones are not simply 0, 1, 2...
+    let mut branch_of_rank: Vec<u32> = (0..cfg.branches).collect();
+    let mut rng = Rng::new(cfg.seed ^ 0xb4a9_c0de);
+    for i in (1..branch_of_rank.len()).rev() {
+        let j = rng.below(i as u32 + 1) as usize;
+        branch_of_rank.swap(i, j);
+    }
+    let mut plans: Vec<Plan> = (0..cfg.visitors)
+        .into_par_iter()
+        .map(|v| {
+            let mut r = Rng::new(
+                cfg.seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+                    ^ v.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            let arrival = if r.unit() < cfg.spike_share {
+                // Front-loaded: an exponential with mean spike/3, truncated to the spike.
+                let mean = cfg.spike_secs / 3.0;
+                let u = r.unit();
+                -mean * (1.0 - u * (1.0 - (-cfg.spike_secs / mean).exp())).ln()
+            } else {
+                cfg.spike_secs + r.unit() * cfg.tail_secs
+            };
+            let x = r.unit() * sum;
+            let rank = cdf
+                .partition_point(|&c| c < x)
+                .min(cfg.branches as usize - 1);
+            let gives_up = r.unit() < cfg.give_up_share;
+            let patience = r.range(cfg.patience_secs);
+            Plan {
+                arrival_ns: secs(arrival),
+                branch: branch_of_rank[rank],
+                patience_ns: if gives_up { secs(patience) } else { u64::MAX },
+                first_poll_ns: secs(r.unit() * cfg.poll_every_secs).max(1),
+                register_ns: secs(r.range(cfg.register_secs)),
+                confirms: r.unit() < cfg.confirm_share,
+                think_ns: secs(r.range(cfg.think_secs)),
+                cancels: r.unit() < cfg.cancel_share,
+                cancel_after_ns: secs(r.range(cfg.cancel_after_secs)),
+                baseline_retry_ns: std::array::from_fn(|_| secs(r.range(cfg.baseline_retry_secs))),
+            }
+        })
+        .collect();
+    plans.sort_by_key(|p| p.arrival_ns);
+    plans
+}
+
+/// The capacity of each window of each branch.
+pub fn capacities(cfg: &Config) -> Vec<u32> {
+    let mut rng = Rng::new(cfg.seed ^ 0xcafe_f00d);
+    (0..cfg.branches)
+        .map(|_| cfg.capacity_min + rng.below(cfg.capacity_max - cfg.capacity_min + 1))
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    Poll,
+    RegistrationDone,
+    Confirm,
+    Cancel,
+}
+
+/// A sample of the run, once per simulated second.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Sample {
+    pub t_secs: f64,
+    pub waiting: u64,
+    pub admissions_per_sec: u64,
+    pub bookings: u64,
+}
+
+/// What the reject-when-over-rate front door would have done with the same arrivals.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Baseline {
+    pub admitted: u64,
+    /// Visitors refused on every attempt.
+    pub turned_away: u64,
+    /// Refusals, retries included.
+    pub refusals: u64,
+    pub wait_p50_s: f64,
+    pub wait_p99_s: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub visitors: u64,
+    pub admitted: u64,
+    /// Refused by the waiting room (`JoinError::Full`).
+    pub rejected: u64,
+    /// Stopped checking in while waiting, and lapsed.
+    pub gave_up: u64,
+    /// Admitted after they had stopped checking in: the pass held a place until it ran out.
+    pub unused_passes: u64,
+    pub peak_line: u64,
+    pub wait_p50_s: f64,
+    pub wait_p95_s: f64,
+    pub wait_p99_s: f64,
+    pub wait_max_s: f64,
+    /// Confirmed and not cancelled at the end.
+    pub bookings: u64,
+    pub cancelled: u64,
+    /// Registered, asked for the earliest slot at their branch, found none.
+    pub no_slot: u64,
+    pub holds_expired: u64,
+    /// Slots whose bookings (counted from the simulation's own records) exceed their capacity.
+    pub overbooked: u64,
+    pub appointments_offered: u64,
+    pub library_calls: u64,
+    pub calls_per_sec: f64,
+    pub wall_secs: f64,
+    pub simulated_secs: f64,
+    pub threads: usize,
+    pub seed: u64,
+    pub reject_baseline_admitted: u64,
+    pub reject_baseline_rejected: u64,
+    pub reject_baseline_refusals: u64,
+    pub reject_baseline_wait_p50_s: f64,
+    pub reject_baseline_wait_p99_s: f64,
+    #[serde(skip)]
+    pub samples: Vec<Sample>,
+}
+
+/// Percentile `p` (0..=100) of sorted `v`, in seconds.
+pub fn percentile(v: &[u64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[i] as f64 / NS
+}
+
+/// Per-visitor state.
+#[derive(Clone, Copy, Default)]
+struct Visitor {
+    ticket: Option<TicketToken>,
+    joined_ns: u64,
+    hold: Option<HoldToken>,
+    /// The slot of the hold or booking.
+    slot: u32,
+}
+
+/// Runs the simulation. `progress` is called once per simulated second with (arrived, total).
+pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
+    let wall = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .build()
+        .expect("thread pool");
+    let plans = plans(cfg);
+    let caps = capacities(cfg);
+    let slots_per_branch = cfg.days * cfg.windows_per_day;
+    let tick_ns = cfg.tick_ms * 1_000_000;
+
+    let clock = ManualClock::new();
+    let room = WaitingRoom::builder()
+        .rate_per_second(cfg.rate_per_second)
+        .burst(cfg.burst)
+        .max_active(cfg.max_active)
+        .max_waiting(cfg.max_waiting)
+        .checkin_timeout(Duration::from_secs_f64(cfg.checkin_timeout_secs))
+        .pass_ttl(Duration::from_secs_f64(cfg.pass_ttl_secs))
+        .clock(clock.clone())
+        .build();
+    let book = SlotBook::builder()
+        .hold_ttl(Duration::from_secs_f64(cfg.hold_ttl_secs))
+        .max_active_per_applicant(1)
+        .max_branches(cfg.branches.max(1))
+        .max_slots_per_branch(slots_per_branch.max(1))
+        .clock(clock.clone())
+        .build();
+    let calls = AtomicU64::new(0);
+    let mut appointments_offered = 0u64;
+    for b in 0..cfg.branches {
+        for s in 0..slots_per_branch {
+            book.set_capacity(BranchId(b), s, caps[b as usize])
+                .expect("capacity within limits");
+            appointments_offered += u64::from(caps[b as usize]);
+        }
+    }
+    calls.fetch_add(
+        u64::from(cfg.branches * slots_per_branch),
+        Ordering::Relaxed,
+    );
+
+    let mut visitors = vec![Visitor::default(); plans.len()];
+    // The simulation's own ledger: bookings per (branch, slot), from confirm and release results.
+    let mut booked: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+    let mut wheel: BTreeMap<u64, Vec<(u32, Event)>> = BTreeMap::new();
+    let schedule = |wheel: &mut BTreeMap<u64, Vec<(u32, Event)>>, at_ns: u64, v: u32, e: Event| {
+        wheel
+            .entry(at_ns.div_ceil(tick_ns))
+            .or_default()
+            .push((v, e));
+    };
+
+    let mut report = Report {
+        visitors: cfg.visitors,
+        threads: cfg.threads,
+        seed: cfg.seed,
+        ..Report::default()
+    };
+    let mut waits: Vec<u64> = Vec::with_capacity(plans.len());
+    let mut next_arrival = 0usize;
+    let mut tick = 0u64;
+    let mut last_admitted = 0u64;
+    let mut bookings_now = 0u64;
+    let mut holds_granted = 0u64;
+    let mut confirmed = 0u64;
+    let mut registrations = 0u64;
+
+    loop {
+        let now = tick * tick_ns;
+        // 1. Arrivals, in arrival order, on this thread.
+        while next_arrival < plans.len() && plans[next_arrival].arrival_ns <= now {
+            let v = next_arrival as u32;
+            let p = plans[next_arrival];
+            next_arrival += 1;
+            visitors[v as usize].joined_ns = now;
+            calls.fetch_add(1, Ordering::Relaxed);
+            match room.join(VisitorId(u64::from(v))) {
+                Ok(Entry::Admitted(pass)) => {
+                    visitors[v as usize].ticket = Some(pass.token);
+                    waits.push(0);
+                    registrations += 1;
+                    schedule(&mut wheel, now + p.register_ns, v, Event::RegistrationDone);
+                }
+                Ok(Entry::Waiting(t)) => {
+                    visitors[v as usize].ticket = Some(t.token);
+                    let eta = (t.eta.as_nanos() as u64).max(tick_ns);
+                    schedule(&mut wheel, now + eta.min(p.first_poll_ns), v, Event::Poll);
+                }
+                Err(JoinError::Full { .. }) => report.rejected += 1,
+                Err(e) => panic!("join: {e}"),
+            }
+        }
+        let due = wheel.remove(&tick).unwrap_or_default();
+        let mut polls = Vec::new();
+        let mut registered = Vec::new();
+        let mut by_branch: BTreeMap<u32, BranchWork> = BTreeMap::new();
+        for (v, e) in due {
+            match e {
+                Event::Poll => polls.push(v),
+                Event::RegistrationDone => registered.push(v),
+                Event::Confirm => by_branch
+                    .entry(plans[v as usize].branch)
+                    .or_default()
+                    .confirms
+                    .push(v),
+                Event::Cancel => by_branch
+                    .entry(plans[v as usize].branch)
+                    .or_default()
+                    .cancels
+                    .push(v),
+            }
+        }
+        // 2. Registrations done: free the active place (parallel).
+        let finish = |&v: &u32| {
+            let token = visitors[v as usize]
+                .ticket
+                .expect("a registering visitor has a pass");
+            room.finish(token)
+                .expect("a registering visitor's pass is live");
+        };
+        if registered.len() >= PARALLEL_MIN {
+            pool.install(|| registered.par_iter().for_each(finish));
+        } else {
+            registered.iter().for_each(finish);
+        }
+        calls.fetch_add(registered.len() as u64, Ordering::Relaxed);
+        for &v in &registered {
+            by_branch
+                .entry(plans[v as usize].branch)
+                .or_default()
+                .reserves
+                .push(v);
+        }
+        // 3. Book work by branch (parallel across branches, fixed order within one).
+        let groups: Vec<(u32, BranchWork)> = by_branch.into_iter().collect();
+        let work: usize = groups
+            .iter()
+            .map(|(_, w)| w.cancels.len() + w.confirms.len() + w.reserves.len())
+            .sum();
+        let per_branch = |(branch, work): &(u32, BranchWork)| {
+            let mut out = Vec::new();
+            for &v in &work.cancels {
+                let hold = visitors[v as usize].hold.expect("a booking to cancel");
+                out.push((v, BookResult::Cancelled(book.release(hold).is_ok())));
+            }
+            for &v in &work.confirms {
+                let hold = visitors[v as usize].hold.expect("a hold to confirm");
+                out.push((
+                    v,
+                    BookResult::Confirmed(book.confirm(hold).map(|b| b.slot).ok()),
+                ));
+            }
+            for &v in &work.reserves {
+                let r = book.reserve_earliest(
+                    BranchId(*branch),
+                    0..slots_per_branch,
+                    ApplicantId(u64::from(v)),
+                );
+                out.push((v, BookResult::Reserved(r.map(|h| (h.token, h.slot)))));
+            }
+            out
+        };
+        let results: Vec<Vec<(u32, BookResult)>> = if work >= PARALLEL_MIN {
+            pool.install(|| groups.par_iter().map(per_branch).collect())
+        } else {
+            groups.iter().map(per_branch).collect()
+        };
+        for (v, r) in results.into_iter().flatten() {
+            calls.fetch_add(1, Ordering::Relaxed);
+            let p = plans[v as usize];
+            let me = &mut visitors[v as usize];
+            match r {
+                BookResult::Cancelled(ok) => {
+                    if ok {
+                        *booked
+                            .get_mut(&(p.branch, me.slot))
+                            .expect("cancelled a booking we counted") -= 1;
+                        bookings_now -= 1;
+                        report.cancelled += 1;
+                    }
+                }
+                BookResult::Confirmed(slot) => {
+                    if let Some(slot) = slot {
+                        *booked.entry((p.branch, slot)).or_default() += 1;
+                        bookings_now += 1;
+                        confirmed += 1;
+                        if p.cancels {
+                            schedule(&mut wheel, now + p.cancel_after_ns, v, Event::Cancel);
+                        }
+                    }
+                }
+                BookResult::Reserved(Ok((token, slot))) => {
+                    holds_granted += 1;
+                    me.hold = Some(token);
+                    me.slot = slot;
+                    if p.confirms {
+                        schedule(&mut wheel, now + p.think_ns, v, Event::Confirm);
+                    }
+                }
+                BookResult::Reserved(Err(ReserveError::NoneAvailable)) => report.no_slot += 1,
+                BookResult::Reserved(Err(e)) => panic!("reserve_earliest: {e}"),
+            }
+        }
+        // 4. Check-ins (parallel).
+        let poll = |&v: &u32| {
+            (
+                v,
+                room.poll(
+                    visitors[v as usize]
+                        .ticket
+                        .expect("a waiting visitor has a ticket"),
+                ),
+            )
+        };
+        let polled: Vec<(u32, Result<Entry, PollError>)> = if polls.len() >= PARALLEL_MIN {
+            pool.install(|| polls.par_iter().map(poll).collect())
+        } else {
+            polls.iter().map(poll).collect()
+        };
+        calls.fetch_add(polled.len() as u64, Ordering::Relaxed);
+        for (v, r) in polled {
+            let p = plans[v as usize];
+            match r {
+                Ok(Entry::Admitted(pass)) => {
+                    let ttl = Duration::from_secs_f64(cfg.pass_ttl_secs);
+                    let admitted_at = (pass.expires_at - ttl).as_nanos() as u64;
+                    waits.push(admitted_at - visitors[v as usize].joined_ns);
+                    registrations += 1;
+                    schedule(&mut wheel, now + p.register_ns, v, Event::RegistrationDone);
+                }
+                Ok(Entry::Waiting(ticket)) => {
+                    let waited = now - visitors[v as usize].joined_ns;
+                    if waited < p.patience_ns {
+                        // Like `WaitingRoom::wait`: check in at the ETA, or sooner if a check-in
+                        // is due first.
+                        let eta = (ticket.eta.as_nanos() as u64).max(tick_ns);
+                        schedule(
+                            &mut wheel,
+                            now + eta.min(secs(cfg.poll_every_secs)),
+                            v,
+                            Event::Poll,
+                        );
+                    }
+                    // Else: this visitor gives up, stops checking in, and lapses.
+                }
+                Err(e) => panic!("a visitor who checks in on time lost its ticket: {e}"),
+            }
+        }
+        // 5. Once a simulated second: sweep and sample.
+        let stats = room.stats();
+        calls.fetch_add(1, Ordering::Relaxed);
+        report.peak_line = report.peak_line.max(stats.waiting);
+        if tick % (1_000 / cfg.tick_ms).max(1) == 0 {
+            book.sweep();
+            calls.fetch_add(1, Ordering::Relaxed);
+            report.samples.push(Sample {
+                t_secs: now as f64 / NS,
+                waiting: stats.waiting,
+                admissions_per_sec: stats.admitted_total - last_admitted,
+                bookings: bookings_now,
+            });
+            last_admitted = stats.admitted_total;
+            progress(next_arrival as u64, plans.len() as u64);
+        }
+        if next_arrival == plans.len() && wheel.is_empty() && stats.waiting == 0 {
+            report.admitted = stats.admitted_total;
+            report.gave_up = stats.dropped_total;
+            report.simulated_secs = now as f64 / NS;
+            break;
+        }
+        // Jump to the next tick with work: an arrival, an event, or a sample. (The room admits at
+        // exact instants whether or not anybody calls, so skipping idle ticks changes nothing.)
+        let per_sample = (1_000 / cfg.tick_ms).max(1);
+        let mut next = (tick / per_sample + 1) * per_sample;
+        if let Some((&t, _)) = wheel.first_key_value() {
+            next = next.min(t);
+        }
+        if let Some(p) = plans.get(next_arrival) {
+            next = next.min(p.arrival_ns.div_ceil(tick_ns));
+        }
+        let next = next.max(tick + 1);
+        clock.advance(Duration::from_nanos(tick_ns * (next - tick)));
+        tick = next;
+    }
+    // Let every abandoned hold run out, then check both structures end to end.
+    clock.advance(Duration::from_secs_f64(cfg.hold_ttl_secs));
+    book.sweep();
+    room.check_invariants().expect("room invariants at the end");
+    let totals = book.check_invariants().expect("book invariants at the end");
+    assert_eq!(totals.holds, 0, "every unconfirmed hold has expired");
+    assert_eq!(
+        totals.bookings, bookings_now,
+        "the book and the simulation agree on bookings"
+    );
+    calls.fetch_add(2, Ordering::Relaxed);
+
+    report.bookings = bookings_now;
+    report.unused_passes = report.admitted - registrations;
+    report.holds_expired = holds_granted - confirmed;
+    report.appointments_offered = appointments_offered;
+    report.overbooked = booked
+        .iter()
+        .filter(|&(&(b, _), &n)| n > caps[b as usize])
+        .count() as u64;
+    waits.sort_unstable();
+    report.wait_p50_s = percentile(&waits, 50.0);
+    report.wait_p95_s = percentile(&waits, 95.0);
+    report.wait_p99_s = percentile(&waits, 99.0);
+    report.wait_max_s = percentile(&waits, 100.0);
+    let wall_secs = wall.elapsed().as_secs_f64();
+    report.library_calls = calls.load(Ordering::Relaxed);
+    report.wall_secs = wall_secs;
+    report.calls_per_sec = report.library_calls as f64 / wall_secs;
+
+    let baseline = baseline(cfg, &plans);
+    report.reject_baseline_admitted = baseline.admitted;
+    report.reject_baseline_rejected = baseline.turned_away;
+    report.reject_baseline_refusals = baseline.refusals;
+    report.reject_baseline_wait_p50_s = baseline.wait_p50_s;
+    report.reject_baseline_wait_p99_s = baseline.wait_p99_s;
+    report
+}
+
+/// One branch's book work in one tick, in the order it is done.
+#[derive(Default)]
+struct BranchWork {
+    cancels: Vec<u32>,
+    confirms: Vec<u32>,
+    reserves: Vec<u32>,
+}
+
+/// Batches smaller than this run on the calling thread: waking the pool costs more than it saves.
+const PARALLEL_MIN: usize = 256;
+
+enum BookResult {
+    Cancelled(bool),
+    Confirmed(Option<u32>),
+    Reserved(Result<(HoldToken, u32), ReserveError>),
+}
+
+/// The same arrivals through a front door that refuses whoever comes when the backend is at its
+/// rate or its concurrency limit ("registration unavailable, try again later"). A refused visitor
+/// tries again up to `baseline_retries` times. Its own token bucket, not the library's.
+pub fn baseline(cfg: &Config, plans: &[Plan]) -> Baseline {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // (time, kind, visitor, attempt): kind 0 = a registration ends, 1 = an attempt.
+    let mut events: BinaryHeap<Reverse<(u64, u8, u32, u8)>> = plans
+        .iter()
+        .enumerate()
+        .map(|(v, p)| Reverse((p.arrival_ns, 1, v as u32, 0)))
+        .collect();
+    let unit = 1_000_000_000i128;
+    let cap = i128::from(cfg.burst) * unit;
+    let (mut level, mut level_t) = (cap, 0u64);
+    let mut active = 0u32;
+    let mut out = Baseline::default();
+    let mut waits = Vec::new();
+    while let Some(Reverse((t, kind, v, attempt))) = events.pop() {
+        if kind == 0 {
+            active -= 1;
+            continue;
+        }
+        level = (level + i128::from(cfg.rate_per_second) * i128::from(t - level_t)).min(cap);
+        level_t = t;
+        let p = plans[v as usize];
+        if level >= unit && active < cfg.max_active {
+            level -= unit;
+            active += 1;
+            out.admitted += 1;
+            waits.push(t - p.arrival_ns);
+            events.push(Reverse((t + p.register_ns, 0, v, 0)));
+        } else {
+            out.refusals += 1;
+            if u32::from(attempt) < cfg.baseline_retries.min(4) {
+                let retry = p.baseline_retry_ns[attempt as usize];
+                events.push(Reverse((t + retry, 1, v, attempt + 1)));
+            } else {
+                out.turned_away += 1;
+            }
+        }
+    }
+    waits.sort_unstable();
+    out.wait_p50_s = percentile(&waits, 50.0);
+    out.wait_p99_s = percentile(&waits, 99.0);
+    out
+}
