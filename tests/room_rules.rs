@@ -637,3 +637,31 @@ fn a_room_is_send_sync_and_debug() {
     room.join(v(1)).unwrap();
     assert!(format!("{room:?}").contains("active: 1"));
 }
+
+#[test]
+fn the_room_remembers_its_most_recent_lapses_and_forgets_the_oldest() {
+    let clock = ManualClock::new();
+    let room = WaitingRoom::builder()
+        .checkin_timeout(Duration::from_secs(5))
+        .ended_memory(3)
+        .clock(clock.clone())
+        .build();
+    room.pause();
+    let tickets: Vec<Ticket> = (0..5)
+        .map(|n| {
+            let t = waiting(room.join(v(n)));
+            clock.advance(Duration::from_secs(1));
+            t
+        })
+        .collect();
+    clock.advance(Duration::from_secs(5)); // all five lapse, oldest first
+    for (n, t) in tickets.iter().enumerate() {
+        let expected = if n < 2 {
+            PollError::UnknownToken
+        } else {
+            PollError::Expired
+        };
+        assert_eq!(room.poll(t.token), Err(expected), "visitor {n}");
+    }
+    assert_eq!(room.stats().dropped_total, 5);
+}

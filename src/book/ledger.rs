@@ -13,7 +13,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::branches::BranchTable;
+use std::ptr::NonNull;
+
+use super::branches::Branch;
 use super::{ApplicantId, BranchId, SlotIndex};
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::token::TokenMap;
@@ -25,12 +27,39 @@ pub(crate) enum State {
     Booked,
 }
 
+/// A pointer to the branch a record's unit lives in, so that confirming and releasing need no
+/// branch-table lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BranchRef(NonNull<Branch>);
+
+// SAFETY: a `BranchRef` points at a `Branch` owned by the `BranchTable` of the same `SlotBook`
+// whose records hold it. Branches are immutable apart from their atomics (which are `Sync`), are
+// never moved (boxed) and are freed only when the book is dropped, after which no record is
+// reachable. So sharing or sending the pointer is as safe as sharing `&Branch`.
+unsafe impl Send for BranchRef {}
+// SAFETY: as above.
+unsafe impl Sync for BranchRef {}
+
+impl BranchRef {
+    pub(crate) fn new(branch: &Branch) -> Self {
+        Self(NonNull::from(branch))
+    }
+
+    /// The branch. Valid as long as the book that issued this record is alive, which every
+    /// caller guarantees by reaching the record through `&SlotBook`.
+    pub(crate) fn get(&self) -> &Branch {
+        // SAFETY: see the `Send`/`Sync` impls: the branch outlives every reachable record.
+        unsafe { self.0.as_ref() }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) branch: BranchId,
     pub(crate) slot: SlotIndex,
     pub(crate) applicant: ApplicantId,
     pub(crate) state: State,
+    pub(crate) at: BranchRef,
 }
 
 impl Record {
@@ -52,9 +81,6 @@ pub(crate) struct Tokens {
 impl Tokens {
     pub(crate) fn iter(&self) -> impl Iterator<Item = u128> + '_ {
         std::iter::once(self.first).chain(self.rest.iter().copied())
-    }
-    fn len(&self) -> usize {
-        1 + self.rest.len()
     }
     /// Removes `token`; returns false if the list is now empty.
     fn remove(&mut self, token: u128) -> bool {
@@ -106,11 +132,8 @@ pub(crate) struct Ledger {
 }
 
 /// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit.
-pub(crate) fn return_unit(branches: &BranchTable, record: &Record) {
-    let Some(branch) = branches.get(record.branch) else {
-        debug_assert!(false, "record for a branch that does not exist: {record:?}");
-        return;
-    };
+pub(crate) fn return_unit(record: &Record) {
+    let branch = record.at.get();
     let Some(word) = branch.word(record.slot) else {
         debug_assert!(false, "record for a slot that does not exist: {record:?}");
         return;
@@ -124,6 +147,14 @@ pub(crate) fn return_unit(branches: &BranchTable, record: &Record) {
     }
 }
 
+/// What `Ledger::applicant_view` found.
+pub(crate) struct ApplicantView {
+    /// A live hold of the applicant for which the caller's predicate holds.
+    pub(crate) existing: Option<(u128, Record)>,
+    /// Live holds plus bookings of the applicant.
+    pub(crate) active: usize,
+}
+
 impl Ledger {
     /// Tokens of `applicant`'s records (holds, expired or not, and bookings).
     pub(crate) fn tokens_of(&self, applicant: ApplicantId) -> impl Iterator<Item = u128> + '_ {
@@ -133,9 +164,42 @@ impl Ledger {
             .flat_map(Tokens::iter)
     }
 
-    /// Records `applicant` has, expired holds included.
-    pub(crate) fn count_of(&self, applicant: ApplicantId) -> usize {
-        self.applicants.get(&applicant).map_or(0, Tokens::len)
+    /// In one pass over the applicant's records: reclaims its expired holds, finds a live hold
+    /// for which `matches` holds, and counts its live holds and bookings.
+    pub(crate) fn applicant_view(
+        &mut self,
+        applicant: ApplicantId,
+        now_ns: u64,
+        matches: impl Fn(&Record) -> bool,
+    ) -> ApplicantView {
+        let mut view = ApplicantView {
+            existing: None,
+            active: 0,
+        };
+        let Some(tokens) = self.applicants.get(&applicant) else {
+            return view;
+        };
+        let mut expired = Vec::new();
+        for token in tokens.iter() {
+            let Some(r) = self.records.get(&token) else {
+                debug_assert!(false, "applicant index names a missing record");
+                continue;
+            };
+            if r.is_expired_hold(now_ns) {
+                expired.push(token);
+                continue;
+            }
+            view.active += 1;
+            if view.existing.is_none() && r.is_live_hold(now_ns) && matches(r) {
+                view.existing = Some((token, *r));
+            }
+        }
+        for token in expired {
+            if let Some(r) = self.remove(token) {
+                return_unit(&r);
+            }
+        }
+        view
     }
 
     /// Adds a record for a unit the caller has just taken.
@@ -159,16 +223,22 @@ impl Ledger {
         }
         if let State::Held { expires_ns } = record.state {
             self.live_holds += 1;
+            let mut front_may_change = self.expiry.is_empty();
             if self.expiry.len() > 2 * self.live_holds + 32 {
                 self.compact_expiry();
+                front_may_change = true;
             }
             debug_assert!(
                 self.expiry.back().is_none_or(|&(e, _)| e <= expires_ns),
                 "expiry queue out of order"
             );
             self.expiry.push_back((expires_ns, token));
+            // The common case, a push behind an existing front, leaves the front as it was and
+            // touches no shared memory.
+            if front_may_change {
+                self.publish_front(front, hint);
+            }
         }
-        self.publish_front(front, hint);
     }
 
     /// Removes a record and its applicant entry. Does not touch the slot word.
@@ -186,57 +256,10 @@ impl Ledger {
         Some(record)
     }
 
-    /// Turns a live hold into a booking (the caller has moved the unit in the slot word).
-    pub(crate) fn mark_booked(&mut self, token: u128) {
-        if let Some(r) = self.records.get_mut(&token) {
-            debug_assert!(matches!(r.state, State::Held { .. }));
-            r.state = State::Booked;
-            self.live_holds -= 1;
-        }
-    }
-
-    /// Reclaims every expired hold of `applicant`; returns how many.
-    pub(crate) fn reclaim_expired_of(
-        &mut self,
-        applicant: ApplicantId,
-        now_ns: u64,
-        branches: &BranchTable,
-    ) -> usize {
-        let mut expired = [0u128; 8];
-        let mut n = 0;
-        let mut total = 0;
-        loop {
-            for token in self.tokens_of(applicant) {
-                if n == expired.len() {
-                    break;
-                }
-                if self
-                    .records
-                    .get(&token)
-                    .is_some_and(|r| r.is_expired_hold(now_ns))
-                {
-                    expired[n] = token;
-                    n += 1;
-                }
-            }
-            if n == 0 {
-                return total;
-            }
-            for &token in &expired[..n] {
-                if let Some(r) = self.remove(token) {
-                    return_unit(branches, &r);
-                    total += 1;
-                }
-            }
-            n = 0;
-        }
-    }
-
     /// Reclaims the holds at the front of the queue that expired at or before `now_ns`.
     pub(crate) fn reclaim_expired(
         &mut self,
         now_ns: u64,
-        branches: &BranchTable,
         front: &AtomicU64,
         hint: &ExpiryHint,
     ) -> usize {
@@ -253,7 +276,7 @@ impl Ledger {
                 .is_some_and(|r| r.is_expired_hold(now_ns))
                 && let Some(r) = self.remove(token)
             {
-                return_unit(branches, &r);
+                return_unit(&r);
                 reclaimed += 1;
             }
         }
@@ -273,10 +296,14 @@ impl Ledger {
     /// expiry hint if the front moved earlier.
     fn publish_front(&self, front: &AtomicU64, hint: &ExpiryHint) {
         let new = self.expiry.front().map_or(u64::MAX, |&(e, _)| e);
-        // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`).
-        let old = front.swap(new, Ordering::SeqCst);
-        if new < old {
-            hint.lower_to(new);
+        // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`). Only this
+        // shard's lock holder writes `front`, so a load-then-store cannot lose an update.
+        let old = front.load(Ordering::SeqCst);
+        if new != old {
+            front.store(new, Ordering::SeqCst);
+            if new < old {
+                hint.lower_to(new);
+            }
         }
     }
 }

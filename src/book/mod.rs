@@ -24,7 +24,7 @@ use crate::invariant::{InvariantViolation, ensure};
 use crate::sync::Ordering;
 use crate::token::{random_u128, token_type};
 use branches::{BranchTable, CHUNK_SLOTS};
-use ledger::{ExpiryHint, Record, Shard, State, return_unit};
+use ledger::{BranchRef, ExpiryHint, Record, Shard, State, return_unit};
 use word::HoldRefused;
 
 pub use error::{BookConfigError, CapacityError, ConfirmError, ReleaseError, ReserveError};
@@ -330,8 +330,9 @@ pub struct SlotBook<C = SystemClock> {
     max_branches: u32,
     max_holds_per_shard: usize,
     shard_mask: usize,
-    branches: BranchTable,
+    // Declared (so dropped) before `branches`: records point into the branches.
     shards: Box<[CachePadded<Shard>]>,
+    branches: BranchTable,
     applicant_hasher: ahash::RandomState,
     hint: ExpiryHint,
 }
@@ -541,7 +542,7 @@ impl<C: Clock> SlotBook<C> {
                     if after.is_full() {
                         b.sync_full(slot);
                     }
-                    Ok(Some((branch, slot)))
+                    Ok(Some((BranchRef::new(b), slot)))
                 }
                 Err(HoldRefused::NotOpen) => Err(ReserveError::UnknownSlot),
                 Err(HoldRefused::Full) => Ok(None),
@@ -594,7 +595,7 @@ impl<C: Clock> SlotBook<C> {
                             if after.is_full() {
                                 b.sync_full(slot);
                             }
-                            return Ok(Some((branch, slot)));
+                            return Ok(Some((BranchRef::new(b), slot)));
                         }
                         // Filled (or its bit was stale) since the scan: fix the bit, go on.
                         b.sync_full(slot);
@@ -618,7 +619,7 @@ impl<C: Clock> SlotBook<C> {
         &self,
         applicant: ApplicantId,
         matches: impl Fn(&Record) -> bool,
-        mut take: impl FnMut() -> Result<Option<(BranchId, SlotIndex)>, ReserveError>,
+        mut take: impl FnMut() -> Result<Option<(BranchRef, SlotIndex)>, ReserveError>,
         when_full: ReserveError,
     ) -> Result<Hold, ReserveError> {
         let shard_index = self.shard_of_applicant(applicant);
@@ -629,33 +630,30 @@ impl<C: Clock> SlotBook<C> {
             // Read the time under the lock, so that grant times (and so expiry times) enter the
             // shard's expiry queue in order.
             let now = self.now_ns();
-            ledger.reclaim_expired_of(applicant, now, &self.branches);
-            let existing = ledger.tokens_of(applicant).find_map(|t| {
-                let r = ledger.records.get(&t)?;
-                (r.is_live_hold(now) && matches(r)).then_some((t, *r))
-            });
-            if let Some((token, r)) = existing {
+            let view = ledger.applicant_view(applicant, now, &matches);
+            if let Some((token, r)) = view.existing {
                 return Ok(self.hold_of(token, &r));
             }
-            if ledger.count_of(applicant) >= self.max_active_per_applicant {
+            if view.active >= self.max_active_per_applicant {
                 return Err(ReserveError::ApplicantLimit);
             }
             if ledger.live_holds >= self.max_holds_per_shard {
-                ledger.reclaim_expired(now, &self.branches, &shard.front_ns, &self.hint);
+                ledger.reclaim_expired(now, &shard.front_ns, &self.hint);
                 if ledger.live_holds >= self.max_holds_per_shard {
                     return Err(ReserveError::TooManyHolds);
                 }
             }
             match take()? {
-                Some((branch, slot)) => {
+                Some((at, slot)) => {
                     let mut token = self.new_token(shard_index);
                     while ledger.records.contains_key(&token) {
                         token = self.new_token(shard_index);
                     }
                     let record = Record {
-                        branch,
+                        branch: at.get().id(),
                         slot,
                         applicant,
+                        at,
                         state: State::Held {
                             expires_ns: now.saturating_add(self.hold_ttl_ns),
                         },
@@ -720,32 +718,31 @@ impl<C: Clock> SlotBook<C> {
     /// ```
     pub fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
-        let mut ledger = shard.ledger.lock();
+        let mut guard = shard.ledger.lock();
         let now = self.now_ns();
-        let Some(record) = ledger.records.get(&token.0).copied() else {
+        let ledger = &mut *guard;
+        let Some(record) = ledger.records.get_mut(&token.0) else {
             return Err(ConfirmError::UnknownToken);
         };
         match record.state {
-            State::Booked => Ok(Self::booking_of(token.0, &record)),
+            State::Booked => Ok(Self::booking_of(token.0, record)),
             State::Held { expires_ns } if expires_ns <= now => {
                 if let Some(r) = ledger.remove(token.0) {
-                    return_unit(&self.branches, &r);
+                    return_unit(&r);
                 }
                 Err(ConfirmError::Expired)
             }
             State::Held { .. } => {
-                let Some(word) = self
-                    .branches
-                    .get(record.branch)
-                    .and_then(|b| b.word(record.slot))
-                else {
+                let Some(word) = record.at.get().word(record.slot) else {
                     debug_assert!(false, "hold on a slot that does not exist: {record:?}");
                     return Err(ConfirmError::UnknownToken);
                 };
                 // Held to booked: `held + booked` is unchanged, so the full bit is too.
                 word.confirm();
-                ledger.mark_booked(token.0);
-                Ok(Self::booking_of(token.0, &record))
+                record.state = State::Booked;
+                let booking = Self::booking_of(token.0, record);
+                ledger.live_holds -= 1;
+                Ok(booking)
             }
         }
     }
@@ -790,7 +787,7 @@ impl<C: Clock> SlotBook<C> {
         let Some(record) = ledger.remove(token.0) else {
             return Err(ReleaseError::UnknownToken);
         };
-        return_unit(&self.branches, &record);
+        return_unit(&record);
         if record.is_expired_hold(now) {
             // Already lapsed: its unit was free in every reading; we just reclaimed it.
             return Err(ReleaseError::UnknownToken);
@@ -842,8 +839,7 @@ impl<C: Clock> SlotBook<C> {
                 // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`).
                 if shard.front_ns.load(Ordering::SeqCst) <= now {
                     let mut ledger = shard.ledger.lock();
-                    reclaimed +=
-                        ledger.reclaim_expired(now, &self.branches, &shard.front_ns, &self.hint);
+                    reclaimed += ledger.reclaim_expired(now, &shard.front_ns, &self.hint);
                 }
                 min_front = min_front.min(shard.front_ns.load(Ordering::SeqCst));
             }

@@ -25,7 +25,7 @@ pub enum JoinError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum PollError {
-    /// The token was never issued by this room, was finished, or ended too long ago to be
+    /// The token was never issued by this room, was finished, or lapsed too long ago to be
     /// remembered.
     #[error("no ticket or pass has this token: join again to get a new ticket")]
     UnknownToken,

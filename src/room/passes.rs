@@ -1,4 +1,4 @@
-//! Admitted visitors (passes) and the memory of recently ended tokens.
+//! Admitted visitors (passes) and the memory of recently lapsed tokens.
 //!
 //! Guarantees: one pass per visitor; passes come out of [`Passes::pop_expired`] in expiry order
 //! (one TTL for the room, admission times never decrease), in O(1) amortized; finished passes
@@ -8,6 +8,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::VisitorId;
+use super::index::IndexTable;
+use super::line::token_hash;
 use crate::token::TokenMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,47 +134,53 @@ impl Passes {
     }
 }
 
-/// How a token stopped being valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Ended {
-    /// A ticket whose check-in lapsed, or a pass whose TTL ran out.
-    Lapsed,
-    /// The visitor finished (a pass) or left the line (a ticket).
-    Finished,
-}
-
-/// The most recently ended tokens, so a late poll can say "expired" rather than "unknown".
-/// Bounded: the oldest is forgotten first.
+/// The most recently lapsed tokens (tickets whose check-in lapsed, passes that ran out), so a
+/// late poll can say "expired" rather than "unknown". Finished tokens are not kept: their answer,
+/// `UnknownToken`, is the same remembered or not. Bounded: the oldest is forgotten first.
+///
+/// A ring of tokens and a tag index into it. A hash map under constant FIFO churn fills with
+/// tombstones and its probes grow long; the index deletes by backward shift instead, so every
+/// lookup stays short however long the room runs.
 #[derive(Debug)]
-pub(crate) struct EndedTokens {
-    map: TokenMap<Ended>,
-    order: VecDeque<u128>,
+pub(crate) struct LapsedTokens {
+    ring: Vec<u128>,
+    /// Where the next record goes once the ring is full (the oldest entry).
+    next: usize,
+    index: IndexTable,
     capacity: usize,
 }
 
-impl EndedTokens {
+impl LapsedTokens {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            map: TokenMap::default(),
-            order: VecDeque::new(),
-            capacity,
+            ring: Vec::new(),
+            next: 0,
+            index: IndexTable::default(),
+            capacity: capacity.min(u32::MAX as usize),
         }
     }
 
-    pub(crate) fn record(&mut self, token: u128, why: Ended) {
+    pub(crate) fn record(&mut self, token: u128) {
         if self.capacity == 0 {
             return;
         }
-        if self.order.len() == self.capacity
-            && let Some(old) = self.order.pop_front()
-        {
-            self.map.remove(&old);
-        }
-        self.order.push_back(token);
-        self.map.insert(token, why);
+        let slot = if self.ring.len() < self.capacity {
+            self.ring.push(token);
+            self.ring.len() - 1
+        } else {
+            let slot = self.next;
+            self.index.remove(token_hash(self.ring[slot]), slot as u32);
+            self.ring[slot] = token;
+            self.next = (slot + 1) % self.capacity;
+            slot
+        };
+        self.index.insert(token_hash(token), slot as u32);
     }
 
-    pub(crate) fn get(&self, token: u128) -> Option<Ended> {
-        self.map.get(&token).copied()
+    pub(crate) fn contains(&self, token: u128) -> bool {
+        let ring = &self.ring;
+        self.index
+            .find(token_hash(token), |i| ring[i as usize] == token)
+            .is_some()
     }
 }

@@ -1,0 +1,549 @@
+//! surgegate beside its alternatives, each comparison inside one criterion run.
+//!
+//! Groups:
+//! - `book_cycle`: reserve -> confirm -> release, on 1 and 2 threads, spread over 300 branches and
+//!   all on one hot slot: surgegate, a `parking_lot::Mutex` around hash maps, and `DashMap`s.
+//!   The baselines do the same work: a CSPRNG token per hold, an expiry check on confirm, one
+//!   active hold per applicant, ahash everywhere.
+//! - `book_floor`: reserve -> release against the physical floor, a bare compare-and-swap
+//!   decrement and an increment on a preallocated `AtomicU32` array, same access pattern.
+//! - `earliest`: `reserve_earliest` on a branch whose first 90% of 5 000 slots are full, against
+//!   a direct `reserve` of the first free slot (each followed by a release).
+//! - `admission`: the admission decision of an idle room (its GCRA behind the room's lock) against
+//!   governor's `check()` at the same rate and burst, both on fake clocks advanced 1 us per call;
+//!   and a whole idle-room `join` + `finish`.
+//! - `room`: `join` + `poll` (+ `finish`, to hold the line at N) at 1 000, 100 000 and 1 000 000
+//!   waiting, and a `poll` of a random waiting visitor at each size.
+//!
+//! `cargo run --release --example bench_report` turns the saved estimates into BENCHMARKS.md.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use dashmap::DashMap;
+use rand::RngExt;
+use surgegate::room::Gcra;
+use surgegate::{
+    ApplicantId, BranchId, Clock, Entry, ManualClock, SlotBook, TicketToken, VisitorId, WaitingRoom,
+};
+
+const BRANCHES: u32 = 300;
+const SLOTS: u32 = 30 * 16;
+const CAPACITY: u32 = 1_000;
+const TTL: Duration = Duration::from_secs(600);
+
+type Hasher = ahash::RandomState;
+
+/// Runs `work(thread, n)` on `threads` threads, `iters / threads` calls each, and returns the
+/// wall time from the moment all are released: time per call, whatever the thread count.
+fn on_threads(threads: usize, iters: u64, work: impl Fn(usize, u64) + Sync) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    let per = (iters / threads as u64).max(1);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (barrier, work) = (&barrier, &work);
+            s.spawn(move || {
+                barrier.wait();
+                work(t, per);
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // The scope joins every thread before returning.
+        (start, ())
+    })
+    .0
+    .elapsed()
+}
+
+/// A fixed pseudo-random access pattern, so every contender sees the same slots.
+fn pattern(seed: u64, hot: bool) -> Vec<(u32, u32)> {
+    let mut x = seed | 1;
+    (0..65_536)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if hot {
+                (0, 0)
+            } else {
+                (
+                    (x % u64::from(BRANCHES)) as u32,
+                    ((x >> 32) % u64::from(SLOTS)) as u32,
+                )
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contenders.
+
+trait Book: Sync {
+    fn reserve(&self, branch: u32, slot: u32, applicant: u64) -> Option<u128>;
+    fn confirm(&self, token: u128) -> bool;
+    fn release(&self, token: u128) -> bool;
+}
+
+struct Surgegate(SlotBook<ManualClock>);
+
+impl Surgegate {
+    fn new(clock: &ManualClock) -> Self {
+        let book = SlotBook::builder()
+            .hold_ttl(TTL)
+            .max_slots_per_branch(8192)
+            .clock(clock.clone())
+            .build();
+        for b in 0..BRANCHES {
+            for s in 0..SLOTS {
+                book.set_capacity(BranchId(b), s, CAPACITY).unwrap();
+            }
+        }
+        Self(book)
+    }
+}
+
+impl Book for Surgegate {
+    fn reserve(&self, branch: u32, slot: u32, applicant: u64) -> Option<u128> {
+        self.0
+            .reserve(BranchId(branch), slot, ApplicantId(applicant))
+            .ok()
+            .map(|h| h.token.to_u128())
+    }
+    fn confirm(&self, token: u128) -> bool {
+        self.0
+            .confirm(surgegate::HoldToken::from_u128(token))
+            .is_ok()
+    }
+    fn release(&self, token: u128) -> bool {
+        self.0
+            .release(surgegate::HoldToken::from_u128(token))
+            .is_ok()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct BaselineHold {
+    branch: u32,
+    slot: u32,
+    applicant: u64,
+    expires_ns: u64,
+    booked: bool,
+}
+
+/// (a) What a portal developer writes first: one lock around the maps.
+struct MutexBook {
+    clock: ManualClock,
+    inner: parking_lot::Mutex<MutexInner>,
+}
+
+struct MutexInner {
+    slots: HashMap<(u32, u32), (u32, u32), Hasher>,
+    holds: HashMap<u128, BaselineHold, Hasher>,
+    applicants: HashMap<u64, u32, Hasher>,
+}
+
+impl MutexBook {
+    fn new(clock: &ManualClock) -> Self {
+        let mut slots = HashMap::with_hasher(Hasher::new());
+        for b in 0..BRANCHES {
+            for s in 0..SLOTS {
+                slots.insert((b, s), (CAPACITY, 0));
+            }
+        }
+        Self {
+            clock: clock.clone(),
+            inner: parking_lot::Mutex::new(MutexInner {
+                slots,
+                holds: HashMap::with_hasher(Hasher::new()),
+                applicants: HashMap::with_hasher(Hasher::new()),
+            }),
+        }
+    }
+}
+
+impl Book for MutexBook {
+    fn reserve(&self, branch: u32, slot: u32, applicant: u64) -> Option<u128> {
+        let now = self.clock.now().as_nanos() as u64;
+        let token = rand::rng().random::<u128>();
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let active = inner.applicants.entry(applicant).or_insert(0);
+        if *active >= 1 {
+            return None;
+        }
+        let (cap, taken) = inner.slots.get_mut(&(branch, slot))?;
+        if *taken >= *cap {
+            return None;
+        }
+        *taken += 1;
+        *active += 1;
+        let expires_ns = now + TTL.as_nanos() as u64;
+        inner.holds.insert(
+            token,
+            BaselineHold {
+                branch,
+                slot,
+                applicant,
+                expires_ns,
+                booked: false,
+            },
+        );
+        Some(token)
+    }
+    fn confirm(&self, token: u128) -> bool {
+        let now = self.clock.now().as_nanos() as u64;
+        let mut g = self.inner.lock();
+        match g.holds.get_mut(&token) {
+            Some(h) if h.booked || h.expires_ns > now => {
+                h.booked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn release(&self, token: u128) -> bool {
+        let mut g = self.inner.lock();
+        let Some(h) = g.holds.remove(&token) else {
+            return false;
+        };
+        if let Some((_, taken)) = g.slots.get_mut(&(h.branch, h.slot)) {
+            *taken -= 1;
+        }
+        if let Some(n) = g.applicants.get_mut(&h.applicant) {
+            *n -= 1;
+            if *n == 0 {
+                g.applicants.remove(&h.applicant);
+            }
+        }
+        true
+    }
+}
+
+/// (b) DashMaps: counts per (branch, slot), holds by token, active holds by applicant.
+struct DashBook {
+    clock: ManualClock,
+    slots: DashMap<(u32, u32), (u32, u32), Hasher>,
+    holds: DashMap<u128, BaselineHold, Hasher>,
+    applicants: DashMap<u64, u32, Hasher>,
+}
+
+impl DashBook {
+    fn new(clock: &ManualClock) -> Self {
+        let slots = DashMap::with_hasher(Hasher::new());
+        for b in 0..BRANCHES {
+            for s in 0..SLOTS {
+                slots.insert((b, s), (CAPACITY, 0));
+            }
+        }
+        Self {
+            clock: clock.clone(),
+            slots,
+            holds: DashMap::with_hasher(Hasher::new()),
+            applicants: DashMap::with_hasher(Hasher::new()),
+        }
+    }
+}
+
+impl Book for DashBook {
+    fn reserve(&self, branch: u32, slot: u32, applicant: u64) -> Option<u128> {
+        let now = self.clock.now().as_nanos() as u64;
+        let token = rand::rng().random::<u128>();
+        let mut active = self.applicants.entry(applicant).or_insert(0);
+        if *active >= 1 {
+            return None;
+        }
+        {
+            let mut counts = self.slots.get_mut(&(branch, slot))?;
+            if counts.1 >= counts.0 {
+                return None;
+            }
+            counts.1 += 1;
+        }
+        *active += 1;
+        drop(active);
+        let expires_ns = now + TTL.as_nanos() as u64;
+        self.holds.insert(
+            token,
+            BaselineHold {
+                branch,
+                slot,
+                applicant,
+                expires_ns,
+                booked: false,
+            },
+        );
+        Some(token)
+    }
+    fn confirm(&self, token: u128) -> bool {
+        let now = self.clock.now().as_nanos() as u64;
+        match self.holds.get_mut(&token) {
+            Some(mut h) if h.booked || h.expires_ns > now => {
+                h.booked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn release(&self, token: u128) -> bool {
+        let Some((_, h)) = self.holds.remove(&token) else {
+            return false;
+        };
+        if let Some(mut counts) = self.slots.get_mut(&(h.branch, h.slot)) {
+            counts.1 -= 1;
+        }
+        self.applicants.remove_if_mut(&h.applicant, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+        true
+    }
+}
+
+/// (c) The floor: remaining units per slot in a preallocated array; a hold is a CAS decrement.
+struct Floor(Vec<AtomicU32>);
+
+impl Floor {
+    fn new() -> Self {
+        Self(
+            (0..BRANCHES * SLOTS)
+                .map(|_| AtomicU32::new(CAPACITY))
+                .collect(),
+        )
+    }
+    fn reserve(&self, branch: u32, slot: u32) -> bool {
+        let cell = &self.0[(branch * SLOTS + slot) as usize];
+        let mut left = cell.load(Ordering::Relaxed);
+        while left > 0 {
+            match cell.compare_exchange_weak(left, left - 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => left = actual,
+            }
+        }
+        false
+    }
+    fn release(&self, branch: u32, slot: u32) {
+        self.0[(branch * SLOTS + slot) as usize].fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+fn cycle(book: &dyn Book, pattern: &[(u32, u32)], thread: usize, n: u64, confirm: bool) {
+    let base = (thread as u64 + 1) << 40;
+    for i in 0..n {
+        let (b, s) = pattern[(i as usize + thread * 7919) % pattern.len()];
+        let token = book.reserve(b, s, base + i).expect("room in the slot");
+        if confirm {
+            assert!(book.confirm(token));
+        }
+        assert!(book.release(token));
+    }
+}
+
+fn book_cycle(c: &mut Criterion) {
+    let clock = ManualClock::new();
+    let books: [(&str, Box<dyn Book>); 3] = [
+        ("surgegate", Box::new(Surgegate::new(&clock))),
+        ("mutex", Box::new(MutexBook::new(&clock))),
+        ("dashmap", Box::new(DashBook::new(&clock))),
+    ];
+    let mut g = c.benchmark_group("book_cycle");
+    for (pattern_name, hot) in [("spread", false), ("hot", true)] {
+        let pattern = pattern(0x5eed, hot);
+        for threads in [1usize, 2] {
+            for (name, book) in &books {
+                let id = BenchmarkId::new(format!("{name}/{pattern_name}"), threads);
+                g.bench_function(id, |b| {
+                    b.iter_custom(|iters| {
+                        on_threads(threads, iters, |t, n| {
+                            cycle(book.as_ref(), &pattern, t, n, true)
+                        })
+                    })
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+fn book_floor(c: &mut Criterion) {
+    let clock = ManualClock::new();
+    let book = Surgegate::new(&clock);
+    let floor = Floor::new();
+    let pattern = pattern(0xf100, false);
+    let mut g = c.benchmark_group("book_floor");
+    for threads in [1usize, 2] {
+        g.bench_function(
+            BenchmarkId::new("surgegate/reserve_release", threads),
+            |b| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, iters, |t, n| cycle(&book, &pattern, t, n, false))
+                })
+            },
+        );
+        g.bench_function(
+            BenchmarkId::new("cas_floor/reserve_release", threads),
+            |b| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, iters, |t, n| {
+                        for i in 0..n {
+                            let (br, s) = pattern[(i as usize + t * 7919) % pattern.len()];
+                            assert!(floor.reserve(br, s));
+                            floor.release(br, s);
+                        }
+                    })
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn earliest(c: &mut Criterion) {
+    const N: u32 = 5_000;
+    let book = SlotBook::builder()
+        .hold_ttl(Duration::from_secs(86_400))
+        .max_slots_per_branch(N)
+        .max_live_holds(1 << 20)
+        .clock(ManualClock::new())
+        .build();
+    for s in 0..N {
+        book.set_capacity(BranchId(1), s, 1).unwrap();
+    }
+    for s in 0..N * 9 / 10 {
+        book.reserve(BranchId(1), s, ApplicantId(u64::from(s) + (1 << 50)))
+            .unwrap();
+    }
+    let first_free = N * 9 / 10;
+    let mut g = c.benchmark_group("earliest");
+    let mut applicant = 0u64;
+    g.bench_function("reserve_earliest_90pct_full", |b| {
+        b.iter(|| {
+            applicant += 1;
+            let h = book
+                .reserve_earliest(BranchId(1), 0..N, ApplicantId(applicant))
+                .unwrap();
+            debug_assert_eq!(h.slot, first_free);
+            book.release(black_box(h.token)).unwrap();
+        })
+    });
+    g.bench_function("reserve_direct", |b| {
+        b.iter(|| {
+            applicant += 1;
+            let h = book
+                .reserve(BranchId(1), first_free, ApplicantId(applicant))
+                .unwrap();
+            book.release(black_box(h.token)).unwrap();
+        })
+    });
+    g.finish();
+}
+
+fn admission(c: &mut Criterion) {
+    const RATE: u32 = 1_000_000;
+    const BURST: u32 = 10;
+    let step = Duration::from_micros(1);
+    let mut g = c.benchmark_group("admission");
+    {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let quota = governor::Quota::per_second(NonZeroU32::new(RATE).unwrap())
+            .allow_burst(NonZeroU32::new(BURST).unwrap());
+        let limiter = governor::RateLimiter::direct_with_clock(quota, clock.clone());
+        g.bench_function("governor_check", |b| {
+            b.iter(|| {
+                clock.advance(step);
+                assert!(limiter.check().is_ok());
+            })
+        });
+    }
+    {
+        // The room keeps its schedule behind its lock; this is that decision, lock included.
+        let clock = ManualClock::new();
+        let gcra = parking_lot::Mutex::new(Gcra::new(RATE, BURST).unwrap());
+        g.bench_function("surgegate_gcra_locked", |b| {
+            b.iter(|| {
+                clock.advance(step);
+                assert!(gcra.lock().try_admit(clock.now()));
+            })
+        });
+    }
+    {
+        let clock = ManualClock::new();
+        let room = WaitingRoom::builder()
+            .rate_per_second(RATE)
+            .burst(BURST)
+            .clock(clock.clone())
+            .build();
+        let mut v = 0u64;
+        g.bench_function("surgegate_idle_room_join_finish", |b| {
+            b.iter(|| {
+                clock.advance(step);
+                v += 1;
+                let Entry::Admitted(pass) = room.join(VisitorId(v)).unwrap() else {
+                    panic!("idle room queued")
+                };
+                room.finish(pass.token).unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
+fn room(c: &mut Criterion) {
+    let mut g = c.benchmark_group("room");
+    for waiting in [1_000u64, 100_000, 1_000_000] {
+        let room = WaitingRoom::builder()
+            .rate_per_second(1)
+            .burst(1)
+            .max_waiting(2_000_000)
+            .checkin_timeout(Duration::from_secs(86_400))
+            .clock(ManualClock::new())
+            .build();
+        room.pause();
+        let tokens: Vec<TicketToken> = (0..waiting)
+            .map(|v| match room.join(VisitorId(v)).unwrap() {
+                Entry::Waiting(t) => t.token,
+                Entry::Admitted(_) => unreachable!("paused"),
+            })
+            .collect();
+        let mut v = 1u64 << 40;
+        g.bench_function(BenchmarkId::new("join_poll_finish", waiting), |b| {
+            b.iter(|| {
+                v += 1;
+                let Entry::Waiting(t) = room.join(VisitorId(v)).unwrap() else {
+                    unreachable!()
+                };
+                black_box(room.poll(t.token).unwrap());
+                room.finish(t.token).unwrap();
+            })
+        });
+        let mut x = 0x1234_5678u64;
+        g.bench_function(BenchmarkId::new("poll_random_waiting", waiting), |b| {
+            b.iter(|| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                black_box(room.poll(tokens[(x % waiting) as usize]).unwrap());
+            })
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(800))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = book_cycle, book_floor, earliest, admission, room
+}
+criterion_main!(benches);
