@@ -49,3 +49,16 @@ impl<T> Mutex<T> {
         }
     }
 }
+
+/// A hasher state for the crate's hash tables: random keys normally; fixed keys under loom, whose
+/// model checker replays schedules and needs every execution to touch the same objects.
+pub(crate) fn random_state() -> ahash::RandomState {
+    #[cfg(not(loom))]
+    {
+        ahash::RandomState::new()
+    }
+    #[cfg(loom)]
+    {
+        ahash::RandomState::with_seeds(1, 2, 3, 4)
+    }
+}

@@ -1,5 +1,7 @@
 //! `WaitingRoom::wait` (feature `tokio`), on tokio's paused clock: no real sleeps.
 
+#![cfg(all(feature = "tokio", not(loom)))]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

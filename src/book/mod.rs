@@ -245,7 +245,7 @@ impl<C: Clock> SlotBookBuilder<C> {
         if !(1..=256).contains(&self.shards) || !self.shards.is_power_of_two() {
             return Err(BookConfigError::Shards(self.shards));
         }
-        let applicant_hasher = ahash::RandomState::new();
+        let applicant_hasher = crate::sync::random_state();
         let shards = (0..self.shards)
             .map(|_| CachePadded::new(Shard::new(applicant_hasher.clone())))
             .collect();

@@ -1,0 +1,214 @@
+//! loom models of the SlotBook's protocols: every interleaving of the atomics and locks, up to
+//! `LOOM_MAX_PREEMPTIONS` preemptions. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test --release loom`.
+#![cfg(loom)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use surgegate::{ApplicantId, BranchId, ConfirmError, ManualClock, ReserveError, SlotBook};
+
+const B: BranchId = BranchId(1);
+
+fn book(clock: &ManualClock) -> SlotBook<ManualClock> {
+    book_with_shards(clock, 1)
+}
+
+fn book_with_shards(clock: &ManualClock, shards: u32) -> SlotBook<ManualClock> {
+    SlotBook::builder()
+        .hold_ttl(Duration::from_secs(10))
+        .max_branches(1)
+        .max_slots_per_branch(64)
+        .shards(shards)
+        .clock(clock.clone())
+        .build()
+}
+
+/// The shard (0 or 1 with two shards) a hold token was issued by: a token's low bits name it.
+fn shard_of(token: surgegate::HoldToken) -> u128 {
+    token.to_u128() & 1
+}
+
+/// An applicant, other than those in `skip`, whose records live in `shard` (of two). Found by
+/// probing with throwaway holds on slot 63, released at once; deterministic under loom.
+fn applicant_in_shard(
+    book: &SlotBook<ManualClock>,
+    shard: u128,
+    skip: &[ApplicantId],
+) -> ApplicantId {
+    book.set_capacity(B, 63, 1).unwrap();
+    for a in (100..).map(ApplicantId).filter(|a| !skip.contains(a)) {
+        let h = book.reserve(B, 63, a).unwrap();
+        book.release(h.token).unwrap();
+        if shard_of(h.token) == shard {
+            return a;
+        }
+    }
+    unreachable!()
+}
+
+/// An applicant whose records live in the other shard from `token`'s, so that its calls do not
+/// serialise with that token's on a shard lock.
+fn applicant_in_other_shard(
+    book: &SlotBook<ManualClock>,
+    token: surgegate::HoldToken,
+) -> ApplicantId {
+    applicant_in_shard(book, shard_of(token) ^ 1, &[])
+}
+
+/// Runs a model and reports how many executions loom explored.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    // Per model, not a static: the models of this file run in parallel.
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    loom::model(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    println!(
+        "loom model {name}: {} executions",
+        executions.load(Ordering::Relaxed)
+    );
+}
+
+/// Two reservations race for the last unit of a slot while a third thread lowers its capacity.
+#[test]
+fn loom_two_reservations_race_for_the_last_unit_while_capacity_is_lowered() {
+    model("last unit vs lowering", || {
+        let clock = ManualClock::new();
+        // Two shards, the racers in different ones: their compare-and-swaps race each other,
+        // not their shard locks.
+        let book = Arc::new(book_with_shards(&clock, 2));
+        book.set_capacity(B, 0, 2).unwrap();
+        let first = book.reserve(B, 0, ApplicantId(0)).unwrap(); // one unit left
+        let racer_a = applicant_in_shard(&book, 0, &[ApplicantId(0)]);
+        let racer_b = applicant_in_shard(&book, 1, &[ApplicantId(0)]);
+        let _ = first;
+        let racers: Vec<_> = [racer_a, racer_b]
+            .into_iter()
+            .map(|a| {
+                let book = book.clone();
+                loom::thread::spawn(move || book.reserve(B, 0, a))
+            })
+            .collect();
+        let lower = {
+            let book = book.clone();
+            loom::thread::spawn(move || book.set_capacity(B, 0, 1).unwrap())
+        };
+        let results: Vec<_> = racers.into_iter().map(|h| h.join().unwrap()).collect();
+        lower.join().unwrap();
+        let granted = results.iter().filter(|r| r.is_ok()).count() as u32;
+        assert!(granted <= 1, "two holds for one unit: {results:?}");
+        for r in &results {
+            assert!(matches!(r, Ok(_) | Err(ReserveError::Full)), "{r:?}");
+        }
+        let st = book.slot(B, 0).unwrap();
+        assert_eq!(st.capacity, 1);
+        assert_eq!(st.held, 1 + granted, "every granted unit is counted once");
+        // Counters, records and the full-slot bitmap agree.
+        book.check_invariants().unwrap();
+    });
+}
+
+/// A confirm races the expiry sweep of the same hold: exactly one of them wins, and the unit is
+/// never counted twice or lost.
+#[test]
+fn loom_confirm_races_the_sweep_of_the_same_hold() {
+    model("confirm vs sweep", || {
+        let clock = ManualClock::new();
+        let book = Arc::new(book(&clock));
+        book.set_capacity(B, 0, 1).unwrap();
+        let hold = book.reserve(B, 0, ApplicantId(7)).unwrap();
+        let confirmer = {
+            let book = book.clone();
+            loom::thread::spawn(move || book.confirm(hold.token))
+        };
+        let sweeper = {
+            let (book, clock) = (book.clone(), clock.clone());
+            loom::thread::spawn(move || {
+                clock.advance(Duration::from_secs(10)); // the hold's expiry
+                book.sweep()
+            })
+        };
+        let confirmed = confirmer.join().unwrap();
+        let swept = sweeper.join().unwrap();
+        let st = book.slot(B, 0).unwrap();
+        match confirmed {
+            Ok(_) => {
+                assert_eq!(swept, 0, "a confirmed hold was also swept");
+                assert_eq!((st.held, st.booked), (0, 1));
+            }
+            Err(ConfirmError::Expired) => {
+                assert_eq!(
+                    swept, 0,
+                    "the confirm reclaimed it; the sweep must not again"
+                );
+                assert_eq!((st.held, st.booked), (0, 0));
+            }
+            Err(ConfirmError::UnknownToken) => {
+                assert_eq!(swept, 1, "the sweep reclaimed it");
+                assert_eq!((st.held, st.booked), (0, 0));
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(book.check_invariants().unwrap().holds, 0);
+    });
+}
+
+/// A release races a reservation on a full slot: the reservation succeeds only if it comes after
+/// the release, the slot is never over capacity, and the full-slot bitmap ends up exact. Run with
+/// both reservations: `reserve` ignores the bitmap, so it can fill the slot between the release's
+/// reading and its bit write (the case the re-check in `sync_full` exists for);
+/// `reserve_earliest` goes through the bitmap.
+#[test]
+fn loom_release_races_a_reservation_on_a_full_slot() {
+    for direct in [true, false] {
+        let name = if direct {
+            "release vs reserve on full"
+        } else {
+            "release vs reserve_earliest on full"
+        };
+        model(name, move || {
+            let clock = ManualClock::new();
+            // Two shards, the two applicants in different ones: release and reserve do not
+            // serialise on a lock, and their full-bit updates can interleave.
+            let book = Arc::new(book_with_shards(&clock, 2));
+            book.set_capacity(B, 0, 1).unwrap();
+            let hold = book.reserve(B, 0, ApplicantId(1)).unwrap();
+            let other = applicant_in_other_shard(&book, hold.token);
+            let releaser = {
+                let book = book.clone();
+                loom::thread::spawn(move || book.release(hold.token))
+            };
+            let reserver = {
+                let book = book.clone();
+                loom::thread::spawn(move || {
+                    if direct {
+                        book.reserve(B, 0, other).map_err(|e| {
+                            assert_eq!(e, ReserveError::Full);
+                        })
+                    } else {
+                        book.reserve_earliest(B, 0..63, other).map_err(|e| {
+                            assert_eq!(e, ReserveError::NoneAvailable);
+                        })
+                    }
+                })
+            };
+            releaser.join().unwrap().unwrap();
+            let reserved = reserver.join().unwrap();
+            let st = book.slot(B, 0).unwrap();
+            assert_eq!(st.held, u32::from(reserved.is_ok()));
+            // Counters, records and the full bit agree once both are done.
+            book.check_invariants().unwrap();
+            if reserved.is_err() {
+                assert_eq!(
+                    book.reserve_earliest(B, 0..63, ApplicantId(3))
+                        .unwrap()
+                        .slot,
+                    0
+                );
+            }
+        });
+    }
+}
