@@ -24,7 +24,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use dashmap::DashMap;
 use rand::RngExt;
 use surgegate::room::Gcra;
@@ -541,9 +541,206 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
+/// Times `n` calls of `op` on this thread.
+fn timed(n: u64, mut op: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        op();
+    }
+    start.elapsed()
+}
+
+/// Every target comparison again, interleaved: in each of `ROUNDS` rounds both sides run a ~10 ms
+/// slice, back to back, and the per-round ratio is kept. On a shared machine whose speed drifts
+/// over seconds, the median of interleaved ratios is far steadier than a ratio of two criterion
+/// estimates taken minutes apart. Written to `target/criterion/paired.json` for `bench_report`.
+fn paired() {
+    const ROUNDS: usize = 41;
+    /// ns per call of one slice of about 10 ms.
+    fn slice(f: &dyn Fn(u64) -> Duration) -> f64 {
+        let mut n = 1_000u64;
+        loop {
+            let t = f(n);
+            if t >= Duration::from_millis(10) || n >= 1 << 26 {
+                return t.as_nanos() as f64 / n as f64;
+            }
+            n *= 2;
+        }
+    }
+    /// Median over the rounds of `numerator / denominator`.
+    fn ratio(numerator: &dyn Fn(u64) -> Duration, denominator: &dyn Fn(u64) -> Duration) -> f64 {
+        let mut r: Vec<f64> = (0..ROUNDS)
+            .map(|_| slice(numerator) / slice(denominator))
+            .collect();
+        median(&mut r)
+    }
+
+    let clock = ManualClock::new();
+    let surgegate = Surgegate::new(&clock);
+    let mutex = MutexBook::new(&clock);
+    let dash = DashBook::new(&clock);
+    let floor = Floor::new();
+    let mut json: Vec<(String, f64)> = Vec::new();
+
+    for (name, hot) in [("spread", false), ("hot", true)] {
+        let p = pattern(0x5eed, hot);
+        let ours = |n| on_threads(2, n, |t, k| cycle(&surgegate, &p, t, k, true));
+        let m = |n| on_threads(2, n, |t, k| cycle(&mutex, &p, t, k, true));
+        let d = |n| on_threads(2, n, |t, k| cycle(&dash, &p, t, k, true));
+        json.push((
+            format!("cycle_{name}_2_mutex_over_surgegate"),
+            ratio(&m, &ours),
+        ));
+        json.push((
+            format!("cycle_{name}_2_dashmap_over_surgegate"),
+            ratio(&d, &ours),
+        ));
+    }
+    let p = pattern(0xf100, false);
+    for threads in [1usize, 2] {
+        let ours = |n| on_threads(threads, n, |t, k| cycle(&surgegate, &p, t, k, false));
+        let f = |n| {
+            on_threads(threads, n, |t, k| {
+                for i in 0..k {
+                    let (br, s) = p[(i as usize + t * 7919) % p.len()];
+                    assert!(floor.reserve(br, s));
+                    floor.release(br, s);
+                }
+            })
+        };
+        json.push((
+            format!("reserve_release_{threads}_surgegate_over_floor"),
+            ratio(&ours, &f),
+        ));
+    }
+    drop((surgegate, mutex, dash, floor));
+
+    {
+        const N: u32 = 5_000;
+        let book = SlotBook::builder()
+            .hold_ttl(Duration::from_secs(86_400))
+            .max_slots_per_branch(N)
+            .clock(ManualClock::new())
+            .build();
+        for s in 0..N {
+            book.set_capacity(BranchId(1), s, 1).unwrap();
+        }
+        for s in 0..N * 9 / 10 {
+            book.reserve(BranchId(1), s, ApplicantId(u64::from(s) + (1 << 50)))
+                .unwrap();
+        }
+        let next = std::cell::Cell::new(0u64);
+        let applicant = || {
+            next.set(next.get() + 1);
+            ApplicantId(next.get())
+        };
+        let earliest = |n| {
+            timed(n, || {
+                let h = book
+                    .reserve_earliest(BranchId(1), 0..N, applicant())
+                    .unwrap();
+                book.release(h.token).unwrap();
+            })
+        };
+        let direct = |n| {
+            timed(n, || {
+                let h = book.reserve(BranchId(1), N * 9 / 10, applicant()).unwrap();
+                book.release(h.token).unwrap();
+            })
+        };
+        json.push(("earliest_over_direct".into(), ratio(&earliest, &direct)));
+    }
+    {
+        let step = Duration::from_micros(1);
+        let g_clock = governor::clock::FakeRelativeClock::default();
+        let quota = governor::Quota::per_second(NonZeroU32::new(1_000_000).unwrap())
+            .allow_burst(NonZeroU32::new(10).unwrap());
+        let limiter = governor::RateLimiter::direct_with_clock(quota, g_clock.clone());
+        let clock = ManualClock::new();
+        let gcra = parking_lot::Mutex::new(Gcra::new(1_000_000, 10).unwrap());
+        let ours = |n| {
+            timed(n, || {
+                clock.advance(step);
+                assert!(gcra.lock().try_admit(clock.now()));
+            })
+        };
+        let theirs = |n| {
+            timed(n, || {
+                g_clock.advance(step);
+                assert!(limiter.check().is_ok());
+            })
+        };
+        json.push((
+            "admission_surgegate_over_governor".into(),
+            ratio(&ours, &theirs),
+        ));
+    }
+    {
+        let rooms: Vec<(WaitingRoom<ManualClock>, std::cell::Cell<u64>)> = [1_000u64, 1_000_000]
+            .into_iter()
+            .map(|waiting| {
+                let room = WaitingRoom::builder()
+                    .rate_per_second(1)
+                    .burst(1)
+                    .max_waiting(2_000_000)
+                    .checkin_timeout(Duration::from_secs(86_400))
+                    .clock(ManualClock::new())
+                    .build();
+                room.pause();
+                for v in 0..waiting {
+                    room.join(VisitorId(v)).unwrap();
+                }
+                (room, std::cell::Cell::new(1 << 40))
+            })
+            .collect();
+        let join_poll = |i: usize| {
+            let (room, next) = &rooms[i];
+            move |n| {
+                timed(n, || {
+                    next.set(next.get() + 1);
+                    let Entry::Waiting(t) = room.join(VisitorId(next.get())).unwrap() else {
+                        unreachable!()
+                    };
+                    black_box(room.poll(t.token).unwrap());
+                    room.finish(t.token).unwrap();
+                })
+            }
+        };
+        json.push((
+            "join_poll_1m_over_1k".into(),
+            ratio(&join_poll(1), &join_poll(0)),
+        ));
+    }
+
+    let body: Vec<String> = json
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{v:.4}"))
+        .collect();
+    let out = format!("{{{}}}\n", body.join(","));
+    print!("paired medians: {out}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
+    std::fs::create_dir_all(&dir).expect("target/criterion is writable");
+    std::fs::write(dir.join("paired.json"), out).expect("paired.json is writable");
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 criterion_group! {
     name = benches;
     config = config();
     targets = book_cycle, book_floor, earliest, admission, room
 }
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    // Runs with the criterion groups, unless a filter that excludes it was given
+    // (`cargo bench --bench surge -- room` runs the room group only).
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_none_or(|f| "paired".contains(&f) || f.contains("paired")) {
+        paired();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}
