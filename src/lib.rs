@@ -78,3 +78,8 @@ pub use room::{
     WaitingRoom, WaitingRoomBuilder,
 };
 pub use token::TokenParseError;
+
+/// The README's code blocks, compiled and run as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -92,18 +92,36 @@ struct Args {
     /// How long a hold lasts before it must be confirmed, in seconds.
     #[arg(long, default_value_t = 600.0)]
     hold_ttl_secs: f64,
+    /// Shortest time between getting a hold and confirming it, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    think_min_secs: f64,
+    /// Longest time between getting a hold and confirming it, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    think_max_secs: f64,
     /// Share of holds confirmed (the rest are abandoned and expire).
     #[arg(long, default_value_t = 0.9)]
     confirm_share: f64,
     /// Share of bookings cancelled later.
     #[arg(long, default_value_t = 0.05)]
     cancel_share: f64,
+    /// Shortest time from booking to cancellation, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    cancel_after_min_secs: f64,
+    /// Longest time from booking to cancellation, in seconds.
+    #[arg(long, default_value_t = 1800.0)]
+    cancel_after_max_secs: f64,
     /// Simulation step, in milliseconds.
     #[arg(long, default_value_t = 100)]
     tick_ms: u64,
-    /// How often the reject front door's refused visitors try again.
+    /// How often the reject front door's refused visitors try again (at most 4).
     #[arg(long, default_value_t = 2)]
     baseline_retries: u32,
+    /// Shortest wait before such a retry, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    baseline_retry_min_secs: f64,
+    /// Longest wait before such a retry, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    baseline_retry_max_secs: f64,
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -137,10 +155,13 @@ impl Args {
             give_up_share: self.give_up_share,
             patience_secs: (self.patience_min_secs, self.patience_max_secs),
             hold_ttl_secs: self.hold_ttl_secs,
+            think_secs: (self.think_min_secs, self.think_max_secs),
             confirm_share: self.confirm_share,
             cancel_share: self.cancel_share,
+            cancel_after_secs: (self.cancel_after_min_secs, self.cancel_after_max_secs),
             tick_ms: self.tick_ms,
             baseline_retries: self.baseline_retries,
+            baseline_retry_secs: (self.baseline_retry_min_secs, self.baseline_retry_max_secs),
             ..sim::Config::default()
         };
         if let Some(t) = self.threads {
@@ -180,7 +201,10 @@ impl Args {
             return Err("--pass-ttl-secs must exceed the longest registration".into());
         }
         if c.think_secs.1 >= c.hold_ttl_secs {
-            return Err("--hold-ttl-secs must exceed the longest think time (120 s)".into());
+            return Err("--hold-ttl-secs must exceed --think-max-secs".into());
+        }
+        if c.baseline_retries > 4 {
+            return Err("--baseline-retries must be at most 4".into());
         }
         for (name, share) in [
             ("--spike-share", c.spike_share),
@@ -192,7 +216,17 @@ impl Args {
                 return Err(format!("{name} must be between 0 and 1"));
             }
         }
-        if c.register_secs.0 > c.register_secs.1 || c.patience_secs.0 > c.patience_secs.1 {
+        let ranges = [
+            c.register_secs,
+            c.patience_secs,
+            c.think_secs,
+            c.cancel_after_secs,
+            c.baseline_retry_secs,
+        ];
+        if ranges
+            .iter()
+            .any(|&(lo, hi)| lo.is_nan() || hi.is_nan() || lo < 0.0 || lo > hi)
+        {
             return Err("each --...-min must not exceed its --...-max".into());
         }
         Ok(c)
