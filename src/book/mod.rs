@@ -950,7 +950,13 @@ impl<C: Clock> SlotBook<C> {
         for b in self.branches.iter() {
             totals.branches += 1;
             for (slot, p) in b.all_slots() {
-                let (held, booked) = per_slot.remove(&(b.id(), slot)).unwrap_or((0, 0));
+                // Only slots with units taken can have records; records left over in `per_slot`
+                // at the end (on slots whose counts say zero) are caught below.
+                let (held, booked) = if p.taken() > 0 {
+                    per_slot.remove(&(b.id(), slot)).unwrap_or((0, 0))
+                } else {
+                    (0, 0)
+                };
                 ensure!(
                     p.held() == held && p.booked() == booked,
                     "{} slot {slot}: counter says held {} booked {}, records say held {held} booked {booked}",
