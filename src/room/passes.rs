@@ -46,7 +46,9 @@ impl Passes {
 
     pub(crate) fn find_visitor(&self, visitor: VisitorId) -> Option<(u128, PassRec)> {
         let &token = self.by_visitor.get(&visitor)?;
-        Some((token, self.by_token[&token]))
+        let pass = self.by_token.get(&token).copied();
+        debug_assert!(pass.is_some(), "pass index by visitor names a missing pass");
+        Some((token, pass?))
     }
 
     pub(crate) fn insert(&mut self, token: u128, pass: PassRec) {

@@ -49,8 +49,7 @@ impl<C: Clock> WaitingRoom<C> {
         loop {
             // Register for wake-ups before polling, so a change between the poll and the sleep
             // is not missed.
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
+            let mut notified = std::pin::pin!(self.notify.notified());
             notified.as_mut().enable();
             match self.poll(token)? {
                 Entry::Admitted(pass) => return Ok(pass),
@@ -63,10 +62,8 @@ impl<C: Clock> WaitingRoom<C> {
                     } else {
                         ticket.eta.min(checkin_every)
                     };
-                    tokio::select! {
-                        _ = tokio::time::sleep(nap) => {}
-                        _ = &mut notified => {}
-                    }
+                    // Woken by the operator, or the nap is over: poll again either way.
+                    let _ = tokio::time::timeout(nap, notified).await;
                 }
             }
         }
