@@ -563,7 +563,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         let stats = room.stats();
         calls.fetch_add(1, Ordering::Relaxed);
         report.peak_line = report.peak_line.max(stats.waiting);
-        if tick % (1_000 / cfg.tick_ms).max(1) == 0 {
+        if tick.is_multiple_of((1_000 / cfg.tick_ms).max(1)) {
             book.sweep();
             calls.fetch_add(1, Ordering::Relaxed);
             report.samples.push(Sample {

@@ -208,7 +208,7 @@ mod tests {
         let mut x = 1u64;
         for step in 0..40_000u32 {
             x = mix(x);
-            if x % 4 != 0 || model.is_empty() {
+            if !x.is_multiple_of(4) || model.is_empty() {
                 let key = mix(x ^ 0xabc);
                 if model.contains_key(&key) {
                     continue;

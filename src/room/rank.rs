@@ -154,7 +154,7 @@ impl RankBitmap {
     pub(crate) fn reset_all_set(&mut self, n: usize) {
         self.words.clear();
         self.words.resize(n / 64, u64::MAX);
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             self.words.push((1u64 << (n % 64)) - 1);
         }
         self.len = n;
@@ -185,10 +185,10 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let set = x % 3 != 0;
+            let set = !x.is_multiple_of(3);
             r.push(set);
             bits.push(set);
-            if x % 5 == 0 && n > 0 {
+            if x.is_multiple_of(5) && n > 0 {
                 let i = (x as usize / 7) % bits.len();
                 assert_eq!(r.clear(i), bits[i]);
                 bits[i] = false;

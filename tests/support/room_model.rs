@@ -74,14 +74,14 @@ fn visitor_of(v: u8) -> VisitorId {
 }
 /// 0 sometimes (refused), else 1..=20 per second.
 fn rate_of(r: u8) -> u32 {
-    if r % 16 == 0 {
+    if r.is_multiple_of(16) {
         0
     } else {
         1 + u32::from(r) % 20
     }
 }
 fn burst_of(b: u8) -> u32 {
-    if b % 16 == 0 { 0 } else { 1 + u32::from(b) % 4 }
+    if b.is_multiple_of(16) { 0 } else { 1 + u32::from(b) % 4 }
 }
 /// 0 sometimes (refused), u32::MAX (unlimited) sometimes, else 1..=3.
 fn max_active_of(m: u8) -> u32 {
