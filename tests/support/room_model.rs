@@ -81,7 +81,11 @@ fn rate_of(r: u8) -> u32 {
     }
 }
 fn burst_of(b: u8) -> u32 {
-    if b.is_multiple_of(16) { 0 } else { 1 + u32::from(b) % 4 }
+    if b.is_multiple_of(16) {
+        0
+    } else {
+        1 + u32::from(b) % 4
+    }
 }
 /// 0 sometimes (refused), u32::MAX (unlimited) sometimes, else 1..=3.
 fn max_active_of(m: u8) -> u32 {
