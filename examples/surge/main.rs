@@ -337,6 +337,12 @@ fn print_table(cfg: &sim::Config, r: &sim::Report) {
     );
     println!(
         "{:<34} {:>16} {:>20}",
+        "  admitted after giving up (unused)",
+        thousands(r.unused_passes),
+        "-"
+    );
+    println!(
+        "{:<34} {:>16} {:>20}",
         "peak line length",
         thousands(r.peak_line),
         "-"
