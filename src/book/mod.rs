@@ -181,8 +181,8 @@ impl<C: Clock> SlotBookBuilder<C> {
         self
     }
 
-    /// The most branches the book will create. Default 16 384; at most 2^20. The branch table
-    /// (8 bytes per 0.5 branch) is allocated up front.
+    /// The most branches the book will create. Default 16 384; at most 2^20. The branch table,
+    /// two to four 8-byte cells per branch of the limit, is allocated up front.
     pub fn max_branches(mut self, n: u32) -> Self {
         self.max_branches = n;
         self

@@ -61,9 +61,10 @@ pub struct Ticket {
     /// 1 for the next visitor to be admitted. While a scheduled opening is pending, every
     /// pre-queued visitor shows the last place the draw can give them.
     pub position: u64,
-    /// Estimated wait from now: exact for a room limited by rate alone (as long as nobody ahead
-    /// leaves, which only makes it shorter); with `max_active`, estimated from how long passes
-    /// have been lasting. While paused, the estimate assumes the room resumes now.
+    /// Estimated wait from now: exact (to 1 ns per admission ahead) for a room limited by rate
+    /// alone, as long as nobody ahead leaves, which only makes it shorter; with `max_active`,
+    /// estimated from how long passes have been lasting. While paused, the estimate assumes the
+    /// room resumes now.
     pub eta: Duration,
 }
 
@@ -329,7 +330,8 @@ impl<C: Clock> WaitingRoomBuilder<C> {
 /// 7. **Active bound**: live passes never exceed `max_active` (unless it was lowered at runtime
 ///    below the passes already alive, which all survive; no pass is issued until below it).
 /// 8. ETA is nondecreasing in position; in a room limited by rate alone, a visitor who keeps
-///    checking in is admitted no later than its ETA (plus a nanosecond of rounding).
+///    checking in is admitted no later than its ETA (plus at most 1 ns per admission ahead of it,
+///    from admissions falling on whole nanoseconds).
 ///
 /// All methods take `&self`; the room's state sits behind one lock, and every call is
 /// O(log n) in the number waiting (amortized), plus whatever admissions, lapses and pass
