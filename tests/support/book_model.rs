@@ -487,6 +487,34 @@ impl BookHarness {
         *self.outcomes.entry(format!("{what}:{kind}")).or_default() += 1;
     }
 
+    /// Confirms hold `id` in the book and in the model, and compares the answers.
+    fn confirm_both(&mut self, token: HoldToken, id: usize) -> Result<(), String> {
+        let real = self.book.confirm(token);
+        self.note("confirm", real.as_ref().map(|_| ()));
+        let model = self.model.confirm(id);
+        match (&real, &model) {
+            (Ok(r), Ok(m))
+                if (r.branch, r.slot, r.applicant, r.token)
+                    == (m.branch, m.slot, m.applicant, token) =>
+            {
+                Ok(())
+            }
+            (Err(r), Err(allowed)) if allowed.contains(r) => Ok(()),
+            _ => Err(format!("confirm(#{id}): book {real:?}, model {model:?}")),
+        }
+    }
+
+    /// Releases hold `id` in the book and in the model, and compares the answers.
+    fn release_both(&mut self, token: HoldToken, id: usize) -> Result<(), String> {
+        let real = self.book.release(token);
+        self.note("release", real);
+        let model = self.model.release(id);
+        if real != model {
+            return Err(format!("release(#{id}): book {real:?}, model {model:?}"));
+        }
+        Ok(())
+    }
+
     /// Applies one op to both; returns a description of the first disagreement.
     pub fn step(&mut self, op: &BookOp) -> Result<(), String> {
         self.steps += 1;
@@ -561,48 +589,21 @@ impl BookHarness {
                 let Some((token, id)) = self.pick(hold) else {
                     return Ok(());
                 };
-                let real = self.book.confirm(token);
-                self.note("confirm", real.as_ref().map(|_| ()));
-                let model = self.model.confirm(id);
-                match (&real, &model) {
-                    (Ok(r), Ok(m))
-                        if (r.branch, r.slot, r.applicant, r.token)
-                            == (m.branch, m.slot, m.applicant, token) => {}
-                    (Err(r), Err(allowed)) if allowed.contains(r) => {}
-                    _ => return Err(format!("confirm(#{id}): book {real:?}, model {model:?}")),
-                }
+                self.confirm_both(token, id)?;
             }
             BookOp::Release { hold } => {
                 let Some((token, id)) = self.pick(hold) else {
                     return Ok(());
                 };
-                let real = self.book.release(token);
-                self.note("release", real);
-                let model = self.model.release(id);
-                if real != model {
-                    return Err(format!("release(#{id}): book {real:?}, model {model:?}"));
-                }
+                self.release_both(token, id)?;
             }
             BookOp::ConfirmId { id } | BookOp::ReleaseId { id } => {
                 let id = usize::from(id);
-                let Some(&(token, _)) = self.tokens.iter().find(|&&(_, i)| i == id) else {
-                    return self.check();
-                };
-                if matches!(op, BookOp::ConfirmId { .. }) {
-                    let real = self.book.confirm(token);
-                    let model = self.model.confirm(id);
-                    match (&real, &model) {
-                        (Ok(r), Ok(m))
-                            if (r.branch, r.slot, r.applicant)
-                                == (m.branch, m.slot, m.applicant) => {}
-                        (Err(r), Err(allowed)) if allowed.contains(r) => {}
-                        _ => return Err(format!("confirm(#{id}): book {real:?}, model {model:?}")),
-                    }
-                } else {
-                    let real = self.book.release(token);
-                    let model = self.model.release(id);
-                    if real != model {
-                        return Err(format!("release(#{id}): book {real:?}, model {model:?}"));
+                if let Some(&(token, _)) = self.tokens.iter().find(|&&(_, i)| i == id) {
+                    if matches!(op, BookOp::ConfirmId { .. }) {
+                        self.confirm_both(token, id)?;
+                    } else {
+                        self.release_both(token, id)?;
                     }
                 }
             }
