@@ -392,6 +392,16 @@ struct Core {
     mean_pass_ns: u64,
 }
 
+/// Where a token stands in the room.
+#[derive(Clone, Copy)]
+enum Place {
+    Pass(PassRec),
+    /// An index into the line.
+    Line(u32),
+    /// An index into the pre-queue.
+    Prequeue(u32),
+}
+
 /// Kinds of events, in the order they are processed when they fall due at the same instant.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Event {
@@ -639,34 +649,41 @@ impl Core {
         }
     }
 
-    fn poll(&mut self, token: u128) -> Result<Entry, PollError> {
+    /// Where a token stands: a live pass, or a place in the line or the pre-queue.
+    fn locate(&self, token: u128) -> Option<Place> {
         if let Some(p) = self.passes.get(token) {
-            return Ok(Entry::Admitted(Self::pass(token, &p)));
+            return Some(Place::Pass(p));
         }
         if let Some(i) = self.line.find_token(token) {
-            let d = self.deadline();
-            self.line.check_in(i, d);
-            return Ok(Entry::Waiting(self.ticket(i)));
+            return Some(Place::Line(i));
         }
-        if let Some(i) = self.prequeue.find_token(token) {
-            let d = self.deadline();
-            self.prequeue.check_in(i, d);
-            return Ok(Entry::Waiting(self.prequeue_ticket(i)));
+        self.prequeue.find_token(token).map(Place::Prequeue)
+    }
+
+    /// The answer for a token found at `place`.
+    fn entry(&self, token: u128, place: Place) -> Entry {
+        match place {
+            Place::Pass(p) => Entry::Admitted(Self::pass(token, &p)),
+            Place::Line(i) => Entry::Waiting(self.ticket(i)),
+            Place::Prequeue(i) => Entry::Waiting(self.prequeue_ticket(i)),
         }
-        Err(self.ended_error(token))
+    }
+
+    /// `peek`, plus a check-in for a waiting visitor.
+    fn poll(&mut self, token: u128) -> Result<Entry, PollError> {
+        let place = self.locate(token).ok_or_else(|| self.ended_error(token))?;
+        let deadline = self.deadline();
+        match place {
+            Place::Line(i) => self.line.check_in(i, deadline),
+            Place::Prequeue(i) => self.prequeue.check_in(i, deadline),
+            Place::Pass(_) => {}
+        }
+        Ok(self.entry(token, place))
     }
 
     fn peek(&self, token: u128) -> Result<Entry, PollError> {
-        if let Some(p) = self.passes.get(token) {
-            return Ok(Entry::Admitted(Self::pass(token, &p)));
-        }
-        if let Some(i) = self.line.find_token(token) {
-            return Ok(Entry::Waiting(self.ticket(i)));
-        }
-        if let Some(i) = self.prequeue.find_token(token) {
-            return Ok(Entry::Waiting(self.prequeue_ticket(i)));
-        }
-        Err(self.ended_error(token))
+        let place = self.locate(token).ok_or_else(|| self.ended_error(token))?;
+        Ok(self.entry(token, place))
     }
 
     fn ended_error(&self, token: u128) -> PollError {
