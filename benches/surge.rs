@@ -344,6 +344,107 @@ fn cycle(book: &dyn Book, pattern: &[(u32, u32)], thread: usize, n: u64, confirm
     }
 }
 
+/// One thread's share of reserve -> release on the CAS floor, same access pattern as `cycle`.
+fn floor_cycle(floor: &Floor, pattern: &[(u32, u32)], thread: usize, n: u64) {
+    for i in 0..n {
+        let (b, s) = pattern[(i as usize + thread * 7919) % pattern.len()];
+        assert!(floor.reserve(b, s));
+        floor.release(b, s);
+    }
+}
+
+/// Slots of the `earliest` branch; the first 90% are held, so the first free one is at 90%.
+const EARLIEST_SLOTS: u32 = 5_000;
+const EARLIEST_FREE: u32 = EARLIEST_SLOTS * 9 / 10;
+
+/// Branch 1 with `EARLIEST_SLOTS` one-unit slots, all but the last 10% held.
+fn earliest_book() -> SlotBook<ManualClock> {
+    let book = SlotBook::builder()
+        .hold_ttl(Duration::from_secs(86_400))
+        .max_slots_per_branch(EARLIEST_SLOTS)
+        .max_live_holds(1 << 20)
+        .clock(ManualClock::new())
+        .build();
+    for s in 0..EARLIEST_SLOTS {
+        book.set_capacity(BranchId(1), s, 1).unwrap();
+    }
+    for s in 0..EARLIEST_FREE {
+        book.reserve(BranchId(1), s, ApplicantId(u64::from(s) + (1 << 50)))
+            .unwrap();
+    }
+    book
+}
+
+/// A fresh applicant takes the first free slot of `earliest_book`, by `reserve_earliest` over
+/// the whole branch or by a direct `reserve`, and releases it.
+fn earliest_cycle(book: &SlotBook<ManualClock>, applicant: u64, direct: bool) {
+    let a = ApplicantId(applicant);
+    let h = if direct {
+        book.reserve(BranchId(1), EARLIEST_FREE, a).unwrap()
+    } else {
+        book.reserve_earliest(BranchId(1), 0..EARLIEST_SLOTS, a)
+            .unwrap()
+    };
+    debug_assert_eq!(h.slot, EARLIEST_FREE);
+    book.release(black_box(h.token)).unwrap();
+}
+
+/// Rate and burst of the `admission` comparison; both fake clocks advance one step per call, so
+/// every decision admits.
+const ADMIT_RATE: u32 = 1_000_000;
+const ADMIT_BURST: u32 = 10;
+const ADMIT_STEP: Duration = Duration::from_micros(1);
+
+/// governor's decision: advance its fake clock, `check()`.
+fn governor_decision() -> impl Fn() {
+    let clock = governor::clock::FakeRelativeClock::default();
+    let quota = governor::Quota::per_second(NonZeroU32::new(ADMIT_RATE).unwrap())
+        .allow_burst(NonZeroU32::new(ADMIT_BURST).unwrap());
+    let limiter = governor::RateLimiter::direct_with_clock(quota, clock.clone());
+    move || {
+        clock.advance(ADMIT_STEP);
+        assert!(limiter.check().is_ok());
+    }
+}
+
+/// The room's decision: its GCRA behind the room's lock, lock included.
+fn gcra_decision() -> impl Fn() {
+    let clock = ManualClock::new();
+    let gcra = parking_lot::Mutex::new(Gcra::new(ADMIT_RATE, ADMIT_BURST).unwrap());
+    move || {
+        clock.advance(ADMIT_STEP);
+        assert!(gcra.lock().try_admit(clock.now()));
+    }
+}
+
+/// A paused room with `waiting` visitors (numbered from 0) in line, and their tokens.
+fn paused_room(waiting: u64) -> (WaitingRoom<ManualClock>, Vec<TicketToken>) {
+    let room = WaitingRoom::builder()
+        .rate_per_second(1)
+        .burst(1)
+        .max_waiting(2_000_000)
+        .checkin_timeout(Duration::from_secs(86_400))
+        .clock(ManualClock::new())
+        .build();
+    room.pause();
+    let tokens = (0..waiting)
+        .map(|v| match room.join(VisitorId(v)).unwrap() {
+            Entry::Waiting(t) => t.token,
+            Entry::Admitted(_) => unreachable!("paused"),
+        })
+        .collect();
+    (room, tokens)
+}
+
+/// A new visitor joins the back of the line, polls once, and leaves, so the line keeps its length.
+fn join_poll_leave(room: &WaitingRoom<ManualClock>, visitor: u64) {
+    let Entry::Waiting(t) = room.join(VisitorId(visitor)).unwrap() else {
+        unreachable!("paused")
+    };
+    black_box(room.poll(t.token).unwrap());
+    room.finish(t.token).unwrap();
+}
+
 fn book_cycle(c: &mut Criterion) {
     let clock = ManualClock::new();
     let books: [(&str, Box<dyn Book>); 3] = [
@@ -389,13 +490,7 @@ fn book_floor(c: &mut Criterion) {
             BenchmarkId::new("cas_floor/reserve_release", threads),
             |b| {
                 b.iter_custom(|iters| {
-                    on_threads(threads, iters, |t, n| {
-                        for i in 0..n {
-                            let (br, s) = pattern[(i as usize + t * 7919) % pattern.len()];
-                            assert!(floor.reserve(br, s));
-                            floor.release(br, s);
-                        }
-                    })
+                    on_threads(threads, iters, |t, n| floor_cycle(&floor, &pattern, t, n))
                 })
             },
         );
@@ -404,84 +499,39 @@ fn book_floor(c: &mut Criterion) {
 }
 
 fn earliest(c: &mut Criterion) {
-    const N: u32 = 5_000;
-    let book = SlotBook::builder()
-        .hold_ttl(Duration::from_secs(86_400))
-        .max_slots_per_branch(N)
-        .max_live_holds(1 << 20)
-        .clock(ManualClock::new())
-        .build();
-    for s in 0..N {
-        book.set_capacity(BranchId(1), s, 1).unwrap();
-    }
-    for s in 0..N * 9 / 10 {
-        book.reserve(BranchId(1), s, ApplicantId(u64::from(s) + (1 << 50)))
-            .unwrap();
-    }
-    let first_free = N * 9 / 10;
+    let book = earliest_book();
     let mut g = c.benchmark_group("earliest");
     let mut applicant = 0u64;
     g.bench_function("reserve_earliest_90pct_full", |b| {
         b.iter(|| {
             applicant += 1;
-            let h = book
-                .reserve_earliest(BranchId(1), 0..N, ApplicantId(applicant))
-                .unwrap();
-            debug_assert_eq!(h.slot, first_free);
-            book.release(black_box(h.token)).unwrap();
+            earliest_cycle(&book, applicant, false);
         })
     });
     g.bench_function("reserve_direct", |b| {
         b.iter(|| {
             applicant += 1;
-            let h = book
-                .reserve(BranchId(1), first_free, ApplicantId(applicant))
-                .unwrap();
-            book.release(black_box(h.token)).unwrap();
+            earliest_cycle(&book, applicant, true);
         })
     });
     g.finish();
 }
 
 fn admission(c: &mut Criterion) {
-    const RATE: u32 = 1_000_000;
-    const BURST: u32 = 10;
-    let step = Duration::from_micros(1);
     let mut g = c.benchmark_group("admission");
-    {
-        let clock = governor::clock::FakeRelativeClock::default();
-        let quota = governor::Quota::per_second(NonZeroU32::new(RATE).unwrap())
-            .allow_burst(NonZeroU32::new(BURST).unwrap());
-        let limiter = governor::RateLimiter::direct_with_clock(quota, clock.clone());
-        g.bench_function("governor_check", |b| {
-            b.iter(|| {
-                clock.advance(step);
-                assert!(limiter.check().is_ok());
-            })
-        });
-    }
-    {
-        // The room keeps its schedule behind its lock; this is that decision, lock included.
-        let clock = ManualClock::new();
-        let gcra = parking_lot::Mutex::new(Gcra::new(RATE, BURST).unwrap());
-        g.bench_function("surgegate_gcra_locked", |b| {
-            b.iter(|| {
-                clock.advance(step);
-                assert!(gcra.lock().try_admit(clock.now()));
-            })
-        });
-    }
+    g.bench_function("governor_check", |b| b.iter(governor_decision()));
+    g.bench_function("surgegate_gcra_locked", |b| b.iter(gcra_decision()));
     {
         let clock = ManualClock::new();
         let room = WaitingRoom::builder()
-            .rate_per_second(RATE)
-            .burst(BURST)
+            .rate_per_second(ADMIT_RATE)
+            .burst(ADMIT_BURST)
             .clock(clock.clone())
             .build();
         let mut v = 0u64;
         g.bench_function("surgegate_idle_room_join_finish", |b| {
             b.iter(|| {
-                clock.advance(step);
+                clock.advance(ADMIT_STEP);
                 v += 1;
                 let Entry::Admitted(pass) = room.join(VisitorId(v)).unwrap() else {
                     panic!("idle room queued")
@@ -496,29 +546,12 @@ fn admission(c: &mut Criterion) {
 fn room(c: &mut Criterion) {
     let mut g = c.benchmark_group("room");
     for waiting in [1_000u64, 100_000, 1_000_000] {
-        let room = WaitingRoom::builder()
-            .rate_per_second(1)
-            .burst(1)
-            .max_waiting(2_000_000)
-            .checkin_timeout(Duration::from_secs(86_400))
-            .clock(ManualClock::new())
-            .build();
-        room.pause();
-        let tokens: Vec<TicketToken> = (0..waiting)
-            .map(|v| match room.join(VisitorId(v)).unwrap() {
-                Entry::Waiting(t) => t.token,
-                Entry::Admitted(_) => unreachable!("paused"),
-            })
-            .collect();
+        let (room, tokens) = paused_room(waiting);
         let mut v = 1u64 << 40;
         g.bench_function(BenchmarkId::new("join_poll_finish", waiting), |b| {
             b.iter(|| {
                 v += 1;
-                let Entry::Waiting(t) = room.join(VisitorId(v)).unwrap() else {
-                    unreachable!()
-                };
-                black_box(room.poll(t.token).unwrap());
-                room.finish(t.token).unwrap();
+                join_poll_leave(&room, v);
             })
         });
         let mut x = 0x1234_5678u64;
@@ -599,15 +632,7 @@ fn paired() {
     let p = pattern(0xf100, false);
     for threads in [1usize, 2] {
         let ours = |n| on_threads(threads, n, |t, k| cycle(&surgegate, &p, t, k, false));
-        let f = |n| {
-            on_threads(threads, n, |t, k| {
-                for i in 0..k {
-                    let (br, s) = p[(i as usize + t * 7919) % p.len()];
-                    assert!(floor.reserve(br, s));
-                    floor.release(br, s);
-                }
-            })
-        };
+        let f = |n| on_threads(threads, n, |t, k| floor_cycle(&floor, &p, t, k));
         json.push((
             format!("reserve_release_{threads}_surgegate_over_floor"),
             ratio(&ours, &f),
@@ -616,93 +641,40 @@ fn paired() {
     drop((surgegate, mutex, dash, floor));
 
     {
-        const N: u32 = 5_000;
-        let book = SlotBook::builder()
-            .hold_ttl(Duration::from_secs(86_400))
-            .max_slots_per_branch(N)
-            .clock(ManualClock::new())
-            .build();
-        for s in 0..N {
-            book.set_capacity(BranchId(1), s, 1).unwrap();
-        }
-        for s in 0..N * 9 / 10 {
-            book.reserve(BranchId(1), s, ApplicantId(u64::from(s) + (1 << 50)))
-                .unwrap();
-        }
+        let book = earliest_book();
         let next = std::cell::Cell::new(0u64);
-        let applicant = || {
-            next.set(next.get() + 1);
-            ApplicantId(next.get())
-        };
-        let earliest = |n| {
-            timed(n, || {
-                let h = book
-                    .reserve_earliest(BranchId(1), 0..N, applicant())
-                    .unwrap();
-                book.release(h.token).unwrap();
-            })
-        };
-        let direct = |n| {
-            timed(n, || {
-                let h = book.reserve(BranchId(1), N * 9 / 10, applicant()).unwrap();
-                book.release(h.token).unwrap();
-            })
-        };
-        json.push(("earliest_over_direct".into(), ratio(&earliest, &direct)));
-    }
-    {
-        let step = Duration::from_micros(1);
-        let g_clock = governor::clock::FakeRelativeClock::default();
-        let quota = governor::Quota::per_second(NonZeroU32::new(1_000_000).unwrap())
-            .allow_burst(NonZeroU32::new(10).unwrap());
-        let limiter = governor::RateLimiter::direct_with_clock(quota, g_clock.clone());
-        let clock = ManualClock::new();
-        let gcra = parking_lot::Mutex::new(Gcra::new(1_000_000, 10).unwrap());
-        let ours = |n| {
-            timed(n, || {
-                clock.advance(step);
-                assert!(gcra.lock().try_admit(clock.now()));
-            })
-        };
-        let theirs = |n| {
-            timed(n, || {
-                g_clock.advance(step);
-                assert!(limiter.check().is_ok());
-            })
+        let cycle_of = |direct: bool| {
+            let (book, next) = (&book, &next);
+            move |n| {
+                timed(n, || {
+                    next.set(next.get() + 1);
+                    earliest_cycle(book, next.get(), direct);
+                })
+            }
         };
         json.push((
+            "earliest_over_direct".into(),
+            ratio(&cycle_of(false), &cycle_of(true)),
+        ));
+    }
+    {
+        let (ours, theirs) = (gcra_decision(), governor_decision());
+        json.push((
             "admission_surgegate_over_governor".into(),
-            ratio(&ours, &theirs),
+            ratio(&|n| timed(n, &ours), &|n| timed(n, &theirs)),
         ));
     }
     {
         let rooms: Vec<(WaitingRoom<ManualClock>, std::cell::Cell<u64>)> = [1_000u64, 1_000_000]
             .into_iter()
-            .map(|waiting| {
-                let room = WaitingRoom::builder()
-                    .rate_per_second(1)
-                    .burst(1)
-                    .max_waiting(2_000_000)
-                    .checkin_timeout(Duration::from_secs(86_400))
-                    .clock(ManualClock::new())
-                    .build();
-                room.pause();
-                for v in 0..waiting {
-                    room.join(VisitorId(v)).unwrap();
-                }
-                (room, std::cell::Cell::new(1 << 40))
-            })
+            .map(|waiting| (paused_room(waiting).0, std::cell::Cell::new(1 << 40)))
             .collect();
         let join_poll = |i: usize| {
             let (room, next) = &rooms[i];
             move |n| {
                 timed(n, || {
                     next.set(next.get() + 1);
-                    let Entry::Waiting(t) = room.join(VisitorId(next.get())).unwrap() else {
-                        unreachable!()
-                    };
-                    black_box(room.poll(t.token).unwrap());
-                    room.finish(t.token).unwrap();
+                    join_poll_leave(room, next.get());
                 })
             }
         };
