@@ -579,6 +579,25 @@ impl RoomHarness {
         self.epoch += 1;
     }
 
+    /// Polls ticket `id` in the room and in the model, and compares the answers.
+    fn poll_both(&mut self, token: TicketToken, id: usize) -> Result<(), String> {
+        let real = self.room.poll(token);
+        self.note("poll", real);
+        let model = self.model.poll(id);
+        self.compare(format!("poll(#{id})"), real, model)
+    }
+
+    /// Finishes ticket `id` in the room and in the model, and compares the answers.
+    fn finish_both(&mut self, token: TicketToken, id: usize) -> Result<(), String> {
+        let real = self.room.finish(token);
+        self.note("finish", real);
+        let model = self.model.finish(id);
+        if real != model {
+            return Err(format!("finish(#{id}): room {real:?}, model {model:?}"));
+        }
+        Ok(())
+    }
+
     pub fn step(&mut self, op: &RoomOp) -> Result<(), String> {
         self.steps += 1;
         match *op {
@@ -604,36 +623,21 @@ impl RoomHarness {
                 let Some((token, id)) = self.pick(ticket) else {
                     return Ok(());
                 };
-                let real = self.room.poll(token);
-                self.note("poll", real);
-                let model = self.model.poll(id);
-                self.compare(format!("poll(#{id})"), real, model)?;
+                self.poll_both(token, id)?;
             }
             RoomOp::Finish { ticket } => {
                 let Some((token, id)) = self.pick(ticket) else {
                     return Ok(());
                 };
-                let real = self.room.finish(token);
-                self.note("finish", real);
-                let model = self.model.finish(id);
-                if real != model {
-                    return Err(format!("finish(#{id}): room {real:?}, model {model:?}"));
-                }
+                self.finish_both(token, id)?;
             }
             RoomOp::PollId { id } | RoomOp::FinishId { id } => {
                 let id = usize::from(id);
-                let Some(&(token, _)) = self.tokens.iter().find(|&&(_, i)| i == id) else {
-                    return self.check();
-                };
-                if matches!(op, RoomOp::PollId { .. }) {
-                    let real = self.room.poll(token);
-                    let model = self.model.poll(id);
-                    self.compare(format!("poll(#{id})"), real, model)?;
-                } else {
-                    let real = self.room.finish(token);
-                    let model = self.model.finish(id);
-                    if real != model {
-                        return Err(format!("finish(#{id}): room {real:?}, model {model:?}"));
+                if let Some(&(token, _)) = self.tokens.iter().find(|&&(_, i)| i == id) {
+                    if matches!(op, RoomOp::PollId { .. }) {
+                        self.poll_both(token, id)?;
+                    } else {
+                        self.finish_both(token, id)?;
                     }
                 }
             }
