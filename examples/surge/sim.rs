@@ -320,6 +320,8 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let caps = capacities(cfg);
     let slots_per_branch = cfg.days * cfg.windows_per_day;
     let tick_ns = cfg.tick_ms * 1_000_000;
+    // Ticks per simulated second: a sample (and a sweep) is taken every this many ticks.
+    let per_sample = (1_000 / cfg.tick_ms).max(1);
 
     let clock = ManualClock::new();
     let room = WaitingRoom::builder()
@@ -563,7 +565,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         let stats = room.stats();
         calls.fetch_add(1, Ordering::Relaxed);
         report.peak_line = report.peak_line.max(stats.waiting);
-        if tick.is_multiple_of((1_000 / cfg.tick_ms).max(1)) {
+        if tick.is_multiple_of(per_sample) {
             book.sweep();
             calls.fetch_add(1, Ordering::Relaxed);
             report.samples.push(Sample {
@@ -583,7 +585,6 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         }
         // Jump to the next tick with work: an arrival, an event, or a sample. (The room admits at
         // exact instants whether or not anybody calls, so skipping idle ticks changes nothing.)
-        let per_sample = (1_000 / cfg.tick_ms).max(1);
         let mut next = (tick / per_sample + 1) * per_sample;
         if let Some((&t, _)) = wheel.first_key_value() {
             next = next.min(t);
