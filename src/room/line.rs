@@ -91,15 +91,22 @@ impl Line {
         })
     }
 
-    /// Appends a visitor at the back. The caller has checked it is not in line.
-    pub(crate) fn push(&mut self, waiter: Waiter) -> u32 {
-        debug_assert!(self.find_visitor(waiter.visitor).is_none());
+    /// Adds an entry at the back, waiting and indexed by token and visitor; the caller queues its
+    /// check-in. Returns its index.
+    fn append(&mut self, waiter: Waiter) -> u32 {
         let index = self.entries.len() as u32;
         self.entries.push(waiter);
         self.live.push(true);
         self.by_token.insert(token_hash(waiter.token), index);
         let h = self.visitor_hash(waiter.visitor);
         self.by_visitor.insert(h, index);
+        index
+    }
+
+    /// Appends a visitor at the back. The caller has checked it is not in line.
+    pub(crate) fn push(&mut self, waiter: Waiter) -> u32 {
+        debug_assert!(self.find_visitor(waiter.visitor).is_none());
+        let index = self.append(waiter);
         debug_assert!(
             self.checkins
                 .back()
@@ -115,12 +122,7 @@ impl Line {
     pub(crate) fn push_all(&mut self, waiters: impl IntoIterator<Item = Waiter>) {
         let mut added: Vec<(u64, u32)> = Vec::new();
         for w in waiters {
-            let index = self.entries.len() as u32;
-            self.entries.push(w);
-            self.live.push(true);
-            self.by_token.insert(token_hash(w.token), index);
-            let h = self.visitor_hash(w.visitor);
-            self.by_visitor.insert(h, index);
+            let index = self.append(w);
             added.push((w.deadline_ns, index));
         }
         if added.is_empty() {
