@@ -353,6 +353,15 @@ fn floor_cycle(floor: &Floor, pattern: &[(u32, u32)], thread: usize, n: u64) {
     }
 }
 
+/// `n` steps of arithmetic that touch no shared memory, the baseline of perfect scaling.
+fn compute_alone(n: u64) {
+    let mut x = 1u64;
+    for i in 0..n {
+        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+    }
+    black_box(x);
+}
+
 /// Slots of the `earliest` branch; the first 90% are held, so the first free one is at 90%.
 const EARLIEST_SLOTS: u32 = 5_000;
 const EARLIEST_FREE: u32 = EARLIEST_SLOTS * 9 / 10;
@@ -638,6 +647,22 @@ fn paired() {
             ratio(&ours, &f),
         ));
     }
+    // How two threads scale on this machine, per operation (2 threads / 1 thread: 1.0 is no
+    // gain, 0.5 is perfect): the CAS floor, which shares cache lines between the cores, and a
+    // loop that shares nothing.
+    let (floor_ref, pattern_ref) = (&floor, &p);
+    let floor_on = |threads: usize| {
+        move |n| on_threads(threads, n, |t, k| floor_cycle(floor_ref, pattern_ref, t, k))
+    };
+    json.push((
+        "scaling_floor_2_over_1".into(),
+        ratio(&floor_on(2), &floor_on(1)),
+    ));
+    let alone_on = |threads: usize| move |n| on_threads(threads, n, |_, k| compute_alone(k));
+    json.push((
+        "scaling_no_sharing_2_over_1".into(),
+        ratio(&alone_on(2), &alone_on(1)),
+    ));
     drop((surgegate, mutex, dash, floor));
 
     {

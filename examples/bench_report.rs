@@ -260,6 +260,14 @@ fn main() {
                 "cycle_hot_2_dashmap_over_surgegate",
                 "cycle, hot slot, 2 threads: DashMap book / surgegate (interleaved)",
             ),
+            (
+                "scaling_floor_2_over_1",
+                "time per op, 2 threads / 1 thread: the CAS floor (interleaved; 0.5 is perfect)",
+            ),
+            (
+                "scaling_no_sharing_2_over_1",
+                "time per op, 2 threads / 1 thread: a loop sharing nothing (interleaved)",
+            ),
         ] {
             if let Some(v) = p.get(key).and_then(Value::as_f64) {
                 let _ = writeln!(out, "| {label} | {v:.2} |");
