@@ -61,6 +61,7 @@
 pub mod book;
 pub mod clock;
 mod invariant;
+pub mod journal;
 pub mod room;
 mod sync;
 mod token;
@@ -73,6 +74,9 @@ pub use book::{
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use invariant::InvariantViolation;
+pub use journal::{
+    CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, OpenError, Recovery,
+};
 pub use room::{
     Entry, JoinError, Pass, PollError, RoomConfigError, RoomStats, Ticket, TicketToken, VisitorId,
     WaitingRoom, WaitingRoomBuilder,

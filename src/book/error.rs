@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::journal::JournalError;
+
 /// Why [`SlotBook::reserve`](crate::SlotBook::reserve) or
 /// [`SlotBook::reserve_earliest`](crate::SlotBook::reserve_earliest) granted no hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
@@ -49,6 +51,9 @@ pub enum ConfirmError {
     /// The hold expired before it was confirmed; its place went back to the pool.
     #[error("this hold expired before it was confirmed: reserve again to get a new hold")]
     Expired,
+    /// A durable book could not journal the booking; the hold is still held, unconfirmed.
+    #[error("{0}")]
+    Journal(JournalError),
 }
 
 /// Why [`SlotBook::release`](crate::SlotBook::release) released nothing.
@@ -61,6 +66,9 @@ pub enum ReleaseError {
         "no live hold or booking has this token: it was never issued, already released, or the hold expired"
     )]
     UnknownToken,
+    /// A durable book could not journal the cancellation; the booking stands.
+    #[error("{0}")]
+    Journal(JournalError),
 }
 
 /// Why [`SlotBook::set_capacity`](crate::SlotBook::set_capacity) changed nothing: a configured
@@ -92,6 +100,9 @@ pub enum CapacityError {
         /// The configured limit.
         max_branches: u32,
     },
+    /// A durable book could not journal the change; the capacity is as it was.
+    #[error("{0}")]
+    Journal(JournalError),
 }
 
 /// Why a [`SlotBookBuilder`](crate::SlotBookBuilder) configuration was refused.

@@ -9,6 +9,7 @@
 //! The rules this module guarantees are listed on [`SlotBook`].
 
 mod branches;
+mod durable;
 mod error;
 mod ledger;
 mod word;
@@ -21,6 +22,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
 use crate::invariant::{InvariantViolation, ensure};
+use crate::journal::{Change, Durability, Journal};
 use crate::sync::Ordering;
 use crate::token::{random_u128, token_type};
 use branches::{BranchTable, CHUNK_SLOTS};
@@ -152,6 +154,9 @@ pub struct SlotBookBuilder<C = SystemClock> {
     max_slots_per_branch: u32,
     max_live_holds: u64,
     shards: u32,
+    durability: Durability,
+    checkpoint_after_bytes: u64,
+    max_batch_records: u32,
 }
 
 impl Default for SlotBookBuilder<SystemClock> {
@@ -164,6 +169,9 @@ impl Default for SlotBookBuilder<SystemClock> {
             max_slots_per_branch: 65_536,
             max_live_holds: 1 << 22,
             shards: 64,
+            durability: Durability::Fsync,
+            checkpoint_after_bytes: 64 << 20,
+            max_batch_records: 4096,
         }
     }
 }
@@ -218,11 +226,20 @@ impl<C: Clock> SlotBookBuilder<C> {
             max_slots_per_branch: self.max_slots_per_branch,
             max_live_holds: self.max_live_holds,
             shards: self.shards,
+            durability: self.durability,
+            checkpoint_after_bytes: self.checkpoint_after_bytes,
+            max_batch_records: self.max_batch_records,
         }
     }
 
     /// Builds the book, or says which setting is out of range.
     pub fn try_build(self) -> Result<SlotBook<C>, BookConfigError> {
+        self.validate()?;
+        let shards = self.shards;
+        Ok(self.assemble(shards, random_u128() as u64, None))
+    }
+
+    fn validate(&self) -> Result<(), BookConfigError> {
         if self.hold_ttl.is_zero() || self.hold_ttl > Duration::from_secs(86_400) {
             return Err(BookConfigError::HoldTtl(self.hold_ttl));
         }
@@ -245,23 +262,28 @@ impl<C: Clock> SlotBookBuilder<C> {
         if !(1..=256).contains(&self.shards) || !self.shards.is_power_of_two() {
             return Err(BookConfigError::Shards(self.shards));
         }
-        let applicant_hasher = crate::sync::random_state();
-        let shards = (0..self.shards)
-            .map(|_| CachePadded::new(Shard::new(applicant_hasher.clone())))
-            .collect();
-        Ok(SlotBook {
+        Ok(())
+    }
+
+    /// The book, with `shards` lock shards and applicants spread over them by `shard_seed`.
+    fn assemble(self, shards: u32, shard_seed: u64, journal: Option<Journal>) -> SlotBook<C> {
+        let map_hasher = crate::sync::random_state();
+        SlotBook {
             hold_ttl_ns: duration_to_ns(self.hold_ttl),
             max_active_per_applicant: self.max_active_per_applicant as usize,
             max_slots_per_branch: self.max_slots_per_branch,
             max_branches: self.max_branches,
-            max_holds_per_shard: self.max_live_holds.div_ceil(u64::from(self.shards)) as usize,
-            shard_mask: self.shards as usize - 1,
+            max_holds_per_shard: self.max_live_holds.div_ceil(u64::from(shards)) as usize,
+            shard_mask: shards as usize - 1,
+            shard_seed,
             branches: BranchTable::new(self.max_branches, self.max_slots_per_branch),
-            shards,
-            applicant_hasher,
+            shards: (0..shards)
+                .map(|_| CachePadded::new(Shard::new(map_hasher.clone())))
+                .collect(),
             hint: ExpiryHint::new(),
             clock: self.clock,
-        })
+            journal,
+        }
     }
 
     /// Builds the book.
@@ -333,8 +355,11 @@ pub struct SlotBook<C = SystemClock> {
     // Declared (so dropped) before `branches`: records point into the branches.
     shards: Box<[CachePadded<Shard>]>,
     branches: BranchTable,
-    applicant_hasher: ahash::RandomState,
+    /// Key of the applicant-to-shard mix: random, or the directory's for a durable book.
+    shard_seed: u64,
     hint: ExpiryHint,
+    /// `Some` for a book opened from a directory.
+    journal: Option<Journal>,
 }
 
 impl SlotBook<SystemClock> {
@@ -370,6 +395,18 @@ fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotInde
     (first <= last).then_some((first, last))
 }
 
+/// A keyed, fixed mix of an applicant id. Fixed (not `ahash`, whose output may change between
+/// builds and versions) because a durable book's tokens encode the shard of their applicant, and
+/// must still name it after the program is rebuilt. The key keeps the spread unpredictable.
+/// This is the well-known 64-bit finalizer of MurmurHash3.
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
 fn state_of(p: word::Packed) -> SlotState {
     SlotState {
         capacity: p.capacity(),
@@ -384,7 +421,7 @@ impl<C: Clock> SlotBook<C> {
     }
 
     fn shard_of_applicant(&self, applicant: ApplicantId) -> usize {
-        (self.applicant_hasher.hash_one(applicant.0) as usize) & self.shard_mask
+        (mix64(applicant.0 ^ self.shard_seed) as usize) & self.shard_mask
     }
 
     fn shard_of_token(&self, token: u128) -> usize {
@@ -447,7 +484,25 @@ impl<C: Clock> SlotBook<C> {
                 last: self.max_slots_per_branch - 1,
             });
         };
-        word.set_capacity(capacity);
+        match &self.journal {
+            None => {
+                word.set_capacity(capacity);
+            }
+            Some(j) => {
+                {
+                    let _gate = j.gate.read();
+                    let _order = j.capacity_stripe(branch.0, slot).lock();
+                    j.commit(Change::Capacity {
+                        branch: branch.0,
+                        slot,
+                        capacity,
+                    })
+                    .map_err(CapacityError::Journal)?;
+                    word.set_capacity(capacity);
+                }
+                self.after_durable_call(j);
+            }
+        }
         b.sync_full(slot);
         self.sweep_due(self.now_ns());
         Ok(state_of(word.load()))
@@ -717,6 +772,22 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
+        let Some(j) = &self.journal else {
+            return self.confirm_in(token, None);
+        };
+        let result = {
+            let _gate = j.gate.read();
+            self.confirm_in(token, Some(j))
+        };
+        self.after_durable_call(j);
+        result
+    }
+
+    fn confirm_in(
+        &self,
+        token: HoldToken,
+        journal: Option<&Journal>,
+    ) -> Result<Booking, ConfirmError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut guard = shard.ledger.lock();
         let now = self.now_ns();
@@ -737,6 +808,17 @@ impl<C: Clock> SlotBook<C> {
                     debug_assert!(false, "hold on a slot that does not exist: {record:?}");
                     return Err(ConfirmError::UnknownToken);
                 };
+                if let Some(j) = journal {
+                    // Under the shard lock: no release of this token can be journaled before
+                    // its booking, and the hold cannot be reclaimed meanwhile.
+                    j.commit(Change::Booked {
+                        token: token.0,
+                        branch: record.branch.0,
+                        slot: record.slot,
+                        applicant: record.applicant.0,
+                    })
+                    .map_err(ConfirmError::Journal)?;
+                }
                 // Held to booked: `held + booked` is unchanged, so the full bit is too.
                 word.confirm();
                 record.state = State::Booked;
@@ -781,9 +863,31 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self, token: HoldToken) -> Result<(), ReleaseError> {
+        let Some(j) = &self.journal else {
+            return self.release_in(token, None);
+        };
+        let result = {
+            let _gate = j.gate.read();
+            self.release_in(token, Some(j))
+        };
+        self.after_durable_call(j);
+        result
+    }
+
+    fn release_in(&self, token: HoldToken, journal: Option<&Journal>) -> Result<(), ReleaseError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut ledger = shard.ledger.lock();
         let now = self.now_ns();
+        if let Some(j) = journal
+            && ledger
+                .records
+                .get(&token.0)
+                .is_some_and(|r| r.state == State::Booked)
+        {
+            // Holds are not journaled; a booking's cancellation is, before it takes effect.
+            j.commit(Change::Cancelled { token: token.0 })
+                .map_err(ReleaseError::Journal)?;
+        }
         let Some(record) = ledger.remove(token.0) else {
             return Err(ReleaseError::UnknownToken);
         };

@@ -155,6 +155,30 @@ impl SlotWord {
         before
     }
 
+    /// Adds one booking during recovery, where the journal, not a hold, vouches for it. Refused
+    /// if the slot is not open or its count is at the field's limit.
+    pub(crate) fn restore_booked(&self) -> Result<Packed, HoldRefused> {
+        let mut current = self.0.load(Ordering::SeqCst);
+        loop {
+            let p = Packed(current);
+            if !p.is_open() {
+                return Err(HoldRefused::NotOpen);
+            }
+            if p.taken() >= MAX_CAPACITY {
+                return Err(HoldRefused::Full);
+            }
+            match self.0.compare_exchange_weak(
+                current,
+                current + BOOKED_ONE,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Ok(Packed(current + BOOKED_ONE)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     /// Opens the slot (if it was not) with `capacity`, keeping its holds and bookings.
     /// Returns the word after the change.
     pub(crate) fn set_capacity(&self, capacity: u32) -> Packed {

@@ -1,0 +1,452 @@
+//! The durable mode of a [`SlotBook`](crate::SlotBook): an append-only journal, checkpoints, and
+//! recovery that refuses to guess.
+//!
+//! A book opened with [`SlotBookBuilder::open`](crate::SlotBookBuilder::open) writes every
+//! `set_capacity`, every `confirm` and every `release` of a booking to the journal *before* the
+//! call returns `Ok` and before the change is visible to any other caller. Reopening the
+//! directory restores every capacity and booking, tokens included.
+//!
+//! **Holds are not journaled.** A hold lives for minutes and is only a promise until it is
+//! confirmed; journaling it would double the writes of every booking for state that is
+//! worthless after a restart (its applicant's session is gone too). After a reopen, the capacity
+//! that unconfirmed holds took is free again, and confirming such a hold is `UnknownToken`.
+//!
+//! # What `Ok` means: [`Durability`]
+//!
+//! | mode | `Ok` means the change survives | fsync |
+//! |---|---|---|
+//! | [`Durability::Fsync`] (default) | a crash of the process or of the machine | before `Ok`, shared by concurrent callers |
+//! | [`Durability::Flush`] | a crash of the process; a machine crash loses at most the last `every` | by a background thread, every `every` |
+//! | [`Durability::None`] | a crash of the process | never, except at checkpoints and when the book is dropped |
+//!
+//! # Files
+//!
+//! A directory holds `LOCK` (held with `flock` while a book has it open), `META` (the shard
+//! layout that tokens encode, fixed at creation), journal segments `journal-<seq>.log` and at
+//! most one checkpoint `checkpoint-<seq>.snap` (the state before segment `seq`). The formats are
+//! described in the `format` module; every record carries a CRC32C.
+//!
+//! # Failures
+//!
+//! If a write fails, the batch is cut off the file again and every call in it returns an error
+//! and changes nothing; the journal carries on. If an fsync fails, the kernel may have dropped
+//! the written pages, so the journal cannot know what is on disk: the calls in that batch return
+//! an error and change nothing, and the journal *stops*: every later durable call returns
+//! [`JournalError::Stopped`] until the book is reopened. (A change whose call failed this way may
+//! still be found after the reopen if its bytes did reach the disk; since nothing after it was
+//! ever granted, it cannot overbook.)
+
+mod commit;
+pub(crate) mod format;
+pub(crate) mod io;
+pub(crate) mod recover;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use thiserror::Error;
+
+pub(crate) use commit::{Active, Committer};
+pub(crate) use format::Change;
+
+use crate::book::BookConfigError;
+
+/// When a durable book's `Ok` is on stable storage. See the [module docs](self) for the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `Ok` after the change is written *and* `fdatasync`ed: it survives a power loss.
+    /// Concurrent callers share one write and one fsync (group commit).
+    #[default]
+    Fsync,
+    /// `Ok` after the change is written to the operating system: it survives a crash of the
+    /// process (even `SIGKILL`). A background thread fsyncs every `every`, so a crash of the
+    /// machine loses at most the changes acknowledged in the last `every` plus one fsync's time.
+    /// `every` must be between 1 ms and 1 hour.
+    Flush {
+        /// The longest time between fsyncs.
+        every: Duration,
+    },
+    /// `Ok` after the change is written to the operating system; no fsync except at
+    /// checkpoints and when the book is dropped. Survives a crash of the process, not of the
+    /// machine. For tests and benchmarks.
+    None,
+}
+
+/// Why the journal could not record a change. The call that returns it changed nothing.
+///
+/// Kept `Copy` (the operation errors that carry it are): it holds the [`std::io::ErrorKind`]
+/// of the failure, not the whole error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// Writing the journal failed (a full disk, say). The partial write was removed and the
+    /// journal carries on: the call may be retried once the cause is fixed.
+    #[error(
+        "the journal could not be written ({0}), so the change was not made: free disk space or fix the storage, then retry"
+    )]
+    Write(std::io::ErrorKind),
+    /// Syncing the journal failed. What reached the disk is unknown, so the journal stopped.
+    #[error(
+        "the journal could not be synced to stable storage ({0}), so the change was not made and the journal stopped: fix the storage and reopen the book"
+    )]
+    Sync(std::io::ErrorKind),
+    /// An earlier storage failure stopped the journal; no durable change is possible until the
+    /// book is reopened.
+    #[error(
+        "the journal stopped after an earlier storage failure, so the change was not made: fix the storage and reopen the book"
+    )]
+    Stopped,
+}
+
+/// Why [`SlotBookBuilder::open`](crate::SlotBookBuilder::open) could not open a directory.
+/// Nothing in the directory was changed unless stated.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A setting of the builder is out of range.
+    #[error("invalid SlotBook configuration: {0}")]
+    Config(#[from] BookConfigError),
+    /// A setting of the builder is out of range for the durable mode.
+    #[error("invalid durable SlotBook configuration: {0}")]
+    DurableConfig(&'static str),
+    /// The file system refused an operation.
+    #[error("{action} failed for {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another open book (in this process or another) holds the directory.
+    #[error(
+        "{path} is locked by another open SlotBook (in this process or another): close that one first, or open a different directory"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A file is damaged somewhere other than a torn tail. Nothing was truncated or deleted.
+    #[error(
+        "{path} is damaged at byte {offset}: {reason}. Nothing was changed; restore the directory from a backup"
+    )]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A journal segment that recovery needs is missing.
+    #[error(
+        "{path} is missing: recovery needs every journal segment after the last checkpoint; restore it from a backup"
+    )]
+    MissingSegment {
+        /// The file that should exist.
+        path: PathBuf,
+    },
+    /// The journal is intact but this book's limits cannot hold what it records.
+    #[error(
+        "{path} at byte {offset} cannot be restored into this book: {reason}. Open it with the limits it was written with"
+    )]
+    Incompatible {
+        /// The journal segment or checkpoint.
+        path: PathBuf,
+        /// The record's offset.
+        offset: u64,
+        /// Which limit is too small.
+        reason: String,
+    },
+}
+
+/// Why [`SlotBook::checkpoint`](crate::SlotBook::checkpoint) wrote no checkpoint. The journal is
+/// unaffected (recovery just replays more of it) unless the error says it stopped.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The book was built in memory (`build`), not opened from a directory.
+    #[error("this book has no journal (it was built, not opened from a directory)")]
+    NotDurable,
+    /// The journal has stopped; see [`JournalError`].
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    /// The file system refused an operation.
+    #[error("{action} failed for {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What [`SlotBook::checkpoint`](crate::SlotBook::checkpoint) wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointInfo {
+    /// The checkpoint's sequence number: the journal segment that continues from it.
+    pub seq: u64,
+    /// Open slots it holds.
+    pub slots: u64,
+    /// Bookings it holds.
+    pub bookings: u64,
+    /// Size of the file.
+    pub bytes: u64,
+}
+
+/// What recovery found when the book was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// The checkpoint the state was loaded from, if any (its sequence number).
+    pub checkpoint: Option<u64>,
+    /// Journal records replayed after the checkpoint.
+    pub records: u64,
+    /// Bytes of a torn tail (a record cut by a crash) that were cut off the newest segment.
+    pub torn_bytes: u64,
+    /// Open slots restored.
+    pub slots: u64,
+    /// Bookings restored.
+    pub bookings: u64,
+    /// Time spent, in microseconds.
+    pub elapsed_us: u64,
+}
+
+/// Counters of a durable book's journal since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JournalStats {
+    /// Records written.
+    pub records: u64,
+    /// Batches written (one write each).
+    pub batches: u64,
+    /// fsyncs of journal segments.
+    pub syncs: u64,
+    /// Journal bytes written since the last checkpoint (or the open).
+    pub bytes_since_checkpoint: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Automatic checkpoints that failed (the journal carries on; recovery replays more).
+    pub failed_checkpoints: u64,
+    /// What the open found.
+    pub recovery: Recovery,
+}
+
+/// Stripes of the lock that orders journal records of the same slot's `set_capacity` calls.
+pub(crate) const CAPACITY_STRIPES: usize = 64;
+
+/// The journal of a durable book.
+pub(crate) struct Journal {
+    pub(crate) dir: PathBuf,
+    pub(crate) committer: Arc<Committer>,
+    /// Durable calls hold it shared from before their record is written until their change is
+    /// applied; a checkpoint holds it exclusively, so it sees no change half done.
+    pub(crate) gate: RwLock<()>,
+    /// `set_capacity` of one slot holds its stripe across write and apply, so the journal
+    /// order of two capacity changes of a slot is the order they were applied in.
+    pub(crate) capacity_stripes: Box<[Mutex<()>]>,
+    /// One checkpoint at a time.
+    pub(crate) checkpointing: Mutex<()>,
+    pub(crate) auto_checkpoint_busy: AtomicBool,
+    /// Journal bytes after which a durable call writes a checkpoint (0: never).
+    pub(crate) checkpoint_after_bytes: u64,
+    /// The committer's byte count when the last checkpoint rotated the journal.
+    pub(crate) bytes_at_checkpoint: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) failed_checkpoints: AtomicU64,
+    pub(crate) storage: Box<dyn io::Storage>,
+    pub(crate) recovery: Recovery,
+    flusher: Option<Flusher>,
+    // Last: released when the journal is dropped, after the final sync.
+    _lock: File,
+}
+
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Journal {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        dir: PathBuf,
+        lock: File,
+        committer: Committer,
+        durability: Durability,
+        checkpoint_after_bytes: u64,
+        storage: Box<dyn io::Storage>,
+        recovery: Recovery,
+    ) -> Result<Self, OpenError> {
+        let committer = Arc::new(committer);
+        let flusher = match durability {
+            Durability::Flush { every } => Some(Flusher::start(committer.clone(), every, &dir)?),
+            _ => None,
+        };
+        Ok(Self {
+            dir,
+            committer,
+            gate: RwLock::new(()),
+            capacity_stripes: (0..CAPACITY_STRIPES).map(|_| Mutex::new(())).collect(),
+            checkpointing: Mutex::new(()),
+            auto_checkpoint_busy: AtomicBool::new(false),
+            checkpoint_after_bytes,
+            bytes_at_checkpoint: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            failed_checkpoints: AtomicU64::new(0),
+            storage,
+            recovery,
+            flusher,
+            _lock: lock,
+        })
+    }
+
+    pub(crate) fn commit(&self, change: Change) -> Result<(), JournalError> {
+        self.committer.commit(change)
+    }
+
+    pub(crate) fn bytes_since_checkpoint(&self) -> u64 {
+        // Ordering: Relaxed: a statistic and a trigger; a stale value only delays a checkpoint.
+        self.committer
+            .counters
+            .bytes
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.bytes_at_checkpoint.load(Ordering::Relaxed))
+    }
+
+    /// Whether enough journal was written since the last checkpoint to write another.
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        self.checkpoint_after_bytes > 0
+            && self.bytes_since_checkpoint() >= self.checkpoint_after_bytes
+    }
+
+    pub(crate) fn stats(&self) -> JournalStats {
+        let c = &self.committer.counters;
+        JournalStats {
+            records: c.records.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            bytes_since_checkpoint: self.bytes_since_checkpoint(),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            failed_checkpoints: self.failed_checkpoints.load(Ordering::Relaxed),
+            recovery: self.recovery,
+        }
+    }
+
+    /// The stripe of the capacity lock for one slot.
+    pub(crate) fn capacity_stripe(&self, branch: u32, slot: u32) -> &Mutex<()> {
+        let h = (u64::from(branch) << 32 | u64::from(slot)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        &self.capacity_stripes[(h >> 58) as usize % CAPACITY_STRIPES]
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts a new segment for a checkpoint: syncs the current one, creates the next, and
+    /// appends there from now on. Returns the new segment's number and first record number.
+    /// The caller holds the gate exclusively, so no batch is in flight.
+    pub(crate) fn rotate(&self) -> Result<(u64, u64), CheckpointError> {
+        if self.committer.stopped().is_some() {
+            return Err(JournalError::Stopped.into());
+        }
+        self.committer.flush()?;
+        let mut a = self.committer.active.lock();
+        let seq = a.seq + 1;
+        let path = self.dir.join(recover::segment_name(seq));
+        let io_err = |action| {
+            let path = path.clone();
+            move |source| CheckpointError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        let created = recover::create_segment(&self.dir, seq, a.next_lsn).map_err(|e| match e {
+            OpenError::Io {
+                path,
+                action,
+                source,
+            } => CheckpointError::Io {
+                path,
+                action,
+                source,
+            },
+            other => CheckpointError::Io {
+                path: path.clone(),
+                action: "creating a journal segment",
+                source: std::io::Error::other(other.to_string()),
+            },
+        });
+        let io = created.and_then(|p| {
+            self.storage
+                .open_segment(&p)
+                .map_err(io_err("opening the new segment"))
+        });
+        let io = match io {
+            Ok(io) => io,
+            Err(e) => {
+                // Appending carries on in the current segment; the half-made one is in the way
+                // of the next attempt and of recovery, so remove it if possible.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        let next_lsn = a.next_lsn;
+        *a = Active::new(io, seq, format::SEGMENT_HEADER as u64, next_lsn);
+        Ok((seq, next_lsn))
+    }
+}
+
+impl Flusher {
+    fn start(committer: Arc<Committer>, every: Duration, dir: &Path) -> Result<Self, OpenError> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("surgegate-flush".into())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                let mut stopped = stopped.lock();
+                while !*stopped {
+                    wake.wait_for(&mut stopped, every);
+                    if *stopped {
+                        break;
+                    }
+                    // A failure stops the journal (see `Committer::flush`); nothing to retry.
+                    if committer.flush().is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(recover::io_error(dir, "starting the flush thread"))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(f) = &mut self.flusher {
+            *f.stop.0.lock() = true;
+            f.stop.1.notify_all();
+            if let Some(t) = f.thread.take() {
+                let _ = t.join();
+            }
+        }
+        // A clean close leaves everything acknowledged on stable storage, whatever the mode.
+        let _ = self.committer.flush();
+    }
+}

@@ -1,0 +1,310 @@
+//! Reading a journal directory back: which files exist, and replaying a segment's records.
+//!
+//! Guarantee: recovery never guesses. A record is applied only if its checksum holds and its
+//! sequence number is the next one. The one damage it repairs is a torn tail: bytes at the very
+//! end of the newest segment, after its last intact record, with no intact record after them.
+//! That is what a crash in the middle of a write leaves, and those bytes were never acknowledged
+//! (an acknowledged batch is whole on disk before its callers return). Damage anywhere else is an
+//! [`OpenError::Corrupt`] naming the file and the byte offset.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::OpenError;
+use super::format::{Change, Decoded, SEGMENT_HEADER, SegmentHeader, decode_record};
+
+pub(crate) const LOCK_FILE: &str = "LOCK";
+pub(crate) const META_FILE: &str = "META";
+
+pub(crate) fn segment_name(seq: u64) -> String {
+    format!("journal-{seq:016}.log")
+}
+
+pub(crate) fn checkpoint_name(seq: u64) -> String {
+    format!("checkpoint-{seq:016}.snap")
+}
+
+fn parse_seq(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// An I/O failure on `path` during `action`, as an [`OpenError`].
+pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> OpenError {
+    let path = path.to_path_buf();
+    move |source| OpenError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// The journal's files in a directory, by sequence number.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub(crate) segments: BTreeMap<u64, PathBuf>,
+    pub(crate) checkpoints: BTreeMap<u64, PathBuf>,
+    /// Anything else that looks like ours (temporary files of an interrupted checkpoint).
+    pub(crate) leftovers: Vec<PathBuf>,
+}
+
+pub(crate) fn list(dir: &Path) -> Result<Listing, OpenError> {
+    let mut listing = Listing::default();
+    for entry in fs::read_dir(dir).map_err(io_error(dir, "listing the directory"))? {
+        let entry = entry.map_err(io_error(dir, "listing the directory"))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(seq) = parse_seq(name, "journal-", ".log") {
+            listing.segments.insert(seq, entry.path());
+        } else if let Some(seq) = parse_seq(name, "checkpoint-", ".snap") {
+            listing.checkpoints.insert(seq, entry.path());
+        } else if name.ends_with(".tmp")
+            && (name.starts_with("checkpoint-") || name.starts_with(META_FILE))
+        {
+            listing.leftovers.push(entry.path());
+        }
+    }
+    Ok(listing)
+}
+
+/// Why a replayed change could not be applied.
+pub(crate) enum Refusal {
+    /// The record contradicts the state before it: the journal is damaged.
+    Corrupt(String),
+    /// The record is fine but this book's configured limits cannot hold it.
+    Incompatible(String),
+}
+
+/// The end state of a replayed segment.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Replayed {
+    /// Bytes of header and intact records: where appending continues.
+    pub(crate) len: u64,
+    /// The sequence number after the segment's last record.
+    pub(crate) next_lsn: u64,
+    /// Records applied.
+    pub(crate) records: u64,
+    /// Bytes of a torn tail that were cut off (only ever in the newest segment).
+    pub(crate) torn_bytes: u64,
+}
+
+/// Replays segment `seq` at `path`, whose first record must have sequence number `first_lsn`,
+/// calling `apply` for each record in order. `newest`: the segment is the last one, so a torn
+/// tail is cut off (on disk too) instead of being an error.
+pub(crate) fn replay_segment(
+    path: &Path,
+    seq: u64,
+    first_lsn: u64,
+    newest: bool,
+    apply: &mut dyn FnMut(Change) -> Result<(), Refusal>,
+) -> Result<Replayed, OpenError> {
+    let bytes = fs::read(path).map_err(io_error(path, "reading the journal segment"))?;
+    let corrupt = |offset: usize, reason: String| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    let header = match SegmentHeader::decode(&bytes) {
+        Ok(h) => h,
+        // A crash right after creating the newest segment can leave its header unwritten.
+        Err(_) if newest && (bytes.len() < SEGMENT_HEADER || bytes.iter().all(|&b| b == 0)) => {
+            write_fresh_header(path, seq, first_lsn)?;
+            return Ok(Replayed {
+                len: SEGMENT_HEADER as u64,
+                next_lsn: first_lsn,
+                records: 0,
+                torn_bytes: bytes.len().saturating_sub(SEGMENT_HEADER) as u64,
+            });
+        }
+        Err(reason) => return Err(corrupt(0, reason.to_string())),
+    };
+    if header.seq != seq {
+        return Err(corrupt(
+            0,
+            format!(
+                "the header names segment {} but the file name {seq}",
+                header.seq
+            ),
+        ));
+    }
+    if header.first_lsn != first_lsn {
+        return Err(corrupt(
+            0,
+            format!(
+                "the segment starts at record {} but the journal before it ends at record {}",
+                header.first_lsn,
+                first_lsn - 1
+            ),
+        ));
+    }
+    let mut at = SEGMENT_HEADER;
+    let mut lsn = first_lsn;
+    while at < bytes.len() {
+        let problem = match decode_record(&bytes[at..]) {
+            Decoded::Record {
+                lsn: found,
+                change,
+                len,
+            } if found == lsn => match apply(change) {
+                Ok(()) => {
+                    at += len;
+                    lsn += 1;
+                    continue;
+                }
+                Err(Refusal::Corrupt(reason)) => return Err(corrupt(at, reason)),
+                Err(Refusal::Incompatible(reason)) => {
+                    return Err(OpenError::Incompatible {
+                        path: path.to_path_buf(),
+                        offset: at as u64,
+                        reason,
+                    });
+                }
+            },
+            Decoded::Record { lsn: found, .. } => {
+                format!("record number {found} where record {lsn} was due")
+            }
+            Decoded::Cut => "a record cut short".to_string(),
+            Decoded::Bad(reason) => reason.to_string(),
+        };
+        if !newest || intact_record_after(&bytes, at, lsn) {
+            return Err(corrupt(at, problem));
+        }
+        // A torn tail: cut it off so that appending continues after the last intact record.
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_error(path, "opening the segment to cut its torn tail"))?;
+        file.set_len(at as u64)
+            .and_then(|()| file.sync_all())
+            .map_err(io_error(path, "cutting the torn tail"))?;
+        return Ok(Replayed {
+            len: at as u64,
+            next_lsn: lsn,
+            records: lsn - first_lsn,
+            torn_bytes: (bytes.len() - at) as u64,
+        });
+    }
+    Ok(Replayed {
+        len: at as u64,
+        next_lsn: lsn,
+        records: lsn - first_lsn,
+        torn_bytes: 0,
+    })
+}
+
+/// Whether an intact record numbered `min_lsn` or later starts anywhere at or after `from`:
+/// if one does, the damage before it is not a torn tail. (At `from` itself only an intact
+/// record out of sequence can start: records are missing there, nothing was torn.)
+fn intact_record_after(bytes: &[u8], from: usize, min_lsn: u64) -> bool {
+    (from..bytes.len()).any(
+        |i| matches!(decode_record(&bytes[i..]), Decoded::Record { lsn, .. } if lsn >= min_lsn),
+    )
+}
+
+/// Creates (or replaces) segment `seq` holding only its header, synced, and syncs `dir`.
+pub(crate) fn create_segment(dir: &Path, seq: u64, first_lsn: u64) -> Result<PathBuf, OpenError> {
+    let path = dir.join(segment_name(seq));
+    write_fresh_header(&path, seq, first_lsn)?;
+    super::io::sync_dir(dir).map_err(io_error(dir, "syncing the directory"))?;
+    Ok(path)
+}
+
+fn write_fresh_header(path: &Path, seq: u64, first_lsn: u64) -> Result<(), OpenError> {
+    let header = SegmentHeader { seq, first_lsn }.encode();
+    let mut file = fs::File::create(path).map_err(io_error(path, "creating a journal segment"))?;
+    io::Write::write_all(&mut file, &header)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path, "writing a segment header"))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::journal::format::encode_record;
+
+    fn segment(records: u64) -> Vec<u8> {
+        let mut b = SegmentHeader {
+            seq: 1,
+            first_lsn: 1,
+        }
+        .encode()
+        .to_vec();
+        for lsn in 1..=records {
+            encode_record(&mut b, lsn, &Change::Cancelled { token: lsn.into() });
+        }
+        b
+    }
+
+    fn replay(bytes: &[u8], newest: bool) -> (Result<Replayed, OpenError>, Vec<u8>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_name(1));
+        fs::write(&path, bytes).unwrap();
+        let mut applied = 0;
+        let r = replay_segment(&path, 1, 1, newest, &mut |_| {
+            applied += 1;
+            Ok(())
+        });
+        (r, fs::read(&path).unwrap(), applied)
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_only_in_the_newest_segment() {
+        let whole = segment(3);
+        let torn = &whole[..whole.len() - 5];
+        let (r, after, applied) = replay(torn, true);
+        let r = r.unwrap();
+        assert_eq!((r.records, r.next_lsn, applied), (2, 3, 2));
+        assert_eq!(r.torn_bytes, 33 - 5);
+        assert_eq!(after.len() as u64, r.len);
+
+        let (r, after, _) = replay(torn, false);
+        assert!(matches!(r, Err(OpenError::Corrupt { offset, .. }) if offset == 32 + 2 * 33));
+        assert_eq!(after, torn, "a refused segment is left as it was");
+    }
+
+    #[test]
+    fn a_header_cut_by_a_crash_is_rewritten_only_in_the_newest_segment() {
+        for len in [0, 7, 31] {
+            let (r, after, _) = replay(&segment(0)[..len], true);
+            assert_eq!(r.unwrap().next_lsn, 1);
+            assert_eq!(after, segment(0));
+            assert!(replay(&segment(0)[..len], false).0.is_err());
+        }
+        // A damaged header in front of records is damage, not a cut.
+        let mut b = segment(2);
+        b[3] ^= 1;
+        assert!(matches!(
+            replay(&b, true).0,
+            Err(OpenError::Corrupt { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_segment_must_continue_the_sequence_and_match_its_name() {
+        let mut b = SegmentHeader {
+            seq: 1,
+            first_lsn: 5,
+        }
+        .encode()
+        .to_vec();
+        encode_record(&mut b, 5, &Change::Cancelled { token: 1 });
+        assert!(matches!(
+            replay(&b, true).0,
+            Err(OpenError::Corrupt { offset: 0, .. })
+        ));
+        let b = SegmentHeader {
+            seq: 2,
+            first_lsn: 1,
+        }
+        .encode();
+        assert!(matches!(
+            replay(&b, true).0,
+            Err(OpenError::Corrupt { offset: 0, .. })
+        ));
+    }
+}
