@@ -194,7 +194,7 @@ impl<C: Clock> SlotBookBuilder<C> {
         recovery.bookings = totals.1;
         recovery.elapsed_us = started.elapsed().as_micros() as u64;
         let committer = Committer::new(Active::new(io, seq, len, next_lsn), durability, max_batch);
-        book.journal = Some(Journal::new(
+        book.journal = Some(Box::new(Journal::new(
             dir.to_path_buf(),
             lock,
             committer,
@@ -202,7 +202,7 @@ impl<C: Clock> SlotBookBuilder<C> {
             checkpoint_after_bytes,
             storage,
             recovery,
-        )?);
+        )?));
         Ok(book)
     }
 }
@@ -414,6 +414,7 @@ impl<C: Clock> SlotBook<C> {
     }
 
     /// After a durable call, outside the gate: write a checkpoint if the journal grew enough.
+    #[cold]
     pub(super) fn after_durable_call(&self, j: &Journal) {
         // Ordering: Acquire/Release on the busy flag only keeps two automatic checkpoints from
         // starting at once; `checkpointing` serialises the checkpoints themselves.
@@ -526,7 +527,7 @@ impl<C: Clock> SlotBook<C> {
 
     /// The journal's counters and what recovery found, for a book opened from a directory.
     pub fn journal_stats(&self) -> Option<JournalStats> {
-        self.journal.as_ref().map(Journal::stats)
+        self.journal.as_deref().map(Journal::stats)
     }
 
     /// Whether this book was opened from a directory (and journals its changes).

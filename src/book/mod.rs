@@ -266,7 +266,7 @@ impl<C: Clock> SlotBookBuilder<C> {
     }
 
     /// The book, with `shards` lock shards and applicants spread over them by `shard_seed`.
-    fn assemble(self, shards: u32, shard_seed: u64, journal: Option<Journal>) -> SlotBook<C> {
+    fn assemble(self, shards: u32, shard_seed: u64, journal: Option<Box<Journal>>) -> SlotBook<C> {
         let map_hasher = crate::sync::random_state();
         SlotBook {
             hold_ttl_ns: duration_to_ns(self.hold_ttl),
@@ -280,7 +280,7 @@ impl<C: Clock> SlotBookBuilder<C> {
             shards: (0..shards)
                 .map(|_| CachePadded::new(Shard::new(map_hasher.clone())))
                 .collect(),
-            hint: ExpiryHint::new(),
+            hint: CachePadded::new(ExpiryHint::new()),
             clock: self.clock,
             journal,
         }
@@ -357,9 +357,11 @@ pub struct SlotBook<C = SystemClock> {
     branches: BranchTable,
     /// Key of the applicant-to-shard mix: random, or the directory's for a durable book.
     shard_seed: u64,
-    hint: ExpiryHint,
+    /// Written by whichever shard's expiry front moves earlier; on a cache line of its own, so
+    /// those writes do not evict the read-only fields every call reads.
+    hint: CachePadded<ExpiryHint>,
     /// `Some` for a book opened from a directory.
-    journal: Option<Journal>,
+    journal: Option<Box<Journal>>,
 }
 
 impl SlotBook<SystemClock> {
@@ -395,16 +397,13 @@ fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotInde
     (first <= last).then_some((first, last))
 }
 
-/// A keyed, fixed mix of an applicant id. Fixed (not `ahash`, whose output may change between
-/// builds and versions) because a durable book's tokens encode the shard of their applicant, and
-/// must still name it after the program is rebuilt. The key keeps the spread unpredictable.
-/// This is the well-known 64-bit finalizer of MurmurHash3.
-fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
+/// The shard of an applicant id among at most 256: the top 8 bits of a keyed multiplicative
+/// (Fibonacci) hash, which depend on every bit of the id. Fixed (not `ahash`, whose output may
+/// change between builds and versions) because a durable book's tokens encode the shard of their
+/// applicant and must still name it after the program is rebuilt; the key, random per book (or
+/// per directory), keeps the spread unpredictable. Three instructions on the hot path.
+fn shard_mix(applicant: u64, key: u64) -> usize {
+    ((applicant ^ key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize
 }
 
 fn state_of(p: word::Packed) -> SlotState {
@@ -421,7 +420,7 @@ impl<C: Clock> SlotBook<C> {
     }
 
     fn shard_of_applicant(&self, applicant: ApplicantId) -> usize {
-        (mix64(applicant.0 ^ self.shard_seed) as usize) & self.shard_mask
+        shard_mix(applicant.0, self.shard_seed) & self.shard_mask
     }
 
     fn shard_of_token(&self, token: u128) -> usize {
@@ -772,9 +771,16 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
-        let Some(j) = &self.journal else {
-            return self.confirm_in(token, None);
-        };
+        match self.journal.as_deref() {
+            // The body is inlined with `None`, so an in-memory book pays one untaken branch.
+            None => self.confirm_in(token, None),
+            Some(j) => self.confirm_durable(token, j),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn confirm_durable(&self, token: HoldToken, j: &Journal) -> Result<Booking, ConfirmError> {
         let result = {
             let _gate = j.gate.read();
             self.confirm_in(token, Some(j))
@@ -783,6 +789,7 @@ impl<C: Clock> SlotBook<C> {
         result
     }
 
+    #[inline(always)]
     fn confirm_in(
         &self,
         token: HoldToken,
@@ -863,9 +870,16 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self, token: HoldToken) -> Result<(), ReleaseError> {
-        let Some(j) = &self.journal else {
-            return self.release_in(token, None);
-        };
+        match self.journal.as_deref() {
+            // As in `confirm`: an in-memory book pays one untaken branch.
+            None => self.release_in(token, None),
+            Some(j) => self.release_durable(token, j),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn release_durable(&self, token: HoldToken, j: &Journal) -> Result<(), ReleaseError> {
         let result = {
             let _gate = j.gate.read();
             self.release_in(token, Some(j))
@@ -874,6 +888,7 @@ impl<C: Clock> SlotBook<C> {
         result
     }
 
+    #[inline(always)]
     fn release_in(&self, token: HoldToken, journal: Option<&Journal>) -> Result<(), ReleaseError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut ledger = shard.ledger.lock();
