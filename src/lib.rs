@@ -1,11 +1,13 @@
 //! surgegate: the embeddable core of a public service's launch day.
 //!
 //! Two primitives, both safe to share between any number of threads, neither starting a thread
-//! of its own:
+//! of its own (but for the fsync timer of a durable book in [`Durability::Flush`] mode):
 //!
 //! - [`SlotBook`]: appointment capacity per (branch, slot) with holds that expire unless
 //!   confirmed. A reservation is one compare-and-swap on the slot's packed counter; it can never
-//!   overbook, however many threads race for the last unit.
+//!   overbook, however many threads race for the last unit. Opened from a directory
+//!   ([`SlotBookBuilder::open`]), it journals every booking before confirming it and recovers
+//!   them after a crash (see [`journal`]).
 //! - [`WaitingRoom`]: admits visitors at the rate the backend can take and queues everyone else
 //!   fairly: an exact place in line, an honest ETA, and a refresh never loses your place.
 //!

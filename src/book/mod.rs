@@ -6,6 +6,9 @@
 //! one shard lock and no global lock. Expired holds are reclaimed lazily (and by [`SlotBook::sweep`])
 //! and are never visible: a reading or a reservation first reclaims whatever has expired.
 //!
+//! A book opened from a directory ([`SlotBookBuilder::open`]) also journals its durable changes;
+//! that part lives in `durable.rs` and the [`journal`](crate::journal) module.
+//!
 //! The rules this module guarantees are listed on [`SlotBook`].
 
 mod branches;
