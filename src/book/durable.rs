@@ -719,6 +719,41 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_background_fsync_stops_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Arc::new(Faults::default());
+        let book = SlotBook::builder()
+            .clock(ManualClock::new())
+            .durability(crate::Durability::Flush {
+                every: std::time::Duration::from_millis(1),
+            })
+            .open_with(dir.path(), Box::new(Faulty(faults.clone())))
+            .unwrap();
+        faults.syncs.store(1, SeqCst);
+        // Acknowledged once written; the flusher's fsync then fails and stops the journal.
+        book.set_capacity(BranchId(1), 0, 3).unwrap();
+        let journal = book.journal.as_deref().unwrap();
+        let started = std::time::Instant::now();
+        while journal.committer.stopped().is_none() {
+            assert!(started.elapsed().as_secs() < 10, "the flusher never synced");
+            std::thread::yield_now();
+        }
+        let hold = book.reserve(BranchId(1), 0, ApplicantId(1)).unwrap();
+        assert_eq!(
+            book.confirm(hold.token),
+            Err(ConfirmError::Journal(JournalError::Stopped))
+        );
+        assert_eq!(
+            state(&book),
+            SlotState {
+                capacity: 3,
+                held: 1,
+                booked: 0
+            }
+        );
+    }
+
+    #[test]
     fn every_caller_of_a_failed_batch_gets_the_error() {
         let dir = tempfile::tempdir().unwrap();
         let faults = Arc::new(Faults::default());

@@ -150,9 +150,16 @@ impl Committer {
         g.open_id += 1;
         // Callers waiting for room in a full batch may join the next one now.
         self.done.notify_all();
+        // The journal may have stopped (a failed background fsync) after these callers joined:
+        // then nothing more is written.
+        let stopped = g.stopped.is_some();
         drop(g);
 
-        let outcome = self.write(&batch);
+        let outcome = if stopped {
+            Err((JournalError::Stopped, true))
+        } else {
+            self.write(&batch)
+        };
 
         let mut g = self.gather.lock();
         g.leading = false;
