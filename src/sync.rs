@@ -62,3 +62,16 @@ pub(crate) fn random_state() -> ahash::RandomState {
         ahash::RandomState::with_seeds(1, 2, 3, 4)
     }
 }
+
+/// A random 64-bit key (the book's applicant-to-shard key): fixed under loom, for the same reason
+/// as [`random_state`].
+pub(crate) fn random_key() -> u64 {
+    #[cfg(not(loom))]
+    {
+        crate::token::random_u128() as u64
+    }
+    #[cfg(loom)]
+    {
+        0x5eed
+    }
+}

@@ -245,7 +245,7 @@ fn read_or_create_meta(
             }
             let meta = Meta {
                 shards,
-                shard_seed: random_u128() as u64,
+                shard_seed: crate::sync::random_key(),
             };
             let bytes = meta.encode();
             debug_assert_eq!(bytes.len(), META_LEN);

@@ -239,7 +239,7 @@ impl<C: Clock> SlotBookBuilder<C> {
     pub fn try_build(self) -> Result<SlotBook<C>, BookConfigError> {
         self.validate()?;
         let shards = self.shards;
-        Ok(self.assemble(shards, random_u128() as u64, None))
+        Ok(self.assemble(shards, crate::sync::random_key(), None))
     }
 
     fn validate(&self) -> Result<(), BookConfigError> {
