@@ -17,6 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use surgegate::{ApplicantId, BranchId, Durability, HoldToken, ReserveError, SlotBook};
 
 const ROUNDS: u64 = 50;
@@ -44,20 +46,9 @@ fn open(dir: &Path, round: u64) -> SlotBook {
         .expect("the journal must always reopen after a crash")
 }
 
-/// A small deterministic generator (SplitMix64), so that a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// A seeded generator, so that a seed replays a run's choices.
+fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
 }
 
 #[test]
@@ -74,15 +65,12 @@ fn crash_child() {
         for worker in 0..3u64 {
             let book = &book;
             s.spawn(move || {
-                let mut rng = Rng(round << 8 | worker);
+                let mut rng = rng(round << 8 | worker);
                 let mut mine: Vec<HoldToken> = Vec::new();
                 let mut i = 0u64;
                 while Instant::now() < deadline {
                     i += 1;
-                    let (b, slot) = (
-                        rng.below(BRANCHES.into()) as u32,
-                        rng.below(SLOTS.into()) as u32,
-                    );
+                    let (b, slot) = (rng.random_range(0..BRANCHES), rng.random_range(0..SLOTS));
                     if worker == 0 && i % 40 == 1 {
                         // Capacities only grow, so `booked <= capacity` must hold everywhere.
                         let cap = book.slot(BranchId(b), slot).map_or(2, |s| s.capacity + 1);
@@ -91,8 +79,8 @@ fn crash_child() {
                         println!("@C {b} {slot} {cap}");
                         continue;
                     }
-                    if mine.len() >= 12 || (!mine.is_empty() && rng.below(3) == 0) {
-                        let t = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                    if mine.len() >= 12 || (!mine.is_empty() && rng.random_range(0..3u32) == 0) {
+                        let t = mine.swap_remove(rng.random_range(0..mine.len()));
                         println!("@r {t}");
                         book.release(t).unwrap();
                         println!("@R {t}");
@@ -174,7 +162,7 @@ fn crash_recovery_keeps_every_acknowledged_change() {
                 .as_nanos() as u64
         });
     println!("SURGEGATE_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = rng(seed);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     // What every slot's capacity is known to be after the previous rounds.
@@ -212,11 +200,11 @@ fn crash_recovery_keeps_every_acknowledged_change() {
         });
         if round % 5 == 4 {
             // Early: often during the child's own recovery.
-            std::thread::sleep(Duration::from_millis(rng.below(15)));
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..15u64)));
         } else {
             rx.recv_timeout(Duration::from_secs(60))
                 .expect("the child did not open the book");
-            std::thread::sleep(Duration::from_millis(5 + rng.below(120)));
+            std::thread::sleep(Duration::from_millis(5 + rng.random_range(0..120u64)));
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -274,7 +262,7 @@ fn crash_recovery_keeps_every_acknowledged_change() {
             }
             if let Some(found) = found {
                 assert_eq!((found.branch, found.slot), (BranchId(b), s));
-                // Cancel it, so the next round starts empty and the count below means something.
+                // Cancel it, so the next round starts empty and the check below means something.
                 book.release(*token).unwrap();
             }
         }

@@ -413,6 +413,17 @@ impl<C: Clock> SlotBook<C> {
         (slots, bookings)
     }
 
+    /// Runs a durable call's body under the shared gate, then (outside it) writes a checkpoint if
+    /// the journal grew enough.
+    pub(super) fn durably<T>(&self, j: &Journal, body: impl FnOnce() -> T) -> T {
+        let result = {
+            let _gate = j.gate.read();
+            body()
+        };
+        self.after_durable_call(j);
+        result
+    }
+
     /// After a durable call, outside the gate: write a checkpoint if the journal grew enough.
     #[cold]
     pub(super) fn after_durable_call(&self, j: &Journal) {
@@ -562,16 +573,30 @@ mod tests {
         book.slot(BranchId(1), 0).expect("open slot")
     }
 
+    /// A book with a slot of 3, one booking (`kept`) and one live hold; and the slot's state.
+    fn booked_and_held(
+        dir: &std::path::Path,
+        faults: &Arc<Faults>,
+    ) -> (
+        SlotBook<ManualClock>,
+        crate::Booking,
+        crate::Hold,
+        SlotState,
+    ) {
+        let book = open(dir, faults);
+        book.set_capacity(BranchId(1), 0, 3).unwrap();
+        let kept = book.reserve(BranchId(1), 0, ApplicantId(1)).unwrap();
+        let kept = book.confirm(kept.token).unwrap();
+        let hold = book.reserve(BranchId(1), 0, ApplicantId(2)).unwrap();
+        let before = state(&book);
+        (book, kept, hold, before)
+    }
+
     #[test]
     fn a_failed_write_changes_nothing_and_the_journal_carries_on() {
         let dir = tempfile::tempdir().unwrap();
         let faults = Arc::new(Faults::default());
-        let book = open(dir.path(), &faults);
-        book.set_capacity(BranchId(1), 0, 3).unwrap();
-        let kept = book.confirm(book.reserve(BranchId(1), 0, ApplicantId(1)).unwrap().token);
-        let kept = kept.unwrap();
-        let hold = book.reserve(BranchId(1), 0, ApplicantId(2)).unwrap();
-        let before = state(&book);
+        let (book, kept, hold, before) = booked_and_held(dir.path(), &faults);
 
         faults.writes.store(1, SeqCst);
         let e = book.confirm(hold.token).unwrap_err();
@@ -624,12 +649,7 @@ mod tests {
     fn a_failed_fsync_changes_nothing_and_stops_the_journal() {
         let dir = tempfile::tempdir().unwrap();
         let faults = Arc::new(Faults::default());
-        let book = open(dir.path(), &faults);
-        book.set_capacity(BranchId(1), 0, 3).unwrap();
-        let kept = book.confirm(book.reserve(BranchId(1), 0, ApplicantId(1)).unwrap().token);
-        let kept = kept.unwrap();
-        let hold = book.reserve(BranchId(1), 0, ApplicantId(2)).unwrap();
-        let before = state(&book);
+        let (book, kept, hold, before) = booked_and_held(dir.path(), &faults);
 
         faults.syncs.store(1, SeqCst);
         let e = book.confirm(hold.token).unwrap_err();

@@ -490,20 +490,17 @@ impl<C: Clock> SlotBook<C> {
             None => {
                 word.set_capacity(capacity);
             }
-            Some(j) => {
-                {
-                    let _gate = j.gate.read();
-                    let _order = j.capacity_stripe(branch.0, slot).lock();
-                    j.commit(Change::Capacity {
-                        branch: branch.0,
-                        slot,
-                        capacity,
-                    })
-                    .map_err(CapacityError::Journal)?;
-                    word.set_capacity(capacity);
-                }
-                self.after_durable_call(j);
-            }
+            Some(j) => self.durably(j, || {
+                let _order = j.capacity_stripe(branch.0, slot).lock();
+                j.commit(Change::Capacity {
+                    branch: branch.0,
+                    slot,
+                    capacity,
+                })
+                .map_err(CapacityError::Journal)?;
+                word.set_capacity(capacity);
+                Ok::<(), CapacityError>(())
+            })?,
         }
         b.sync_full(slot);
         self.sweep_due(self.now_ns());
@@ -784,12 +781,7 @@ impl<C: Clock> SlotBook<C> {
     #[cold]
     #[inline(never)]
     fn confirm_durable(&self, token: HoldToken, j: &Journal) -> Result<Booking, ConfirmError> {
-        let result = {
-            let _gate = j.gate.read();
-            self.confirm_in(token, Some(j))
-        };
-        self.after_durable_call(j);
-        result
+        self.durably(j, || self.confirm_in(token, Some(j)))
     }
 
     #[inline(always)]
@@ -883,12 +875,7 @@ impl<C: Clock> SlotBook<C> {
     #[cold]
     #[inline(never)]
     fn release_durable(&self, token: HoldToken, j: &Journal) -> Result<(), ReleaseError> {
-        let result = {
-            let _gate = j.gate.read();
-            self.release_in(token, Some(j))
-        };
-        self.after_durable_call(j);
-        result
+        self.durably(j, || self.release_in(token, Some(j)))
     }
 
     #[inline(always)]
