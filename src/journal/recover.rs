@@ -6,6 +6,11 @@
 //! That is what a crash in the middle of a write leaves, and those bytes were never acknowledged
 //! (an acknowledged batch is whole on disk before its callers return). Damage anywhere else is an
 //! [`OpenError::Corrupt`] naming the file and the byte offset.
+//!
+//! One limit, inherent to checksummed logs without a second copy: damage confined to the very last
+//! record of the newest segment looks exactly like a torn write, and that record is cut off. It
+//! was either never acknowledged or (under `Fsync`) already on stable storage, so only a fault of
+//! the medium itself can put it there.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
