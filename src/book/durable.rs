@@ -219,7 +219,7 @@ fn lock_dir(dir: &Path) -> Result<fs::File, OpenError> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => Err(OpenError::Locked { path }),
-        Err(fs::TryLockError::Error(e)) => Err(io_error(&path, "locking the directory")(e)),
+        Err(fs::TryLockError::Error(e)) => Err(io_error(&path, "locking the directory")(e).into()),
     }
 }
 
@@ -253,7 +253,7 @@ fn read_or_create_meta(
                 .map_err(io_error(&path, "creating the meta file"))?;
             Ok(meta)
         }
-        Err(e) => Err(io_error(&path, "reading the meta file")(e)),
+        Err(e) => Err(io_error(&path, "reading the meta file")(e).into()),
     }
 }
 
@@ -478,27 +478,16 @@ impl<C: Clock> SlotBook<C> {
         let dir = j.path();
         let name = checkpoint_name(cp.seq);
         let bytes = cp.encode();
-        let cp_io = |action| {
-            let path = dir.join(&name);
-            move |source| CheckpointError::Io {
-                path,
-                action,
-                source,
-            }
-        };
-        write_atomically(dir, &name, &bytes).map_err(cp_io("writing the checkpoint"))?;
+        write_atomically(dir, &name, &bytes)
+            .map_err(io_error(&dir.join(&name), "writing the checkpoint"))?;
         // The checkpoint is durable: what it replaces can go.
-        let listing = recover::list(dir).map_err(|e| CheckpointError::Io {
-            path: dir.to_path_buf(),
-            action: "listing the directory",
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let listing = recover::list(dir)?;
         let old_segments = listing.segments.range(..cp.seq).map(|(_, p)| p);
         let old_checkpoints = listing.checkpoints.range(..cp.seq).map(|(_, p)| p);
         for p in old_segments.chain(old_checkpoints) {
-            fs::remove_file(p).map_err(cp_io("removing a replaced journal file"))?;
+            fs::remove_file(p).map_err(io_error(p, "removing a replaced journal file"))?;
         }
-        sync_dir(dir).map_err(cp_io("syncing the directory"))?;
+        sync_dir(dir).map_err(io_error(dir, "syncing the directory"))?;
         j.checkpoints.fetch_add(1, AtomicOrdering::Relaxed);
         Ok(CheckpointInfo {
             seq: cp.seq,

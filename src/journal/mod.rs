@@ -168,6 +168,35 @@ pub enum OpenError {
     },
 }
 
+/// An I/O failure on one path during one step, shared by the steps of opening and of
+/// checkpointing; it becomes the `Io` variant of [`OpenError`] or [`CheckpointError`].
+#[derive(Debug)]
+pub(crate) struct IoFailure {
+    pub(crate) path: PathBuf,
+    pub(crate) action: &'static str,
+    pub(crate) source: std::io::Error,
+}
+
+impl From<IoFailure> for OpenError {
+    fn from(f: IoFailure) -> Self {
+        OpenError::Io {
+            path: f.path,
+            action: f.action,
+            source: f.source,
+        }
+    }
+}
+
+impl From<IoFailure> for CheckpointError {
+    fn from(f: IoFailure) -> Self {
+        CheckpointError::Io {
+            path: f.path,
+            action: f.action,
+            source: f.source,
+        }
+    }
+}
+
 /// Why [`SlotBook::checkpoint`](crate::SlotBook::checkpoint) wrote no checkpoint. The journal is
 /// unaffected (recovery just replays more of it) unless the error says it stopped.
 #[derive(Debug, Error)]
@@ -365,34 +394,10 @@ impl Journal {
         let mut a = self.committer.active.lock();
         let seq = a.seq + 1;
         let path = self.dir.join(recover::segment_name(seq));
-        let io_err = |action| {
-            let path = path.clone();
-            move |source| CheckpointError::Io {
-                path,
-                action,
-                source,
-            }
-        };
-        let created = recover::create_segment(&self.dir, seq, a.next_lsn).map_err(|e| match e {
-            OpenError::Io {
-                path,
-                action,
-                source,
-            } => CheckpointError::Io {
-                path,
-                action,
-                source,
-            },
-            other => CheckpointError::Io {
-                path: path.clone(),
-                action: "creating a journal segment",
-                source: std::io::Error::other(other.to_string()),
-            },
-        });
-        let io = created.and_then(|p| {
+        let io = recover::create_segment(&self.dir, seq, a.next_lsn).and_then(|p| {
             self.storage
                 .open_segment(&p)
-                .map_err(io_err("opening the new segment"))
+                .map_err(recover::io_error(&p, "opening the new segment"))
         });
         let io = match io {
             Ok(io) => io,
@@ -400,7 +405,7 @@ impl Journal {
                 // Appending carries on in the current segment; the half-made one is in the way
                 // of the next attempt and of recovery, so remove it if possible.
                 let _ = std::fs::remove_file(&path);
-                return Err(e);
+                return Err(e.into());
             }
         };
         let next_lsn = a.next_lsn;

@@ -17,8 +17,8 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::OpenError;
 use super::format::{Change, Decoded, SEGMENT_HEADER, SegmentHeader, decode_record};
+use super::{IoFailure, OpenError};
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(crate) const META_FILE: &str = "META";
@@ -39,10 +39,11 @@ fn parse_seq(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// An I/O failure on `path` during `action`, as an [`OpenError`].
-pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> OpenError {
+/// An I/O failure on `path` during `action`; it becomes the `Io` variant of [`OpenError`] or of
+/// [`CheckpointError`](super::CheckpointError), whichever operation it happened in.
+pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> IoFailure {
     let path = path.to_path_buf();
-    move |source| OpenError::Io {
+    move |source| IoFailure {
         path,
         action,
         source,
@@ -58,7 +59,7 @@ pub(crate) struct Listing {
     pub(crate) leftovers: Vec<PathBuf>,
 }
 
-pub(crate) fn list(dir: &Path) -> Result<Listing, OpenError> {
+pub(crate) fn list(dir: &Path) -> Result<Listing, IoFailure> {
     let mut listing = Listing::default();
     for entry in fs::read_dir(dir).map_err(io_error(dir, "listing the directory"))? {
         let entry = entry.map_err(io_error(dir, "listing the directory"))?;
@@ -212,14 +213,14 @@ fn intact_record_after(bytes: &[u8], from: usize, min_lsn: u64) -> bool {
 }
 
 /// Creates (or replaces) segment `seq` holding only its header, synced, and syncs `dir`.
-pub(crate) fn create_segment(dir: &Path, seq: u64, first_lsn: u64) -> Result<PathBuf, OpenError> {
+pub(crate) fn create_segment(dir: &Path, seq: u64, first_lsn: u64) -> Result<PathBuf, IoFailure> {
     let path = dir.join(segment_name(seq));
     write_fresh_header(&path, seq, first_lsn)?;
     super::io::sync_dir(dir).map_err(io_error(dir, "syncing the directory"))?;
     Ok(path)
 }
 
-fn write_fresh_header(path: &Path, seq: u64, first_lsn: u64) -> Result<(), OpenError> {
+fn write_fresh_header(path: &Path, seq: u64, first_lsn: u64) -> Result<(), IoFailure> {
     let header = SegmentHeader { seq, first_lsn }.encode();
     let mut file = fs::File::create(path).map_err(io_error(path, "creating a journal segment"))?;
     io::Write::write_all(&mut file, &header)
