@@ -48,6 +48,23 @@ impl<T> Mutex<T> {
             self.inner.lock().unwrap_or_else(|p| p.into_inner())
         }
     }
+
+    /// The lock if it is free now, `None` if another thread holds it.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        {
+            self.inner.try_lock()
+        }
+        #[cfg(loom)]
+        {
+            match self.inner.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(loom::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(loom::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
 }
 
 /// A hasher state for the crate's hash tables: random keys normally; fixed keys under loom, whose

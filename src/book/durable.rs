@@ -26,7 +26,7 @@ impl<C: Clock> SlotBookBuilder<C> {
     /// What `Ok` from a durable book's `set_capacity`, `confirm` and `release` promises. Default
     /// [`Durability::Fsync`]. Only used by [`open`](Self::open).
     pub fn durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
+        self.settings.durability = durability;
         self
     }
 
@@ -35,14 +35,14 @@ impl<C: Clock> SlotBookBuilder<C> {
     /// 0 turns automatic checkpoints off ([`SlotBook::checkpoint`] still works). The call that
     /// crosses the threshold pays for the checkpoint. Only used by [`open`](Self::open).
     pub fn checkpoint_after_bytes(mut self, bytes: u64) -> Self {
-        self.checkpoint_after_bytes = bytes;
+        self.settings.checkpoint_after_bytes = bytes;
         self
     }
 
     /// The most records one journal write (and fsync) carries. Default 4096; 1 to 65 536.
     /// 1 gives one fsync per call, without group commit. Only used by [`open`](Self::open).
     pub fn max_batch_records(mut self, n: u32) -> Self {
-        self.max_batch_records = n;
+        self.settings.max_batch_records = n;
         self
     }
 
@@ -88,28 +88,28 @@ impl<C: Clock> SlotBookBuilder<C> {
     ) -> Result<SlotBook<C>, OpenError> {
         let started = Instant::now();
         self.validate()?;
-        if let Durability::Flush { every } = self.durability
+        if let Durability::Flush { every } = self.settings.durability
             && !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&every)
         {
             return Err(OpenError::DurableConfig(
                 "Durability::Flush { every } must be between 1 ms and 1 hour",
             ));
         }
-        if !(1..=65_536).contains(&self.max_batch_records) {
+        if !(1..=65_536).contains(&self.settings.max_batch_records) {
             return Err(OpenError::DurableConfig(
                 "max_batch_records must be between 1 and 65536",
             ));
         }
         let (durability, checkpoint_after_bytes, max_batch) = (
-            self.durability,
-            self.checkpoint_after_bytes,
-            self.max_batch_records as usize,
+            self.settings.durability,
+            self.settings.checkpoint_after_bytes,
+            self.settings.max_batch_records as usize,
         );
 
         fs::create_dir_all(dir).map_err(io_error(dir, "creating the directory"))?;
         let lock = lock_dir(dir)?;
         let listing = recover::list(dir)?;
-        let meta = read_or_create_meta(dir, &listing, self.shards)?;
+        let meta = read_or_create_meta(dir, &listing, self.settings.shards)?;
         let mut book = self.assemble(meta.shards, meta.shard_seed, None);
         let mut recovery = Recovery::default();
 

@@ -16,8 +16,9 @@ use std::collections::{HashMap, VecDeque};
 use std::ptr::NonNull;
 
 use super::branches::Branch;
+use super::expiry::ExpiryHint;
 use super::{ApplicantId, BranchId, SlotIndex};
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicU64, Mutex};
 use crate::token::TokenMap;
 
 /// What a token stands for.
@@ -290,96 +291,5 @@ impl Ledger {
         self.expiry.retain(
             |(_, t)| matches!(records.get(t), Some(r) if matches!(r.state, State::Held { .. })),
         );
-    }
-
-    /// Stores the queue's front expiry where lock-free readers see it, and lowers the book's
-    /// expiry hint if the front moved earlier.
-    fn publish_front(&self, front: &AtomicU64, hint: &ExpiryHint) {
-        let new = self.expiry.front().map_or(u64::MAX, |&(e, _)| e);
-        // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`). Only this
-        // shard's lock holder writes `front`, so a load-then-store cannot lose an update.
-        let old = front.load(Ordering::SeqCst);
-        if new != old {
-            front.store(new, Ordering::SeqCst);
-            if new < old {
-                hint.lower_to(new);
-            }
-        }
-    }
-}
-
-/// A lower bound on the earliest expiry of any hold in the book, so that readings can tell with
-/// one load whether anything may have expired since the last sweep.
-///
-/// Packed as `(floor(ns / 1 ms) << 20) | version`. Invariant: the bound is at or below every
-/// shard's `front_ns` (so at or below every live hold's expiry).
-///
-/// Protocol (all `SeqCst`):
-/// - A shard whose front moves earlier (only possible when its queue was empty) stores the new
-///   front, then lowers the hint with a CAS loop that also bumps the version.
-/// - A sweeper loads the hint `h0`, reclaims expired holds, reads every shard's front, and
-///   installs their minimum with a single CAS from `h0`. If any front moved earlier meanwhile,
-///   that shard bumped the version after storing its front, so the CAS fails and the sweeper
-///   must recompute; a successful CAS therefore never raises the hint past a front.
-///
-/// The version has 20 bits; a sweeper would have to be overtaken by exactly 2^20 lowerings
-/// between its load and its CAS for an ABA, which takes far longer than one sweep.
-pub(crate) struct ExpiryHint(AtomicU64);
-
-const HINT_VERSION_BITS: u32 = 20;
-const HINT_VERSION_MASK: u64 = (1 << HINT_VERSION_BITS) - 1;
-const HINT_EMPTY_MS: u64 = u64::MAX >> HINT_VERSION_BITS;
-const NS_PER_MS: u64 = 1_000_000;
-
-impl ExpiryHint {
-    pub(crate) fn new() -> Self {
-        Self(AtomicU64::new(HINT_EMPTY_MS << HINT_VERSION_BITS))
-    }
-
-    fn ms_of(ns: u64) -> u64 {
-        if ns == u64::MAX {
-            HINT_EMPTY_MS
-        } else {
-            (ns / NS_PER_MS).min(HINT_EMPTY_MS - 1)
-        }
-    }
-
-    pub(crate) fn load(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    /// Whether a hold may have expired at `now_ns`, judging by the packed hint `h`.
-    pub(crate) fn is_due(h: u64, now_ns: u64) -> bool {
-        let ms = h >> HINT_VERSION_BITS;
-        ms != HINT_EMPTY_MS && ms.saturating_mul(NS_PER_MS) <= now_ns
-    }
-
-    /// The earliest time at which something may be due, in ns (`u64::MAX`: nothing held).
-    pub(crate) fn bound_ns(h: u64) -> u64 {
-        let ms = h >> HINT_VERSION_BITS;
-        if ms == HINT_EMPTY_MS {
-            u64::MAX
-        } else {
-            ms * NS_PER_MS
-        }
-    }
-
-    fn lower_to(&self, ns: u64) {
-        let ms = Self::ms_of(ns);
-        let _ = self
-            .0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| {
-                let v = (h + 1) & HINT_VERSION_MASK;
-                Some((ms.min(h >> HINT_VERSION_BITS) << HINT_VERSION_BITS) | v)
-            });
-    }
-
-    /// Installs `min_front_ns` if the hint is still `h0`. False if it changed meanwhile.
-    pub(crate) fn try_raise(&self, h0: u64, min_front_ns: u64) -> bool {
-        let v = (h0 + 1) & HINT_VERSION_MASK;
-        let new = (Self::ms_of(min_front_ns) << HINT_VERSION_BITS) | v;
-        self.0
-            .compare_exchange(h0, new, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
     }
 }

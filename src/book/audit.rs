@@ -1,0 +1,153 @@
+//! The whole-book consistency check that tests, audits and health checks call.
+
+use super::*;
+
+impl<C: Clock> SlotBook<C> {
+    /// Checks every invariant of the book against its records; returns its totals.
+    ///
+    /// Locks every shard in turn order and holds them all while counting, so it is exact even
+    /// while other threads call the book (they wait). It costs O(records + open slots): meant for
+    /// tests, audits and health checks, not for every request.
+    ///
+    /// Checks: each slot's held and booked counts equal its hold and booking records; taken units
+    /// fit the counter; each slot's full bit matches its counts (exact only while no
+    /// `set_capacity` call is in flight); applicant index and records agree; no applicant exceeds
+    /// `max_active_per_applicant` live holds plus bookings; each shard's hold count, expiry queue
+    /// (ordered, covering every hold) and published front are right; the expiry hint is at or
+    /// below every front.
+    pub fn check_invariants(&self) -> Result<BookTotals, InvariantViolation> {
+        use std::collections::HashMap;
+        let now = self.now_ns();
+        let guards: Vec<_> = self.shards.iter().map(|s| s.ledger.lock()).collect();
+        let mut totals = BookTotals::default();
+        let mut per_slot: HashMap<(BranchId, SlotIndex), (u32, u32)> = HashMap::new();
+        for (index, ledger) in guards.iter().enumerate() {
+            let mut holds = 0usize;
+            let mut per_applicant: HashMap<ApplicantId, usize> = HashMap::new();
+            let queued: std::collections::HashSet<(u64, u128)> =
+                ledger.expiry.iter().copied().collect();
+            for (&token, r) in ledger.records.iter() {
+                ensure!(
+                    self.shard_of_token(token) == index,
+                    "token {token:032x} stored in shard {index}"
+                );
+                ensure!(
+                    self.shard_of_applicant(r.applicant) == index,
+                    "{} stored in shard {index}",
+                    r.applicant
+                );
+                ensure!(
+                    ledger.tokens_of(r.applicant).any(|t| t == token),
+                    "record {token:032x} missing from its applicant's index"
+                );
+                let counts = per_slot.entry((r.branch, r.slot)).or_default();
+                match r.state {
+                    State::Held { expires_ns } => {
+                        holds += 1;
+                        counts.0 += 1;
+                        totals.holds += 1;
+                        if expires_ns <= now {
+                            totals.expired_holds += 1;
+                        } else {
+                            *per_applicant.entry(r.applicant).or_default() += 1;
+                        }
+                        ensure!(
+                            queued.contains(&(expires_ns, token)),
+                            "hold {token:032x} missing from the expiry queue"
+                        );
+                    }
+                    State::Booked => {
+                        counts.1 += 1;
+                        totals.bookings += 1;
+                        *per_applicant.entry(r.applicant).or_default() += 1;
+                    }
+                }
+            }
+            ensure!(
+                holds == ledger.live_holds,
+                "shard {index} counts {} holds but has {holds}",
+                ledger.live_holds
+            );
+            for (a, n) in per_applicant {
+                ensure!(
+                    n <= self.max_active_per_applicant,
+                    "{a} has {n} live holds and bookings, above the limit {}",
+                    self.max_active_per_applicant
+                );
+            }
+            let index_size: usize = ledger.applicants.values().map(|t| t.iter().count()).sum();
+            ensure!(
+                index_size == ledger.records.len(),
+                "shard {index}: applicant index has {index_size} tokens for {} records",
+                ledger.records.len()
+            );
+            ensure!(
+                ledger
+                    .expiry
+                    .iter()
+                    .zip(ledger.expiry.iter().skip(1))
+                    .all(|(a, b)| a.0 <= b.0),
+                "shard {index}: expiry queue out of order"
+            );
+            let front = ledger.expiry.front().map_or(u64::MAX, |&(e, _)| e);
+            let published = self.shards[index].front_ns.load(Ordering::SeqCst);
+            ensure!(
+                published == front,
+                "shard {index}: published front {published} but queue front {front}"
+            );
+            ensure!(
+                self.hint.bound_ns() <= front,
+                "expiry hint above shard {index}'s front {front}"
+            );
+        }
+        for b in self.branches.iter() {
+            totals.branches += 1;
+            for (slot, p) in b.all_slots() {
+                // Only slots with units taken can have records; records left over in `per_slot`
+                // at the end (on slots whose counts say zero) are caught below.
+                let (held, booked) = if p.taken() > 0 {
+                    per_slot.remove(&(b.id(), slot)).unwrap_or((0, 0))
+                } else {
+                    (0, 0)
+                };
+                ensure!(
+                    p.held() == held && p.booked() == booked,
+                    "{} slot {slot}: counter says held {} booked {}, records say held {held} booked {booked}",
+                    b.id(),
+                    p.held(),
+                    p.booked()
+                );
+                ensure!(
+                    p.taken() <= MAX_CAPACITY,
+                    "{} slot {slot}: {} taken, above the counter's range",
+                    b.id(),
+                    p.taken()
+                );
+                ensure!(
+                    b.full_bit(slot) == Some(p.is_full()),
+                    "{} slot {slot}: full bit {:?} but the slot is {}",
+                    b.id(),
+                    b.full_bit(slot),
+                    if p.is_full() { "full" } else { "not full" }
+                );
+                if p.is_open() {
+                    totals.open_slots += 1;
+                    totals.capacity += u64::from(p.capacity());
+                } else {
+                    ensure!(
+                        held == 0 && booked == 0,
+                        "{} slot {slot}: records on a slot never opened",
+                        b.id()
+                    );
+                }
+            }
+        }
+        ensure!(
+            per_slot.is_empty(),
+            "records on slots that do not exist: {:?}",
+            per_slot.keys().take(3).collect::<Vec<_>>()
+        );
+        drop(guards);
+        Ok(totals)
+    }
+}

@@ -1,0 +1,234 @@
+//! Reclaiming expired holds: `sweep`, the lazy sweep every reading runs when due, and the
+//! expiry hint that tells a reading with one load whether anything may be due.
+//!
+//! Guarantee: a reading never shows an expired hold. Each shard publishes the expiry of its
+//! oldest hold (`front_ns`); the book keeps [`ExpiryHint`], a lower bound on every front. A
+//! reading whose clock is past the hint reclaims every shard whose front is due (under that
+//! shard's lock) before it reads; the hint is then raised to the new minimum front, by a
+//! protocol that can never raise it past a front that moved earlier meanwhile.
+
+use super::ledger::Ledger;
+use super::*;
+use crate::sync::{AtomicU64, Mutex};
+
+impl<C: Clock> SlotBook<C> {
+    /// Reclaims every expired hold now; returns how many this call reclaimed.
+    ///
+    /// Never needed for correctness (expired holds are invisible and never block), but it frees
+    /// their memory at a time of your choosing, for example once a second from a timer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgegate::{ApplicantId, BranchId, ManualClock, SlotBook};
+    ///
+    /// let clock = ManualClock::new();
+    /// let book = SlotBook::builder().hold_ttl(Duration::from_secs(5)).clock(clock.clone()).build();
+    /// book.set_capacity(BranchId(1), 0, 3)?;
+    /// book.reserve(BranchId(1), 0, ApplicantId(1))?;
+    /// book.reserve(BranchId(1), 0, ApplicantId(2))?;
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(book.sweep(), 2);
+    /// assert_eq!(book.sweep(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sweep(&self) -> usize {
+        self.sweep_at(self.now_ns(), false)
+    }
+
+    /// Sweeps only if the expiry hint says something may be due: one load otherwise.
+    pub(super) fn sweep_due(&self, now: u64) -> usize {
+        if self.hint.is_due(now) {
+            self.sweep_at(now, true)
+        } else {
+            0
+        }
+    }
+
+    fn sweep_at(&self, now: u64, only_if_due: bool) -> usize {
+        let mut reclaimed = 0;
+        for _ in 0..4 {
+            if only_if_due && !self.hint.is_due(now) {
+                break;
+            }
+            // Begun before the fronts are read: see `ExpiryHint` for why.
+            let raise = self.hint.begin_raise();
+            let mut min_front = u64::MAX;
+            for shard in self.shards.iter() {
+                // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`).
+                if shard.front_ns.load(Ordering::SeqCst) <= now {
+                    let mut ledger = shard.ledger.lock();
+                    reclaimed += ledger.reclaim_expired(now, &shard.front_ns, &self.hint);
+                }
+                min_front = min_front.min(shard.front_ns.load(Ordering::SeqCst));
+            }
+            // Without the raise lock, another sweeper raises the hint; it may stay low meanwhile
+            // (safe: it is only a lower bound).
+            if raise.is_none_or(|r| r.finish(min_front)) {
+                break;
+            }
+        }
+        reclaimed
+    }
+}
+
+impl Ledger {
+    /// Stores the queue's front expiry where lock-free readers see it, and lowers the book's
+    /// expiry hint if the front moved earlier.
+    pub(super) fn publish_front(&self, front: &AtomicU64, hint: &ExpiryHint) {
+        let new = self.expiry.front().map_or(u64::MAX, |&(e, _)| e);
+        // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`). Only this
+        // shard's lock holder writes `front`, so a load-then-store cannot lose an update.
+        let old = front.load(Ordering::SeqCst);
+        if new != old {
+            front.store(new, Ordering::SeqCst);
+            if new < old {
+                hint.lower_to(new);
+            }
+        }
+    }
+}
+
+/// A lower bound on the earliest expiry of any hold in the book, so that readings can tell with
+/// one load whether anything may have expired since the last sweep.
+///
+/// Packed as `(floor(ns / 1 ms) << 1) | dirty`. Invariant: the bound is at or below every
+/// shard's `front_ns` (so at or below every live hold's expiry), except while a shard that has
+/// just stored an earlier front is on its way to lowering the hint.
+///
+/// Protocol (all `SeqCst`):
+/// - A shard whose front moves earlier (only possible when its queue was empty) stores the new
+///   front, then lowers the hint and sets the dirty bit, in one read-modify-write.
+/// - A sweeper that wants to raise the hint takes the raise lock (`try_lock`: a sweeper that
+///   finds it taken reclaims what is due and leaves the raising to the other), clears the dirty
+///   bit (remembering the word as `h0`), reads every shard's front, and installs their minimum
+///   with one CAS from `h0`. A shard whose front moved earlier after the sweeper read it set the
+///   dirty bit after the sweeper cleared it, so the CAS fails and the sweeper reads the fronts
+///   again. Only the holder of the raise lock ever clears the dirty bit, so between its clear and
+///   its CAS the word can return to `h0` only if nothing lowered it: no ABA is possible, whatever
+///   the number of lowerings.
+pub(crate) struct ExpiryHint {
+    word: AtomicU64,
+    raising: Mutex<()>,
+}
+
+const DIRTY: u64 = 1;
+const EMPTY_MS: u64 = u64::MAX >> 1;
+const NS_PER_MS: u64 = 1_000_000;
+
+/// A raise in progress: the raise lock and the hint word as it was when the dirty bit was
+/// cleared.
+pub(crate) struct Raise<'a> {
+    hint: &'a ExpiryHint,
+    h0: u64,
+    _only_raiser: crate::sync::MutexGuard<'a, ()>,
+}
+
+impl ExpiryHint {
+    pub(crate) fn new() -> Self {
+        Self {
+            word: AtomicU64::new(EMPTY_MS << 1),
+            raising: Mutex::new(()),
+        }
+    }
+
+    fn ms_of(ns: u64) -> u64 {
+        if ns == u64::MAX {
+            EMPTY_MS
+        } else {
+            (ns / NS_PER_MS).min(EMPTY_MS - 1)
+        }
+    }
+
+    /// Whether a hold may have expired at `now_ns`.
+    pub(crate) fn is_due(&self, now_ns: u64) -> bool {
+        let ms = self.word.load(Ordering::SeqCst) >> 1;
+        ms != EMPTY_MS && ms.saturating_mul(NS_PER_MS) <= now_ns
+    }
+
+    /// The earliest time at which something may be due, in ns (`u64::MAX`: nothing held).
+    pub(crate) fn bound_ns(&self) -> u64 {
+        let ms = self.word.load(Ordering::SeqCst) >> 1;
+        if ms == EMPTY_MS {
+            u64::MAX
+        } else {
+            ms * NS_PER_MS
+        }
+    }
+
+    /// Lowers the bound to `ns` (if it is above) and marks the hint dirty, so that a raise begun
+    /// before this call fails.
+    pub(crate) fn lower_to(&self, ns: u64) {
+        let ms = Self::ms_of(ns);
+        let _ = self
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| {
+                Some(((h >> 1).min(ms) << 1) | DIRTY)
+            });
+    }
+
+    /// Starts a raise, or `None` if another sweeper is raising now. Call before reading the
+    /// shards' fronts.
+    pub(crate) fn begin_raise(&self) -> Option<Raise<'_>> {
+        let guard = self.raising.try_lock()?;
+        let h0 = self.word.fetch_and(!DIRTY, Ordering::SeqCst) & !DIRTY;
+        Some(Raise {
+            hint: self,
+            h0,
+            _only_raiser: guard,
+        })
+    }
+}
+
+impl Raise<'_> {
+    /// Installs `min_front_ns` unless the hint was lowered since the raise began. False if it
+    /// was: read the fronts again.
+    pub(crate) fn finish(self, min_front_ns: u64) -> bool {
+        let new = ExpiryHint::ms_of(min_front_ns) << 1;
+        self.hint
+            .word
+            .compare_exchange(self.h0, new, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The ABA a version counter of finite width allows: a raise begun, then exactly as many
+    /// lowerings as the counter has values, all to the same bound. The raise must still fail,
+    /// or it would lift the bound above the front that the last lowering published.
+    #[test]
+    fn a_raise_fails_after_any_number_of_lowerings() {
+        let hint = ExpiryHint::new();
+        hint.lower_to(5 * NS_PER_MS);
+        for lowerings in [1u64, 2, 1 << 20, (1 << 20) + 1] {
+            let raise = hint.begin_raise().expect("no other raiser");
+            for _ in 0..lowerings {
+                hint.lower_to(5 * NS_PER_MS);
+            }
+            assert!(
+                !raise.finish(u64::MAX),
+                "raise won after {lowerings} lowerings"
+            );
+            assert_eq!(hint.bound_ns(), 5 * NS_PER_MS);
+        }
+        // With no lowering in between, the raise succeeds.
+        let raise = hint.begin_raise().expect("no other raiser");
+        assert!(raise.finish(9 * NS_PER_MS));
+        assert_eq!(hint.bound_ns(), 9 * NS_PER_MS);
+    }
+
+    #[test]
+    fn one_raiser_at_a_time_and_bounds_round_down() {
+        let hint = ExpiryHint::new();
+        assert!(!hint.is_due(u64::MAX - 1));
+        hint.lower_to(2_500_000);
+        assert_eq!(hint.bound_ns(), 2 * NS_PER_MS);
+        assert!(hint.is_due(2 * NS_PER_MS) && !hint.is_due(2 * NS_PER_MS - 1));
+        let first = hint.begin_raise().expect("free");
+        assert!(hint.begin_raise().is_none());
+        drop(first);
+        assert!(hint.begin_raise().is_some());
+    }
+}

@@ -1,0 +1,186 @@
+//! Taking a unit: `reserve` and `reserve_earliest`, and the step both share.
+
+use super::*;
+
+impl<C: Clock> SlotBook<C> {
+    /// Holds one unit of `slot` at `branch` for `applicant` until `hold_ttl` from now.
+    ///
+    /// If the applicant already holds this slot, returns that same hold (a retry never takes a
+    /// second unit).
+    ///
+    /// ```
+    /// use surgegate::{ApplicantId, BranchId, ReserveError, SlotBook};
+    ///
+    /// let book = SlotBook::builder().build();
+    /// book.set_capacity(BranchId(1), 0, 1)?;
+    /// let hold = book.reserve(BranchId(1), 0, ApplicantId(1))?;
+    /// assert_eq!(book.reserve(BranchId(1), 0, ApplicantId(1))?, hold); // a retry
+    /// assert_eq!(book.reserve(BranchId(1), 0, ApplicantId(2)), Err(ReserveError::Full));
+    /// assert_eq!(book.reserve(BranchId(1), 9, ApplicantId(2)), Err(ReserveError::UnknownSlot));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        let b = self.branches.get(branch).ok_or(ReserveError::UnknownSlot)?;
+        let word = b.word(slot).ok_or(ReserveError::UnknownSlot)?;
+        if !word.load().is_open() {
+            return Err(ReserveError::UnknownSlot);
+        }
+        self.reserve_with(
+            applicant,
+            |r| r.branch == branch && r.slot == slot,
+            || match word.try_hold() {
+                Ok(after) => {
+                    if after.is_full() {
+                        b.sync_full(slot);
+                    }
+                    Ok(Some((BranchRef::new(b), slot)))
+                }
+                Err(HoldRefused::NotOpen) => Err(ReserveError::UnknownSlot),
+                Err(HoldRefused::Full) => Ok(None),
+            },
+            ReserveError::Full,
+        )
+    }
+
+    /// Holds one unit of the lowest-indexed slot in `slots` at `branch` that has room.
+    ///
+    /// If the applicant already holds a slot of this branch in the range, returns that hold.
+    /// Full slots are skipped 64 at a time.
+    ///
+    /// ```
+    /// use surgegate::{ApplicantId, BranchId, ReserveError, SlotBook};
+    ///
+    /// let book = SlotBook::builder().build();
+    /// for slot in 0..10 {
+    ///     book.set_capacity(BranchId(3), slot, 1)?;
+    /// }
+    /// book.reserve(BranchId(3), 0, ApplicantId(1))?;
+    /// let hold = book.reserve_earliest(BranchId(3), 0..10, ApplicantId(2))?;
+    /// assert_eq!(hold.slot, 1);
+    /// assert_eq!(book.reserve_earliest(BranchId(3), 5..5, ApplicantId(3)), Err(ReserveError::EmptyRange));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve_earliest(
+        &self,
+        branch: BranchId,
+        slots: impl RangeBounds<SlotIndex>,
+        applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        let (first, last) = inclusive(&slots).ok_or(ReserveError::EmptyRange)?;
+        let b = self.branches.get(branch).ok_or(ReserveError::UnknownSlot)?;
+        if first >= self.max_slots_per_branch {
+            return Err(ReserveError::NoneAvailable);
+        }
+        let last = last.min(self.max_slots_per_branch - 1);
+        // Reclaim expired holds first, so that an expired hold cannot make a later slot look
+        // like the earliest one with room.
+        self.sweep_due(self.now_ns());
+        self.reserve_with(
+            applicant,
+            |r| r.branch == branch && (first..=last).contains(&r.slot),
+            || {
+                let mut from = first;
+                while let Some(slot) = b.first_not_full(from, last) {
+                    if let Some(word) = b.word(slot) {
+                        if let Ok(after) = word.try_hold() {
+                            if after.is_full() {
+                                b.sync_full(slot);
+                            }
+                            return Ok(Some((BranchRef::new(b), slot)));
+                        }
+                        // Filled (or its bit was stale) since the scan: fix the bit, go on.
+                        b.sync_full(slot);
+                    }
+                    match slot.checked_add(1) {
+                        Some(next) if next <= last => from = next,
+                        _ => break,
+                    }
+                }
+                Ok(None)
+            },
+            ReserveError::NoneAvailable,
+        )
+    }
+
+    /// The common part of both reservations: under the applicant's shard lock, reclaim the
+    /// applicant's expired holds, return a matching live hold if there is one, check the limits,
+    /// then `take` a unit. If `take` finds no room and something may have expired, sweep and try
+    /// once more.
+    fn reserve_with(
+        &self,
+        applicant: ApplicantId,
+        matches: impl Fn(&Record) -> bool,
+        mut take: impl FnMut() -> Result<Option<(BranchRef, SlotIndex)>, ReserveError>,
+        when_full: ReserveError,
+    ) -> Result<Hold, ReserveError> {
+        let shard_index = self.shard_of_applicant(applicant);
+        let shard = &self.shards[shard_index];
+        let mut swept = false;
+        loop {
+            let mut ledger = shard.ledger.lock();
+            // Read the time under the lock, so that grant times (and so expiry times) enter the
+            // shard's expiry queue in order.
+            let now = self.now_ns();
+            let view = ledger.applicant_view(applicant, now, &matches);
+            if let Some((token, r)) = view.existing {
+                return Ok(self.hold_of(token, &r));
+            }
+            if view.active >= self.max_active_per_applicant {
+                return Err(ReserveError::ApplicantLimit);
+            }
+            if ledger.live_holds >= self.max_holds_per_shard {
+                ledger.reclaim_expired(now, &shard.front_ns, &self.hint);
+                if ledger.live_holds >= self.max_holds_per_shard {
+                    return Err(ReserveError::TooManyHolds);
+                }
+            }
+            match take()? {
+                Some((at, slot)) => {
+                    let mut token = self.new_token(shard_index);
+                    while ledger.records.contains_key(&token) {
+                        token = self.new_token(shard_index);
+                    }
+                    let record = Record {
+                        branch: at.get().id(),
+                        slot,
+                        applicant,
+                        at,
+                        state: State::Held {
+                            expires_ns: now.saturating_add(self.hold_ttl_ns),
+                        },
+                    };
+                    ledger.insert(token, record, &shard.front_ns, &self.hint);
+                    return Ok(self.hold_of(token, &record));
+                }
+                None => {
+                    drop(ledger);
+                    if !swept && self.hint.is_due(now) {
+                        self.sweep_due(now);
+                        swept = true;
+                        continue;
+                    }
+                    return Err(when_full);
+                }
+            }
+        }
+    }
+
+    fn hold_of(&self, token: u128, r: &Record) -> Hold {
+        let expires_ns = match r.state {
+            State::Held { expires_ns } => expires_ns,
+            State::Booked => u64::MAX,
+        };
+        Hold {
+            token: HoldToken(token),
+            branch: r.branch,
+            slot: r.slot,
+            applicant: r.applicant,
+            expires_at: Duration::from_nanos(expires_ns),
+        }
+    }
+}

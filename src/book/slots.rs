@@ -1,0 +1,131 @@
+//! Opening slots and reading them: `set_capacity`, `slot` and `availability`.
+
+use super::*;
+
+impl<C: Clock> SlotBook<C> {
+    /// Opens a slot with `capacity` units, or changes its capacity, and returns its state.
+    ///
+    /// Raising capacity frees units at once. Lowering it below `held + booked` keeps every
+    /// existing hold and booking; no new hold is granted until enough are released.
+    ///
+    /// ```
+    /// use surgegate::{BranchId, CapacityError, SlotBook};
+    ///
+    /// let book = SlotBook::builder().max_slots_per_branch(480).build();
+    /// let state = book.set_capacity(BranchId(1), 0, 40)?;
+    /// assert_eq!((state.capacity, state.remaining()), (40, 40));
+    ///
+    /// // Limits are errors, not allocations.
+    /// assert!(matches!(
+    ///     book.set_capacity(BranchId(1), u32::MAX, 1),
+    ///     Err(CapacityError::SlotOutOfRange { .. })
+    /// ));
+    /// # Ok::<(), CapacityError>(())
+    /// ```
+    pub fn set_capacity(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        capacity: u32,
+    ) -> Result<SlotState, CapacityError> {
+        if slot >= self.max_slots_per_branch {
+            return Err(CapacityError::SlotOutOfRange {
+                slot,
+                last: self.max_slots_per_branch - 1,
+            });
+        }
+        if capacity > MAX_CAPACITY {
+            return Err(CapacityError::CapacityTooLarge {
+                capacity,
+                max: MAX_CAPACITY,
+            });
+        }
+        let b =
+            self.branches
+                .get_or_create(branch)
+                .map_err(|_| CapacityError::TooManyBranches {
+                    max_branches: self.max_branches,
+                })?;
+        // `slot < max_slots_per_branch`, so the chunk index is inside the directory.
+        let Some(word) = b.word_or_create(slot) else {
+            debug_assert!(false, "slot {slot} below the limit has no chunk");
+            return Err(CapacityError::SlotOutOfRange {
+                slot,
+                last: self.max_slots_per_branch - 1,
+            });
+        };
+        match &self.journal {
+            None => {
+                word.set_capacity(capacity);
+            }
+            Some(j) => self.durably(j, || {
+                let _order = j.capacity_stripe(branch.0, slot).lock();
+                j.commit(Change::Capacity {
+                    branch: branch.0,
+                    slot,
+                    capacity,
+                })
+                .map_err(CapacityError::Journal)?;
+                word.set_capacity(capacity);
+                Ok::<(), CapacityError>(())
+            })?,
+        }
+        b.sync_full(slot);
+        self.sweep_due(self.now_ns());
+        Ok(state_of(word.load()))
+    }
+
+    /// The state of one slot, or `None` if it was never opened.
+    ///
+    /// ```
+    /// use surgegate::{BranchId, SlotBook, SlotState};
+    ///
+    /// let book = SlotBook::builder().build();
+    /// assert_eq!(book.slot(BranchId(1), 3), None);
+    /// book.set_capacity(BranchId(1), 3, 5)?;
+    /// assert_eq!(book.slot(BranchId(1), 3), Some(SlotState { capacity: 5, held: 0, booked: 0 }));
+    /// # Ok::<(), surgegate::CapacityError>(())
+    /// ```
+    pub fn slot(&self, branch: BranchId, slot: SlotIndex) -> Option<SlotState> {
+        let b = self.branches.get(branch)?;
+        let word = b.word(slot)?;
+        self.sweep_due(self.now_ns());
+        let p = word.load();
+        p.is_open().then(|| state_of(p))
+    }
+
+    /// Every opened slot of `branch` in `slots`, in index order. Unknown branches and empty
+    /// ranges give an empty list. At most `max_slots_per_branch` entries.
+    ///
+    /// ```
+    /// use surgegate::{BranchId, SlotBook};
+    ///
+    /// let book = SlotBook::builder().build();
+    /// for day in [0, 1, 5] {
+    ///     book.set_capacity(BranchId(2), day, 10)?;
+    /// }
+    /// let open: Vec<u32> = book.availability(BranchId(2), 0..365).iter().map(|(s, _)| *s).collect();
+    /// assert_eq!(open, [0, 1, 5]);
+    /// # Ok::<(), surgegate::CapacityError>(())
+    /// ```
+    pub fn availability(
+        &self,
+        branch: BranchId,
+        slots: impl RangeBounds<SlotIndex>,
+    ) -> Vec<(SlotIndex, SlotState)> {
+        let Some((first, last)) = inclusive(&slots) else {
+            return Vec::new();
+        };
+        let Some(b) = self.branches.get(branch) else {
+            return Vec::new();
+        };
+        if first >= self.max_slots_per_branch {
+            return Vec::new();
+        }
+        let last = last.min(self.max_slots_per_branch - 1);
+        self.sweep_due(self.now_ns());
+        b.open_slots(first, last)
+            .map(|(s, p)| (s, state_of(p)))
+            .collect()
+    }
+}
