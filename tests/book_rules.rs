@@ -572,3 +572,60 @@ fn a_book_is_send_sync_and_debug() {
     let s = format!("{book:?}");
     assert!(s.contains("branches: 1"), "{s}");
 }
+
+/// A clock whose time is set, not advanced: it can step back, as a faulty clock may.
+#[derive(Clone, Default)]
+struct SteppingClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl SteppingClock {
+    fn set(&self, secs: u64) {
+        self.0
+            .store(secs * 1_000_000_000, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl surgegate::Clock for SteppingClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn a_clock_that_steps_back_never_keeps_a_lapsed_hold_counted() {
+    let clock = SteppingClock::default();
+    // One shard: every hold shares one expiry queue, the structure a step back could disorder.
+    let book = SlotBook::builder()
+        .hold_ttl(Duration::from_secs(60))
+        .max_active_per_applicant(4)
+        .shards(1)
+        .clock(clock.clone())
+        .build();
+    book.set_capacity(BranchId(1), 0, 10).unwrap();
+    clock.set(100);
+    let first = book.reserve(BranchId(1), 0, a(1)).unwrap();
+    clock.set(50); // steps back 50 s
+    let second = book.reserve(BranchId(1), 0, a(2)).unwrap();
+    assert!(
+        second.expires_at >= first.expires_at,
+        "a hold granted after another must not lapse before it: {:?} then {:?}",
+        first.expires_at,
+        second.expires_at
+    );
+    // Whatever the clock says later, no reading counts a hold whose own expiry has passed.
+    let holds = [first, second];
+    for secs in [50, 100, 111, 130, 159, 160, 161, 200] {
+        clock.set(secs);
+        let now = Duration::from_secs(secs);
+        let live = holds.iter().filter(|h| h.expires_at > now).count() as u32;
+        let held = book.slot(BranchId(1), 0).unwrap().held;
+        assert!(
+            held <= live,
+            "at {secs} s the slot counts {held} holds but only {live} have not lapsed"
+        );
+        book.check_invariants().unwrap();
+    }
+    // A lapsed hold stays lapsed when the clock steps back again.
+    clock.set(40);
+    assert_eq!(book.slot(BranchId(1), 0).unwrap().held, 0);
+    assert!(book.confirm(first.token).is_err());
+}

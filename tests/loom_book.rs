@@ -212,3 +212,24 @@ fn loom_release_races_a_reservation_on_a_full_slot() {
         });
     }
 }
+
+/// Two threads create the same new branch when the book has room for exactly one more: both
+/// must get it (a creation in flight must not count against the limit twice).
+#[test]
+fn loom_two_creations_of_the_same_branch_at_the_limit_both_succeed() {
+    model("same new branch at the limit", || {
+        let clock = ManualClock::new();
+        let book = Arc::new(book(&clock)); // max_branches(1)
+        let creators: Vec<_> = (0..2)
+            .map(|slot| {
+                let book = book.clone();
+                loom::thread::spawn(move || book.set_capacity(BranchId(9), slot, 1))
+            })
+            .collect();
+        for h in creators {
+            assert!(h.join().unwrap().is_ok(), "a false TooManyBranches");
+        }
+        assert_eq!(book.check_invariants().unwrap().branches, 1);
+        assert!(book.set_capacity(BranchId(10), 0, 1).is_err());
+    });
+}

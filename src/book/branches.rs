@@ -12,7 +12,7 @@
 
 use super::word::{Packed, SlotWord};
 use super::{BranchId, SlotIndex};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Slots per chunk. 512 words of 8 bytes: one 4 KiB page of counts. (64 under loom, so that a
 /// model creates 65 atomics per chunk rather than 520.)
@@ -230,13 +230,15 @@ pub(crate) struct TooManyBranches;
 
 /// An insert-only open-addressing table of branches keyed by `ahash` of the branch id.
 ///
-/// Lookups are lock-free loads. Inserts claim an empty cell with a compare-and-swap; the table has
-/// at least twice as many cells as `max_branches`, so probing always ends.
+/// Lookups are lock-free loads. Inserts, once per branch, take a lock and store into an empty
+/// cell; the table has at least twice as many cells as `max_branches`, so probing always ends.
 pub(crate) struct BranchTable {
     cells: Box<[AtomicPtr<Branch>]>,
     mask: usize,
     hasher: ahash::RandomState,
     count: AtomicUsize,
+    /// Held while a branch is created; lookups never take it.
+    creating: Mutex<()>,
     max_branches: usize,
     max_slots: u32,
 }
@@ -251,6 +253,7 @@ impl BranchTable {
             mask: cells - 1,
             hasher: crate::sync::random_state(),
             count: AtomicUsize::new(0),
+            creating: Mutex::new(()),
             max_branches: max_branches as usize,
             max_slots,
         }
@@ -278,44 +281,36 @@ impl BranchTable {
     }
 
     /// The branch `id`, creating it if this is its first use.
+    ///
+    /// Creations are rare (once per branch) and serialised by a lock, so the limit is checked
+    /// against the branches that exist, never against another creation still in flight: two
+    /// threads creating the same new branch at the limit both get it.
     pub(crate) fn get_or_create(&self, id: BranchId) -> Result<&Branch, TooManyBranches> {
         if let Some(b) = self.get(id) {
             return Ok(b);
         }
-        // Reserve a place under the limit first, so the table never holds more than
-        // `max_branches` and probing always finds an empty cell.
-        // Ordering: Relaxed is enough: the count guards only the limit, not any memory.
-        if self.count.fetch_add(1, Ordering::Relaxed) >= self.max_branches {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+        let _only_creator = self.creating.lock();
+        if let Some(b) = self.get(id) {
+            return Ok(b);
+        }
+        // Ordering: Relaxed: the count is only written under `creating`, whose lock orders it.
+        let count = self.count.load(Ordering::Relaxed);
+        if count >= self.max_branches {
             return Err(TooManyBranches);
         }
         let fresh = Box::into_raw(Box::new(Branch::new(id, self.max_slots)));
+        // The table never holds more than `max_branches` branches in at least twice as many
+        // cells, so an empty cell is always found.
         let mut i = self.home(id);
-        loop {
-            match self.cells[i].compare_exchange(
-                std::ptr::null_mut(),
-                fresh,
-                // Ordering: Release publishes the initialised branch; Acquire on failure makes
-                // the occupant's contents readable.
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                // SAFETY: just published; freed only in `Drop`.
-                Ok(_) => return Ok(unsafe { &*fresh }),
-                Err(occupant) => {
-                    // SAFETY: published by a CAS like ours; freed only in `Drop`.
-                    let other = unsafe { &*occupant };
-                    if other.id == id {
-                        // Another thread created the same branch first: use theirs.
-                        // SAFETY: `fresh` was never shared.
-                        drop(unsafe { Box::from_raw(fresh) });
-                        self.count.fetch_sub(1, Ordering::Relaxed);
-                        return Ok(other);
-                    }
-                    i = (i + 1) & self.mask;
-                }
-            }
+        // Ordering: Relaxed for the probe: only creators write cells, and we are the only one.
+        while !self.cells[i].load(Ordering::Relaxed).is_null() {
+            i = (i + 1) & self.mask;
         }
+        // Ordering: Release publishes the initialised branch to the Acquire loads of `get`.
+        self.cells[i].store(fresh, Ordering::Release);
+        self.count.store(count + 1, Ordering::Relaxed);
+        // SAFETY: just published; freed only in `Drop`, which needs `&mut self`.
+        Ok(unsafe { &*fresh })
     }
 
     /// Every branch, in table order.

@@ -159,6 +159,7 @@ impl<C: Clock> SlotBookBuilder<C> {
                 .map(|_| CachePadded::new(Shard::new(map_hasher.clone())))
                 .collect(),
             hint: CachePadded::new(ExpiryHint::new()),
+            latest_ns: CachePadded::new(AtomicU64::new(0)),
             clock: self.clock,
             journal,
         }

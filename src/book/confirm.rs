@@ -53,7 +53,7 @@ impl<C: Clock> SlotBook<C> {
     ) -> Result<Booking, ConfirmError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut guard = shard.ledger.lock();
-        let now = self.now_ns();
+        let now = guard.clamp_now(self.now_ns());
         let ledger = &mut *guard;
         let Some(record) = ledger.records.get_mut(&token.0) else {
             return Err(ConfirmError::UnknownToken);
@@ -143,7 +143,7 @@ impl<C: Clock> SlotBook<C> {
     fn release_in(&self, token: HoldToken, journal: Option<&Journal>) -> Result<(), ReleaseError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut ledger = shard.ledger.lock();
-        let now = self.now_ns();
+        let now = ledger.clamp_now(self.now_ns());
         if let Some(j) = journal
             && ledger
                 .records

@@ -117,6 +117,7 @@ impl Shard {
                 applicants: HashMap::with_hasher(applicant_hasher),
                 expiry: VecDeque::new(),
                 live_holds: 0,
+                latest_ns: 0,
             }),
         }
     }
@@ -130,6 +131,8 @@ pub(crate) struct Ledger {
     pub(crate) expiry: VecDeque<(u64, u128)>,
     /// Records in state `Held`, expired or not.
     pub(crate) live_holds: usize,
+    /// The latest time a call under this lock has used; see [`Ledger::clamp_now`].
+    latest_ns: u64,
 }
 
 /// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit.
@@ -157,6 +160,14 @@ pub(crate) struct ApplicantView {
 }
 
 impl Ledger {
+    /// `now_ns`, or the latest time used under this lock if that is later: grant times, and so
+    /// expiry times, enter the expiry queue in order, and a hold that lapsed stays lapsed, even
+    /// if the clock steps back.
+    pub(crate) fn clamp_now(&mut self, now_ns: u64) -> u64 {
+        self.latest_ns = self.latest_ns.max(now_ns);
+        self.latest_ns
+    }
+
     /// Tokens of `applicant`'s records (holds, expired or not, and bookings).
     pub(crate) fn tokens_of(&self, applicant: ApplicantId) -> impl Iterator<Item = u128> + '_ {
         self.applicants
@@ -264,6 +275,7 @@ impl Ledger {
         front: &AtomicU64,
         hint: &ExpiryHint,
     ) -> usize {
+        let now_ns = self.clamp_now(now_ns);
         let mut reclaimed = 0;
         while let Some(&(expires_ns, token)) = self.expiry.front() {
             if expires_ns > now_ns {

@@ -39,7 +39,7 @@ use crossbeam_utils::CachePadded;
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
 use crate::invariant::{InvariantViolation, ensure};
 use crate::journal::{Change, Durability, Journal};
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 use crate::token::random_u128;
 use branches::{BranchTable, CHUNK_SLOTS};
 use expiry::ExpiryHint;
@@ -113,6 +113,9 @@ pub struct SlotBook<C = SystemClock> {
     /// Written by whichever shard's expiry front moves earlier; on a cache line of its own, so
     /// those writes do not evict the read-only fields every call reads.
     hint: CachePadded<ExpiryHint>,
+    /// The latest clock reading, kept to within [`CLAMP_GRAIN_NS`]: readings never use a time
+    /// more than that behind it, however the clock moves.
+    latest_ns: CachePadded<AtomicU64>,
     /// `Some` for a book opened from a directory.
     journal: Option<Box<Journal>>,
 }
@@ -134,6 +137,9 @@ impl<C> fmt::Debug for SlotBook<C> {
             .finish_non_exhaustive()
     }
 }
+
+/// How far a reading's time may lag the latest time the book has seen, when the clock steps back.
+const CLAMP_GRAIN_NS: u64 = 1_000_000;
 
 /// `range` as an inclusive `(first, last)`, or `None` if it is empty.
 fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotIndex)> {
@@ -168,8 +174,20 @@ fn state_of(p: word::Packed) -> SlotState {
 }
 
 impl<C: Clock> SlotBook<C> {
+    /// The clock's time, but never more than [`CLAMP_GRAIN_NS`] behind the latest reading the
+    /// book has seen: a clock that steps back cannot make a lapsed hold look live again. Calls
+    /// that hold a shard lock clamp exactly on top of this ([`Ledger::clamp_now`]).
+    ///
+    /// [`Ledger::clamp_now`]: ledger::Ledger::clamp_now
     fn now_ns(&self) -> u64 {
-        now_ns(&self.clock)
+        let t = now_ns(&self.clock);
+        // Ordering: Relaxed: the value is a time, not a guard of other memory. The store is rare
+        // (once per grain), so the line stays shared between cores on the hot path.
+        let seen = self.latest_ns.load(Ordering::Relaxed);
+        if t >= seen.saturating_add(CLAMP_GRAIN_NS) {
+            self.latest_ns.fetch_max(t, Ordering::Relaxed);
+        }
+        t.max(seen)
     }
 
     fn shard_of_applicant(&self, applicant: ApplicantId) -> usize {

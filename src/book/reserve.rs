@@ -123,9 +123,10 @@ impl<C: Clock> SlotBook<C> {
         let mut swept = false;
         loop {
             let mut ledger = shard.ledger.lock();
-            // Read the time under the lock, so that grant times (and so expiry times) enter the
-            // shard's expiry queue in order.
-            let now = self.now_ns();
+            // Read the time under the lock and never behind the shard's latest, so that grant
+            // times (and so expiry times) enter the shard's expiry queue in order even if the
+            // clock steps back.
+            let now = ledger.clamp_now(self.now_ns());
             let view = ledger.applicant_view(applicant, now, &matches);
             if let Some((token, r)) = view.existing {
                 return Ok(self.hold_of(token, &r));
