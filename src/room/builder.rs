@@ -1,0 +1,178 @@
+//! The builder: every setting of a room, checked before anything is allocated.
+
+use std::time::Duration;
+
+use super::*;
+
+/// Builds a [`WaitingRoom`]. Every setting has a default; see each setter.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct WaitingRoomBuilder<C = SystemClock> {
+    clock: C,
+    settings: Settings,
+}
+
+/// Every setting of a builder but its clock, so that changing the clock type moves them as one.
+#[derive(Clone, Debug)]
+struct Settings {
+    rate_per_second: u32,
+    burst: u32,
+    max_active: u32,
+    max_waiting: u32,
+    checkin_timeout: Duration,
+    pass_ttl: Duration,
+    ended_memory: usize,
+}
+
+impl Default for WaitingRoomBuilder<SystemClock> {
+    fn default() -> Self {
+        Self {
+            clock: SystemClock::new(),
+            settings: Settings::default(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rate_per_second: 100,
+            burst: 100,
+            max_active: u32::MAX,
+            max_waiting: 1_000_000,
+            checkin_timeout: Duration::from_secs(60),
+            pass_ttl: Duration::from_secs(900),
+            ended_memory: 65_536,
+        }
+    }
+}
+
+impl<C: Clock> WaitingRoomBuilder<C> {
+    /// Sustained admissions per second. Default 100; 1 to ten million.
+    pub fn rate_per_second(mut self, rate: u32) -> Self {
+        self.settings.rate_per_second = rate;
+        self
+    }
+
+    /// Admissions allowed at once after a quiet spell. Default 100; 1 to ten million.
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.settings.burst = burst;
+        self
+    }
+
+    /// The most passes alive at once. Default: unlimited (`u32::MAX`).
+    pub fn max_active(mut self, max_active: u32) -> Self {
+        self.settings.max_active = max_active;
+        self
+    }
+
+    /// The most visitors waiting at once (line plus pre-queue). Default one million; at most 2^30.
+    pub fn max_waiting(mut self, max_waiting: u32) -> Self {
+        self.settings.max_waiting = max_waiting;
+        self
+    }
+
+    /// A waiting visitor who neither joins nor polls for this long leaves the line.
+    /// Default 60 s; 1 ms to 24 h.
+    pub fn checkin_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.checkin_timeout = timeout;
+        self
+    }
+
+    /// A pass lapses this long after admission. Default 15 minutes; 1 ms to 7 days.
+    pub fn pass_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.pass_ttl = ttl;
+        self
+    }
+
+    /// How many lapsed tokens (silent tickets, passes that ran out) the room remembers, so that
+    /// polling one says `Expired` rather than `UnknownToken`. Default 65 536 (about 1.7 MiB at
+    /// most). Finished tokens answer `UnknownToken` either way and are not kept.
+    pub fn ended_memory(mut self, tokens: usize) -> Self {
+        self.settings.ended_memory = tokens;
+        self
+    }
+
+    /// The clock the room reads time from. Default: a [`SystemClock`] created with the builder.
+    pub fn clock<C2: Clock>(self, clock: C2) -> WaitingRoomBuilder<C2> {
+        WaitingRoomBuilder {
+            clock,
+            settings: self.settings,
+        }
+    }
+
+    /// Builds the room, or says which setting is out of range.
+    pub fn try_build(self) -> Result<WaitingRoom<C>, RoomConfigError> {
+        let gcra = Gcra::new(self.settings.rate_per_second, self.settings.burst).ok_or(
+            if (1..=MAX_RATE).contains(&self.settings.rate_per_second) {
+                RoomConfigError::Burst(self.settings.burst)
+            } else {
+                RoomConfigError::Rate(self.settings.rate_per_second)
+            },
+        )?;
+        if self.settings.max_active == 0 {
+            return Err(RoomConfigError::MaxActive(0));
+        }
+        if !(1..=1 << 30).contains(&self.settings.max_waiting) {
+            return Err(RoomConfigError::MaxWaiting(self.settings.max_waiting));
+        }
+        let ms = Duration::from_millis(1);
+        if self.settings.checkin_timeout < ms
+            || self.settings.checkin_timeout > Duration::from_secs(86_400)
+        {
+            return Err(RoomConfigError::CheckinTimeout(
+                self.settings.checkin_timeout,
+            ));
+        }
+        if self.settings.pass_ttl < ms || self.settings.pass_ttl > Duration::from_secs(7 * 86_400) {
+            return Err(RoomConfigError::PassTtl(self.settings.pass_ttl));
+        }
+        let visitor_hasher = ahash::RandomState::new();
+        let checkin_timeout_ns = duration_to_ns(self.settings.checkin_timeout);
+        let pass_ttl_ns = duration_to_ns(self.settings.pass_ttl);
+        let start_ns = now_ns(&self.clock);
+        Ok(WaitingRoom {
+            core: Mutex::new(Core {
+                gcra,
+                max_active: self.settings.max_active,
+                lowered_below_active: false,
+                max_waiting: self.settings.max_waiting,
+                checkin_timeout_ns,
+                pass_ttl_ns,
+                paused: false,
+                closed: false,
+                opening: None,
+                last_seed: None,
+                line: Line::new(visitor_hasher.clone()),
+                prequeue: Line::new(visitor_hasher),
+                passes: Passes::new(),
+                lapsed: LapsedTokens::new(self.settings.ended_memory),
+                now_ns: start_ns,
+                admitted_total: 0,
+                dropped_total: 0,
+                left_total: 0,
+                passes_finished: 0,
+                passes_lapsed: 0,
+                mean_pass_ns: pass_ttl_ns,
+            }),
+            checkin_timeout_ns,
+            clock: self.clock,
+            #[cfg(feature = "tokio")]
+            notify: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Builds the room.
+    ///
+    /// # Panics
+    ///
+    /// If a setting is out of the range its setter documents (a zero rate, a zero
+    /// `max_waiting`, ...). Use [`try_build`](Self::try_build) when the settings come from
+    /// outside the program.
+    pub fn build(self) -> WaitingRoom<C> {
+        match self.try_build() {
+            Ok(room) => room,
+            Err(e) => panic!("invalid WaitingRoom configuration: {e}"),
+        }
+    }
+}

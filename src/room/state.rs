@@ -1,0 +1,296 @@
+//! The room's state behind its lock, and the replay that advances it: every event due since
+//! the previous call (check-in lapses, passes running out, the opening draw, admissions at their
+//! exact scheduled times) is applied in time order, then the call itself.
+
+use super::*;
+
+pub(super) struct Core {
+    pub(super) gcra: Gcra,
+    pub(super) max_active: u32,
+    /// Set when `max_active` was lowered below the live passes; cleared once they fit.
+    pub(super) lowered_below_active: bool,
+    pub(super) max_waiting: u32,
+    pub(super) checkin_timeout_ns: u64,
+    pub(super) pass_ttl_ns: u64,
+    pub(super) paused: bool,
+    pub(super) closed: bool,
+    /// A pending scheduled opening: `(at_ns, seed)`.
+    pub(super) opening: Option<(u64, u64)>,
+    pub(super) last_seed: Option<u64>,
+    pub(super) line: Line,
+    pub(super) prequeue: Line,
+    pub(super) passes: Passes,
+    pub(super) lapsed: LapsedTokens,
+    /// The time the room has been advanced to.
+    pub(super) now_ns: u64,
+    pub(super) admitted_total: u64,
+    pub(super) dropped_total: u64,
+    pub(super) left_total: u64,
+    pub(super) passes_finished: u64,
+    pub(super) passes_lapsed: u64,
+    /// A running mean of how long passes last (finish or lapse), for ETAs under `max_active`.
+    pub(super) mean_pass_ns: u64,
+}
+
+/// Where a token stands in the room.
+#[derive(Clone, Copy)]
+pub(super) enum Place {
+    Pass(PassRec),
+    /// An index into the line.
+    Line(u32),
+    /// An index into the pre-queue.
+    Prequeue(u32),
+}
+
+/// Kinds of events, in the order they are processed when they fall due at the same instant.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Event {
+    Lapse,
+    PassExpiry,
+    Opening,
+    Admission,
+}
+
+impl Core {
+    /// Replays every event due at or before `now`, in time order.
+    pub(super) fn advance(&mut self, now: u64) {
+        let now = now.max(self.now_ns);
+        loop {
+            let lapse = match (self.line.next_lapse(), self.prequeue.next_lapse()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let candidates = [
+                (lapse, Event::Lapse),
+                (self.passes.next_expiry(), Event::PassExpiry),
+                (self.opening.map(|(at, _)| at), Event::Opening),
+                (self.next_admission_ns(), Event::Admission),
+            ];
+            let Some((t, event)) = candidates
+                .into_iter()
+                .filter_map(|(t, e)| t.map(|t| (t, e)))
+                .min()
+            else {
+                break;
+            };
+            if t > now {
+                break;
+            }
+            self.now_ns = self.now_ns.max(t);
+            match event {
+                Event::Lapse => self.lapse_one(),
+                Event::PassExpiry => self.expire_one_pass(),
+                Event::Opening => self.draw(),
+                Event::Admission => self.admit_head(),
+            }
+        }
+        self.now_ns = now;
+        if self.passes.len() <= self.max_active as usize {
+            self.lowered_below_active = false;
+        }
+    }
+
+    /// When the head of the line is admitted if nothing else happens first.
+    pub(super) fn next_admission_ns(&self) -> Option<u64> {
+        if self.paused
+            || self.opening.is_some()
+            || self.line.waiting() == 0
+            || self.passes.len() >= self.max_active as usize
+        {
+            return None;
+        }
+        Some(self.gcra.earliest_ns().max(self.now_ns))
+    }
+
+    pub(super) fn lapse_one(&mut self) {
+        let from_line = match (self.line.next_lapse(), self.prequeue.next_lapse()) {
+            (Some(a), Some(b)) => a <= b,
+            (a, _) => a.is_some(),
+        };
+        let lapsed = if from_line {
+            self.line.pop_lapsed()
+        } else {
+            self.prequeue.pop_lapsed()
+        };
+        if let Some(w) = lapsed {
+            self.lapsed.record(w.token);
+            self.dropped_total += 1;
+        }
+    }
+
+    pub(super) fn expire_one_pass(&mut self) {
+        if let Some((token, pass)) = self.passes.pop_expired() {
+            self.lapsed.record(token);
+            self.passes_lapsed += 1;
+            self.note_pass_duration(pass.expires_ns - pass.admitted_ns);
+        }
+    }
+
+    pub(super) fn draw(&mut self) {
+        let Some((_, seed)) = self.opening.take() else {
+            return;
+        };
+        let pre = self.prequeue.drain();
+        let order = prequeue_order(pre.len(), seed);
+        self.line.push_all(order.into_iter().map(|i| pre[i]));
+        self.last_seed = Some(seed);
+    }
+
+    pub(super) fn admit_head(&mut self) {
+        let Some(head) = self.line.head() else {
+            return;
+        };
+        let at = self.now_ns;
+        let w = self.line.remove(head);
+        self.gcra.admit_ns(at);
+        self.passes.insert(
+            w.token,
+            PassRec {
+                visitor: w.visitor,
+                admitted_ns: at,
+                expires_ns: at.saturating_add(self.pass_ttl_ns),
+            },
+        );
+        self.admitted_total += 1;
+    }
+
+    pub(super) fn note_pass_duration(&mut self, ns: u64) {
+        // An exponential moving average with weight 1/16 on the newest pass.
+        let mean = self.mean_pass_ns as i128;
+        self.mean_pass_ns = (mean + (ns as i128 - mean) / 16).max(1) as u64;
+    }
+
+    /// Whether a live ticket or pass has this token. (The lapsed-token memory is not consulted:
+    /// a fresh 128-bit draw matching one of its entries has probability about 2^-112, and could
+    /// only change which error a late poll of the lapsed token gets.)
+    pub(super) fn token_in_use(&self, token: u128) -> bool {
+        self.passes.get(token).is_some()
+            || self.line.find_token(token).is_some()
+            || self.prequeue.find_token(token).is_some()
+    }
+
+    pub(super) fn fresh_token(&self) -> u128 {
+        loop {
+            let t = random_u128();
+            if !self.token_in_use(t) {
+                return t;
+            }
+        }
+    }
+
+    pub(super) fn deadline(&self) -> u64 {
+        self.now_ns.saturating_add(self.checkin_timeout_ns)
+    }
+
+    pub(super) fn join(&mut self, visitor: VisitorId) -> Result<Entry, JoinError> {
+        if let Some((token, p)) = self.passes.find_visitor(visitor) {
+            return Ok(Entry::Admitted(Self::pass(token, &p)));
+        }
+        if let Some(i) = self.line.find_visitor(visitor) {
+            let d = self.deadline();
+            self.line.check_in(i, d);
+            return Ok(Entry::Waiting(self.ticket(i)));
+        }
+        if let Some(i) = self.prequeue.find_visitor(visitor) {
+            let d = self.deadline();
+            self.prequeue.check_in(i, d);
+            return Ok(Entry::Waiting(self.prequeue_ticket(i)));
+        }
+        if self.closed {
+            return Err(JoinError::Closed);
+        }
+        if self.line.waiting() + self.prequeue.waiting() >= self.max_waiting as usize {
+            return Err(JoinError::Full {
+                retry_after: self.retry_after(),
+            });
+        }
+        let waiter = Waiter {
+            token: self.fresh_token(),
+            visitor,
+            deadline_ns: self.deadline(),
+        };
+        if self.opening.is_some() {
+            let i = self.prequeue.push(waiter);
+            return Ok(Entry::Waiting(self.prequeue_ticket(i)));
+        }
+        self.line.push(waiter);
+        // Admits the newcomer at once if it is alone in line and the limits allow.
+        let now = self.now_ns;
+        self.advance(now);
+        if let Some(p) = self.passes.get(waiter.token) {
+            return Ok(Entry::Admitted(Self::pass(waiter.token, &p)));
+        }
+        match self.line.find_token(waiter.token) {
+            Some(i) => Ok(Entry::Waiting(self.ticket(i))),
+            // Unreachable: a newcomer is either admitted or waiting; a lapse needs time to pass.
+            None => Err(JoinError::Full {
+                retry_after: self.retry_after(),
+            }),
+        }
+    }
+
+    /// Where a token stands: a live pass, or a place in the line or the pre-queue.
+    pub(super) fn locate(&self, token: u128) -> Option<Place> {
+        if let Some(p) = self.passes.get(token) {
+            return Some(Place::Pass(p));
+        }
+        if let Some(i) = self.line.find_token(token) {
+            return Some(Place::Line(i));
+        }
+        self.prequeue.find_token(token).map(Place::Prequeue)
+    }
+
+    /// The answer for a token found at `place`.
+    pub(super) fn entry(&self, token: u128, place: Place) -> Entry {
+        match place {
+            Place::Pass(p) => Entry::Admitted(Self::pass(token, &p)),
+            Place::Line(i) => Entry::Waiting(self.ticket(i)),
+            Place::Prequeue(i) => Entry::Waiting(self.prequeue_ticket(i)),
+        }
+    }
+
+    /// `peek`, plus a check-in for a waiting visitor.
+    pub(super) fn poll(&mut self, token: u128) -> Result<Entry, PollError> {
+        let place = self.locate(token).ok_or_else(|| self.ended_error(token))?;
+        let deadline = self.deadline();
+        match place {
+            Place::Line(i) => self.line.check_in(i, deadline),
+            Place::Prequeue(i) => self.prequeue.check_in(i, deadline),
+            Place::Pass(_) => {}
+        }
+        Ok(self.entry(token, place))
+    }
+
+    pub(super) fn peek(&self, token: u128) -> Result<Entry, PollError> {
+        let place = self.locate(token).ok_or_else(|| self.ended_error(token))?;
+        Ok(self.entry(token, place))
+    }
+
+    pub(super) fn ended_error(&self, token: u128) -> PollError {
+        if self.lapsed.contains(token) {
+            PollError::Expired
+        } else {
+            PollError::UnknownToken
+        }
+    }
+
+    pub(super) fn finish(&mut self, token: u128) -> Result<(), PollError> {
+        if let Some(p) = self.passes.remove(token) {
+            self.passes_finished += 1;
+            self.note_pass_duration(self.now_ns - p.admitted_ns);
+            // The freed place may admit the next in line right now.
+            let now = self.now_ns;
+            self.advance(now);
+            return Ok(());
+        }
+        if let Some(i) = self.line.find_token(token) {
+            self.line.remove(i);
+        } else if let Some(i) = self.prequeue.find_token(token) {
+            self.prequeue.remove(i);
+        } else {
+            return Err(self.ended_error(token));
+        }
+        self.left_total += 1;
+        Ok(())
+    }
+}
