@@ -70,14 +70,15 @@ mod token;
 
 pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, ConfirmError, Hold,
-    HoldToken, ReleaseError, ReserveError, SlotBook, SlotBookBuilder, SlotIndex, SlotState,
+    HoldToken, OpenError, ReleaseError, ReserveError, SlotBook, SlotBookBuilder, SlotIndex,
+    SlotState,
 };
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use invariant::InvariantViolation;
 pub use journal::{
-    CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, OpenError, Recovery,
+    CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, Recovery,
 };
 pub use room::{
     Entry, JoinError, Pass, PollError, RoomConfigError, RoomStats, Ticket, TicketToken, VisitorId,

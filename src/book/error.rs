@@ -1,10 +1,11 @@
 //! The book's errors: one enum per operation. A call that returns one of these changed nothing.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::journal::JournalError;
+use crate::journal::{IoFailure, JournalError, ReplayError};
 
 /// Why [`SlotBook::reserve`](crate::SlotBook::reserve) or
 /// [`SlotBook::reserve_earliest`](crate::SlotBook::reserve_earliest) granted no hold.
@@ -127,4 +128,104 @@ pub enum BookConfigError {
     /// `shards` is not a power of two between 1 and 256.
     #[error("shards must be a power of two between 1 and 256, got {0}")]
     Shards(u32),
+}
+
+/// Why [`SlotBookBuilder::open`](crate::SlotBookBuilder::open) could not open a directory.
+/// Nothing in the directory was changed unless stated.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A setting of the builder is out of range.
+    #[error("invalid SlotBook configuration: {0}")]
+    Config(#[from] BookConfigError),
+    /// A setting of the builder is out of range for the durable mode.
+    #[error("invalid durable SlotBook configuration: {0}")]
+    DurableConfig(&'static str),
+    /// The file system refused an operation.
+    #[error("{action} failed for {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another open book (in this process or another) holds the directory.
+    #[error(
+        "{path} is locked by another open SlotBook (in this process or another): close that one first, or open a different directory"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A file is damaged somewhere other than a torn tail. Nothing was truncated or deleted.
+    #[error(
+        "{path} is damaged at byte {offset}: {reason}. Nothing was changed; restore the directory from a backup"
+    )]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A journal segment that recovery needs is missing.
+    #[error(
+        "{path} is missing: recovery needs every journal segment after the last checkpoint; restore it from a backup"
+    )]
+    MissingSegment {
+        /// The file that should exist.
+        path: PathBuf,
+    },
+    /// The journal is intact but this book's limits cannot hold what it records.
+    #[error(
+        "{path} at byte {offset} cannot be restored into this book: {reason}. Open it with the limits it was written with"
+    )]
+    Incompatible {
+        /// The journal segment or checkpoint.
+        path: PathBuf,
+        /// The record's offset.
+        offset: u64,
+        /// Which limit is too small.
+        reason: String,
+    },
+}
+
+impl From<IoFailure> for OpenError {
+    fn from(f: IoFailure) -> Self {
+        OpenError::Io {
+            path: f.path,
+            action: f.action,
+            source: f.source,
+        }
+    }
+}
+
+impl From<ReplayError> for OpenError {
+    fn from(e: ReplayError) -> Self {
+        match e {
+            ReplayError::Io(f) => f.into(),
+            ReplayError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => OpenError::Corrupt {
+                path,
+                offset,
+                reason,
+            },
+            ReplayError::Incompatible {
+                path,
+                offset,
+                reason,
+            } => OpenError::Incompatible {
+                path,
+                offset,
+                reason,
+            },
+        }
+    }
 }

@@ -47,7 +47,9 @@ use ledger::{BranchRef, Record, Shard, State, return_unit};
 use word::HoldRefused;
 
 pub use builder::SlotBookBuilder;
-pub use error::{BookConfigError, CapacityError, ConfirmError, ReleaseError, ReserveError};
+pub use error::{
+    BookConfigError, CapacityError, ConfirmError, OpenError, ReleaseError, ReserveError,
+};
 pub use types::{
     ApplicantId, BookTotals, Booking, BranchId, Hold, HoldToken, SlotIndex, SlotState,
 };

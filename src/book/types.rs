@@ -98,7 +98,7 @@ pub struct Booking {
     pub applicant: ApplicantId,
 }
 
-/// Whole-book totals returned by [`SlotBook::check_invariants`].
+/// Whole-book totals returned by [`SlotBook::check_invariants`](crate::SlotBook::check_invariants).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BookTotals {

@@ -48,13 +48,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use thiserror::Error;
 
 pub(crate) use commit::{Active, Committer};
 pub(crate) use format::Change;
-
-use crate::book::BookConfigError;
 
 /// When a durable book's `Ok` is on stable storage. See the [module docs](self) for the table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,72 +102,9 @@ pub enum JournalError {
     Stopped,
 }
 
-/// Why [`SlotBookBuilder::open`](crate::SlotBookBuilder::open) could not open a directory.
-/// Nothing in the directory was changed unless stated.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// A setting of the builder is out of range.
-    #[error("invalid SlotBook configuration: {0}")]
-    Config(#[from] BookConfigError),
-    /// A setting of the builder is out of range for the durable mode.
-    #[error("invalid durable SlotBook configuration: {0}")]
-    DurableConfig(&'static str),
-    /// The file system refused an operation.
-    #[error("{action} failed for {path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Another open book (in this process or another) holds the directory.
-    #[error(
-        "{path} is locked by another open SlotBook (in this process or another): close that one first, or open a different directory"
-    )]
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// A file is damaged somewhere other than a torn tail. Nothing was truncated or deleted.
-    #[error(
-        "{path} is damaged at byte {offset}: {reason}. Nothing was changed; restore the directory from a backup"
-    )]
-    Corrupt {
-        /// The damaged file.
-        path: PathBuf,
-        /// Where the damage starts.
-        offset: u64,
-        /// What is wrong there.
-        reason: String,
-    },
-    /// A journal segment that recovery needs is missing.
-    #[error(
-        "{path} is missing: recovery needs every journal segment after the last checkpoint; restore it from a backup"
-    )]
-    MissingSegment {
-        /// The file that should exist.
-        path: PathBuf,
-    },
-    /// The journal is intact but this book's limits cannot hold what it records.
-    #[error(
-        "{path} at byte {offset} cannot be restored into this book: {reason}. Open it with the limits it was written with"
-    )]
-    Incompatible {
-        /// The journal segment or checkpoint.
-        path: PathBuf,
-        /// The record's offset.
-        offset: u64,
-        /// Which limit is too small.
-        reason: String,
-    },
-}
-
 /// An I/O failure on one path during one step, shared by the steps of opening and of
-/// checkpointing; it becomes the `Io` variant of [`OpenError`] or [`CheckpointError`].
+/// checkpointing; it becomes the `Io` variant of [`OpenError`](crate::OpenError) or
+/// [`CheckpointError`].
 #[derive(Debug)]
 pub(crate) struct IoFailure {
     pub(crate) path: PathBuf,
@@ -177,13 +112,29 @@ pub(crate) struct IoFailure {
     pub(crate) source: std::io::Error,
 }
 
-impl From<IoFailure> for OpenError {
+/// What is wrong with a journal file, found while replaying it. The book turns it into the
+/// matching [`OpenError`](crate::OpenError) variant.
+#[derive(Debug)]
+pub(crate) enum ReplayError {
+    /// Reading or repairing the file failed.
+    Io(IoFailure),
+    /// The file is damaged at `offset`.
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// The record at `offset` is intact, but the book's limits cannot hold it.
+    Incompatible {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+}
+
+impl From<IoFailure> for ReplayError {
     fn from(f: IoFailure) -> Self {
-        OpenError::Io {
-            path: f.path,
-            action: f.action,
-            source: f.source,
-        }
+        ReplayError::Io(f)
     }
 }
 
@@ -278,25 +229,25 @@ pub(crate) const CAPACITY_STRIPES: usize = 64;
 
 /// The journal of a durable book.
 pub(crate) struct Journal {
-    pub(crate) dir: PathBuf,
-    pub(crate) committer: Arc<Committer>,
+    dir: PathBuf,
+    committer: Arc<Committer>,
     /// Durable calls hold it shared from before their record is written until their change is
     /// applied; a checkpoint holds it exclusively, so it sees no change half done.
-    pub(crate) gate: RwLock<()>,
+    gate: RwLock<()>,
     /// `set_capacity` of one slot holds its stripe across write and apply, so the journal
     /// order of two capacity changes of a slot is the order they were applied in.
-    pub(crate) capacity_stripes: Box<[Mutex<()>]>,
+    capacity_stripes: Box<[Mutex<()>]>,
     /// One checkpoint at a time.
-    pub(crate) checkpointing: Mutex<()>,
-    pub(crate) auto_checkpoint_busy: AtomicBool,
+    checkpointing: Mutex<()>,
+    auto_checkpoint_busy: AtomicBool,
     /// Journal bytes after which a durable call writes a checkpoint (0: never).
-    pub(crate) checkpoint_after_bytes: u64,
+    checkpoint_after_bytes: u64,
     /// The committer's byte count when the last checkpoint rotated the journal.
-    pub(crate) bytes_at_checkpoint: AtomicU64,
-    pub(crate) checkpoints: AtomicU64,
-    pub(crate) failed_checkpoints: AtomicU64,
-    pub(crate) storage: Box<dyn io::Storage>,
-    pub(crate) recovery: Recovery,
+    bytes_at_checkpoint: AtomicU64,
+    checkpoints: AtomicU64,
+    failed_checkpoints: AtomicU64,
+    storage: Box<dyn io::Storage>,
+    recovery: Recovery,
     flusher: Option<Flusher>,
     // Last: released when the journal is dropped, after the final sync.
     _lock: File,
@@ -317,7 +268,7 @@ impl Journal {
         checkpoint_after_bytes: u64,
         storage: Box<dyn io::Storage>,
         recovery: Recovery,
-    ) -> Result<Self, OpenError> {
+    ) -> Result<Self, IoFailure> {
         let committer = Arc::new(committer);
         let flusher = match durability {
             Durability::Flush { every } => Some(Flusher::start(committer.clone(), every, &dir)?),
@@ -339,6 +290,60 @@ impl Journal {
             flusher,
             _lock: lock,
         })
+    }
+
+    /// Enters the shared side of the gate: a durable call holds it from before its record is
+    /// written until its change is applied.
+    pub(crate) fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read()
+    }
+
+    /// Takes the gate exclusively: no durable call is half done while the guard lives.
+    pub(crate) fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write()
+    }
+
+    /// Serialises checkpoints: one at a time.
+    pub(crate) fn one_checkpoint(&self) -> MutexGuard<'_, ()> {
+        self.checkpointing.lock()
+    }
+
+    /// Counts a checkpoint written to the end.
+    pub(crate) fn checkpoint_written(&self) {
+        // Ordering: Relaxed: a statistic.
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Runs `checkpoint` if enough journal was written since the last one and no automatic
+    /// checkpoint is running; `checkpoint` says whether it succeeded. After a failure the next
+    /// attempt waits for as many bytes again, not for the next call.
+    pub(crate) fn checkpoint_if_due(&self, checkpoint: impl FnOnce() -> bool) {
+        // Ordering: Acquire/Release on the busy flag only keeps two automatic checkpoints from
+        // starting at once; `checkpointing` serialises the checkpoints themselves.
+        if !self.checkpoint_due() || self.auto_checkpoint_busy.swap(true, Ordering::Acquire) {
+            return;
+        }
+        if self.checkpoint_due() && !checkpoint() {
+            // Ordering: Relaxed: a statistic and a trigger.
+            self.failed_checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.restart_checkpoint_count();
+        }
+        self.auto_checkpoint_busy.store(false, Ordering::Release);
+    }
+
+    /// Counts journal bytes towards the next checkpoint from now.
+    fn restart_checkpoint_count(&self) {
+        // Ordering: Relaxed: a trigger; a stale value only moves a checkpoint by a few records.
+        self.bytes_at_checkpoint.store(
+            self.committer.counters.bytes.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the journal stopped after a storage failure (tests).
+    #[cfg(test)]
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.committer.stopped().is_some()
     }
 
     pub(crate) fn commit(&self, change: Change) -> Result<(), JournalError> {
@@ -410,12 +415,13 @@ impl Journal {
         };
         let next_lsn = a.next_lsn;
         *a = Active::new(io, seq, format::SEGMENT_HEADER as u64, next_lsn);
+        self.restart_checkpoint_count();
         Ok((seq, next_lsn))
     }
 }
 
 impl Flusher {
-    fn start(committer: Arc<Committer>, every: Duration, dir: &Path) -> Result<Self, OpenError> {
+    fn start(committer: Arc<Committer>, every: Duration, dir: &Path) -> Result<Self, IoFailure> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = stop.clone();
         let thread = std::thread::Builder::new()

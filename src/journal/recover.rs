@@ -5,7 +5,7 @@
 //! end of the newest segment, after its last intact record, with no intact record after them.
 //! That is what a crash in the middle of a write leaves, and those bytes were never acknowledged
 //! (an acknowledged batch is whole on disk before its callers return). Damage anywhere else is an
-//! [`OpenError::Corrupt`] naming the file and the byte offset.
+//! error naming the file and the byte offset (the book reports it as `ReplayError::Corrupt`).
 //!
 //! One limit, inherent to checksummed logs without a second copy: damage confined to the very last
 //! record of the newest segment looks exactly like a torn write, and that record is cut off. It
@@ -18,7 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::format::{Change, Decoded, SEGMENT_HEADER, SegmentHeader, decode_record};
-use super::{IoFailure, OpenError};
+use super::{IoFailure, ReplayError};
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(crate) const META_FILE: &str = "META";
@@ -39,7 +39,7 @@ fn parse_seq(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// An I/O failure on `path` during `action`; it becomes the `Io` variant of [`OpenError`] or of
+/// An I/O failure on `path` during `action`; it becomes the `Io` variant of `OpenError` or of
 /// [`CheckpointError`](super::CheckpointError), whichever operation it happened in.
 pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> IoFailure {
     let path = path.to_path_buf();
@@ -108,9 +108,9 @@ pub(crate) fn replay_segment(
     first_lsn: u64,
     newest: bool,
     apply: &mut dyn FnMut(Change) -> Result<(), Refusal>,
-) -> Result<Replayed, OpenError> {
+) -> Result<Replayed, ReplayError> {
     let bytes = fs::read(path).map_err(io_error(path, "reading the journal segment"))?;
-    let corrupt = |offset: usize, reason: String| OpenError::Corrupt {
+    let corrupt = |offset: usize, reason: String| ReplayError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
         reason,
@@ -164,7 +164,7 @@ pub(crate) fn replay_segment(
                 }
                 Err(Refusal::Corrupt(reason)) => return Err(corrupt(at, reason)),
                 Err(Refusal::Incompatible(reason)) => {
-                    return Err(OpenError::Incompatible {
+                    return Err(ReplayError::Incompatible {
                         path: path.to_path_buf(),
                         offset: at as u64,
                         reason,
@@ -246,7 +246,7 @@ mod tests {
         b
     }
 
-    fn replay(bytes: &[u8], newest: bool) -> (Result<Replayed, OpenError>, Vec<u8>, u64) {
+    fn replay(bytes: &[u8], newest: bool) -> (Result<Replayed, ReplayError>, Vec<u8>, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(segment_name(1));
         fs::write(&path, bytes).unwrap();
@@ -269,7 +269,7 @@ mod tests {
         assert_eq!(after.len() as u64, r.len);
 
         let (r, after, _) = replay(torn, false);
-        assert!(matches!(r, Err(OpenError::Corrupt { offset, .. }) if offset == 32 + 2 * 33));
+        assert!(matches!(r, Err(ReplayError::Corrupt { offset, .. }) if offset == 32 + 2 * 33));
         assert_eq!(after, torn, "a refused segment is left as it was");
     }
 
@@ -286,7 +286,7 @@ mod tests {
         b[3] ^= 1;
         assert!(matches!(
             replay(&b, true).0,
-            Err(OpenError::Corrupt { offset: 0, .. })
+            Err(ReplayError::Corrupt { offset: 0, .. })
         ));
     }
 
@@ -301,7 +301,7 @@ mod tests {
         encode_record(&mut b, 5, &Change::Cancelled { token: 1 });
         assert!(matches!(
             replay(&b, true).0,
-            Err(OpenError::Corrupt { offset: 0, .. })
+            Err(ReplayError::Corrupt { offset: 0, .. })
         ));
         let b = SegmentHeader {
             seq: 2,
@@ -310,7 +310,7 @@ mod tests {
         .encode();
         assert!(matches!(
             replay(&b, true).0,
-            Err(OpenError::Corrupt { offset: 0, .. })
+            Err(ReplayError::Corrupt { offset: 0, .. })
         ));
     }
 }

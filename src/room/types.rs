@@ -38,7 +38,7 @@ pub struct Ticket {
     pub eta: Duration,
 }
 
-/// Admission: the visitor may proceed until `expires_at` or until [`WaitingRoom::finish`].
+/// Admission: the visitor may proceed until `expires_at` or until [`WaitingRoom::finish`](crate::WaitingRoom::finish).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pass {
     /// The ticket's token.
@@ -58,7 +58,7 @@ pub enum Entry {
     Waiting(Ticket),
 }
 
-/// A snapshot of the room, from [`WaitingRoom::stats`].
+/// A snapshot of the room, from [`WaitingRoom::stats`](crate::WaitingRoom::stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RoomStats {
@@ -89,7 +89,7 @@ pub struct RoomStats {
     /// When the pending scheduled opening happens, on the room's clock.
     pub opens_at: Option<Duration>,
     /// The seed of the pending scheduled opening, or of the last draw, so the draw can be
-    /// re-run with [`prequeue_order`].
+    /// re-run with [`prequeue_order`](super::prequeue_order).
     pub prequeue_seed: Option<u64>,
     /// The ETA of the last visitor in line (or pre-queue); zero when nobody waits.
     pub back_of_line_eta: Duration,

@@ -1,0 +1,118 @@
+//! A durable book's calls and checkpoints: every durable call runs inside the journal's shared
+//! gate; a checkpoint takes it exclusively while it copies the state, then writes it outside.
+
+use std::fs;
+
+use super::super::*;
+use crate::journal::format::Checkpoint;
+use crate::journal::io::{sync_dir, write_atomically};
+use crate::journal::recover::{self, checkpoint_name, io_error};
+use crate::journal::{CheckpointError, CheckpointInfo, JournalStats};
+
+impl<C: Clock> SlotBook<C> {
+    /// Runs a durable call's body under the shared gate, then (outside it) writes a checkpoint if
+    /// the journal grew enough.
+    pub(in crate::book) fn durably<T>(&self, j: &Journal, body: impl FnOnce() -> T) -> T {
+        let result = {
+            let _gate = j.enter();
+            body()
+        };
+        self.after_durable_call(j);
+        result
+    }
+
+    /// After a durable call, outside the gate: write a checkpoint if the journal grew enough.
+    #[cold]
+    fn after_durable_call(&self, j: &Journal) {
+        j.checkpoint_if_due(|| self.checkpoint().is_ok());
+    }
+
+    /// Writes a checkpoint of a durable book: every capacity and booking, atomically (temporary
+    /// file, fsync, rename, fsync of the directory); then removes the journal segments and the
+    /// checkpoint it replaces, so recovery reads the checkpoint plus the journal after it.
+    ///
+    /// Durable calls wait while the state is copied (not while it is written). Runs by itself
+    /// every [`checkpoint_after_bytes`](SlotBookBuilder::checkpoint_after_bytes) of journal.
+    ///
+    /// ```
+    /// use surgegate::{BranchId, SlotBook};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let book = SlotBook::builder().open(dir.path())?;
+    /// book.set_capacity(BranchId(1), 0, 5)?;
+    /// let info = book.checkpoint()?;
+    /// assert_eq!(info.slots, 1);
+    /// drop(book);
+    /// let book = SlotBook::builder().open(dir.path())?;
+    /// assert_eq!(book.journal_stats().unwrap().recovery.checkpoint, Some(info.seq));
+    /// assert_eq!(book.slot(BranchId(1), 0).unwrap().capacity, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint(&self) -> Result<CheckpointInfo, CheckpointError> {
+        let j = self.journal.as_ref().ok_or(CheckpointError::NotDurable)?;
+        let _one = j.one_checkpoint();
+        let cp = {
+            let _gate = j.exclusive();
+            let (seq, next_lsn) = j.rotate()?;
+            self.snapshot(seq, next_lsn)
+        };
+        let dir = j.path();
+        let name = checkpoint_name(cp.seq);
+        let bytes = cp.encode();
+        write_atomically(dir, &name, &bytes)
+            .map_err(io_error(&dir.join(&name), "writing the checkpoint"))?;
+        // The checkpoint is durable: what it replaces can go.
+        let listing = recover::list(dir)?;
+        let old_segments = listing.segments.range(..cp.seq).map(|(_, p)| p);
+        let old_checkpoints = listing.checkpoints.range(..cp.seq).map(|(_, p)| p);
+        for p in old_segments.chain(old_checkpoints) {
+            fs::remove_file(p).map_err(io_error(p, "removing a replaced journal file"))?;
+        }
+        sync_dir(dir).map_err(io_error(dir, "syncing the directory"))?;
+        j.checkpoint_written();
+        Ok(CheckpointInfo {
+            seq: cp.seq,
+            slots: cp.capacities.len() as u64,
+            bookings: cp.bookings.len() as u64,
+            bytes: bytes.len() as u64,
+        })
+    }
+
+    /// Every open slot's capacity and every booking. The caller holds the gate exclusively, so
+    /// no capacity or booking changes meanwhile (holds may; they are not part of it).
+    fn snapshot(&self, seq: u64, next_lsn: u64) -> Checkpoint {
+        let mut cp = Checkpoint {
+            seq,
+            next_lsn,
+            ..Checkpoint::default()
+        };
+        for b in self.branches.iter() {
+            let id = b.id().0;
+            cp.capacities.extend(
+                b.open_slots(0, self.max_slots_per_branch - 1)
+                    .map(|(slot, p)| (id, slot, p.capacity())),
+            );
+        }
+        for shard in self.shards.iter() {
+            let ledger = shard.ledger.lock();
+            cp.bookings.extend(
+                ledger
+                    .records
+                    .iter()
+                    .filter(|(_, r)| r.state == State::Booked)
+                    .map(|(&t, r)| (t, r.branch.0, r.slot, r.applicant.0)),
+            );
+        }
+        cp
+    }
+
+    /// The journal's counters and what recovery found, for a book opened from a directory.
+    pub fn journal_stats(&self) -> Option<JournalStats> {
+        self.journal.as_deref().map(Journal::stats)
+    }
+
+    /// Whether this book was opened from a directory (and journals its changes).
+    pub fn is_durable(&self) -> bool {
+        self.journal.is_some()
+    }
+}

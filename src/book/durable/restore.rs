@@ -1,0 +1,167 @@
+//! Recovery's restore steps: each journal record and checkpoint entry is applied through the same
+//! slot words and ledger shards the live book uses, and checked against the state before it (a
+//! booking on a slot never opened, a token booked twice or a cancellation of no booking is
+//! damage, not something to skip).
+
+use std::path::Path;
+
+use super::super::*;
+use crate::journal::format::{BOOKING_ENTRY, CAPACITY_ENTRY, CHECKPOINT_HEADER, Checkpoint};
+use crate::journal::recover::Refusal;
+
+impl<C: Clock> SlotBook<C> {
+    /// Applies one journal record during recovery.
+    pub(super) fn restore(&self, change: Change) -> Result<(), Refusal> {
+        match change {
+            Change::Capacity {
+                branch,
+                slot,
+                capacity,
+            } => self.restore_capacity(branch, slot, capacity),
+            Change::Booked {
+                token,
+                branch,
+                slot,
+                applicant,
+            } => self.restore_booking(token, branch, slot, applicant),
+            Change::Cancelled { token } => self.restore_cancellation(token),
+        }
+    }
+
+    fn restore_capacity(&self, branch: u32, slot: u32, capacity: u32) -> Result<(), Refusal> {
+        if slot >= self.max_slots_per_branch {
+            return Err(Refusal::Incompatible(format!(
+                "slot {slot} is past this book's max_slots_per_branch ({})",
+                self.max_slots_per_branch
+            )));
+        }
+        if capacity > MAX_CAPACITY {
+            return Err(Refusal::Corrupt(format!(
+                "capacity {capacity} is above any a slot can have"
+            )));
+        }
+        let b = self.branches.get_or_create(BranchId(branch)).map_err(|_| {
+            Refusal::Incompatible(format!(
+                "the journal has more branches than this book's max_branches ({})",
+                self.max_branches
+            ))
+        })?;
+        let Some(word) = b.word_or_create(slot) else {
+            return Err(Refusal::Incompatible(format!(
+                "slot {slot} is past this book's max_slots_per_branch"
+            )));
+        };
+        word.set_capacity(capacity);
+        b.sync_full(slot);
+        Ok(())
+    }
+
+    fn restore_booking(
+        &self,
+        token: u128,
+        branch: u32,
+        slot: u32,
+        applicant: u64,
+    ) -> Result<(), Refusal> {
+        let index = self.shard_of_token(token);
+        let applicant = ApplicantId(applicant);
+        if self.shard_of_applicant(applicant) != index {
+            return Err(Refusal::Corrupt(format!(
+                "booking {token:032x} does not route to its applicant's shard"
+            )));
+        }
+        let b = self.branches.get(BranchId(branch));
+        let Some((b, word)) = b.and_then(|b| Some((b, b.word(slot)?))) else {
+            return Err(Refusal::Corrupt(format!(
+                "booking {token:032x} is on branch {branch} slot {slot}, which was never opened"
+            )));
+        };
+        let shard = &self.shards[index];
+        let mut ledger = shard.ledger.lock();
+        if ledger.records.contains_key(&token) {
+            return Err(Refusal::Corrupt(format!(
+                "booking {token:032x} is booked twice"
+            )));
+        }
+        if ledger.tokens_of(applicant).count() >= self.max_active_per_applicant {
+            return Err(Refusal::Incompatible(format!(
+                "{applicant} has more bookings than this book's max_active_per_applicant ({})",
+                self.max_active_per_applicant
+            )));
+        }
+        if word.restore_booked().is_err() {
+            return Err(Refusal::Corrupt(format!(
+                "booking {token:032x} is on branch {branch} slot {slot}, which is not open or cannot count more bookings"
+            )));
+        }
+        b.sync_full(slot);
+        let record = Record {
+            branch: BranchId(branch),
+            slot,
+            applicant,
+            state: State::Booked,
+            at: BranchRef::new(b),
+        };
+        ledger.insert(token, record, &shard.front_ns, &self.hint);
+        Ok(())
+    }
+
+    fn restore_cancellation(&self, token: u128) -> Result<(), Refusal> {
+        let mut ledger = self.shards[self.shard_of_token(token)].ledger.lock();
+        if !ledger
+            .records
+            .get(&token)
+            .is_some_and(|r| r.state == State::Booked)
+        {
+            return Err(Refusal::Corrupt(format!(
+                "cancels booking {token:032x}, which does not exist"
+            )));
+        }
+        if let Some(r) = ledger.remove(token) {
+            return_unit(&r);
+        }
+        Ok(())
+    }
+
+    pub(super) fn restore_checkpoint(&self, cp: &Checkpoint, path: &Path) -> Result<(), OpenError> {
+        let refused = |offset: usize, refusal: Refusal| match refusal {
+            Refusal::Corrupt(reason) => OpenError::Corrupt {
+                path: path.to_path_buf(),
+                offset: offset as u64,
+                reason,
+            },
+            Refusal::Incompatible(reason) => OpenError::Incompatible {
+                path: path.to_path_buf(),
+                offset: offset as u64,
+                reason,
+            },
+        };
+        let mut at = CHECKPOINT_HEADER;
+        for &(branch, slot, capacity) in &cp.capacities {
+            self.restore_capacity(branch, slot, capacity)
+                .map_err(|r| refused(at, r))?;
+            at += CAPACITY_ENTRY;
+        }
+        for &(token, branch, slot, applicant) in &cp.bookings {
+            self.restore_booking(token, branch, slot, applicant)
+                .map_err(|r| refused(at, r))?;
+            at += BOOKING_ENTRY;
+        }
+        Ok(())
+    }
+
+    /// Open slots and bookings, counted after recovery.
+    pub(super) fn restored_totals(&self) -> (u64, u64) {
+        let slots = self
+            .branches
+            .iter()
+            .map(|b| b.open_slots(0, self.max_slots_per_branch - 1).count() as u64)
+            .sum();
+        let bookings = self
+            .shards
+            .iter()
+            .map(|s| s.ledger.lock().records.len() as u64)
+            .sum();
+        (slots, bookings)
+    }
+}
