@@ -10,6 +10,8 @@
 //! - Each chunk keeps a bitmap of full slots. It is exact whenever no call is in flight, so
 //!   `reserve_earliest` can skip 64 full slots with one load.
 
+use std::ptr::NonNull;
+
 use super::word::{Packed, SlotWord};
 use super::{BranchId, SlotIndex};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
@@ -36,6 +38,76 @@ impl Chunk {
             // Every slot starts closed, and a closed slot is "full": nothing can be reserved there.
             full: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
         }
+    }
+}
+
+impl Chunk {
+    /// The word of `slot`, which must lie in this chunk (only its offset is used).
+    fn word(&self, slot: SlotIndex) -> &SlotWord {
+        &self.words[(slot % CHUNK_SLOTS) as usize]
+    }
+
+    /// Brings the slot's full bit in line with its word. Call after every change that may have
+    /// changed whether the slot is full (a grant that filled it, a return from a full slot, a
+    /// capacity change).
+    ///
+    /// Why this converges: every access here and to slot words is `SeqCst`, so all of them lie in
+    /// one total order. Take the last bit write `W` to this slot's bit, by some thread `X`. `X`
+    /// reloads the word after `W`; if it saw a fullness different from what it wrote, it would
+    /// write again, contradicting `W` being last. Any word change after that reload is followed by
+    /// its author's own call here, which writes the bit again, again a contradiction. So once calls
+    /// stop, the bit equals the word's fullness.
+    fn sync_full(&self, slot: SlotIndex) {
+        let offset = (slot % CHUNK_SLOTS) as usize;
+        let word = &self.words[offset];
+        let bits = &self.full[offset / 64];
+        let mask = 1u64 << (offset % 64);
+        let mut full = word.load().is_full();
+        loop {
+            if full {
+                bits.fetch_or(mask, Ordering::SeqCst);
+            } else {
+                bits.fetch_and(!mask, Ordering::SeqCst);
+            }
+            let again = word.load().is_full();
+            if again == full {
+                return;
+            }
+            full = again;
+        }
+    }
+}
+
+/// A slot's chunk, kept in the record of a unit taken there, so that confirming and releasing
+/// reach the slot's word and full bit without a lookup, and without a case for a slot that
+/// does not exist: a record can only be made from a slot that does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotRef(NonNull<Chunk>);
+
+// SAFETY: a `SlotRef` points at a `Chunk` owned by a `Branch` of the `BranchTable` of the same
+// `SlotBook` whose records hold it. Chunks are immutable apart from their atomics (which are
+// `Sync`), are never moved (boxed) and are freed only when the book is dropped, after which no
+// record is reachable. So sharing or sending the pointer is as safe as sharing `&Chunk`.
+unsafe impl Send for SlotRef {}
+// SAFETY: as above.
+unsafe impl Sync for SlotRef {}
+
+impl SlotRef {
+    fn chunk(&self) -> &Chunk {
+        // SAFETY: see the `Send`/`Sync` impls: the chunk outlives every reachable record, and
+        // every caller reaches the record through `&SlotBook`.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The word of `slot`, the slot this reference was made for.
+    pub(crate) fn word(&self, slot: SlotIndex) -> &SlotWord {
+        self.chunk().word(slot)
+    }
+
+    /// Brings the full bit of `slot` (the slot this reference was made for) in line with its
+    /// word.
+    pub(crate) fn sync_full(&self, slot: SlotIndex) {
+        self.chunk().sync_full(slot);
     }
 }
 
@@ -66,11 +138,13 @@ impl Branch {
         unsafe { ptr.as_ref() }
     }
 
-    fn chunk_or_create(&self, index: usize) -> Option<&Chunk> {
+    fn chunk_or_create(&self, slot: InRange) -> &Chunk {
+        let index = (slot.0 / CHUNK_SLOTS) as usize;
         if let Some(c) = self.chunk(index) {
-            return Some(c);
+            return c;
         }
-        let slot = self.chunks.get(index)?;
+        // In bounds: `InRange` is below the `max_slots` this directory was sized for.
+        let slot = &self.chunks[index];
         let fresh = Box::into_raw(Box::new(Chunk::new()));
         // Ordering: AcqRel on success publishes the chunk's initialised contents (Release); on
         // failure, Acquire makes the winner's chunk visible before we use it.
@@ -81,59 +155,37 @@ impl Branch {
             Ordering::Acquire,
         ) {
             // SAFETY: we just published `fresh`; it lives until the branch is dropped.
-            Ok(_) => Some(unsafe { &*fresh }),
+            Ok(_) => unsafe { &*fresh },
             Err(winner) => {
                 // SAFETY: `fresh` was never shared; we still own it.
                 drop(unsafe { Box::from_raw(fresh) });
                 // SAFETY: as in `chunk`: published, never freed while `&self` lives.
-                Some(unsafe { &*winner })
+                unsafe { &*winner }
             }
         }
     }
 
     /// The word of an existing (allocated) slot.
     pub(crate) fn word(&self, slot: SlotIndex) -> Option<&SlotWord> {
-        let chunk = self.chunk((slot / CHUNK_SLOTS) as usize)?;
-        Some(&chunk.words[(slot % CHUNK_SLOTS) as usize])
+        Some(self.chunk((slot / CHUNK_SLOTS) as usize)?.word(slot))
     }
 
-    /// The word of a slot, allocating its chunk if needed. `None` past `max_slots_per_branch`.
-    pub(crate) fn word_or_create(&self, slot: SlotIndex) -> Option<&SlotWord> {
-        let chunk = self.chunk_or_create((slot / CHUNK_SLOTS) as usize)?;
-        Some(&chunk.words[(slot % CHUNK_SLOTS) as usize])
+    /// The word of a slot, allocating its chunk if needed.
+    pub(crate) fn word_or_create(&self, slot: InRange) -> &SlotWord {
+        self.chunk_or_create(slot).word(slot.0)
     }
 
-    /// Brings the slot's full bit in line with its word. Call after every change that may have
-    /// changed whether the slot is full (a grant that filled it, a return from a full slot, a
-    /// capacity change).
-    ///
-    /// Why this converges: every access here and to slot words is `SeqCst`, so all of them lie in
-    /// one total order. Take the last bit write `W` to this slot's bit, by some thread `X`. `X`
-    /// reloads the word after `W`; if it saw a fullness different from what it wrote, it would
-    /// write again, contradicting `W` being last. Any word change after that reload is followed by
-    /// its author's own call here, which writes the bit again, again a contradiction. So once calls
-    /// stop, the bit equals the word's fullness.
+    /// Brings the slot's full bit in line with its word (see [`Chunk::sync_full`]).
     pub(crate) fn sync_full(&self, slot: SlotIndex) {
-        let Some(chunk) = self.chunk((slot / CHUNK_SLOTS) as usize) else {
-            return;
-        };
-        let offset = (slot % CHUNK_SLOTS) as usize;
-        let word = &chunk.words[offset];
-        let bits = &chunk.full[offset / 64];
-        let mask = 1u64 << (offset % 64);
-        let mut full = word.load().is_full();
-        loop {
-            if full {
-                bits.fetch_or(mask, Ordering::SeqCst);
-            } else {
-                bits.fetch_and(!mask, Ordering::SeqCst);
-            }
-            let again = word.load().is_full();
-            if again == full {
-                return;
-            }
-            full = again;
+        if let Some(chunk) = self.chunk((slot / CHUNK_SLOTS) as usize) {
+            chunk.sync_full(slot);
         }
+    }
+
+    /// A reference to an existing (allocated) slot, for a record to keep.
+    pub(crate) fn slot_ref(&self, slot: SlotIndex) -> Option<SlotRef> {
+        let chunk = self.chunk((slot / CHUNK_SLOTS) as usize)?;
+        Some(SlotRef(NonNull::from(chunk)))
     }
 
     /// The lowest slot in `first..=last` whose full bit is clear, if any. A hint: the caller must
@@ -224,6 +276,11 @@ impl Drop for Branch {
     }
 }
 
+/// A slot index below the table's `max_slots_per_branch`, so every branch of the table has a
+/// directory entry for its chunk. Made only by [`BranchTable::in_range`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InRange(SlotIndex);
+
 /// Why a branch could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TooManyBranches;
@@ -261,6 +318,11 @@ impl BranchTable {
 
     fn home(&self, id: BranchId) -> usize {
         (self.hasher.hash_one(id.0) as usize) & self.mask
+    }
+
+    /// `slot`, if it is below `max_slots_per_branch`.
+    pub(crate) fn in_range(&self, slot: SlotIndex) -> Option<InRange> {
+        (slot < self.max_slots).then_some(InRange(slot))
     }
 
     /// The branch `id`, if it was ever created.

@@ -13,9 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use std::ptr::NonNull;
-
-use super::branches::Branch;
+use super::branches::SlotRef;
 use super::expiry::ExpiryHint;
 use super::{ApplicantId, BranchId, SlotIndex};
 use crate::sync::{AtomicU64, Mutex};
@@ -28,39 +26,13 @@ pub(crate) enum State {
     Booked,
 }
 
-/// A pointer to the branch a record's unit lives in, so that confirming and releasing need no
-/// branch-table lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BranchRef(NonNull<Branch>);
-
-// SAFETY: a `BranchRef` points at a `Branch` owned by the `BranchTable` of the same `SlotBook`
-// whose records hold it. Branches are immutable apart from their atomics (which are `Sync`), are
-// never moved (boxed) and are freed only when the book is dropped, after which no record is
-// reachable. So sharing or sending the pointer is as safe as sharing `&Branch`.
-unsafe impl Send for BranchRef {}
-// SAFETY: as above.
-unsafe impl Sync for BranchRef {}
-
-impl BranchRef {
-    pub(crate) fn new(branch: &Branch) -> Self {
-        Self(NonNull::from(branch))
-    }
-
-    /// The branch. Valid as long as the book that issued this record is alive, which every
-    /// caller guarantees by reaching the record through `&SlotBook`.
-    pub(crate) fn get(&self) -> &Branch {
-        // SAFETY: see the `Send`/`Sync` impls: the branch outlives every reachable record.
-        unsafe { self.0.as_ref() }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) branch: BranchId,
     pub(crate) slot: SlotIndex,
     pub(crate) applicant: ApplicantId,
     pub(crate) state: State,
-    pub(crate) at: BranchRef,
+    pub(crate) at: SlotRef,
 }
 
 impl Record {
@@ -137,17 +109,13 @@ pub(crate) struct Ledger {
 
 /// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit.
 pub(crate) fn return_unit(record: &Record) {
-    let branch = record.at.get();
-    let Some(word) = branch.word(record.slot) else {
-        debug_assert!(false, "record for a slot that does not exist: {record:?}");
-        return;
-    };
+    let word = record.at.word(record.slot);
     let before = match record.state {
         State::Held { .. } => word.release_held(),
         State::Booked => word.release_booked(),
     };
     if before.is_full() {
-        branch.sync_full(record.slot);
+        record.at.sync_full(record.slot);
     }
 }
 

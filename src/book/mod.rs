@@ -43,7 +43,7 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::token::random_u128;
 use branches::{BranchTable, CHUNK_SLOTS};
 use expiry::ExpiryHint;
-use ledger::{BranchRef, Record, Shard, State, return_unit};
+use ledger::{Record, Shard, State, return_unit};
 use word::HoldRefused;
 
 pub use builder::SlotBookBuilder;

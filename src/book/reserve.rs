@@ -1,5 +1,6 @@
 //! Taking a unit: `reserve` and `reserve_earliest`, and the step both share.
 
+use super::branches::SlotRef;
 use super::*;
 
 impl<C: Clock> SlotBook<C> {
@@ -26,7 +27,8 @@ impl<C: Clock> SlotBook<C> {
         applicant: ApplicantId,
     ) -> Result<Hold, ReserveError> {
         let b = self.branches.get(branch).ok_or(ReserveError::UnknownSlot)?;
-        let word = b.word(slot).ok_or(ReserveError::UnknownSlot)?;
+        let at = b.slot_ref(slot).ok_or(ReserveError::UnknownSlot)?;
+        let word = at.word(slot);
         if !word.load().is_open() {
             return Err(ReserveError::UnknownSlot);
         }
@@ -36,9 +38,9 @@ impl<C: Clock> SlotBook<C> {
             || match word.try_hold() {
                 Ok(after) => {
                     if after.is_full() {
-                        b.sync_full(slot);
+                        at.sync_full(slot);
                     }
-                    Ok(Some((BranchRef::new(b), slot)))
+                    Ok(Some(Taken { branch, slot, at }))
                 }
                 Err(HoldRefused::NotOpen) => Err(ReserveError::UnknownSlot),
                 Err(HoldRefused::Full) => Ok(None),
@@ -86,15 +88,15 @@ impl<C: Clock> SlotBook<C> {
             || {
                 let mut from = first;
                 while let Some(slot) = b.first_not_full(from, last) {
-                    if let Some(word) = b.word(slot) {
-                        if let Ok(after) = word.try_hold() {
+                    if let Some(at) = b.slot_ref(slot) {
+                        if let Ok(after) = at.word(slot).try_hold() {
                             if after.is_full() {
-                                b.sync_full(slot);
+                                at.sync_full(slot);
                             }
-                            return Ok(Some((BranchRef::new(b), slot)));
+                            return Ok(Some(Taken { branch, slot, at }));
                         }
                         // Filled (or its bit was stale) since the scan: fix the bit, go on.
-                        b.sync_full(slot);
+                        at.sync_full(slot);
                     }
                     match slot.checked_add(1) {
                         Some(next) if next <= last => from = next,
@@ -115,7 +117,7 @@ impl<C: Clock> SlotBook<C> {
         &self,
         applicant: ApplicantId,
         matches: impl Fn(&Record) -> bool,
-        mut take: impl FnMut() -> Result<Option<(BranchRef, SlotIndex)>, ReserveError>,
+        mut take: impl FnMut() -> Result<Option<Taken>, ReserveError>,
         when_full: ReserveError,
     ) -> Result<Hold, ReserveError> {
         let shard_index = self.shard_of_applicant(applicant);
@@ -141,13 +143,13 @@ impl<C: Clock> SlotBook<C> {
                 }
             }
             match take()? {
-                Some((at, slot)) => {
+                Some(Taken { branch, slot, at }) => {
                     let mut token = self.new_token(shard_index);
                     while ledger.records.contains_key(&token) {
                         token = self.new_token(shard_index);
                     }
                     let record = Record {
-                        branch: at.get().id(),
+                        branch,
                         slot,
                         applicant,
                         at,
@@ -184,4 +186,11 @@ impl<C: Clock> SlotBook<C> {
             expires_at: Duration::from_nanos(expires_ns),
         }
     }
+}
+
+/// A unit just taken by a reservation: where, and the slot's reference for its record.
+struct Taken {
+    branch: BranchId,
+    slot: SlotIndex,
+    at: SlotRef,
 }

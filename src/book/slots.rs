@@ -28,12 +28,12 @@ impl<C: Clock> SlotBook<C> {
         slot: SlotIndex,
         capacity: u32,
     ) -> Result<SlotState, CapacityError> {
-        if slot >= self.max_slots_per_branch {
+        let Some(in_range) = self.branches.in_range(slot) else {
             return Err(CapacityError::SlotOutOfRange {
                 slot,
                 last: self.max_slots_per_branch - 1,
             });
-        }
+        };
         if capacity > MAX_CAPACITY {
             return Err(CapacityError::CapacityTooLarge {
                 capacity,
@@ -46,14 +46,7 @@ impl<C: Clock> SlotBook<C> {
                 .map_err(|_| CapacityError::TooManyBranches {
                     max_branches: self.max_branches,
                 })?;
-        // `slot < max_slots_per_branch`, so the chunk index is inside the directory.
-        let Some(word) = b.word_or_create(slot) else {
-            debug_assert!(false, "slot {slot} below the limit has no chunk");
-            return Err(CapacityError::SlotOutOfRange {
-                slot,
-                last: self.max_slots_per_branch - 1,
-            });
-        };
+        let word = b.word_or_create(in_range);
         match &self.journal {
             None => {
                 word.set_capacity(capacity);

@@ -29,12 +29,12 @@ impl<C: Clock> SlotBook<C> {
     }
 
     fn restore_capacity(&self, branch: u32, slot: u32, capacity: u32) -> Result<(), Refusal> {
-        if slot >= self.max_slots_per_branch {
+        let Some(in_range) = self.branches.in_range(slot) else {
             return Err(Refusal::Incompatible(format!(
                 "slot {slot} is past this book's max_slots_per_branch ({})",
                 self.max_slots_per_branch
             )));
-        }
+        };
         if capacity > MAX_CAPACITY {
             return Err(Refusal::Corrupt(format!(
                 "capacity {capacity} is above any a slot can have"
@@ -46,12 +46,7 @@ impl<C: Clock> SlotBook<C> {
                 self.max_branches
             ))
         })?;
-        let Some(word) = b.word_or_create(slot) else {
-            return Err(Refusal::Incompatible(format!(
-                "slot {slot} is past this book's max_slots_per_branch"
-            )));
-        };
-        word.set_capacity(capacity);
+        b.word_or_create(in_range).set_capacity(capacity);
         b.sync_full(slot);
         Ok(())
     }
@@ -70,8 +65,8 @@ impl<C: Clock> SlotBook<C> {
                 "booking {token:032x} does not route to its applicant's shard"
             )));
         }
-        let b = self.branches.get(BranchId(branch));
-        let Some((b, word)) = b.and_then(|b| Some((b, b.word(slot)?))) else {
+        let at = self.branches.get(BranchId(branch));
+        let Some(at) = at.and_then(|b| b.slot_ref(slot)) else {
             return Err(Refusal::Corrupt(format!(
                 "booking {token:032x} is on branch {branch} slot {slot}, which was never opened"
             )));
@@ -89,18 +84,18 @@ impl<C: Clock> SlotBook<C> {
                 self.max_active_per_applicant
             )));
         }
-        if word.restore_booked().is_err() {
+        if at.word(slot).restore_booked().is_err() {
             return Err(Refusal::Corrupt(format!(
                 "booking {token:032x} is on branch {branch} slot {slot}, which is not open or cannot count more bookings"
             )));
         }
-        b.sync_full(slot);
+        at.sync_full(slot);
         let record = Record {
             branch: BranchId(branch),
             slot,
             applicant,
             state: State::Booked,
-            at: BranchRef::new(b),
+            at,
         };
         ledger.insert(token, record, &shard.front_ns, &self.hint);
         Ok(())
