@@ -156,3 +156,55 @@ async fn many_waiters_are_admitted_in_order() {
         "FIFO, one every 100 ms: {expires:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_finish_under_max_active_wakes_exactly_the_waiter_it_admits() {
+    let room = Arc::new(
+        WaitingRoom::builder()
+            .rate_per_second(1_000)
+            .burst(1_000)
+            .max_active(1)
+            .checkin_timeout(Duration::from_secs(60))
+            .pass_ttl(Duration::from_secs(600))
+            .clock(TokioClock::new())
+            .build(),
+    );
+    let Entry::Admitted(first) = room.join(VisitorId(1)).unwrap() else {
+        panic!("the first visitor is admitted at once")
+    };
+    let second = ticket(room.join(VisitorId(2)).unwrap());
+    let third = ticket(room.join(VisitorId(3)).unwrap());
+    let woken = Arc::new(AtomicU64::new(0));
+    let spawn_wait = |token| {
+        let (room, woken) = (room.clone(), woken.clone());
+        tokio::spawn(async move {
+            let pass = room.wait(token).await;
+            woken.fetch_add(1, Ordering::SeqCst);
+            pass
+        })
+    };
+    let second_wait = spawn_wait(second.token);
+    let third_wait = spawn_wait(third.token);
+    // Let both waits register and go to sleep.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(woken.load(Ordering::SeqCst), 0);
+
+    let start = tokio::time::Instant::now();
+    room.finish(first.token).unwrap();
+    let pass = second_wait.await.unwrap().unwrap();
+    assert_eq!(pass.visitor, VisitorId(2));
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the admitted waiter must wake at the finish, not at its next nap"
+    );
+    // The third is still waiting (max_active is 1): nobody else was woken.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(woken.load(Ordering::SeqCst), 1);
+    assert!(!third_wait.is_finished());
+    third_wait.abort();
+}

@@ -154,6 +154,8 @@ impl<C: Clock> WaitingRoomBuilder<C> {
                 passes_finished: 0,
                 passes_lapsed: 0,
                 mean_pass_ns: pass_ttl_ns,
+                #[cfg(feature = "tokio")]
+                awaited: Default::default(),
             }),
             checkin_timeout_ns,
             clock: self.clock,

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
 use crate::invariant::{InvariantViolation, ensure};
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 use crate::token::random_u128;
 use line::{Line, Waiter};
 use passes::{LapsedTokens, PassRec, Passes};
@@ -128,12 +128,27 @@ impl<C> fmt::Debug for WaitingRoom<C> {
 
 impl<C: Clock> WaitingRoom<C> {
     /// Locks the core and advances it to the clock's now.
-    fn advanced(&self) -> crate::sync::MutexGuard<'_, Core> {
+    fn advanced(&self) -> MutexGuard<'_, Core> {
         let mut core = self.core.lock();
         // Read the time under the lock so that calls advance the room in time order.
         let now = now_ns(&self.clock);
         core.advance(now);
         core
+    }
+
+    /// Runs one call on the core, advanced to now; then, outside the lock, wakes the async
+    /// waiters whose tickets the call admitted.
+    fn call<T>(&self, f: impl FnOnce(&mut Core) -> T) -> T {
+        let mut core = self.advanced();
+        let result = f(&mut core);
+        #[cfg(feature = "tokio")]
+        let due = core.awaited.take_due();
+        drop(core);
+        #[cfg(feature = "tokio")]
+        for notify in due {
+            notify.notify_one();
+        }
+        result
     }
 
     /// Enters the room: admitted at once if nobody waits and the limits allow, else a place at
@@ -157,7 +172,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), JoinError>(())
     /// ```
     pub fn join(&self, visitor: VisitorId) -> Result<Entry, JoinError> {
-        self.advanced().join(visitor)
+        self.call(|core| core.join(visitor))
     }
 
     /// Where this ticket stands now. Counts as a check-in for a waiting visitor.
@@ -184,7 +199,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&self, token: TicketToken) -> Result<Entry, PollError> {
-        self.advanced().poll(token.0)
+        self.call(|core| core.poll(token.0))
     }
 
     /// Where this ticket stands now, without checking in: for operators and dashboards looking a
@@ -213,7 +228,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn peek(&self, token: TicketToken) -> Result<Entry, PollError> {
-        self.advanced().peek(token.0)
+        self.call(|core| core.peek(token.0))
     }
 
     /// Ends a pass (freeing its active place at once) or leaves the line (those behind move up).
@@ -234,7 +249,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn finish(&self, token: TicketToken) -> Result<(), PollError> {
-        self.advanced().finish(token.0)
+        self.call(|core| core.finish(token.0))
     }
 
     /// Counts and settings, as of now.
@@ -252,7 +267,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), surgegate::JoinError>(())
     /// ```
     pub fn stats(&self) -> RoomStats {
-        self.advanced().stats()
+        self.call(|core| core.stats())
     }
 
     /// Changes the sustained rate from now on, keeping the line and the schedule's debt.
@@ -293,7 +308,7 @@ impl<C: Clock> WaitingRoom<C> {
 
     /// Stops admitting: everyone queues (the operator's kill switch). Passes stay valid.
     pub fn pause(&self) {
-        self.advanced().paused = true;
+        self.call(|core| core.paused = true);
     }
 
     /// Resumes admitting, from now on, at the configured rate (a full burst after the pause).
@@ -304,12 +319,12 @@ impl<C: Clock> WaitingRoom<C> {
     /// Refuses newcomers with [`JoinError::Closed`]. Those already in line keep their places and
     /// are admitted as usual; returning visitors still get their ticket or pass.
     pub fn close(&self) {
-        self.advanced().closed = true;
+        self.call(|core| core.closed = true);
     }
 
     /// Lets newcomers in again after [`close`](Self::close).
     pub fn reopen(&self) {
-        self.advanced().closed = false;
+        self.call(|core| core.closed = false);
     }
 
     /// Schedules an opening at `at` (on the room's clock) with a fair pre-queue.
@@ -368,11 +383,11 @@ impl<C: Clock> WaitingRoom<C> {
     /// An operator's change: advance to now, apply `change`, replay what it makes due at once
     /// (a raised burst admits at once), then wake the async waiters, whose ETAs it moved.
     fn reconfigure(&self, change: impl FnOnce(&mut Core)) {
-        let mut core = self.advanced();
-        change(&mut core);
-        let now = core.now_ns;
-        core.advance(now);
-        drop(core);
+        self.call(|core| {
+            change(core);
+            let now = core.now_ns;
+            core.advance(now);
+        });
         self.wake_waiters();
     }
 

@@ -30,6 +30,9 @@ pub(super) struct Core {
     pub(super) passes_lapsed: u64,
     /// A running mean of how long passes last (finish or lapse), for ETAs under `max_active`.
     pub(super) mean_pass_ns: u64,
+    /// Tickets an async `wait` is waiting on, woken when admitted.
+    #[cfg(feature = "tokio")]
+    pub(super) awaited: super::wait::Awaited,
 }
 
 /// Where a token stands in the room.
@@ -151,6 +154,8 @@ impl Core {
                 expires_ns: at.saturating_add(self.pass_ttl_ns),
             },
         );
+        #[cfg(feature = "tokio")]
+        self.awaited.admitted(w.token);
         self.admitted_total += 1;
     }
 

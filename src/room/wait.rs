@@ -1,16 +1,73 @@
 //! Waiting for a ticket's turn without polling in a loop (feature `tokio`).
+//!
+//! Guarantee: a waiter sleeps until its ETA or its next check-in, and is woken at once by the
+//! call that admits its ticket (whichever call that is: a `finish` that frees an active place,
+//! another visitor's poll, a rate change), and by operator changes that move every ETA. Only
+//! the waiters whose tickets were admitted are woken by an admission, never all of them.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::{Entry, Pass, PollError, TicketToken, WaitingRoom};
 use crate::clock::Clock;
+
+/// The tickets that async waiters wait on, kept in the room's core: an admission moves the
+/// ticket's wake-up to `due`, which the call that admitted it sends after unlocking.
+#[derive(Debug, Default)]
+pub(super) struct Awaited {
+    by_token: HashMap<u128, Arc<Notify>>,
+    due: Vec<Arc<Notify>>,
+}
+
+impl Awaited {
+    /// The ticket `token` was admitted: wake its waiter, if it has one.
+    pub(super) fn admitted(&mut self, token: u128) {
+        // The common case, nobody waiting asynchronously, costs one length check.
+        if !self.by_token.is_empty()
+            && let Some(notify) = self.by_token.remove(&token)
+        {
+            self.due.push(notify);
+        }
+    }
+
+    /// The wake-ups to send once the lock is released.
+    pub(super) fn take_due(&mut self) -> Vec<Arc<Notify>> {
+        std::mem::take(&mut self.due)
+    }
+
+    fn register(&mut self, token: u128) -> Arc<Notify> {
+        self.by_token.entry(token).or_default().clone()
+    }
+
+    fn unregister(&mut self, token: u128) {
+        self.by_token.remove(&token);
+    }
+}
+
+/// Removes a waiter's registration when its `wait` ends or is dropped.
+struct Registration<'a, C: Clock> {
+    room: &'a WaitingRoom<C>,
+    token: u128,
+}
+
+impl<C: Clock> Drop for Registration<'_, C> {
+    fn drop(&mut self) {
+        self.room.core.lock().awaited.unregister(self.token);
+    }
+}
 
 impl<C: Clock> WaitingRoom<C> {
     /// Waits until this ticket is admitted and returns its pass.
     ///
     /// Sleeps until the ticket's ETA, checking in on the visitor's behalf often enough that the
     /// ticket never lapses while this future is alive (every third of `checkin_timeout`, or
-    /// sooner if the ETA is sooner), and wakes early when the operator changes the rate, the
+    /// sooner if the ETA is sooner), and wakes at once when a call admits the ticket (a `finish`
+    /// that frees an active place under `max_active`, say) or the operator changes the rate, the
     /// burst or `max_active`, resumes the room or schedules an opening. It never spins: between
     /// wake-ups it sleeps on tokio's timer.
     ///
@@ -46,11 +103,18 @@ impl<C: Clock> WaitingRoom<C> {
     /// ```
     pub async fn wait(&self, token: TicketToken) -> Result<Pass, PollError> {
         let checkin_every = (self.checkin_timeout() / 3).max(Duration::from_millis(1));
+        let mine = self.core.lock().awaited.register(token.0);
+        let _registration = Registration {
+            room: self,
+            token: token.0,
+        };
         loop {
             // Register for wake-ups before polling, so a change between the poll and the sleep
-            // is not missed.
-            let mut notified = std::pin::pin!(self.notify.notified());
-            notified.as_mut().enable();
+            // is not missed. (An admission of this ticket meanwhile leaves a permit in `mine`.)
+            let mut operator = std::pin::pin!(self.notify.notified());
+            operator.as_mut().enable();
+            let mut admitted = std::pin::pin!(mine.notified());
+            admitted.as_mut().enable();
             match self.poll(token)? {
                 Entry::Admitted(pass) => return Ok(pass),
                 Entry::Waiting(ticket) => {
@@ -62,8 +126,18 @@ impl<C: Clock> WaitingRoom<C> {
                     } else {
                         ticket.eta.min(checkin_every)
                     };
-                    // Woken by the operator, or the nap is over: poll again either way.
-                    let _ = tokio::time::timeout(nap, notified).await;
+                    // Woken by the operator or by the admission, or the nap is over: poll again
+                    // either way.
+                    let either = std::future::poll_fn(|cx| {
+                        let a = operator.as_mut().poll(cx).is_ready();
+                        let b = admitted.as_mut().poll(cx).is_ready();
+                        if a || b {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    });
+                    let _ = tokio::time::timeout(nap, either).await;
                 }
             }
         }
