@@ -62,6 +62,7 @@
 
 pub mod book;
 pub mod clock;
+mod deadline;
 mod invariant;
 pub mod journal;
 pub mod room;

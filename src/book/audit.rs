@@ -1,5 +1,10 @@
 //! The whole-book consistency check that tests, audits and health checks call.
 
+use std::collections::{HashMap, HashSet};
+
+use super::branches::Branch;
+use super::ledger::Ledger;
+use super::word::Packed;
 use super::*;
 
 impl<C: Clock> SlotBook<C> {
@@ -16,130 +21,17 @@ impl<C: Clock> SlotBook<C> {
     /// (ordered, covering every hold) and published front are right; the expiry hint is at or
     /// below every front.
     pub fn check_invariants(&self) -> Result<BookTotals, InvariantViolation> {
-        use std::collections::HashMap;
         let now = self.now_ns();
         let guards: Vec<_> = self.shards.iter().map(|s| s.ledger.lock()).collect();
         let mut totals = BookTotals::default();
-        let mut per_slot: HashMap<(BranchId, SlotIndex), (u32, u32)> = HashMap::new();
+        let mut per_slot = PerSlot::new();
         for (index, ledger) in guards.iter().enumerate() {
-            let mut holds = 0usize;
-            let mut per_applicant: HashMap<ApplicantId, usize> = HashMap::new();
-            let queued: std::collections::HashSet<(u64, u128)> =
-                ledger.expiry.iter().copied().collect();
-            for (&token, r) in ledger.records.iter() {
-                ensure!(
-                    self.shard_of_token(token) == index,
-                    "token {token:032x} stored in shard {index}"
-                );
-                ensure!(
-                    self.shard_of_applicant(r.applicant) == index,
-                    "{} stored in shard {index}",
-                    r.applicant
-                );
-                ensure!(
-                    ledger.tokens_of(r.applicant).any(|t| t == token),
-                    "record {token:032x} missing from its applicant's index"
-                );
-                let counts = per_slot.entry((r.branch, r.slot)).or_default();
-                match r.state {
-                    State::Held { expires_ns } => {
-                        holds += 1;
-                        counts.0 += 1;
-                        totals.holds += 1;
-                        if expires_ns <= now {
-                            totals.expired_holds += 1;
-                        } else {
-                            *per_applicant.entry(r.applicant).or_default() += 1;
-                        }
-                        ensure!(
-                            queued.contains(&(expires_ns, token)),
-                            "hold {token:032x} missing from the expiry queue"
-                        );
-                    }
-                    State::Booked => {
-                        counts.1 += 1;
-                        totals.bookings += 1;
-                        *per_applicant.entry(r.applicant).or_default() += 1;
-                    }
-                }
-            }
-            ensure!(
-                holds == ledger.live_holds,
-                "shard {index} counts {} holds but has {holds}",
-                ledger.live_holds
-            );
-            for (a, n) in per_applicant {
-                ensure!(
-                    n <= self.max_active_per_applicant,
-                    "{a} has {n} live holds and bookings, above the limit {}",
-                    self.max_active_per_applicant
-                );
-            }
-            let index_size: usize = ledger.applicants.values().map(|t| t.iter().count()).sum();
-            ensure!(
-                index_size == ledger.records.len(),
-                "shard {index}: applicant index has {index_size} tokens for {} records",
-                ledger.records.len()
-            );
-            ensure!(
-                ledger
-                    .expiry
-                    .iter()
-                    .zip(ledger.expiry.iter().skip(1))
-                    .all(|(a, b)| a.0 <= b.0),
-                "shard {index}: expiry queue out of order"
-            );
-            let front = ledger.expiry.front().map_or(u64::MAX, |&(e, _)| e);
-            let published = self.shards[index].front_ns.load(Ordering::SeqCst);
-            ensure!(
-                published == front,
-                "shard {index}: published front {published} but queue front {front}"
-            );
-            ensure!(
-                self.hint.bound_ns() <= front,
-                "expiry hint above shard {index}'s front {front}"
-            );
+            self.check_shard(index, ledger, now, &mut per_slot, &mut totals)?;
         }
         for b in self.branches.iter() {
             totals.branches += 1;
             for (slot, p) in b.all_slots() {
-                // Only slots with units taken can have records; records left over in `per_slot`
-                // at the end (on slots whose counts say zero) are caught below.
-                let (held, booked) = if p.taken() > 0 {
-                    per_slot.remove(&(b.id(), slot)).unwrap_or((0, 0))
-                } else {
-                    (0, 0)
-                };
-                ensure!(
-                    p.held() == held && p.booked() == booked,
-                    "{} slot {slot}: counter says held {} booked {}, records say held {held} booked {booked}",
-                    b.id(),
-                    p.held(),
-                    p.booked()
-                );
-                ensure!(
-                    p.taken() <= MAX_CAPACITY,
-                    "{} slot {slot}: {} taken, above the counter's range",
-                    b.id(),
-                    p.taken()
-                );
-                ensure!(
-                    b.full_bit(slot) == Some(p.is_full()),
-                    "{} slot {slot}: full bit {:?} but the slot is {}",
-                    b.id(),
-                    b.full_bit(slot),
-                    if p.is_full() { "full" } else { "not full" }
-                );
-                if p.is_open() {
-                    totals.open_slots += 1;
-                    totals.capacity += u64::from(p.capacity());
-                } else {
-                    ensure!(
-                        held == 0 && booked == 0,
-                        "{} slot {slot}: records on a slot never opened",
-                        b.id()
-                    );
-                }
+                Self::check_slot(b, slot, p, &mut per_slot, &mut totals)?;
             }
         }
         ensure!(
@@ -150,4 +42,158 @@ impl<C: Clock> SlotBook<C> {
         drop(guards);
         Ok(totals)
     }
+
+    /// One shard: its records (where they are stored, their applicant index, their expiry
+    /// entries), its counts, its applicants' limits, its expiry queue and published front.
+    fn check_shard(
+        &self,
+        index: usize,
+        ledger: &Ledger,
+        now: u64,
+        per_slot: &mut PerSlot,
+        totals: &mut BookTotals,
+    ) -> Result<(), InvariantViolation> {
+        let mut holds = 0usize;
+        let mut per_applicant: HashMap<ApplicantId, usize> = HashMap::new();
+        let queued: HashSet<(u64, u128)> = ledger.expiry.iter().collect();
+        for (&token, r) in ledger.records.iter() {
+            self.check_record(index, ledger, token, r)?;
+            let counts = per_slot.entry((r.branch, r.slot)).or_default();
+            match r.state {
+                State::Held { expires_ns } => {
+                    holds += 1;
+                    counts.0 += 1;
+                    totals.holds += 1;
+                    if expires_ns <= now {
+                        totals.expired_holds += 1;
+                    } else {
+                        *per_applicant.entry(r.applicant).or_default() += 1;
+                    }
+                    ensure!(
+                        queued.contains(&(expires_ns, token)),
+                        "hold {token:032x} missing from the expiry queue"
+                    );
+                }
+                State::Booked => {
+                    counts.1 += 1;
+                    totals.bookings += 1;
+                    *per_applicant.entry(r.applicant).or_default() += 1;
+                }
+            }
+        }
+        ensure!(
+            holds == ledger.live_holds,
+            "shard {index} counts {} holds but has {holds}",
+            ledger.live_holds
+        );
+        for (a, n) in per_applicant {
+            ensure!(
+                n <= self.max_active_per_applicant,
+                "{a} has {n} live holds and bookings, above the limit {}",
+                self.max_active_per_applicant
+            );
+        }
+        self.check_expiry_queue(index, ledger)
+    }
+
+    /// A record is in the shard its token and its applicant name, and in its applicant's index.
+    fn check_record(
+        &self,
+        index: usize,
+        ledger: &Ledger,
+        token: u128,
+        r: &Record,
+    ) -> Result<(), InvariantViolation> {
+        ensure!(
+            self.shard_of_token(token) == index,
+            "token {token:032x} stored in shard {index}"
+        );
+        ensure!(
+            self.shard_of_applicant(r.applicant) == index,
+            "{} stored in shard {index}",
+            r.applicant
+        );
+        ensure!(
+            ledger.tokens_of(r.applicant).any(|t| t == token),
+            "record {token:032x} missing from its applicant's index"
+        );
+        Ok(())
+    }
+
+    /// The applicant index covers exactly the records; the expiry queue is in order; the
+    /// published front is the queue's; the hint is at or below it.
+    fn check_expiry_queue(&self, index: usize, ledger: &Ledger) -> Result<(), InvariantViolation> {
+        let index_size: usize = ledger.applicants.values().map(|t| t.iter().count()).sum();
+        ensure!(
+            index_size == ledger.records.len(),
+            "shard {index}: applicant index has {index_size} tokens for {} records",
+            ledger.records.len()
+        );
+        ensure!(
+            ledger.expiry.is_ordered(),
+            "shard {index}: expiry queue out of order"
+        );
+        let front = ledger.expiry.peek().map_or(u64::MAX, |(e, _)| e);
+        let published = self.shards[index].front_ns.load(Ordering::SeqCst);
+        ensure!(
+            published == front,
+            "shard {index}: published front {published} but queue front {front}"
+        );
+        ensure!(
+            self.hint.bound_ns() <= front,
+            "expiry hint above shard {index}'s front {front}"
+        );
+        Ok(())
+    }
+
+    /// One allocated slot: its counts equal its records, fit the counter, and match its full bit.
+    fn check_slot(
+        b: &Branch,
+        slot: SlotIndex,
+        p: Packed,
+        per_slot: &mut PerSlot,
+        totals: &mut BookTotals,
+    ) -> Result<(), InvariantViolation> {
+        // Only slots with units taken can have records; records left over in `per_slot` at the
+        // end (on slots whose counts say zero) are caught by the caller.
+        let (held, booked) = if p.taken() > 0 {
+            per_slot.remove(&(b.id(), slot)).unwrap_or((0, 0))
+        } else {
+            (0, 0)
+        };
+        ensure!(
+            p.held() == held && p.booked() == booked,
+            "{} slot {slot}: counter says held {} booked {}, records say held {held} booked {booked}",
+            b.id(),
+            p.held(),
+            p.booked()
+        );
+        ensure!(
+            p.taken() <= MAX_CAPACITY,
+            "{} slot {slot}: {} taken, above the counter's range",
+            b.id(),
+            p.taken()
+        );
+        ensure!(
+            b.full_bit(slot) == Some(p.is_full()),
+            "{} slot {slot}: full bit {:?} but the slot is {}",
+            b.id(),
+            b.full_bit(slot),
+            if p.is_full() { "full" } else { "not full" }
+        );
+        if p.is_open() {
+            totals.open_slots += 1;
+            totals.capacity += u64::from(p.capacity());
+        } else {
+            ensure!(
+                held == 0 && booked == 0,
+                "{} slot {slot}: records on a slot never opened",
+                b.id()
+            );
+        }
+        Ok(())
+    }
 }
+
+/// Hold and booking records counted per slot.
+type PerSlot = HashMap<(BranchId, SlotIndex), (u32, u32)>;

@@ -75,7 +75,7 @@ impl Ledger {
     /// Stores the queue's front expiry where lock-free readers see it, and lowers the book's
     /// expiry hint if the front moved earlier.
     pub(super) fn publish_front(&self, front: &AtomicU64, hint: &ExpiryHint) {
-        let new = self.expiry.front().map_or(u64::MAX, |&(e, _)| e);
+        let new = self.expiry.peek().map_or(u64::MAX, |(e, _)| e);
         // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`). Only this
         // shard's lock holder writes `front`, so a load-then-store cannot lose an update.
         let old = front.load(Ordering::SeqCst);

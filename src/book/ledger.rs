@@ -11,11 +11,12 @@
 //! they are skipped when reached, and the queue is compacted when stale entries outnumber live
 //! holds, so its length stays below `2 × live holds + 32`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use super::branches::SlotRef;
 use super::expiry::ExpiryHint;
 use super::{ApplicantId, BranchId, SlotIndex};
+use crate::deadline::DeadlineQueue;
 use crate::sync::{AtomicU64, Mutex};
 use crate::token::TokenMap;
 
@@ -87,7 +88,7 @@ impl Shard {
             ledger: Mutex::new(Ledger {
                 records: TokenMap::default(),
                 applicants: HashMap::with_hasher(applicant_hasher),
-                expiry: VecDeque::new(),
+                expiry: DeadlineQueue::default(),
                 live_holds: 0,
                 latest_ns: 0,
             }),
@@ -99,8 +100,8 @@ impl Shard {
 pub(crate) struct Ledger {
     pub(crate) records: TokenMap<Record>,
     pub(crate) applicants: HashMap<ApplicantId, Tokens, ahash::RandomState>,
-    /// `(expires_ns, token)` in grant order, which is expiry order.
-    pub(crate) expiry: VecDeque<(u64, u128)>,
+    /// Hold tokens by expiry, in grant order, which is expiry order.
+    pub(crate) expiry: DeadlineQueue<u128>,
     /// Records in state `Held`, expired or not.
     pub(crate) live_holds: usize,
     /// The latest time a call under this lock has used; see [`Ledger::clamp_now`].
@@ -203,16 +204,14 @@ impl Ledger {
         }
         if let State::Held { expires_ns } = record.state {
             self.live_holds += 1;
-            let mut front_may_change = self.expiry.is_empty();
-            if self.expiry.len() > 2 * self.live_holds + 32 {
-                self.compact_expiry();
-                front_may_change = true;
-            }
-            debug_assert!(
-                self.expiry.back().is_none_or(|&(e, _)| e <= expires_ns),
-                "expiry queue out of order"
-            );
-            self.expiry.push_back((expires_ns, token));
+            let records = &self.records;
+            let was_empty = self.expiry.peek().is_none();
+            let compacted = self
+                .expiry
+                .push(expires_ns, token, self.live_holds, |_, t| {
+                    is_hold(records, t)
+                });
+            let front_may_change = was_empty || compacted;
             // The common case, a push behind an existing front, leaves the front as it was and
             // touches no shared memory.
             if front_may_change {
@@ -245,18 +244,17 @@ impl Ledger {
     ) -> usize {
         let now_ns = self.clamp_now(now_ns);
         let mut reclaimed = 0;
-        while let Some(&(expires_ns, token)) = self.expiry.front() {
+        loop {
+            // Entries of holds confirmed, released or reclaimed already are skipped.
+            let records = &self.records;
+            let Some((expires_ns, token)) = self.expiry.front(|_, t| is_hold(records, t)) else {
+                break;
+            };
             if expires_ns > now_ns {
                 break;
             }
-            self.expiry.pop_front();
-            // The entry is stale if the hold was confirmed, released or reclaimed already.
-            if self
-                .records
-                .get(&token)
-                .is_some_and(|r| r.is_expired_hold(now_ns))
-                && let Some(r) = self.remove(token)
-            {
+            self.expiry.pop();
+            if let Some(r) = self.remove(token) {
                 return_unit(&r);
                 reclaimed += 1;
             }
@@ -264,12 +262,10 @@ impl Ledger {
         self.publish_front(front, hint);
         reclaimed
     }
+}
 
-    /// Drops stale entries from the expiry queue.
-    fn compact_expiry(&mut self) {
-        let records = &self.records;
-        self.expiry.retain(
-            |(_, t)| matches!(records.get(t), Some(r) if matches!(r.state, State::Held { .. })),
-        );
-    }
+/// Whether `token` is an unconfirmed hold: the test of a live expiry entry (a token's expiry
+/// never changes, so its entry is live exactly while it is held).
+fn is_hold(records: &TokenMap<Record>, token: u128) -> bool {
+    matches!(records.get(&token), Some(r) if matches!(r.state, State::Held { .. }))
 }

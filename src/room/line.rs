@@ -13,7 +13,7 @@
 //! the waiting ones by 4096; then the line is compacted in one O(n) pass, which is O(1) amortized
 //! per departure.
 
-use std::collections::VecDeque;
+use crate::deadline::DeadlineQueue;
 
 use super::VisitorId;
 use super::index::IndexTable;
@@ -38,7 +38,7 @@ pub(crate) struct Line {
     by_visitor: IndexTable,
     /// `(deadline_ns, index)` in non-decreasing deadline order. An entry is current if the
     /// indexed waiter is live with that deadline; others are skipped when reached.
-    checkins: VecDeque<(u64, u32)>,
+    checkins: DeadlineQueue<u32>,
     /// No live entry is below `head`.
     head: usize,
     visitor_hasher: ahash::RandomState,
@@ -56,7 +56,7 @@ impl Line {
             live: RankBitmap::default(),
             by_token: IndexTable::default(),
             by_visitor: IndexTable::default(),
-            checkins: VecDeque::new(),
+            checkins: DeadlineQueue::default(),
             head: 0,
             visitor_hasher,
         }
@@ -107,42 +107,18 @@ impl Line {
     pub(crate) fn push(&mut self, waiter: Waiter) -> u32 {
         debug_assert!(self.find_visitor(waiter.visitor).is_none());
         let index = self.append(waiter);
-        debug_assert!(
-            self.checkins
-                .back()
-                .is_none_or(|&(d, _)| d <= waiter.deadline_ns),
-            "check-ins out of order"
-        );
-        self.checkins.push_back((waiter.deadline_ns, index));
+        self.push_checkin(waiter.deadline_ns, index);
         index
     }
 
     /// Appends visitors in the given order, keeping the check-in queue in deadline order (their
     /// deadlines may be older than those already queued).
     pub(crate) fn push_all(&mut self, waiters: impl IntoIterator<Item = Waiter>) {
-        let mut added: Vec<(u64, u32)> = Vec::new();
-        for w in waiters {
-            let index = self.append(w);
-            added.push((w.deadline_ns, index));
-        }
-        if added.is_empty() {
-            return;
-        }
-        added.sort_unstable();
-        let old = std::mem::take(&mut self.checkins);
-        let mut merged = VecDeque::with_capacity(old.len() + added.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), added.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
-                (Some(_), Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
-                (None, None) => break,
-            };
-            merged.extend(next);
-        }
-        self.checkins = merged;
+        let added: Vec<(u64, u32)> = waiters
+            .into_iter()
+            .map(|w| (w.deadline_ns, self.append(w)))
+            .collect();
+        self.checkins.merge(added);
     }
 
     /// Records a check-in: the visitor now lapses at `deadline_ns`.
@@ -153,15 +129,17 @@ impl Line {
         }
         debug_assert!(deadline_ns > w.deadline_ns);
         w.deadline_ns = deadline_ns;
-        debug_assert!(self.checkins.back().is_none_or(|&(d, _)| d <= deadline_ns));
-        self.checkins.push_back((deadline_ns, index));
-        // Stale check-in records are dropped when reached; bound them meanwhile.
-        if self.checkins.len() > 2 * self.waiting() + COMPACT_SLACK {
-            let entries = &self.entries;
-            let live = &self.live;
-            self.checkins
-                .retain(|&(d, i)| live.get(i as usize) && entries[i as usize].deadline_ns == d);
-        }
+        self.push_checkin(deadline_ns, index);
+    }
+
+    /// Queues the check-in deadline of the entry at `index`; the stale records of earlier
+    /// check-ins are skipped when reached and compacted away.
+    fn push_checkin(&mut self, deadline_ns: u64, index: u32) {
+        let (entries, live) = (&self.entries, &self.live);
+        let waiting = self.waiting();
+        self.checkins.push(deadline_ns, index, waiting, |d, i| {
+            is_current(entries, live, d, i)
+        });
     }
 
     /// 1 for the head of the line.
@@ -179,19 +157,16 @@ impl Line {
 
     /// The earliest check-in deadline among waiting visitors.
     pub(crate) fn next_lapse(&mut self) -> Option<u64> {
-        while let Some(&(d, i)) = self.checkins.front() {
-            if self.live.get(i as usize) && self.entries[i as usize].deadline_ns == d {
-                return Some(d);
-            }
-            self.checkins.pop_front();
-        }
-        None
+        let (entries, live) = (&self.entries, &self.live);
+        self.checkins
+            .front(|d, i| is_current(entries, live, d, i))
+            .map(|(d, _)| d)
     }
 
     /// Removes the visitor whose check-in lapses first (after `next_lapse` returned `Some`).
     pub(crate) fn pop_lapsed(&mut self) -> Option<Waiter> {
         self.next_lapse()?;
-        let (_, i) = self.checkins.pop_front()?;
+        let (_, i) = self.checkins.pop()?;
         Some(self.remove(i))
     }
 
@@ -237,12 +212,8 @@ impl Line {
         self.by_token.renumber(new_index);
         self.by_visitor.renumber(new_index);
         let entries = &self.entries;
-        self.checkins = self
-            .checkins
-            .iter()
-            .filter(|&&(d, i)| live.get(i as usize) && entries[i as usize].deadline_ns == d)
-            .map(|&(d, i)| (d, new_index(i)))
-            .collect();
+        self.checkins
+            .retain_map(|d, i| is_current(entries, live, d, i).then(|| new_index(i)));
         let kept: Vec<Waiter> = (0..self.entries.len())
             .filter(|&i| live.get(i))
             .map(|i| self.entries[i])
@@ -265,7 +236,7 @@ impl Line {
             + self.live.heap_bytes()
             + self.by_token.heap_bytes()
             + self.by_visitor.heap_bytes()
-            + self.checkins.capacity() * std::mem::size_of::<(u64, u32)>()
+            + self.checkins.heap_bytes()
     }
 
     /// Checks the line's internal consistency; `now_ns` is the time the room has advanced to.
@@ -278,10 +249,21 @@ impl Line {
                 self.by_visitor.len()
             ));
         }
+        let counted = self.check_entries(now_ns, what)?;
+        if counted as usize != waiting {
+            return Err(format!(
+                "{what}: counted {counted} waiting, bitmap says {waiting}"
+            ));
+        }
+        self.check_structure(what)
+    }
+
+    /// Every waiting entry: its exact position, above the head, found by its token and visitor,
+    /// one per visitor, not lapsed, with a current check-in record. Returns how many there are.
+    fn check_entries(&self, now_ns: u64, what: &str) -> Result<u64, String> {
         let mut expected_position = 0u64;
         let mut seen_visitors = std::collections::HashSet::new();
-        let current: std::collections::HashSet<(u64, u32)> =
-            self.checkins.iter().copied().collect();
+        let current: std::collections::HashSet<(u64, u32)> = self.checkins.iter().collect();
         for (i, w) in self.iter() {
             expected_position += 1;
             let p = self.position(i);
@@ -314,11 +296,11 @@ impl Line {
                 return Err(format!("{what}: entry {i} has no current check-in record"));
             }
         }
-        if expected_position as usize != waiting {
-            return Err(format!(
-                "{what}: counted {expected_position} waiting, bitmap says {waiting}"
-            ));
-        }
+        Ok(expected_position)
+    }
+
+    /// Indexes point only at waiting entries; check-ins are in order; entries and bits agree.
+    fn check_structure(&self, what: &str) -> Result<(), String> {
         if self
             .by_token
             .indices()
@@ -329,12 +311,7 @@ impl Line {
                 "{what}: an index points at an entry that is not waiting"
             ));
         }
-        if !self
-            .checkins
-            .iter()
-            .zip(self.checkins.iter().skip(1))
-            .all(|(a, b)| a.0 <= b.0)
-        {
+        if !self.checkins.is_ordered() {
             return Err(format!("{what}: check-in queue out of order"));
         }
         if self.entries.len() != self.live.len() {
@@ -346,4 +323,9 @@ impl Line {
         }
         Ok(())
     }
+}
+
+/// Whether the check-in record `(deadline_ns, index)` is the current one of a waiting entry.
+fn is_current(entries: &[Waiter], live: &RankBitmap, deadline_ns: u64, index: u32) -> bool {
+    live.get(index as usize) && entries[index as usize].deadline_ns == deadline_ns
 }

@@ -1,11 +1,12 @@
 //! Admitted visitors (passes) and the memory of recently lapsed tokens.
 //!
 //! Guarantees: one pass per visitor; passes come out of [`Passes::pop_expired`] in expiry order
-//! (one TTL for the room, admission times never decrease), in O(1) amortized; finished passes
-//! leave stale queue entries that are skipped, and the queue is compacted when they outnumber
-//! live passes.
+//! (one TTL for the room, admission times never decrease), in O(1) amortized, through a
+//! [`DeadlineQueue`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+
+use crate::deadline::DeadlineQueue;
 
 use super::VisitorId;
 use super::index::IndexTable;
@@ -23,8 +24,8 @@ pub(crate) struct PassRec {
 pub(crate) struct Passes {
     by_token: TokenMap<PassRec>,
     by_visitor: HashMap<VisitorId, u128, ahash::RandomState>,
-    /// `(expires_ns, token)` in admission order.
-    expiry: VecDeque<(u64, u128)>,
+    /// Pass tokens by expiry, in admission order.
+    expiry: DeadlineQueue<u128>,
 }
 
 impl Passes {
@@ -32,7 +33,7 @@ impl Passes {
         Self {
             by_token: TokenMap::default(),
             by_visitor: HashMap::with_hasher(ahash::RandomState::new()),
-            expiry: VecDeque::new(),
+            expiry: DeadlineQueue::default(),
         }
     }
 
@@ -52,16 +53,11 @@ impl Passes {
     }
 
     pub(crate) fn insert(&mut self, token: u128, pass: PassRec) {
-        debug_assert!(
-            self.expiry
-                .back()
-                .is_none_or(|&(e, _)| e <= pass.expires_ns)
-        );
-        if self.expiry.len() > 2 * self.by_token.len() + 32 {
-            let live = &self.by_token;
-            self.expiry.retain(|(_, t)| live.contains_key(t));
-        }
-        self.expiry.push_back((pass.expires_ns, token));
+        let live = &self.by_token;
+        self.expiry
+            .push(pass.expires_ns, token, live.len(), |e, t| {
+                is_live(live, e, t)
+            });
         let previous = self.by_visitor.insert(pass.visitor, token);
         debug_assert!(previous.is_none(), "two passes for {:?}", pass.visitor);
         self.by_token.insert(token, pass);
@@ -75,19 +71,16 @@ impl Passes {
 
     /// The earliest expiry of a live pass.
     pub(crate) fn next_expiry(&mut self) -> Option<u64> {
-        while let Some(&(e, t)) = self.expiry.front() {
-            if self.by_token.get(&t).is_some_and(|p| p.expires_ns == e) {
-                return Some(e);
-            }
-            self.expiry.pop_front();
-        }
-        None
+        let live = &self.by_token;
+        self.expiry
+            .front(|e, t| is_live(live, e, t))
+            .map(|(e, _)| e)
     }
 
     /// Removes the pass that expires first (after `next_expiry` returned `Some`).
     pub(crate) fn pop_expired(&mut self) -> Option<(u128, PassRec)> {
         self.next_expiry()?;
-        let (_, token) = self.expiry.pop_front()?;
+        let (_, token) = self.expiry.pop()?;
         self.remove(token).map(|p| (token, p))
     }
 
@@ -103,7 +96,7 @@ impl Passes {
                 self.by_visitor.len()
             ));
         }
-        let queued: std::collections::HashSet<(u64, u128)> = self.expiry.iter().copied().collect();
+        let queued: std::collections::HashSet<(u64, u128)> = self.expiry.iter().collect();
         for (&t, p) in &self.by_token {
             if self.by_visitor.get(&p.visitor) != Some(&t) {
                 return Err(format!("pass of {:?} not indexed by visitor", p.visitor));
@@ -118,12 +111,7 @@ impl Passes {
                 ));
             }
         }
-        if !self
-            .expiry
-            .iter()
-            .zip(self.expiry.iter().skip(1))
-            .all(|(a, b)| a.0 <= b.0)
-        {
+        if !self.expiry.is_ordered() {
             return Err("pass expiry queue out of order".into());
         }
         Ok(())
@@ -132,8 +120,15 @@ impl Passes {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.by_token.capacity() * (16 + std::mem::size_of::<PassRec>() + 1)
             + self.by_visitor.capacity() * (8 + 16 + 1)
-            + self.expiry.capacity() * 32
+            + self.expiry.heap_bytes()
     }
+}
+
+/// Whether the expiry entry `(expires_ns, token)` belongs to a live pass.
+fn is_live(passes: &TokenMap<PassRec>, expires_ns: u64, token: u128) -> bool {
+    passes
+        .get(&token)
+        .is_some_and(|p| p.expires_ns == expires_ns)
 }
 
 /// The most recently lapsed tokens (tickets whose check-in lapsed, passes that ran out), so a

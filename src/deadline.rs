@@ -1,0 +1,172 @@
+//! A queue of deadlines in the order they fall due, with lazy deletion.
+//!
+//! Guarantee: [`DeadlineQueue::front`] returns the earliest deadline whose entry is still live,
+//! in O(1) amortized, and the queue never holds more than `2 × live + SLACK` entries after a
+//! push. The users (the book's hold expiries, the room's check-in lapses and pass expiries) all
+//! push deadlines in nondecreasing order (one lifetime for all, measured from a time that never
+//! steps back), so a FIFO is a priority queue here. An entry made stale (a hold confirmed, a
+//! visitor who checked in again) is not searched for: it is skipped when it reaches the front,
+//! and dropped by a compaction once stale entries outnumber the live ones.
+
+use std::collections::VecDeque;
+
+/// Stale entries allowed beyond the live ones before a compaction, so that a small queue does
+/// not compact on every push.
+const SLACK: usize = 32;
+
+/// Deadlines (ns) with the key of the entry each belongs to, earliest first.
+#[derive(Debug)]
+pub(crate) struct DeadlineQueue<K> {
+    entries: VecDeque<(u64, K)>,
+}
+
+impl<K> Default for DeadlineQueue<K> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+        }
+    }
+}
+
+impl<K: Copy> DeadlineQueue<K> {
+    /// Appends `key` with `deadline_ns`, which must not be before the last deadline pushed.
+    /// First drops stale entries if they outnumber the `live` ones by more than the slack;
+    /// returns whether it did (the front may then have changed).
+    pub(crate) fn push(
+        &mut self,
+        deadline_ns: u64,
+        key: K,
+        live: usize,
+        is_live: impl Fn(u64, K) -> bool,
+    ) -> bool {
+        let compacted = self.entries.len() > 2 * live + SLACK;
+        if compacted {
+            self.entries.retain(|&(d, k)| is_live(d, k));
+        }
+        debug_assert!(
+            self.entries.back().is_none_or(|&(d, _)| d <= deadline_ns),
+            "deadlines pushed out of order"
+        );
+        self.entries.push_back((deadline_ns, key));
+        compacted
+    }
+
+    /// Adds entries whose deadlines may be earlier than those queued, keeping the order
+    /// (O(queued + added)).
+    pub(crate) fn merge(&mut self, mut added: Vec<(u64, K)>) {
+        if added.is_empty() {
+            return;
+        }
+        added.sort_unstable_by_key(|&(d, _)| d);
+        let old = std::mem::take(&mut self.entries);
+        let mut merged = VecDeque::with_capacity(old.len() + added.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), added.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.entries = merged;
+    }
+
+    /// Keeps the entries for which `f` gives a key (the same or a renumbered one), in order.
+    pub(crate) fn retain_map(&mut self, mut f: impl FnMut(u64, K) -> Option<K>) {
+        self.entries = self
+            .entries
+            .iter()
+            .filter_map(|&(d, k)| f(d, k).map(|k| (d, k)))
+            .collect();
+    }
+
+    /// The earliest live entry, dropping the stale ones before it.
+    pub(crate) fn front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
+        while let Some(&(d, k)) = self.entries.front() {
+            if is_live(d, k) {
+                return Some((d, k));
+            }
+            self.entries.pop_front();
+        }
+        None
+    }
+
+    /// The earliest entry, stale or not, without dropping anything.
+    pub(crate) fn peek(&self) -> Option<(u64, K)> {
+        self.entries.front().copied()
+    }
+
+    /// Removes the earliest entry, stale or not.
+    pub(crate) fn pop(&mut self) -> Option<(u64, K)> {
+        self.entries.pop_front()
+    }
+
+    /// Every entry, stale ones included, earliest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, K)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// Whether the deadlines are in order (for invariant checks).
+    pub(crate) fn is_ordered(&self) -> bool {
+        self.entries
+            .iter()
+            .zip(self.entries.iter().skip(1))
+            .all(|(a, b)| a.0 <= b.0)
+    }
+
+    /// Heap bytes of the entries' buffer.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(u64, K)>()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A model: each key's current deadline; an entry is live if it matches.
+    #[test]
+    fn front_skips_stale_entries_and_compaction_bounds_the_length() {
+        let mut q = DeadlineQueue::default();
+        let mut current: HashMap<u32, u64> = HashMap::new();
+        let mut t = 0u64;
+        // 1 000 keys, each checked in (pushed again) 50 times: 49 of every 50 entries go stale.
+        for round in 0..50 {
+            for key in 0..1_000u32 {
+                t += 1;
+                current.insert(key, t);
+                let live = current.len();
+                q.push(t, key, live, |d, k| current.get(&k) == Some(&d));
+                assert!(q.entries.len() <= 2 * live + SLACK + 1, "round {round}");
+            }
+        }
+        assert!(q.is_ordered());
+        // Popping live fronts yields each key once, in deadline order.
+        let mut popped = Vec::new();
+        while let Some((d, k)) = q.front(|d, k| current.get(&k) == Some(&d)) {
+            q.pop();
+            current.remove(&k);
+            popped.push(d);
+        }
+        assert_eq!(popped.len(), 1_000);
+        assert!(popped.windows(2).all(|w| w[0] < w[1]));
+        assert!(q.front(|_, _| true).is_none());
+    }
+
+    #[test]
+    fn push_reports_a_compaction() {
+        let mut q = DeadlineQueue::default();
+        for d in 0..=(SLACK as u64) {
+            assert!(!q.push(d, d, 0, |_, _| false));
+        }
+        // Now more than 2 × 0 + SLACK entries, all stale: the next push compacts first.
+        assert!(q.push(100, 100, 0, |_, _| false));
+        assert_eq!(q.iter().count(), 1);
+        assert_eq!(q.peek(), Some((100, 100)));
+    }
+}
