@@ -312,327 +312,422 @@ struct Visitor {
 /// Runs the simulation. `progress` is called once per simulated second with (arrived, total).
 pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let wall = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.threads)
-        .build()
-        .expect("thread pool");
-    let plans = plans(cfg);
-    let caps = capacities(cfg);
-    let slots_per_branch = cfg.days * cfg.windows_per_day;
-    let tick_ns = cfg.tick_ms * 1_000_000;
-    // Ticks per simulated second: a sample (and a sweep) is taken every this many ticks.
-    let per_sample = (1_000 / cfg.tick_ms).max(1);
+    let mut sim = Sim::new(cfg);
+    loop {
+        let now = sim.tick * sim.tick_ns;
+        sim.arrivals(now);
+        let due = sim.due_now();
+        sim.finish_registrations(&due.registered);
+        sim.book_work(now, &due.registered, due.by_branch);
+        sim.check_ins(now, &due.polls);
+        let stats = sim.room.stats();
+        sim.calls.fetch_add(1, Ordering::Relaxed);
+        sim.report.peak_line = sim.report.peak_line.max(stats.waiting);
+        if sim.tick.is_multiple_of(sim.per_sample) {
+            sim.sample(now, &stats);
+            progress(sim.next_arrival as u64, sim.plans.len() as u64);
+        }
+        if sim.next_arrival == sim.plans.len() && sim.wheel.is_empty() && stats.waiting == 0 {
+            sim.report.admitted = stats.admitted_total;
+            sim.report.gave_up = stats.dropped_total;
+            sim.report.simulated_secs = now as f64 / NS;
+            break;
+        }
+        sim.skip_to_next_tick();
+    }
+    sim.finish(wall)
+}
 
-    let clock = ManualClock::new();
-    let room = WaitingRoom::builder()
-        .rate_per_second(cfg.rate_per_second)
-        .burst(cfg.burst)
-        .max_active(cfg.max_active)
-        .max_waiting(cfg.max_waiting)
-        .checkin_timeout(Duration::from_secs_f64(cfg.checkin_timeout_secs))
-        .pass_ttl(Duration::from_secs_f64(cfg.pass_ttl_secs))
-        .clock(clock.clone())
-        .build();
-    let book = SlotBook::builder()
-        .hold_ttl(Duration::from_secs_f64(cfg.hold_ttl_secs))
-        .max_active_per_applicant(1)
-        .max_branches(cfg.branches.max(1))
-        .max_slots_per_branch(slots_per_branch.max(1))
-        .clock(clock.clone())
-        .build();
-    let calls = AtomicU64::new(0);
-    let mut appointments_offered = 0u64;
-    for b in 0..cfg.branches {
-        for s in 0..slots_per_branch {
-            book.set_capacity(BranchId(b), s, caps[b as usize])
-                .expect("capacity within limits");
-            appointments_offered += u64::from(caps[b as usize]);
+/// The simulation's state between ticks.
+struct Sim<'a> {
+    cfg: &'a Config,
+    pool: rayon::ThreadPool,
+    plans: Vec<Plan>,
+    caps: Vec<u32>,
+    slots_per_branch: u32,
+    tick_ns: u64,
+    /// Ticks per simulated second: a sample (and a sweep) is taken every this many ticks.
+    per_sample: u64,
+    clock: ManualClock,
+    room: WaitingRoom<ManualClock>,
+    book: SlotBook<ManualClock>,
+    calls: AtomicU64,
+    visitors: Vec<Visitor>,
+    /// The simulation's own ledger: bookings per (branch, slot), from confirm and release results.
+    booked: BTreeMap<(u32, u32), u32>,
+    /// Events by the tick they fall due in.
+    wheel: BTreeMap<u64, Vec<(u32, Event)>>,
+    report: Report,
+    waits: Vec<u64>,
+    next_arrival: usize,
+    tick: u64,
+    last_admitted: u64,
+    bookings_now: u64,
+    holds_granted: u64,
+    confirmed: u64,
+    registrations: u64,
+}
+
+/// The events of one tick, sorted by what is done with them.
+struct Due {
+    polls: Vec<u32>,
+    registered: Vec<u32>,
+    by_branch: BTreeMap<u32, BranchWork>,
+}
+
+impl<'a> Sim<'a> {
+    /// The room, the book with every slot opened, and the visitors' plans.
+    fn new(cfg: &'a Config) -> Self {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.threads)
+            .build()
+            .expect("thread pool");
+        let plans = plans(cfg);
+        let caps = capacities(cfg);
+        let slots_per_branch = cfg.days * cfg.windows_per_day;
+        let clock = ManualClock::new();
+        let room = WaitingRoom::builder()
+            .rate_per_second(cfg.rate_per_second)
+            .burst(cfg.burst)
+            .max_active(cfg.max_active)
+            .max_waiting(cfg.max_waiting)
+            .checkin_timeout(Duration::from_secs_f64(cfg.checkin_timeout_secs))
+            .pass_ttl(Duration::from_secs_f64(cfg.pass_ttl_secs))
+            .clock(clock.clone())
+            .build();
+        let book = SlotBook::builder()
+            .hold_ttl(Duration::from_secs_f64(cfg.hold_ttl_secs))
+            .max_active_per_applicant(1)
+            .max_branches(cfg.branches.max(1))
+            .max_slots_per_branch(slots_per_branch.max(1))
+            .clock(clock.clone())
+            .build();
+        let mut report = Report {
+            visitors: cfg.visitors,
+            threads: cfg.threads,
+            seed: cfg.seed,
+            ..Report::default()
+        };
+        for b in 0..cfg.branches {
+            for s in 0..slots_per_branch {
+                book.set_capacity(BranchId(b), s, caps[b as usize])
+                    .expect("capacity within limits");
+                report.appointments_offered += u64::from(caps[b as usize]);
+            }
+        }
+        Self {
+            cfg,
+            pool,
+            visitors: vec![Visitor::default(); plans.len()],
+            waits: Vec::with_capacity(plans.len()),
+            plans,
+            caps,
+            slots_per_branch,
+            tick_ns: cfg.tick_ms * 1_000_000,
+            per_sample: (1_000 / cfg.tick_ms).max(1),
+            clock,
+            room,
+            book,
+            calls: AtomicU64::new(u64::from(cfg.branches * slots_per_branch)),
+            booked: BTreeMap::new(),
+            wheel: BTreeMap::new(),
+            report,
+            next_arrival: 0,
+            tick: 0,
+            last_admitted: 0,
+            bookings_now: 0,
+            holds_granted: 0,
+            confirmed: 0,
+            registrations: 0,
         }
     }
-    calls.fetch_add(
-        u64::from(cfg.branches * slots_per_branch),
-        Ordering::Relaxed,
-    );
 
-    let mut visitors = vec![Visitor::default(); plans.len()];
-    // The simulation's own ledger: bookings per (branch, slot), from confirm and release results.
-    let mut booked: BTreeMap<(u32, u32), u32> = BTreeMap::new();
-    let mut wheel: BTreeMap<u64, Vec<(u32, Event)>> = BTreeMap::new();
-    let schedule = |wheel: &mut BTreeMap<u64, Vec<(u32, Event)>>, at_ns: u64, v: u32, e: Event| {
-        wheel
-            .entry(at_ns.div_ceil(tick_ns))
+    fn schedule(&mut self, at_ns: u64, v: u32, e: Event) {
+        self.wheel
+            .entry(at_ns.div_ceil(self.tick_ns))
             .or_default()
             .push((v, e));
-    };
+    }
 
-    let mut report = Report {
-        visitors: cfg.visitors,
-        threads: cfg.threads,
-        seed: cfg.seed,
-        ..Report::default()
-    };
-    let mut waits: Vec<u64> = Vec::with_capacity(plans.len());
-    let mut next_arrival = 0usize;
-    let mut tick = 0u64;
-    let mut last_admitted = 0u64;
-    let mut bookings_now = 0u64;
-    let mut holds_granted = 0u64;
-    let mut confirmed = 0u64;
-    let mut registrations = 0u64;
+    /// Runs `f` over `items` on the pool when there are enough of them to be worth it.
+    fn maybe_parallel<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        f: impl Fn(&T) -> R + Sync + Send,
+    ) -> Vec<R> {
+        if items.len() >= PARALLEL_MIN {
+            self.pool.install(|| items.par_iter().map(&f).collect())
+        } else {
+            items.iter().map(f).collect()
+        }
+    }
 
-    loop {
-        let now = tick * tick_ns;
-        // 1. Arrivals, in arrival order, on this thread.
-        while next_arrival < plans.len() && plans[next_arrival].arrival_ns <= now {
-            let v = next_arrival as u32;
-            let p = plans[next_arrival];
-            next_arrival += 1;
-            visitors[v as usize].joined_ns = now;
-            calls.fetch_add(1, Ordering::Relaxed);
-            match room.join(VisitorId(u64::from(v))) {
+    /// 1. Arrivals, in arrival order, on this thread.
+    fn arrivals(&mut self, now: u64) {
+        while self.next_arrival < self.plans.len()
+            && self.plans[self.next_arrival].arrival_ns <= now
+        {
+            let v = self.next_arrival as u32;
+            let p = self.plans[self.next_arrival];
+            self.next_arrival += 1;
+            self.visitors[v as usize].joined_ns = now;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            match self.room.join(VisitorId(u64::from(v))) {
                 Ok(Entry::Admitted(pass)) => {
-                    visitors[v as usize].ticket = Some(pass.token);
-                    waits.push(0);
-                    registrations += 1;
-                    schedule(&mut wheel, now + p.register_ns, v, Event::RegistrationDone);
+                    self.visitors[v as usize].ticket = Some(pass.token);
+                    self.waits.push(0);
+                    self.registrations += 1;
+                    self.schedule(now + p.register_ns, v, Event::RegistrationDone);
                 }
                 Ok(Entry::Waiting(t)) => {
-                    visitors[v as usize].ticket = Some(t.token);
-                    let eta = (t.eta.as_nanos() as u64).max(tick_ns);
-                    schedule(&mut wheel, now + eta.min(p.first_poll_ns), v, Event::Poll);
+                    self.visitors[v as usize].ticket = Some(t.token);
+                    let eta = (t.eta.as_nanos() as u64).max(self.tick_ns);
+                    self.schedule(now + eta.min(p.first_poll_ns), v, Event::Poll);
                 }
-                Err(JoinError::Full { .. }) => report.rejected += 1,
+                Err(JoinError::Full { .. }) => self.report.rejected += 1,
                 Err(e) => panic!("join: {e}"),
             }
         }
-        let due = wheel.remove(&tick).unwrap_or_default();
-        let mut polls = Vec::new();
-        let mut registered = Vec::new();
-        let mut by_branch: BTreeMap<u32, BranchWork> = BTreeMap::new();
-        for (v, e) in due {
+    }
+
+    /// This tick's events, sorted: check-ins, registrations done, and book work by branch.
+    fn due_now(&mut self) -> Due {
+        let mut due = Due {
+            polls: Vec::new(),
+            registered: Vec::new(),
+            by_branch: BTreeMap::new(),
+        };
+        for (v, e) in self.wheel.remove(&self.tick).unwrap_or_default() {
+            let branch = self.plans[v as usize].branch;
             match e {
-                Event::Poll => polls.push(v),
-                Event::RegistrationDone => registered.push(v),
-                Event::Confirm => by_branch
-                    .entry(plans[v as usize].branch)
-                    .or_default()
-                    .confirms
-                    .push(v),
-                Event::Cancel => by_branch
-                    .entry(plans[v as usize].branch)
-                    .or_default()
-                    .cancels
-                    .push(v),
+                Event::Poll => due.polls.push(v),
+                Event::RegistrationDone => due.registered.push(v),
+                Event::Confirm => due.by_branch.entry(branch).or_default().confirms.push(v),
+                Event::Cancel => due.by_branch.entry(branch).or_default().cancels.push(v),
             }
         }
-        // 2. Registrations done: free the active place (parallel).
-        let finish = |&v: &u32| {
+        due
+    }
+
+    /// 2. Registrations done: free the active place (parallel).
+    fn finish_registrations(&self, registered: &[u32]) {
+        let (room, visitors) = (&self.room, &self.visitors);
+        self.maybe_parallel(registered, |&v| {
             let token = visitors[v as usize]
                 .ticket
                 .expect("a registering visitor has a pass");
             room.finish(token)
                 .expect("a registering visitor's pass is live");
-        };
-        if registered.len() >= PARALLEL_MIN {
-            pool.install(|| registered.par_iter().for_each(finish));
-        } else {
-            registered.iter().for_each(finish);
+        });
+        self.calls
+            .fetch_add(registered.len() as u64, Ordering::Relaxed);
+    }
+
+    /// 3. Book work by branch (parallel across branches, a fixed order within one): those who
+    /// just registered ask for the earliest slot after the tick's cancellations and confirmations.
+    fn book_work(
+        &mut self,
+        now: u64,
+        registered: &[u32],
+        mut by_branch: BTreeMap<u32, BranchWork>,
+    ) {
+        for &v in registered {
+            let branch = self.plans[v as usize].branch;
+            by_branch.entry(branch).or_default().reserves.push(v);
         }
-        calls.fetch_add(registered.len() as u64, Ordering::Relaxed);
-        for &v in &registered {
-            by_branch
-                .entry(plans[v as usize].branch)
-                .or_default()
-                .reserves
-                .push(v);
-        }
-        // 3. Book work by branch (parallel across branches, fixed order within one).
         let groups: Vec<(u32, BranchWork)> = by_branch.into_iter().collect();
-        let work: usize = groups
-            .iter()
-            .map(|(_, w)| w.cancels.len() + w.confirms.len() + w.reserves.len())
-            .sum();
-        let per_branch = |(branch, work): &(u32, BranchWork)| {
-            let mut out = Vec::new();
-            for &v in &work.cancels {
-                let hold = visitors[v as usize].hold.expect("a booking to cancel");
-                out.push((v, BookResult::Cancelled(book.release(hold).is_ok())));
-            }
-            for &v in &work.confirms {
-                let hold = visitors[v as usize].hold.expect("a hold to confirm");
-                out.push((
-                    v,
-                    BookResult::Confirmed(book.confirm(hold).map(|b| b.slot).ok()),
-                ));
-            }
-            for &v in &work.reserves {
-                let r = book.reserve_earliest(
-                    BranchId(*branch),
-                    0..slots_per_branch,
-                    ApplicantId(u64::from(v)),
-                );
-                out.push((v, BookResult::Reserved(r.map(|h| (h.token, h.slot)))));
-            }
-            out
-        };
-        let results: Vec<Vec<(u32, BookResult)>> = if work >= PARALLEL_MIN {
-            pool.install(|| groups.par_iter().map(per_branch).collect())
-        } else {
-            groups.iter().map(per_branch).collect()
-        };
+        let (book, visitors, slots) = (&self.book, &self.visitors, self.slots_per_branch);
+        let results = self.maybe_parallel(&groups, |(branch, work)| {
+            branch_work(book, visitors, slots, *branch, work)
+        });
         for (v, r) in results.into_iter().flatten() {
-            calls.fetch_add(1, Ordering::Relaxed);
-            let p = plans[v as usize];
-            let me = &mut visitors[v as usize];
-            match r {
-                BookResult::Cancelled(ok) => {
-                    if ok {
-                        *booked
-                            .get_mut(&(p.branch, me.slot))
-                            .expect("cancelled a booking we counted") -= 1;
-                        bookings_now -= 1;
-                        report.cancelled += 1;
-                    }
-                }
-                BookResult::Confirmed(slot) => {
-                    if let Some(slot) = slot {
-                        *booked.entry((p.branch, slot)).or_default() += 1;
-                        bookings_now += 1;
-                        confirmed += 1;
-                        if p.cancels {
-                            schedule(&mut wheel, now + p.cancel_after_ns, v, Event::Cancel);
-                        }
-                    }
-                }
-                BookResult::Reserved(Ok((token, slot))) => {
-                    holds_granted += 1;
-                    me.hold = Some(token);
-                    me.slot = slot;
-                    if p.confirms {
-                        schedule(&mut wheel, now + p.think_ns, v, Event::Confirm);
-                    }
-                }
-                BookResult::Reserved(Err(ReserveError::NoneAvailable)) => report.no_slot += 1,
-                BookResult::Reserved(Err(e)) => panic!("reserve_earliest: {e}"),
-            }
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.apply_book_result(now, v, r);
         }
-        // 4. Check-ins (parallel).
-        let poll = |&v: &u32| {
+    }
+
+    /// Updates the simulation's ledger and plans the visitor's next step from a book call.
+    fn apply_book_result(&mut self, now: u64, v: u32, r: BookResult) {
+        let p = self.plans[v as usize];
+        match r {
+            BookResult::Cancelled(ok) => {
+                if ok {
+                    let slot = self.visitors[v as usize].slot;
+                    *self
+                        .booked
+                        .get_mut(&(p.branch, slot))
+                        .expect("cancelled a booking we counted") -= 1;
+                    self.bookings_now -= 1;
+                    self.report.cancelled += 1;
+                }
+            }
+            BookResult::Confirmed(slot) => {
+                if let Some(slot) = slot {
+                    *self.booked.entry((p.branch, slot)).or_default() += 1;
+                    self.bookings_now += 1;
+                    self.confirmed += 1;
+                    if p.cancels {
+                        self.schedule(now + p.cancel_after_ns, v, Event::Cancel);
+                    }
+                }
+            }
+            BookResult::Reserved(Ok((token, slot))) => {
+                self.holds_granted += 1;
+                let me = &mut self.visitors[v as usize];
+                me.hold = Some(token);
+                me.slot = slot;
+                if p.confirms {
+                    self.schedule(now + p.think_ns, v, Event::Confirm);
+                }
+            }
+            BookResult::Reserved(Err(ReserveError::NoneAvailable)) => self.report.no_slot += 1,
+            BookResult::Reserved(Err(e)) => panic!("reserve_earliest: {e}"),
+        }
+    }
+
+    /// 4. Check-ins (parallel): admitted visitors start registering; waiting ones check in
+    /// again at their ETA (or sooner), unless they run out of patience and stop.
+    fn check_ins(&mut self, now: u64, polls: &[u32]) {
+        let (room, visitors) = (&self.room, &self.visitors);
+        let polled: Vec<(u32, Result<Entry, PollError>)> = self.maybe_parallel(polls, |&v| {
+            let ticket = visitors[v as usize].ticket;
             (
                 v,
-                room.poll(
-                    visitors[v as usize]
-                        .ticket
-                        .expect("a waiting visitor has a ticket"),
-                ),
+                room.poll(ticket.expect("a waiting visitor has a ticket")),
             )
-        };
-        let polled: Vec<(u32, Result<Entry, PollError>)> = if polls.len() >= PARALLEL_MIN {
-            pool.install(|| polls.par_iter().map(poll).collect())
-        } else {
-            polls.iter().map(poll).collect()
-        };
-        calls.fetch_add(polled.len() as u64, Ordering::Relaxed);
+        });
+        self.calls.fetch_add(polled.len() as u64, Ordering::Relaxed);
         for (v, r) in polled {
-            let p = plans[v as usize];
+            let p = self.plans[v as usize];
+            let joined_ns = self.visitors[v as usize].joined_ns;
             match r {
                 Ok(Entry::Admitted(pass)) => {
-                    let ttl = Duration::from_secs_f64(cfg.pass_ttl_secs);
+                    let ttl = Duration::from_secs_f64(self.cfg.pass_ttl_secs);
                     let admitted_at = (pass.expires_at - ttl).as_nanos() as u64;
-                    waits.push(admitted_at - visitors[v as usize].joined_ns);
-                    registrations += 1;
-                    schedule(&mut wheel, now + p.register_ns, v, Event::RegistrationDone);
+                    self.waits.push(admitted_at - joined_ns);
+                    self.registrations += 1;
+                    self.schedule(now + p.register_ns, v, Event::RegistrationDone);
                 }
                 Ok(Entry::Waiting(ticket)) => {
-                    let waited = now - visitors[v as usize].joined_ns;
-                    if waited < p.patience_ns {
+                    if now - joined_ns < p.patience_ns {
                         // Like `WaitingRoom::wait`: check in at the ETA, or sooner if a check-in
                         // is due first.
-                        let eta = (ticket.eta.as_nanos() as u64).max(tick_ns);
-                        schedule(
-                            &mut wheel,
-                            now + eta.min(secs(cfg.poll_every_secs)),
-                            v,
-                            Event::Poll,
-                        );
+                        let eta = (ticket.eta.as_nanos() as u64).max(self.tick_ns);
+                        let every = secs(self.cfg.poll_every_secs);
+                        self.schedule(now + eta.min(every), v, Event::Poll);
                     }
                     // Else: this visitor gives up, stops checking in, and lapses.
                 }
                 Err(e) => panic!("a visitor who checks in on time lost its ticket: {e}"),
             }
         }
-        // 5. Once a simulated second: sweep and sample.
-        let stats = room.stats();
-        calls.fetch_add(1, Ordering::Relaxed);
-        report.peak_line = report.peak_line.max(stats.waiting);
-        if tick.is_multiple_of(per_sample) {
-            book.sweep();
-            calls.fetch_add(1, Ordering::Relaxed);
-            report.samples.push(Sample {
-                t_secs: now as f64 / NS,
-                waiting: stats.waiting,
-                admissions_per_sec: stats.admitted_total - last_admitted,
-                bookings: bookings_now,
-            });
-            last_admitted = stats.admitted_total;
-            progress(next_arrival as u64, plans.len() as u64);
-        }
-        if next_arrival == plans.len() && wheel.is_empty() && stats.waiting == 0 {
-            report.admitted = stats.admitted_total;
-            report.gave_up = stats.dropped_total;
-            report.simulated_secs = now as f64 / NS;
-            break;
-        }
-        // Jump to the next tick with work: an arrival, an event, or a sample. (The room admits at
-        // exact instants whether or not anybody calls, so skipping idle ticks changes nothing.)
-        let mut next = (tick / per_sample + 1) * per_sample;
-        if let Some((&t, _)) = wheel.first_key_value() {
+    }
+
+    /// 5. Once a simulated second: sweep and sample.
+    fn sample(&mut self, now: u64, stats: &surgegate::RoomStats) {
+        self.book.sweep();
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.report.samples.push(Sample {
+            t_secs: now as f64 / NS,
+            waiting: stats.waiting,
+            admissions_per_sec: stats.admitted_total - self.last_admitted,
+            bookings: self.bookings_now,
+        });
+        self.last_admitted = stats.admitted_total;
+    }
+
+    /// Jumps to the next tick with work: an arrival, an event, or a sample. (The room admits at
+    /// exact instants whether or not anybody calls, so skipping idle ticks changes nothing.)
+    fn skip_to_next_tick(&mut self) {
+        let tick = self.tick;
+        let mut next = (tick / self.per_sample + 1) * self.per_sample;
+        if let Some((&t, _)) = self.wheel.first_key_value() {
             next = next.min(t);
         }
-        if let Some(p) = plans.get(next_arrival) {
-            next = next.min(p.arrival_ns.div_ceil(tick_ns));
+        if let Some(p) = self.plans.get(self.next_arrival) {
+            next = next.min(p.arrival_ns.div_ceil(self.tick_ns));
         }
         let next = next.max(tick + 1);
-        clock.advance(Duration::from_nanos(tick_ns * (next - tick)));
-        tick = next;
+        self.clock
+            .advance(Duration::from_nanos(self.tick_ns * (next - tick)));
+        self.tick = next;
     }
-    // Let every abandoned hold run out, then check both structures end to end.
-    clock.advance(Duration::from_secs_f64(cfg.hold_ttl_secs));
-    book.sweep();
-    room.check_invariants().expect("room invariants at the end");
-    let totals = book.check_invariants().expect("book invariants at the end");
-    assert_eq!(totals.holds, 0, "every unconfirmed hold has expired");
-    assert_eq!(
-        totals.bookings, bookings_now,
-        "the book and the simulation agree on bookings"
-    );
-    calls.fetch_add(2, Ordering::Relaxed);
 
-    report.bookings = bookings_now;
-    report.unused_passes = report.admitted - registrations;
-    report.holds_expired = holds_granted - confirmed;
-    report.appointments_offered = appointments_offered;
-    report.overbooked = booked
-        .iter()
-        .filter(|&(&(b, _), &n)| n > caps[b as usize])
-        .count() as u64;
-    waits.sort_unstable();
-    report.wait_p50_s = percentile(&waits, 50.0);
-    report.wait_p95_s = percentile(&waits, 95.0);
-    report.wait_p99_s = percentile(&waits, 99.0);
-    report.wait_max_s = percentile(&waits, 100.0);
-    let wall_secs = wall.elapsed().as_secs_f64();
-    report.library_calls = calls.load(Ordering::Relaxed);
-    report.wall_secs = wall_secs;
-    report.calls_per_sec = report.library_calls as f64 / wall_secs;
+    /// Lets every abandoned hold run out, checks both structures end to end, and fills in the
+    /// report, with the reject-when-over-rate front door on the same arrivals beside it.
+    fn finish(mut self, wall: Instant) -> Report {
+        self.clock
+            .advance(Duration::from_secs_f64(self.cfg.hold_ttl_secs));
+        self.book.sweep();
+        self.room
+            .check_invariants()
+            .expect("room invariants at the end");
+        let totals = self
+            .book
+            .check_invariants()
+            .expect("book invariants at the end");
+        assert_eq!(totals.holds, 0, "every unconfirmed hold has expired");
+        assert_eq!(
+            totals.bookings, self.bookings_now,
+            "the book and the simulation agree on bookings"
+        );
+        self.calls.fetch_add(2, Ordering::Relaxed);
 
-    let baseline = baseline(cfg, &plans);
-    report.reject_baseline_admitted = baseline.admitted;
-    report.reject_baseline_rejected = baseline.turned_away;
-    report.reject_baseline_refusals = baseline.refusals;
-    report.reject_baseline_wait_p50_s = baseline.wait_p50_s;
-    report.reject_baseline_wait_p99_s = baseline.wait_p99_s;
-    report
+        let caps = &self.caps;
+        let report = &mut self.report;
+        report.bookings = self.bookings_now;
+        report.unused_passes = report.admitted - self.registrations;
+        report.holds_expired = self.holds_granted - self.confirmed;
+        report.overbooked = self
+            .booked
+            .iter()
+            .filter(|&(&(b, _), &n)| n > caps[b as usize])
+            .count() as u64;
+        self.waits.sort_unstable();
+        report.wait_p50_s = percentile(&self.waits, 50.0);
+        report.wait_p95_s = percentile(&self.waits, 95.0);
+        report.wait_p99_s = percentile(&self.waits, 99.0);
+        report.wait_max_s = percentile(&self.waits, 100.0);
+        let wall_secs = wall.elapsed().as_secs_f64();
+        report.library_calls = self.calls.load(Ordering::Relaxed);
+        report.wall_secs = wall_secs;
+        report.calls_per_sec = report.library_calls as f64 / wall_secs;
+
+        let baseline = baseline(self.cfg, &self.plans);
+        report.reject_baseline_admitted = baseline.admitted;
+        report.reject_baseline_rejected = baseline.turned_away;
+        report.reject_baseline_refusals = baseline.refusals;
+        report.reject_baseline_wait_p50_s = baseline.wait_p50_s;
+        report.reject_baseline_wait_p99_s = baseline.wait_p99_s;
+        self.report
+    }
+}
+
+/// One branch's book calls in one tick, on one thread: cancellations, confirmations, then
+/// reservations of the earliest slot.
+fn branch_work(
+    book: &SlotBook<ManualClock>,
+    visitors: &[Visitor],
+    slots_per_branch: u32,
+    branch: u32,
+    work: &BranchWork,
+) -> Vec<(u32, BookResult)> {
+    let mut out = Vec::new();
+    for &v in &work.cancels {
+        let hold = visitors[v as usize].hold.expect("a booking to cancel");
+        out.push((v, BookResult::Cancelled(book.release(hold).is_ok())));
+    }
+    for &v in &work.confirms {
+        let hold = visitors[v as usize].hold.expect("a hold to confirm");
+        let slot = book.confirm(hold).map(|b| b.slot).ok();
+        out.push((v, BookResult::Confirmed(slot)));
+    }
+    for &v in &work.reserves {
+        let applicant = ApplicantId(u64::from(v));
+        let r = book.reserve_earliest(BranchId(branch), 0..slots_per_branch, applicant);
+        out.push((v, BookResult::Reserved(r.map(|h| (h.token, h.slot)))));
+    }
+    out
 }
 
 /// One branch's book work in one tick, in the order it is done.

@@ -110,13 +110,8 @@ pub(crate) fn replay_segment(
     apply: &mut dyn FnMut(Change) -> Result<(), Refusal>,
 ) -> Result<Replayed, ReplayError> {
     let bytes = fs::read(path).map_err(io_error(path, "reading the journal segment"))?;
-    let corrupt = |offset: usize, reason: String| ReplayError::Corrupt {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        reason,
-    };
-    let header = match SegmentHeader::decode(&bytes) {
-        Ok(h) => h,
+    match SegmentHeader::decode(&bytes) {
+        Ok(header) => check_header(path, &header, seq, first_lsn)?,
         // A crash right after creating the newest segment can leave its header unwritten.
         Err(_) if newest && (bytes.len() < SEGMENT_HEADER || bytes.iter().all(|&b| b == 0)) => {
             write_fresh_header(path, seq, first_lsn)?;
@@ -127,26 +122,7 @@ pub(crate) fn replay_segment(
                 torn_bytes: bytes.len().saturating_sub(SEGMENT_HEADER) as u64,
             });
         }
-        Err(reason) => return Err(corrupt(0, reason.to_string())),
-    };
-    if header.seq != seq {
-        return Err(corrupt(
-            0,
-            format!(
-                "the header names segment {} but the file name {seq}",
-                header.seq
-            ),
-        ));
-    }
-    if header.first_lsn != first_lsn {
-        return Err(corrupt(
-            0,
-            format!(
-                "the segment starts at record {} but the journal before it ends at record {}",
-                header.first_lsn,
-                first_lsn - 1
-            ),
-        ));
+        Err(reason) => return Err(corrupt(path, 0, reason.to_string())),
     }
     let mut at = SEGMENT_HEADER;
     let mut lsn = first_lsn;
@@ -156,21 +132,12 @@ pub(crate) fn replay_segment(
                 lsn: found,
                 change,
                 len,
-            } if found == lsn => match apply(change) {
-                Ok(()) => {
-                    at += len;
-                    lsn += 1;
-                    continue;
-                }
-                Err(Refusal::Corrupt(reason)) => return Err(corrupt(at, reason)),
-                Err(Refusal::Incompatible(reason)) => {
-                    return Err(ReplayError::Incompatible {
-                        path: path.to_path_buf(),
-                        offset: at as u64,
-                        reason,
-                    });
-                }
-            },
+            } if found == lsn => {
+                apply(change).map_err(|refusal| refused(path, at, refusal))?;
+                at += len;
+                lsn += 1;
+                continue;
+            }
             Decoded::Record { lsn: found, .. } => {
                 format!("record number {found} where record {lsn} was due")
             }
@@ -178,29 +145,73 @@ pub(crate) fn replay_segment(
             Decoded::Bad(reason) => reason.to_string(),
         };
         if !newest || intact_record_after(&bytes, at, lsn) {
-            return Err(corrupt(at, problem));
+            return Err(corrupt(path, at, problem));
         }
-        // A torn tail: cut it off so that appending continues after the last intact record.
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_error(path, "opening the segment to cut its torn tail"))?;
-        file.set_len(at as u64)
-            .and_then(|()| file.sync_all())
-            .map_err(io_error(path, "cutting the torn tail"))?;
-        return Ok(Replayed {
-            len: at as u64,
-            next_lsn: lsn,
-            records: lsn - first_lsn,
-            torn_bytes: (bytes.len() - at) as u64,
-        });
+        cut_torn_tail(path, at)?;
+        break;
     }
     Ok(Replayed {
         len: at as u64,
         next_lsn: lsn,
         records: lsn - first_lsn,
-        torn_bytes: 0,
+        torn_bytes: (bytes.len() - at) as u64,
     })
+}
+
+fn corrupt(path: &Path, offset: usize, reason: String) -> ReplayError {
+    ReplayError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    }
+}
+
+/// The error for a record at `offset` that the book refused.
+fn refused(path: &Path, offset: usize, refusal: Refusal) -> ReplayError {
+    match refusal {
+        Refusal::Corrupt(reason) => corrupt(path, offset, reason),
+        Refusal::Incompatible(reason) => ReplayError::Incompatible {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        },
+    }
+}
+
+/// The header names this segment and continues the record numbers of the one before it.
+fn check_header(
+    path: &Path,
+    header: &SegmentHeader,
+    seq: u64,
+    first_lsn: u64,
+) -> Result<(), ReplayError> {
+    if header.seq != seq {
+        let reason = format!(
+            "the header names segment {} but the file name {seq}",
+            header.seq
+        );
+        return Err(corrupt(path, 0, reason));
+    }
+    if header.first_lsn != first_lsn {
+        let reason = format!(
+            "the segment starts at record {} but the journal before it ends at record {}",
+            header.first_lsn,
+            first_lsn - 1
+        );
+        return Err(corrupt(path, 0, reason));
+    }
+    Ok(())
+}
+
+/// Cuts a torn tail off at `at`, so that appending continues after the last intact record.
+fn cut_torn_tail(path: &Path, at: usize) -> Result<(), IoFailure> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error(path, "opening the segment to cut its torn tail"))?;
+    file.set_len(at as u64)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path, "cutting the torn tail"))
 }
 
 /// Whether an intact record numbered `min_lsn` or later starts anywhere at or after `from`:
