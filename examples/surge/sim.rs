@@ -462,7 +462,7 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// 1. Arrivals, in arrival order, on this thread.
+    /// Phase 1: arrivals, in arrival order, on this thread.
     fn arrivals(&mut self, now: u64) {
         while self.next_arrival < self.plans.len()
             && self.plans[self.next_arrival].arrival_ns <= now
@@ -509,7 +509,7 @@ impl<'a> Sim<'a> {
         due
     }
 
-    /// 2. Registrations done: free the active place (parallel).
+    /// Phase 2: registrations done free their active place (parallel).
     fn finish_registrations(&self, registered: &[u32]) {
         let (room, visitors) = (&self.room, &self.visitors);
         self.maybe_parallel(registered, |&v| {
@@ -523,7 +523,7 @@ impl<'a> Sim<'a> {
             .fetch_add(registered.len() as u64, Ordering::Relaxed);
     }
 
-    /// 3. Book work by branch (parallel across branches, a fixed order within one): those who
+    /// Phase 3: book work by branch (parallel across branches, a fixed order within one): those who
     /// just registered ask for the earliest slot after the tick's cancellations and confirmations.
     fn book_work(
         &mut self,
@@ -585,7 +585,7 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// 4. Check-ins (parallel): admitted visitors start registering; waiting ones check in
+    /// Phase 4: check-ins (parallel); admitted visitors start registering; waiting ones check in
     /// again at their ETA (or sooner), unless they run out of patience and stop.
     fn check_ins(&mut self, now: u64, polls: &[u32]) {
         let (room, visitors) = (&self.room, &self.visitors);
@@ -623,7 +623,7 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// 5. Once a simulated second: sweep and sample.
+    /// Phase 5, once a simulated second: sweep and sample.
     fn sample(&mut self, now: u64, stats: &surgegate::RoomStats) {
         self.book.sweep();
         self.calls.fetch_add(1, Ordering::Relaxed);
