@@ -67,6 +67,40 @@ impl<T> Mutex<T> {
     }
 }
 
+/// A condition variable for [`Mutex`], loom's under `--cfg loom`.
+#[derive(Debug, Default)]
+pub(crate) struct Condvar {
+    #[cfg(not(loom))]
+    inner: parking_lot::Condvar,
+    #[cfg(loom)]
+    inner: loom::sync::Condvar,
+}
+
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Unlocks `guard`, sleeps until notified, and locks again. Wake-ups may be spurious: the
+    /// caller re-checks its condition in a loop.
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        #[cfg(not(loom))]
+        {
+            let mut guard = guard;
+            self.inner.wait(&mut guard);
+            guard
+        }
+        #[cfg(loom)]
+        {
+            self.inner.wait(guard).unwrap_or_else(|p| p.into_inner())
+        }
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.inner.notify_all();
+    }
+}
+
 /// A hasher state for the crate's hash tables: random keys normally; fixed keys under loom, whose
 /// model checker replays schedules and needs every execution to touch the same objects.
 pub(crate) fn random_state() -> ahash::RandomState {

@@ -13,9 +13,8 @@
 //! flight, so records reach the file in batch order and their sequence numbers stay contiguous.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 
 use super::format::{Change, encode_record};
 use super::io::SegmentIo;
@@ -114,7 +113,7 @@ impl Committer {
                 break;
             }
             // The open batch is full: wait for a leader to take it.
-            self.done.wait(&mut g);
+            g = self.done.wait(g);
         }
         let mine = g.open_id;
         g.open.push(change);
@@ -135,16 +134,12 @@ impl Committer {
             if !g.leading && g.open_id == mine {
                 return self.lead(g, mine);
             }
-            self.done.wait(&mut g);
+            g = self.done.wait(g);
         }
     }
 
     /// Writes the open batch `id` as its leader and publishes the outcome.
-    fn lead(
-        &self,
-        mut g: parking_lot::MutexGuard<'_, Gather>,
-        id: u64,
-    ) -> Result<(), JournalError> {
+    fn lead(&self, mut g: MutexGuard<'_, Gather>, id: u64) -> Result<(), JournalError> {
         g.leading = true;
         let batch = std::mem::take(&mut g.open);
         g.open_id += 1;
@@ -248,5 +243,158 @@ impl Committer {
     /// Whether the journal has stopped.
     pub(crate) fn stopped(&self) -> Option<JournalError> {
         self.gather.lock().stopped
+    }
+}
+
+/// loom models of group commit, over an in-memory segment that can fail its fsyncs. Run with
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::io;
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    use super::*;
+    use crate::journal::format::{Decoded, decode_record};
+
+    /// What reached the in-memory segment.
+    #[derive(Default)]
+    struct Disk {
+        bytes: Vec<u8>,
+        /// Bytes known to be on stable storage.
+        synced: usize,
+        /// The fsync (counting from 1) that fails, if any.
+        fail_sync: Option<u32>,
+        syncs: u32,
+        /// Set once an fsync failed: any write after it breaks "nothing after it".
+        sync_failed: bool,
+        written_after_failure: bool,
+    }
+
+    struct MemSegment(Arc<StdMutex<Disk>>);
+
+    impl SegmentIo for MemSegment {
+        fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+            let mut d = self.0.lock().unwrap();
+            d.written_after_failure |= d.sync_failed;
+            d.bytes.truncate(offset as usize);
+            d.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            let mut d = self.0.lock().unwrap();
+            d.syncs += 1;
+            if d.fail_sync == Some(d.syncs) {
+                d.sync_failed = true;
+                return Err(io::Error::other("injected fsync failure"));
+            }
+            if !d.sync_failed {
+                d.synced = d.bytes.len();
+            }
+            Ok(())
+        }
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            let mut d = self.0.lock().unwrap();
+            d.bytes.truncate(len as usize);
+            d.synced = d.synced.min(len as usize);
+            Ok(())
+        }
+    }
+
+    /// The changes in the synced prefix of the segment.
+    fn synced_changes(disk: &StdMutex<Disk>) -> Vec<Change> {
+        let d = disk.lock().unwrap();
+        let mut at = 0;
+        let mut out = Vec::new();
+        while let Decoded::Record { change, len, .. } = decode_record(&d.bytes[at..d.synced]) {
+            out.push(change);
+            at += len;
+        }
+        out
+    }
+
+    fn change(n: u32) -> Change {
+        Change::Capacity {
+            branch: n,
+            slot: 0,
+            capacity: 1,
+        }
+    }
+
+    /// Three callers commit at once; the `fail_sync`-th fsync fails (or none).
+    fn run(fail_sync: Option<u32>) {
+        let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = executions.clone();
+        loom::model(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let disk = Arc::new(StdMutex::new(Disk {
+                fail_sync,
+                ..Disk::default()
+            }));
+            let segment = Box::new(MemSegment(disk.clone()));
+            let committer = Arc::new(Committer::new(
+                Active::new(segment, 1, 0, 1),
+                Durability::Fsync,
+                8,
+            ));
+            let callers: Vec<_> = (0..3)
+                .map(|n| {
+                    let (committer, disk) = (committer.clone(), disk.clone());
+                    loom::thread::spawn(move || {
+                        let result = committer.commit(change(n));
+                        // `Ok` only once the caller's batch is synced.
+                        if result.is_ok() {
+                            assert!(
+                                synced_changes(&disk).contains(&change(n)),
+                                "caller {n} got Ok before its record was synced"
+                            );
+                        }
+                        result
+                    })
+                })
+                .collect();
+            let results: Vec<_> = callers.into_iter().map(|h| h.join().unwrap()).collect();
+            let d = disk.lock().unwrap();
+            assert!(
+                !d.written_after_failure,
+                "a batch was written after a failed fsync"
+            );
+            if d.sync_failed {
+                // Every caller whose record is not synced failed; none after the failure got Ok.
+                let synced = {
+                    drop(d);
+                    synced_changes(&disk)
+                };
+                for (n, r) in results.iter().enumerate() {
+                    let in_synced = synced.contains(&change(n as u32));
+                    assert_eq!(r.is_ok(), in_synced, "caller {n}: {r:?}");
+                }
+                assert!(
+                    results
+                        .iter()
+                        .any(|r| matches!(r, Err(JournalError::Sync(_))))
+                );
+            } else {
+                assert!(results.iter().all(Result::is_ok), "{results:?}");
+            }
+        });
+        println!(
+            "loom model group commit, fsync {fail_sync:?} fails: {} executions",
+            executions.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+
+    #[test]
+    fn loom_group_commit_acknowledges_only_synced_batches() {
+        run(None);
+    }
+
+    #[test]
+    fn loom_group_commit_a_failed_first_fsync_fails_its_batch_and_everything_after() {
+        run(Some(1));
+    }
+
+    #[test]
+    fn loom_group_commit_a_failed_second_fsync_fails_its_batch_and_everything_after() {
+        run(Some(2));
     }
 }
