@@ -665,3 +665,86 @@ fn the_room_remembers_its_most_recent_lapses_and_forgets_the_oldest() {
     }
     assert_eq!(room.stats().dropped_total, 5);
 }
+
+#[test]
+fn one_call_replays_a_bounded_number_of_events_and_the_room_catches_up_exactly() {
+    use surgegate::room::MAX_EVENTS_PER_CALL;
+    let clock = ManualClock::new();
+    let build = |clock: &ManualClock| {
+        WaitingRoom::builder()
+            .rate_per_second(1_000)
+            .burst(1)
+            .max_waiting(1 << 20)
+            .checkin_timeout(Duration::from_secs(30))
+            .clock(clock.clone())
+            .build()
+    };
+    let room = build(&clock);
+    // The same history, replayed all at once by a reference room: the same joins at the same
+    // times, observed only at the end.
+    let reference_clock = ManualClock::new();
+    let reference = build(&reference_clock);
+    let n = 3 * MAX_EVENTS_PER_CALL as u64;
+    for i in 0..n {
+        room.join(v(i)).unwrap();
+        reference.join(v(i)).unwrap();
+    }
+    let at_start = room.stats();
+    let mut before = at_start.admitted_total + at_start.dropped_total;
+    // An hour of silence: every waiting visitor's check-in lapses (and some are admitted first).
+    clock.advance(Duration::from_secs(3_600));
+    reference_clock.advance(Duration::from_secs(3_600));
+
+    // A newcomer joins during the catch-up and checks in on time: it must never lapse.
+    let newcomer = waiting(room.join(v(n)));
+    let mut calls = 1;
+    loop {
+        room.check_invariants().unwrap();
+        let s = room.stats();
+        calls += 1;
+        let ended = s.admitted_total + s.dropped_total;
+        // Two calls (the last poll or join, and this stats) since the last look.
+        assert!(
+            ended - before <= 2 * MAX_EVENTS_PER_CALL as u64,
+            "two calls replayed {} events",
+            ended - before
+        );
+        before = ended;
+        assert!(room.poll(newcomer.token).is_ok(), "the newcomer lapsed");
+        calls += 1;
+        if s.waiting <= 1 {
+            break;
+        }
+        assert!(calls < 100, "the room does not catch up");
+    }
+    assert!(calls > 3, "the backlog was replayed in one call");
+    // The history is the one an uninterrupted replay gives (the newcomer aside): the reference
+    // room is observed only after the hour, by calls that do nothing but replay.
+    let mut r = reference.stats();
+    while r.waiting > 0 {
+        r = reference.stats();
+    }
+    let s = room.stats();
+    assert_eq!(s.admitted_total, r.admitted_total + 1);
+    assert_eq!(s.dropped_total, r.dropped_total);
+    room.check_invariants().unwrap();
+}
+
+#[test]
+fn ended_memory_is_bounded() {
+    let build = |n: usize| {
+        WaitingRoom::builder()
+            .ended_memory(n)
+            .clock(ManualClock::new())
+            .try_build()
+    };
+    assert!(build(1 << 22).is_ok());
+    assert!(matches!(
+        build((1 << 22) + 1),
+        Err(RoomConfigError::EndedMemory(n)) if n == (1 << 22) + 1
+    ));
+    assert!(matches!(
+        build(usize::MAX),
+        Err(RoomConfigError::EndedMemory(_))
+    ));
+}

@@ -5,7 +5,7 @@ use super::*;
 
 impl Core {
     pub(super) fn check(&self) -> Result<(), InvariantViolation> {
-        let now = self.now_ns;
+        let now = self.settled_ns();
         self.line.check(now, "line").map_err(InvariantViolation)?;
         self.prequeue
             .check(now, "pre-queue")
@@ -50,8 +50,10 @@ impl Core {
             self.passes_finished,
             self.passes_lapsed
         );
-        // Idle capacity is never wasted: if the head could be admitted now, it would have been.
-        if !self.paused
+        // Idle capacity is never wasted: if the head could be admitted now, it would have been
+        // (unless the room is still catching up, and that admission is among the events left).
+        if !self.behind
+            && !self.paused
             && self.opening.is_none()
             && self.line.waiting() > 0
             && self.passes.len() < self.max_active as usize

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use super::*;
 
+/// The most lapsed tokens a room remembers.
+const MAX_ENDED_MEMORY: usize = 1 << 22;
+
 /// Builds a [`WaitingRoom`]. Every setting has a default; see each setter.
 #[derive(Clone, Debug)]
 #[must_use]
@@ -87,7 +90,9 @@ impl<C: Clock> WaitingRoomBuilder<C> {
 
     /// How many lapsed tokens (silent tickets, passes that ran out) the room remembers, so that
     /// polling one says `Expired` rather than `UnknownToken`. Default 65 536 (about 1.7 MiB at
-    /// most). Finished tokens answer `UnknownToken` either way and are not kept.
+    /// most); 0 to 2^22 (about 110 MiB), counted by
+    /// [`WaitingRoom::heap_bytes`](crate::WaitingRoom::heap_bytes). Finished tokens answer
+    /// `UnknownToken` either way and are not kept.
     pub fn ended_memory(mut self, tokens: usize) -> Self {
         self.settings.ended_memory = tokens;
         self
@@ -124,6 +129,9 @@ impl<C: Clock> WaitingRoomBuilder<C> {
                 self.settings.checkin_timeout,
             ));
         }
+        if self.settings.ended_memory > MAX_ENDED_MEMORY {
+            return Err(RoomConfigError::EndedMemory(self.settings.ended_memory));
+        }
         if self.settings.pass_ttl < ms || self.settings.pass_ttl > Duration::from_secs(7 * 86_400) {
             return Err(RoomConfigError::PassTtl(self.settings.pass_ttl));
         }
@@ -148,6 +156,8 @@ impl<C: Clock> WaitingRoomBuilder<C> {
                 passes: Passes::new(),
                 lapsed: LapsedTokens::new(self.settings.ended_memory),
                 now_ns: start_ns,
+                clock_ns: start_ns,
+                behind: false,
                 admitted_total: 0,
                 dropped_total: 0,
                 left_total: 0,

@@ -57,4 +57,7 @@ pub enum RoomConfigError {
     /// `pass_ttl` is zero or longer than a week.
     #[error("pass_ttl must be between 1 ms and 7 days, got {0:?}")]
     PassTtl(Duration),
+    /// `ended_memory` is above 2^22 tokens.
+    #[error("ended_memory must be at most 4194304 tokens, got {0}")]
+    EndedMemory(usize),
 }

@@ -46,6 +46,7 @@ pub use builder::WaitingRoomBuilder;
 pub use draw::prequeue_order;
 pub use error::{JoinError, PollError, RoomConfigError};
 pub use gcra::{Gcra, MAX_RATE};
+pub use state::MAX_EVENTS_PER_CALL;
 pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
 
 /// A fair, exact admission queue for a surge of visitors.
@@ -96,8 +97,20 @@ pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
 ///    from admissions falling on whole nanoseconds).
 ///
 /// All methods take `&self`; the room's state sits behind one lock, and every call is
-/// O(log n) in the number waiting (amortized), plus whatever admissions, lapses and pass
-/// expiries fell due since the previous call.
+/// O(log n) in the number waiting (amortized), plus the admissions, lapses and pass expiries
+/// that fell due since the previous call, at most [`MAX_EVENTS_PER_CALL`] of them.
+///
+/// # After a long idle spell
+///
+/// The room has no thread: what fell due while nobody called is replayed by the next calls, in
+/// time order, at most [`MAX_EVENTS_PER_CALL`] events per call (a few milliseconds). A room left
+/// alone for an hour with a million waiting (whose check-ins all lapsed) therefore catches up
+/// over about 120 calls rather than in one call of a second. While it catches up, its time lags
+/// the clock: each call is answered as of the room's time, every rule holds on that time, the
+/// history is the one an immediate replay would have produced, and an operator's change applies
+/// at the room's time. Joins and check-ins take their deadlines from the clock, so a visitor who
+/// checks in on time is never dropped for the room's delay (one whose check-in had lapsed by the
+/// clock, but not yet by the room's time, keeps their place).
 pub struct WaitingRoom<C = SystemClock> {
     clock: C,
     core: Mutex<Core>,
@@ -364,10 +377,13 @@ impl<C: Clock> WaitingRoom<C> {
         self.core.lock().check()
     }
 
-    /// Heap bytes held by the room's line, pre-queue and passes (not the lapsed-token memory).
+    /// Heap bytes held by the room's line, pre-queue, passes and lapsed-token memory.
     pub fn heap_bytes(&self) -> usize {
         let core = self.core.lock();
-        core.line.heap_bytes() + core.prequeue.heap_bytes() + core.passes.heap_bytes()
+        core.line.heap_bytes()
+            + core.prequeue.heap_bytes()
+            + core.passes.heap_bytes()
+            + core.lapsed.heap_bytes()
     }
 
     /// The room's clock.

@@ -174,6 +174,10 @@ impl LapsedTokens {
         self.index.insert(token_hash(token), slot as u32);
     }
 
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.ring.capacity() * std::mem::size_of::<u128>() + self.index.heap_bytes()
+    }
+
     pub(crate) fn contains(&self, token: u128) -> bool {
         let ring = &self.ring;
         self.index

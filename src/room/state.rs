@@ -4,6 +4,13 @@
 
 use super::*;
 
+/// The most events (admissions, check-in lapses, pass expiries, an opening's draw) one call
+/// replays before it answers. A room with more due (after a long idle spell with many waiting,
+/// say) catches up over the next calls, this many each; meanwhile its time lags the clock, every
+/// call is answered as of the room's time, and every rule holds on that time; joins and
+/// check-ins take their deadlines from the clock, so nobody lapses for the room's delay.
+pub const MAX_EVENTS_PER_CALL: usize = 8_192;
+
 pub(super) struct Core {
     pub(super) gcra: Gcra,
     pub(super) max_active: u32,
@@ -23,6 +30,10 @@ pub(super) struct Core {
     pub(super) lapsed: LapsedTokens,
     /// The time the room has been advanced to.
     pub(super) now_ns: u64,
+    /// The latest clock reading: `now_ns`, or later while the room is catching up.
+    pub(super) clock_ns: u64,
+    /// Events due at or before `clock_ns` remain to be replayed (see [`MAX_EVENTS_PER_CALL`]).
+    pub(super) behind: bool,
     pub(super) admitted_total: u64,
     pub(super) dropped_total: u64,
     pub(super) left_total: u64,
@@ -58,6 +69,8 @@ impl Core {
     /// Replays every event due at or before `now`, in time order.
     pub(super) fn advance(&mut self, now: u64) {
         let now = now.max(self.now_ns);
+        self.clock_ns = self.clock_ns.max(now);
+        let mut replayed = 0;
         loop {
             let lapse = match (self.line.next_lapse(), self.prequeue.next_lapse()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -79,6 +92,12 @@ impl Core {
             if t > now {
                 break;
             }
+            if replayed == MAX_EVENTS_PER_CALL {
+                // Catch up over the next calls; meanwhile the room's time lags the clock.
+                self.behind = true;
+                return;
+            }
+            replayed += 1;
             self.now_ns = self.now_ns.max(t);
             match event {
                 Event::Lapse => self.lapse_one(),
@@ -88,6 +107,7 @@ impl Core {
             }
         }
         self.now_ns = now;
+        self.behind = false;
         if self.passes.len() <= self.max_active as usize {
             self.lowered_below_active = false;
         }
@@ -183,8 +203,20 @@ impl Core {
         }
     }
 
+    /// The check-in deadline of a join or poll now: from the clock's time, not the room's, so
+    /// that a room catching up never makes a visitor lapse for its own delay.
     pub(super) fn deadline(&self) -> u64 {
-        self.now_ns.saturating_add(self.checkin_timeout_ns)
+        self.clock_ns.saturating_add(self.checkin_timeout_ns)
+    }
+
+    /// The latest time every event before which has been replayed: the room's time, or just
+    /// before it while the room is catching up (events at its very instant may remain).
+    pub(super) fn settled_ns(&self) -> u64 {
+        if self.behind {
+            self.now_ns.saturating_sub(1)
+        } else {
+            self.now_ns
+        }
     }
 
     pub(super) fn join(&mut self, visitor: VisitorId) -> Result<Entry, JoinError> {
