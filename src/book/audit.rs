@@ -74,7 +74,15 @@ impl<C: Clock> SlotBook<C> {
                         "hold {token:032x} missing from the expiry queue"
                     );
                 }
-                State::Booked => {
+                // Being confirmed: a hold that cannot lapse until its confirmation settles (its
+                // queue entry may already have been passed by a sweep).
+                State::Confirming { .. } => {
+                    holds += 1;
+                    counts.0 += 1;
+                    totals.holds += 1;
+                    *per_applicant.entry(r.applicant).or_default() += 1;
+                }
+                State::Booked | State::Cancelling => {
                     counts.1 += 1;
                     totals.bookings += 1;
                     *per_applicant.entry(r.applicant).or_default() += 1;

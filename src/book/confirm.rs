@@ -1,15 +1,12 @@
 //! What happens to a hold: `confirm` turns it into a booking, `release` gives either back.
 
+use super::ledger::Ledger;
 use super::*;
+use crate::journal::JournalError;
 
 impl<C: Clock> SlotBook<C> {
     fn booking_of(token: u128, r: &Record) -> Booking {
-        Booking {
-            token: HoldToken(token),
-            branch: r.branch,
-            slot: r.slot,
-            applicant: r.applicant,
-        }
+        r.booking(token)
     }
 
     /// Turns a live hold into a booking. Confirming a booked token returns the same booking.
@@ -33,24 +30,14 @@ impl<C: Clock> SlotBook<C> {
     /// ```
     pub fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
         match self.journal.as_deref() {
-            // The body is inlined with `None`, so an in-memory book pays one untaken branch.
-            None => self.confirm_in(token, None),
+            // The body is inlined, so an in-memory book pays one untaken branch.
+            None => self.confirm_in_memory(token),
             Some(j) => self.confirm_durable(token, j),
         }
     }
 
-    #[cold]
-    #[inline(never)]
-    fn confirm_durable(&self, token: HoldToken, j: &Journal) -> Result<Booking, ConfirmError> {
-        self.durably(j, || self.confirm_in(token, Some(j)))
-    }
-
     #[inline(always)]
-    fn confirm_in(
-        &self,
-        token: HoldToken,
-        journal: Option<&Journal>,
-    ) -> Result<Booking, ConfirmError> {
+    fn confirm_in_memory(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut guard = shard.ledger.lock();
         let now = guard.clamp_now(self.now_ns());
@@ -59,34 +46,72 @@ impl<C: Clock> SlotBook<C> {
             return Err(ConfirmError::UnknownToken);
         };
         match record.state {
-            State::Booked => Ok(Self::booking_of(token.0, record)),
-            State::Held { expires_ns } if expires_ns <= now => {
-                if let Some(r) = ledger.remove(token.0) {
-                    return_unit(&r);
-                }
-                Err(ConfirmError::Expired)
-            }
-            State::Held { .. } => {
-                let word = record.at.word(record.slot);
-                if let Some(j) = journal {
-                    // Under the shard lock: no release of this token can be journaled before
-                    // its booking, and the hold cannot be reclaimed meanwhile.
-                    j.commit(Change::Booked {
-                        token: token.0,
-                        branch: record.branch.0,
-                        slot: record.slot,
-                        applicant: record.applicant.0,
-                    })
-                    .map_err(ConfirmError::Journal)?;
-                }
+            State::Held { expires_ns } if expires_ns > now => {
                 // Held to booked: `held + booked` is unchanged, so the full bit is too.
-                word.confirm();
+                record.at.word(record.slot).confirm();
                 record.state = State::Booked;
                 let booking = Self::booking_of(token.0, record);
                 ledger.live_holds -= 1;
                 Ok(booking)
             }
+            State::Held { .. } => {
+                if let Some(r) = ledger.remove(token.0) {
+                    return_unit(&r);
+                }
+                Err(ConfirmError::Expired)
+            }
+            // Only a durable book has settling records.
+            State::Booked | State::Cancelling | State::Confirming { .. } => {
+                Ok(Self::booking_of(token.0, record))
+            }
         }
+    }
+
+    /// A durable confirmation: decided and queued in the journal under the shard lock, synced
+    /// without it (other calls on the shard go on meanwhile), then applied under it again.
+    #[cold]
+    #[inline(never)]
+    fn confirm_durable(&self, token: HoldToken, j: &Journal) -> Result<Booking, ConfirmError> {
+        self.durably(j, || {
+            let shard = &self.shards[self.shard_of_token(token.0)];
+            let ticket = loop {
+                let mut guard = shard.ledger.lock();
+                let now = guard.clamp_now(self.now_ns());
+                let ledger = &mut *guard;
+                let Some(record) = ledger.records.get_mut(&token.0) else {
+                    return Err(ConfirmError::UnknownToken);
+                };
+                match record.state {
+                    State::Booked => return Ok(Self::booking_of(token.0, record)),
+                    State::Held { expires_ns } if expires_ns <= now => {
+                        if let Some(r) = ledger.remove(token.0) {
+                            return_unit(&r);
+                        }
+                        return Err(ConfirmError::Expired);
+                    }
+                    State::Held { expires_ns } => {
+                        let change = Change::Booked {
+                            token: token.0,
+                            branch: record.branch.0,
+                            slot: record.slot,
+                            applicant: record.applicant.0,
+                        };
+                        let ticket = j.submit(change).map_err(ConfirmError::Journal)?;
+                        record.state = State::Confirming { expires_ns };
+                        break ticket;
+                    }
+                    // Another call is settling this token: wait for its outcome.
+                    State::Confirming { .. } | State::Cancelling => {
+                        drop(guard);
+                        std::thread::yield_now();
+                    }
+                }
+            };
+            let outcome = j.wait(ticket);
+            let mut guard = shard.ledger.lock();
+            let now = guard.clamp_now(self.now_ns());
+            guard.settle_confirmation(token.0, outcome, now)
+        })
     }
 
     /// The booking with this token, if it is booked: "my appointment".
@@ -106,7 +131,7 @@ impl<C: Clock> SlotBook<C> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let ledger = shard.ledger.lock();
         let r = ledger.records.get(&token.0)?;
-        (r.state == State::Booked).then(|| Self::booking_of(token.0, r))
+        matches!(r.state, State::Booked | State::Cancelling).then(|| Self::booking_of(token.0, r))
     }
 
     /// Gives back a hold or cancels a booking; its unit is free at once.
@@ -125,40 +150,142 @@ impl<C: Clock> SlotBook<C> {
     pub fn release(&self, token: HoldToken) -> Result<(), ReleaseError> {
         match self.journal.as_deref() {
             // As in `confirm`: an in-memory book pays one untaken branch.
-            None => self.release_in(token, None),
+            None => self.release_in_memory(token),
             Some(j) => self.release_durable(token, j),
         }
     }
 
-    #[cold]
-    #[inline(never)]
-    fn release_durable(&self, token: HoldToken, j: &Journal) -> Result<(), ReleaseError> {
-        self.durably(j, || self.release_in(token, Some(j)))
-    }
-
     #[inline(always)]
-    fn release_in(&self, token: HoldToken, journal: Option<&Journal>) -> Result<(), ReleaseError> {
+    fn release_in_memory(&self, token: HoldToken) -> Result<(), ReleaseError> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut ledger = shard.ledger.lock();
         let now = ledger.clamp_now(self.now_ns());
-        if let Some(j) = journal
-            && ledger
-                .records
-                .get(&token.0)
-                .is_some_and(|r| r.state == State::Booked)
-        {
-            // Holds are not journaled; a booking's cancellation is, before it takes effect.
-            j.commit(Change::Cancelled { token: token.0 })
-                .map_err(ReleaseError::Journal)?;
+        ledger.release_now(token.0, now)
+    }
+
+    /// A durable release: a hold is given back at once (holds are not journaled); a booking's
+    /// cancellation is queued in the journal under the shard lock, synced without it, and
+    /// applied under it again.
+    #[cold]
+    #[inline(never)]
+    fn release_durable(&self, token: HoldToken, j: &Journal) -> Result<(), ReleaseError> {
+        self.durably(j, || {
+            let shard = &self.shards[self.shard_of_token(token.0)];
+            let ticket = loop {
+                let mut ledger = shard.ledger.lock();
+                let state = ledger.records.get(&token.0).map(|r| r.state);
+                match state {
+                    Some(State::Booked) => {
+                        let change = Change::Cancelled { token: token.0 };
+                        let ticket = j.submit(change).map_err(ReleaseError::Journal)?;
+                        if let Some(r) = ledger.records.get_mut(&token.0) {
+                            r.state = State::Cancelling;
+                        }
+                        break ticket;
+                    }
+                    Some(s) if s.is_settling() => {
+                        drop(ledger);
+                        std::thread::yield_now();
+                    }
+                    // A hold, or nothing: as in memory, under this same lock.
+                    _ => {
+                        let now = ledger.clamp_now(self.now_ns());
+                        return ledger.release_now(token.0, now);
+                    }
+                }
+            };
+            let outcome = j.wait(ticket);
+            shard.ledger.lock().settle_cancellation(token.0, outcome)
+        })
+    }
+}
+
+impl Record {
+    fn booking(&self, token: u128) -> Booking {
+        Booking {
+            token: HoldToken(token),
+            branch: self.branch,
+            slot: self.slot,
+            applicant: self.applicant,
         }
-        let Some(record) = ledger.remove(token.0) else {
+    }
+}
+
+impl Ledger {
+    /// Gives back the unit of a hold or booking now, under this lock.
+    fn release_now(&mut self, token: u128, now_ns: u64) -> Result<(), ReleaseError> {
+        let Some(record) = self.remove(token) else {
             return Err(ReleaseError::UnknownToken);
         };
         return_unit(&record);
-        if record.is_expired_hold(now) {
+        if record.is_expired_hold(now_ns) {
             // Already lapsed: its unit was free in every reading; we just reclaimed it.
             return Err(ReleaseError::UnknownToken);
         }
         Ok(())
+    }
+
+    /// Applies the journal's answer to the confirmation of `token` (which is `Confirming`: no
+    /// other call changes a settling record). On a refusal the hold is as it was, or, if it
+    /// lapsed meanwhile, reclaimed now.
+    fn settle_confirmation(
+        &mut self,
+        token: u128,
+        outcome: Result<(), JournalError>,
+        now_ns: u64,
+    ) -> Result<Booking, ConfirmError> {
+        let Some(record) = self.records.get_mut(&token) else {
+            return Err(ConfirmError::UnknownToken);
+        };
+        let State::Confirming { expires_ns } = record.state else {
+            return Err(ConfirmError::UnknownToken);
+        };
+        match outcome {
+            Ok(()) => {
+                // Held to booked: `held + booked` is unchanged, so the full bit is too.
+                record.at.word(record.slot).confirm();
+                record.state = State::Booked;
+                let booking = record.booking(token);
+                self.live_holds -= 1;
+                Ok(booking)
+            }
+            Err(e) => {
+                record.state = State::Held { expires_ns };
+                if expires_ns <= now_ns
+                    && let Some(r) = self.remove(token)
+                {
+                    return_unit(&r);
+                }
+                Err(ConfirmError::Journal(e))
+            }
+        }
+    }
+
+    /// Applies the journal's answer to the cancellation of `token` (which is `Cancelling`). On
+    /// a refusal the booking stands.
+    fn settle_cancellation(
+        &mut self,
+        token: u128,
+        outcome: Result<(), JournalError>,
+    ) -> Result<(), ReleaseError> {
+        let Some(record) = self.records.get_mut(&token) else {
+            return Err(ReleaseError::UnknownToken);
+        };
+        if record.state != State::Cancelling {
+            return Err(ReleaseError::UnknownToken);
+        }
+        match outcome {
+            Ok(()) => {
+                record.state = State::Booked;
+                if let Some(r) = self.remove(token) {
+                    return_unit(&r);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                record.state = State::Booked;
+                Err(ReleaseError::Journal(e))
+            }
+        }
     }
 }

@@ -21,10 +21,35 @@ use crate::sync::{AtomicU64, Mutex};
 use crate::token::TokenMap;
 
 /// What a token stands for.
+///
+/// A durable book journals a confirmation or a cancellation outside the shard lock: the record
+/// is `Confirming` or `Cancelling` while its journal record is written and synced, then becomes
+/// what the journal's answer says. Meanwhile it counts as what it was (held, or booked), a
+/// confirming hold does not lapse, and other calls on the same token wait for the outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
-    Held { expires_ns: u64 },
+    Held {
+        expires_ns: u64,
+    },
+    /// A hold whose booking is being journaled.
+    Confirming {
+        expires_ns: u64,
+    },
     Booked,
+    /// A booking whose cancellation is being journaled.
+    Cancelling,
+}
+
+impl State {
+    /// Whether the record's unit counts as held (rather than booked) in its slot.
+    pub(crate) fn counts_as_held(self) -> bool {
+        matches!(self, State::Held { .. } | State::Confirming { .. })
+    }
+
+    /// Whether a durable change of the record is in flight.
+    pub(crate) fn is_settling(self) -> bool {
+        matches!(self, State::Confirming { .. } | State::Cancelling)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +127,7 @@ pub(crate) struct Ledger {
     pub(crate) applicants: HashMap<ApplicantId, Tokens, ahash::RandomState>,
     /// Hold tokens by expiry, in grant order, which is expiry order.
     pub(crate) expiry: DeadlineQueue<u128>,
-    /// Records in state `Held`, expired or not.
+    /// Records in state `Held` (expired or not) or `Confirming`.
     pub(crate) live_holds: usize,
     /// The latest time a call under this lock has used; see [`Ledger::clamp_now`].
     latest_ns: u64,
@@ -111,9 +136,10 @@ pub(crate) struct Ledger {
 /// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit.
 pub(crate) fn return_unit(record: &Record) {
     let word = record.at.word(record.slot);
-    let before = match record.state {
-        State::Held { .. } => word.release_held(),
-        State::Booked => word.release_booked(),
+    let before = if record.state.counts_as_held() {
+        word.release_held()
+    } else {
+        word.release_booked()
     };
     if before.is_full() {
         record.at.sync_full(record.slot);
@@ -229,7 +255,7 @@ impl Ledger {
         {
             e.remove();
         }
-        if matches!(record.state, State::Held { .. }) {
+        if record.state.counts_as_held() {
             self.live_holds -= 1;
         }
         Some(record)
@@ -254,6 +280,15 @@ impl Ledger {
                 break;
             }
             self.expiry.pop();
+            // A confirming hold does not lapse: its confirmation settles it (and reclaims it if
+            // the journal refused the booking and its time is up).
+            if self
+                .records
+                .get(&token)
+                .is_some_and(|r| r.state.is_settling())
+            {
+                continue;
+            }
             if let Some(r) = self.remove(token) {
                 return_unit(&r);
                 reclaimed += 1;
@@ -267,5 +302,5 @@ impl Ledger {
 /// Whether `token` is an unconfirmed hold: the test of a live expiry entry (a token's expiry
 /// never changes, so its entry is live exactly while it is held).
 fn is_hold(records: &TokenMap<Record>, token: u128) -> bool {
-    matches!(records.get(&token), Some(r) if matches!(r.state, State::Held { .. }))
+    matches!(records.get(&token), Some(r) if r.state.counts_as_held())
 }

@@ -63,6 +63,11 @@ struct Gather {
     stopped: Option<JournalError>,
 }
 
+/// A submitted change's batch, to [`Committer::wait`] for.
+#[must_use = "a submitted change must be waited for"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
 /// Counters kept by the committer. Read with `Relaxed`: they are statistics, not protocol.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -104,6 +109,14 @@ impl Committer {
     /// Appends `change` to the journal; returns once it is as durable as the journal's
     /// [`Durability`] promises, or with the reason it is not in the journal.
     pub(crate) fn commit(&self, change: Change) -> Result<(), JournalError> {
+        let ticket = self.submit(change)?;
+        self.wait(ticket)
+    }
+
+    /// Puts `change` in the open batch and returns at once: its place in the journal (after
+    /// every change submitted before it) is fixed now, its outcome is [`wait`](Self::wait)'s.
+    /// The caller must wait for the ticket: a batch's leader is one of its waiters.
+    pub(crate) fn submit(&self, change: Change) -> Result<Ticket, JournalError> {
         let mut g = self.gather.lock();
         loop {
             if g.stopped.is_some() {
@@ -115,8 +128,15 @@ impl Committer {
             // The open batch is full: wait for a leader to take it.
             g = self.done.wait(g);
         }
-        let mine = g.open_id;
         g.open.push(change);
+        Ok(Ticket(g.open_id))
+    }
+
+    /// Waits until the batch of a submitted change is written (and synced, under
+    /// [`Durability::Fsync`]), leading it if no write is in flight; returns its outcome.
+    pub(crate) fn wait(&self, ticket: Ticket) -> Result<(), JournalError> {
+        let mine = ticket.0;
+        let mut g = self.gather.lock();
         loop {
             if g.finished_id >= mine {
                 return match g.failed.get_mut(&mine) {

@@ -83,6 +83,10 @@ pub(crate) mod faulty {
         pub(crate) syncs: AtomicU32,
         /// Fail every truncation while set.
         pub(crate) truncates: AtomicBool,
+        /// Syncs wait while this is set (to catch a call in the middle of its fsync).
+        pub(crate) stall: AtomicBool,
+        /// Syncs waiting on `stall` now.
+        pub(crate) stalled: AtomicU32,
     }
 
     fn take(n: &AtomicU32) -> bool {
@@ -116,6 +120,13 @@ pub(crate) mod faulty {
             self.file.write_all_at(bytes, offset)
         }
         fn sync(&mut self) -> io::Result<()> {
+            if self.faults.stall.load(Ordering::SeqCst) {
+                self.faults.stalled.fetch_add(1, Ordering::SeqCst);
+                while self.faults.stall.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                self.faults.stalled.fetch_sub(1, Ordering::SeqCst);
+            }
             if take(&self.faults.syncs) {
                 return Err(io::Error::other("injected fsync failure"));
             }

@@ -51,7 +51,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use thiserror::Error;
 
-pub(crate) use commit::{Active, Committer};
+pub(crate) use commit::{Active, Committer, Ticket};
 pub(crate) use format::Change;
 
 /// When a durable book's `Ok` is on stable storage. See the [module docs](self) for the table.
@@ -348,6 +348,17 @@ impl Journal {
 
     pub(crate) fn commit(&self, change: Change) -> Result<(), JournalError> {
         self.committer.commit(change)
+    }
+
+    /// Queues `change` behind every change queued before it, without waiting; see
+    /// [`Committer::submit`].
+    pub(crate) fn submit(&self, change: Change) -> Result<Ticket, JournalError> {
+        self.committer.submit(change)
+    }
+
+    /// Waits for a submitted change to be durable; see [`Committer::wait`].
+    pub(crate) fn wait(&self, ticket: Ticket) -> Result<(), JournalError> {
+        self.committer.wait(ticket)
     }
 
     pub(crate) fn bytes_since_checkpoint(&self) -> u64 {

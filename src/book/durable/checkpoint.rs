@@ -99,6 +99,8 @@ impl<C: Clock> SlotBook<C> {
                 ledger
                     .records
                     .iter()
+                    // No change is in flight (the gate is held exclusively), so no record is
+                    // settling.
                     .filter(|(_, r)| r.state == State::Booked)
                     .map(|(&t, r)| (t, r.branch.0, r.slot, r.applicant.0)),
             );

@@ -269,3 +269,110 @@ fn every_caller_of_a_failed_batch_gets_the_error() {
     }
     assert_eq!(state(&book).booked, confirmed);
 }
+
+/// A book with one lock shard (so every applicant shares it), a slot of 3 and a live hold of
+/// applicant 2, on `clock`.
+fn one_shard_with_a_hold(
+    dir: &std::path::Path,
+    faults: &Arc<Faults>,
+    clock: &ManualClock,
+) -> (Arc<SlotBook<ManualClock>>, crate::Hold) {
+    let book = SlotBook::builder()
+        .clock(clock.clone())
+        .shards(1)
+        .hold_ttl(std::time::Duration::from_secs(60))
+        .open_with(dir, Box::new(Faulty(faults.clone())))
+        .expect("open");
+    book.set_capacity(BranchId(1), 0, 3).unwrap();
+    let hold = book.reserve(BranchId(1), 0, ApplicantId(2)).unwrap();
+    (Arc::new(book), hold)
+}
+
+/// Starts `confirm(token)` on another thread and returns once its fsync has begun (and stalls).
+fn confirm_stalled_in_fsync(
+    book: &Arc<SlotBook<ManualClock>>,
+    faults: &Arc<Faults>,
+    token: crate::HoldToken,
+) -> std::thread::JoinHandle<Result<crate::Booking, ConfirmError>> {
+    faults.stall.store(true, SeqCst);
+    let confirming = {
+        let book = book.clone();
+        std::thread::spawn(move || book.confirm(token))
+    };
+    while faults.stalled.load(SeqCst) == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    confirming
+}
+
+#[test]
+fn a_durable_confirm_does_not_hold_its_shard_lock_across_the_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let clock = ManualClock::new();
+    let (book, hold) = one_shard_with_a_hold(dir.path(), &faults, &clock);
+    let confirming = confirm_stalled_in_fsync(&book, &faults, hold.token);
+
+    // The confirmation is in its fsync. Another applicant of the same (only) shard is served
+    // meanwhile, and readings show the confirming hold as held, not yet booked.
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let book = book.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(book.reserve(BranchId(1), 0, ApplicantId(3)));
+        });
+    }
+    let other = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a reserve on the shard waited for another call's fsync")
+        .unwrap();
+    let during = state(&book);
+    assert_eq!((during.held, during.booked), (2, 0));
+    assert_eq!(book.booking(hold.token), None);
+    book.check_invariants().unwrap();
+
+    faults.stall.store(false, SeqCst);
+    let booking = confirming.join().unwrap().unwrap();
+    assert_eq!(book.booking(hold.token), Some(booking));
+    let after = state(&book);
+    assert_eq!((after.held, after.booked), (1, 1));
+    book.release(other.token).unwrap();
+    book.check_invariants().unwrap();
+}
+
+#[test]
+fn a_hold_does_not_lapse_while_its_confirmation_syncs() {
+    for fsync_fails in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Arc::new(Faults::default());
+        let clock = ManualClock::new();
+        let (book, hold) = one_shard_with_a_hold(dir.path(), &faults, &clock);
+        if fsync_fails {
+            faults.syncs.store(1, SeqCst);
+        }
+        let confirming = confirm_stalled_in_fsync(&book, &faults, hold.token);
+        // The hold's time runs out during the fsync: a sweep must leave it to its confirmation.
+        clock.advance(std::time::Duration::from_secs(61));
+        assert_eq!(book.sweep(), 0);
+        assert_eq!(state(&book).held, 1);
+        book.check_invariants().unwrap();
+
+        faults.stall.store(false, SeqCst);
+        let outcome = confirming.join().unwrap();
+        let after = state(&book);
+        if fsync_fails {
+            // Refused, and lapsed meanwhile: the unit is free at once.
+            assert!(matches!(
+                outcome,
+                Err(ConfirmError::Journal(JournalError::Sync(_)))
+            ));
+            assert_eq!((after.held, after.booked), (0, 0));
+            assert_eq!(book.booking(hold.token), None);
+        } else {
+            // Decided before the hold lapsed: booked.
+            assert_eq!(outcome.unwrap().token, hold.token);
+            assert_eq!((after.held, after.booked), (0, 1));
+        }
+        book.check_invariants().unwrap();
+    }
+}
