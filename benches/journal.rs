@@ -1,6 +1,8 @@
 //! `cargo bench --bench journal`: durable confirmations per second with group commit against one
-//! fsync per call (`max_batch_records(1)`), at 1, 2, 8 and 32 threads, all with
-//! `Durability::Fsync` on a directory under `target/`.
+//! fsync per call (`max_batch_records(1)`), and with a 100 µs `commit_delay`, at 1, 2, 8 and 32
+//! threads, all with `Durability::Fsync` on a directory under `target/`. Beside them, the raw
+//! latency of one small write + `fdatasync` on the same file system, measured in the same
+//! rounds, gives the fsync-bound limit of each row: records per fsync / fsync latency.
 //!
 //! Each configuration runs for a fixed window; configurations are interleaved round by round so
 //! that the machine's noise falls on all of them alike, and each ratio compares medians of the
@@ -24,8 +26,12 @@ const SLOTS: u32 = 16;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Commit {
     Group,
+    GroupDelayed,
     PerCall,
 }
+
+/// The delay of [`Commit::GroupDelayed`].
+const DELAY: Duration = Duration::from_micros(100);
 
 /// A configuration and its samples: confirms per second, records per fsync.
 type Series = ((Commit, u64), Vec<f64>, Vec<f64>);
@@ -62,8 +68,12 @@ fn run(dir: &Path, commit: Commit, threads: u64, window: Duration) -> Sample {
     let book = SlotBook::builder()
         .durability(Durability::Fsync)
         .max_batch_records(match commit {
-            Commit::Group => 4096,
+            Commit::Group | Commit::GroupDelayed => 4096,
             Commit::PerCall => 1,
+        })
+        .commit_delay(match commit {
+            Commit::GroupDelayed => DELAY,
+            _ => Duration::ZERO,
         })
         .checkpoint_after_bytes(0)
         .max_live_holds(1 << 20)
@@ -117,6 +127,24 @@ fn run(dir: &Path, commit: Commit, threads: u64, window: Duration) -> Sample {
     sample
 }
 
+/// The median latency of a 64-byte append + `fdatasync` on a file in `dir`, in seconds.
+fn fsync_latency(dir: &Path) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("fsync-probe");
+    let file = std::fs::File::create(&path).expect("probe file");
+    let mut samples: Vec<f64> = (0..200u64)
+        .map(|i| {
+            let began = Instant::now();
+            file.write_all_at(&[0x5a; 64], i * 64).expect("probe write");
+            file.sync_data().expect("probe fsync");
+            began.elapsed().as_secs_f64()
+        })
+        .collect();
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    median(&mut samples)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -141,12 +169,14 @@ fn main() {
 
     // (commit, threads) -> samples
     let mut rates: Vec<Series> = Vec::new();
-    for commit in [Commit::Group, Commit::PerCall] {
+    for commit in [Commit::Group, Commit::GroupDelayed, Commit::PerCall] {
         for t in THREADS {
             rates.push(((commit, t), Vec::new(), Vec::new()));
         }
     }
+    let mut latencies = Vec::new();
     for round in 0..rounds {
+        latencies.push(fsync_latency(&root));
         for entry in rates.iter_mut() {
             let ((commit, threads), r, b) = entry;
             let s = run(&dir, *commit, *threads, window);
@@ -160,18 +190,22 @@ fn main() {
             b.push(s.records_per_sync);
         }
     }
+    let latency = median(&mut latencies);
     let mut table = String::new();
     let _ = writeln!(
         table,
         "`cargo bench --bench journal` ({rounds} interleaved rounds of {} ms per configuration; \
-         medians; `Durability::Fsync`, reserve + confirm per call, directory under `target/`)\n",
-        window.as_millis()
+         medians; `Durability::Fsync`, reserve + confirm per call, directory under `target/`). \
+         Raw fsync latency on the same file system, same rounds: {:.0} µs. Limit: records per \
+         fsync / fsync latency.\n",
+        window.as_millis(),
+        latency * 1e6
     );
     let _ = writeln!(
         table,
-        "| threads | group commit: confirms/s | records per fsync | one fsync per call: confirms/s | group / per call |"
+        "| threads | group commit: confirms/s | records per fsync | share of the limit | + 100 µs commit delay: confirms/s | records per fsync | one fsync per call: confirms/s | group / per call |"
     );
-    let _ = writeln!(table, "|---:|---:|---:|---:|---:|");
+    let _ = writeln!(table, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut json = Vec::new();
     for t in THREADS {
         let find = |c: Commit| {
@@ -179,14 +213,16 @@ fn main() {
             (median(&mut e.1.clone()), median(&mut e.2.clone()))
         };
         let (group, per_sync) = find(Commit::Group);
+        let (delayed, delayed_per_sync) = find(Commit::GroupDelayed);
         let (single, _) = find(Commit::PerCall);
+        let share = group / (per_sync / latency);
         let _ = writeln!(
             table,
-            "| {t} | {group:.0} | {per_sync:.1} | {single:.0} | {:.2} |",
+            "| {t} | {group:.0} | {per_sync:.1} | {share:.2} | {delayed:.0} | {delayed_per_sync:.1} | {single:.0} | {:.2} |",
             group / single
         );
         json.push(format!(
-            "{{\"threads\":{t},\"group_confirms_per_sec\":{group:.1},\"records_per_fsync\":{per_sync:.2},\"per_call_confirms_per_sec\":{single:.1},\"ratio\":{:.3}}}",
+            "{{\"threads\":{t},\"group_confirms_per_sec\":{group:.1},\"records_per_fsync\":{per_sync:.2},\"share_of_fsync_limit\":{share:.3},\"delayed_confirms_per_sec\":{delayed:.1},\"delayed_records_per_fsync\":{delayed_per_sync:.2},\"per_call_confirms_per_sec\":{single:.1},\"ratio\":{:.3},\"fsync_latency_s\":{latency:.7}}}",
             group / single
         ));
     }

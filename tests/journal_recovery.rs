@@ -385,6 +385,7 @@ fn bad_durable_settings_are_refused() {
             every: std::time::Duration::ZERO,
         }),
         SlotBook::builder().max_batch_records(0),
+        SlotBook::builder().commit_delay(std::time::Duration::from_millis(11)),
     ] {
         assert!(matches!(
             builder.open(dir.path()),
@@ -506,4 +507,46 @@ fn an_in_memory_book_has_no_journal() {
             last: 65_535
         })
     );
+}
+
+#[test]
+fn a_commit_delay_keeps_every_acknowledged_booking() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens: Vec<_> = {
+        let book = SlotBook::builder()
+            .commit_delay(std::time::Duration::from_micros(200))
+            .open(dir.path())
+            .unwrap();
+        book.set_capacity(BranchId(1), 0, 1_000).unwrap();
+        let book = &book;
+        let tokens = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    s.spawn(move || {
+                        (0..25u64)
+                            .map(|i| {
+                                let hold = book
+                                    .reserve(BranchId(1), 0, ApplicantId(t * 1_000 + i))
+                                    .unwrap();
+                                book.confirm(hold.token).unwrap().token
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let stats = book.journal_stats().unwrap();
+        assert_eq!(stats.records, 101, "one capacity and 100 bookings");
+        book.check_invariants().unwrap();
+        tokens
+    };
+    let book = SlotBook::builder().open(dir.path()).unwrap();
+    for t in tokens {
+        assert!(book.booking(t).is_some());
+    }
+    assert_eq!(book.slot(BranchId(1), 0).unwrap().booked, 100);
 }

@@ -26,6 +26,7 @@ pub(super) struct Settings {
     pub(super) durability: Durability,
     pub(super) checkpoint_after_bytes: u64,
     pub(super) max_batch_records: u32,
+    pub(super) commit_delay: Duration,
 }
 
 impl Default for Settings {
@@ -40,6 +41,7 @@ impl Default for Settings {
             durability: Durability::Fsync,
             checkpoint_after_bytes: 64 << 20,
             max_batch_records: 4096,
+            commit_delay: Duration::ZERO,
         }
     }
 }

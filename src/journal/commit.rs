@@ -83,11 +83,18 @@ pub(crate) struct Committer {
     pub(crate) active: Mutex<Active>,
     durability: Durability,
     max_batch: usize,
+    /// How long a batch's leader waits for more callers before writing (zero: not at all).
+    commit_delay: std::time::Duration,
     pub(crate) counters: Counters,
 }
 
 impl Committer {
-    pub(crate) fn new(active: Active, durability: Durability, max_batch: usize) -> Self {
+    pub(crate) fn new(
+        active: Active,
+        durability: Durability,
+        max_batch: usize,
+        commit_delay: std::time::Duration,
+    ) -> Self {
         debug_assert!(max_batch >= 1);
         Self {
             gather: Mutex::new(Gather {
@@ -102,6 +109,7 @@ impl Committer {
             active: Mutex::new(active),
             durability,
             max_batch,
+            commit_delay,
             counters: Counters::default(),
         }
     }
@@ -159,8 +167,16 @@ impl Committer {
     }
 
     /// Writes the open batch `id` as its leader and publishes the outcome.
-    fn lead(&self, mut g: MutexGuard<'_, Gather>, id: u64) -> Result<(), JournalError> {
+    fn lead<'a>(&'a self, mut g: MutexGuard<'a, Gather>, id: u64) -> Result<(), JournalError> {
         g.leading = true;
+        if !self.commit_delay.is_zero() && g.open.len() < self.max_batch {
+            // Give callers about to commit the time to join this batch (they append to the open
+            // batch while we lead it), so that one fsync carries more records.
+            drop(g);
+            #[cfg(not(loom))]
+            std::thread::sleep(self.commit_delay);
+            g = self.gather.lock();
+        }
         let batch = std::mem::take(&mut g.open);
         g.open_id += 1;
         // Callers waiting for room in a full batch may join the next one now.
@@ -355,6 +371,7 @@ mod loom_tests {
                 Active::new(segment, 1, 0, 1),
                 Durability::Fsync,
                 8,
+                std::time::Duration::ZERO,
             ));
             let callers: Vec<_> = (0..3)
                 .map(|n| {
