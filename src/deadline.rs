@@ -32,6 +32,7 @@ impl<K: Copy> DeadlineQueue<K> {
     /// Appends `key` with `deadline_ns`, which must not be before the last deadline pushed.
     /// First drops stale entries if they outnumber the `live` ones by more than the slack;
     /// returns whether it did (the front may then have changed).
+    #[inline]
     pub(crate) fn push(
         &mut self,
         deadline_ns: u64,
@@ -41,7 +42,7 @@ impl<K: Copy> DeadlineQueue<K> {
     ) -> bool {
         let compacted = self.entries.len() > 2 * live + SLACK;
         if compacted {
-            self.entries.retain(|&(d, k)| is_live(d, k));
+            self.compact(is_live);
         }
         debug_assert!(
             self.entries.back().is_none_or(|&(d, _)| d <= deadline_ns),
@@ -81,6 +82,13 @@ impl<K: Copy> DeadlineQueue<K> {
             .iter()
             .filter_map(|&(d, k)| f(d, k).map(|k| (d, k)))
             .collect();
+    }
+
+    /// Drops the stale entries.
+    #[cold]
+    #[inline(never)]
+    fn compact(&mut self, is_live: impl Fn(u64, K) -> bool) {
+        self.entries.retain(|&(d, k)| is_live(d, k));
     }
 
     /// The earliest live entry, dropping the stale ones before it.

@@ -43,6 +43,7 @@ impl Chunk {
 
 impl Chunk {
     /// The word of `slot`, which must lie in this chunk (only its offset is used).
+    #[inline]
     fn word(&self, slot: SlotIndex) -> &SlotWord {
         &self.words[(slot % CHUNK_SLOTS) as usize]
     }
@@ -93,6 +94,7 @@ unsafe impl Send for SlotRef {}
 unsafe impl Sync for SlotRef {}
 
 impl SlotRef {
+    #[inline]
     fn chunk(&self) -> &Chunk {
         // SAFETY: see the `Send`/`Sync` impls: the chunk outlives every reachable record, and
         // every caller reaches the record through `&SlotBook`.
@@ -100,6 +102,7 @@ impl SlotRef {
     }
 
     /// The word of `slot`, the slot this reference was made for.
+    #[inline]
     pub(crate) fn word(&self, slot: SlotIndex) -> &SlotWord {
         self.chunk().word(slot)
     }

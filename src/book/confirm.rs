@@ -213,6 +213,7 @@ impl Record {
 
 impl Ledger {
     /// Gives back the unit of a hold or booking now, under this lock.
+    #[inline]
     fn release_now(&mut self, token: u128, now_ns: u64) -> Result<(), ReleaseError> {
         let Some(record) = self.remove(token) else {
             return Err(ReleaseError::UnknownToken);

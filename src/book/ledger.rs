@@ -158,6 +158,7 @@ impl Ledger {
     /// `now_ns`, or the latest time used under this lock if that is later: grant times, and so
     /// expiry times, enter the expiry queue in order, and a hold that lapsed stays lapsed, even
     /// if the clock steps back.
+    #[inline]
     pub(crate) fn clamp_now(&mut self, now_ns: u64) -> u64 {
         self.latest_ns = self.latest_ns.max(now_ns);
         self.latest_ns
