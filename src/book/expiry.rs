@@ -7,7 +7,7 @@
 //! shard's lock) before it reads; the hint is then raised to the new minimum front, by a
 //! protocol that can never raise it past a front that moved earlier meanwhile.
 
-use super::ledger::Ledger;
+use super::ledger::{Ledger, Shard};
 use super::*;
 use crate::sync::{AtomicU64, Mutex};
 
@@ -56,8 +56,7 @@ impl<C: Clock> SlotBook<C> {
             for shard in self.shards.iter() {
                 // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`).
                 if shard.front_ns.load(Ordering::SeqCst) <= now {
-                    let mut ledger = shard.ledger.lock();
-                    reclaimed += ledger.reclaim_expired(now, &shard.front_ns, &self.hint);
+                    reclaimed += shard.reclaim(&mut shard.ledger.lock(), now, &self.hint);
                 }
                 min_front = min_front.min(shard.front_ns.load(Ordering::SeqCst));
             }
@@ -71,11 +70,19 @@ impl<C: Clock> SlotBook<C> {
     }
 }
 
-impl Ledger {
-    /// Stores the queue's front expiry where lock-free readers see it, and lowers the book's
-    /// expiry hint if the front moved earlier.
-    pub(super) fn publish_front(&self, front: &AtomicU64, hint: &ExpiryHint) {
-        let new = self.expiry.peek().map_or(u64::MAX, |(e, _)| e);
+impl Shard {
+    /// Reclaims the expired holds of `ledger` (this shard's, locked) and publishes its front.
+    pub(super) fn reclaim(&self, ledger: &mut Ledger, now_ns: u64, hint: &ExpiryHint) -> usize {
+        let reclaimed = ledger.reclaim_expired(now_ns);
+        self.publish_front(ledger, hint);
+        reclaimed
+    }
+
+    /// Stores the front expiry of `ledger` (this shard's, locked) where lock-free readers see
+    /// it, and lowers the book's expiry hint if the front moved earlier.
+    pub(super) fn publish_front(&self, ledger: &Ledger, hint: &ExpiryHint) {
+        let front = &self.front_ns;
+        let new = ledger.expiry.peek().map_or(u64::MAX, |(e, _)| e);
         // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`). Only this
         // shard's lock holder writes `front`, so a load-then-store cannot lose an update.
         let old = front.load(Ordering::SeqCst);

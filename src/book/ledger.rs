@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 
 use super::branches::SlotRef;
-use super::expiry::ExpiryHint;
 use super::{ApplicantId, BranchId, SlotIndex};
 use crate::deadline::DeadlineQueue;
 use crate::sync::{AtomicU64, Mutex};
@@ -210,14 +209,10 @@ impl Ledger {
         view
     }
 
-    /// Adds a record for a unit the caller has just taken.
-    pub(crate) fn insert(
-        &mut self,
-        token: u128,
-        record: Record,
-        front: &AtomicU64,
-        hint: &ExpiryHint,
-    ) {
+    /// Adds a record for a unit the caller has just taken. Returns whether the expiry queue's
+    /// front may have moved (then the caller publishes it: `Shard::publish_front`).
+    #[must_use = "a moved front must be published"]
+    pub(crate) fn insert(&mut self, token: u128, record: Record) -> bool {
         let previous = self.records.insert(token, record);
         debug_assert!(previous.is_none(), "token issued twice");
         match self.applicants.entry(record.applicant) {
@@ -238,13 +233,11 @@ impl Ledger {
                 .push(expires_ns, token, self.live_holds, |_, t| {
                     is_hold(records, t)
                 });
-            let front_may_change = was_empty || compacted;
             // The common case, a push behind an existing front, leaves the front as it was and
             // touches no shared memory.
-            if front_may_change {
-                self.publish_front(front, hint);
-            }
+            return was_empty || compacted;
         }
+        false
     }
 
     /// Removes a record and its applicant entry. Does not touch the slot word.
@@ -262,13 +255,9 @@ impl Ledger {
         Some(record)
     }
 
-    /// Reclaims the holds at the front of the queue that expired at or before `now_ns`.
-    pub(crate) fn reclaim_expired(
-        &mut self,
-        now_ns: u64,
-        front: &AtomicU64,
-        hint: &ExpiryHint,
-    ) -> usize {
+    /// Reclaims the holds at the front of the queue that expired at or before `now_ns`. The
+    /// caller publishes the new front (`Shard::reclaim` does both).
+    pub(crate) fn reclaim_expired(&mut self, now_ns: u64) -> usize {
         let now_ns = self.clamp_now(now_ns);
         let mut reclaimed = 0;
         loop {
@@ -295,7 +284,6 @@ impl Ledger {
                 reclaimed += 1;
             }
         }
-        self.publish_front(front, hint);
         reclaimed
     }
 }

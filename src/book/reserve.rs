@@ -137,7 +137,7 @@ impl<C: Clock> SlotBook<C> {
                 return Err(ReserveError::ApplicantLimit);
             }
             if ledger.live_holds >= self.max_holds_per_shard {
-                ledger.reclaim_expired(now, &shard.front_ns, &self.hint);
+                shard.reclaim(&mut ledger, now, &self.hint);
                 if ledger.live_holds >= self.max_holds_per_shard {
                     return Err(ReserveError::TooManyHolds);
                 }
@@ -157,7 +157,9 @@ impl<C: Clock> SlotBook<C> {
                             expires_ns: now.saturating_add(self.hold_ttl_ns),
                         },
                     };
-                    ledger.insert(token, record, &shard.front_ns, &self.hint);
+                    if ledger.insert(token, record) {
+                        shard.publish_front(&ledger, &self.hint);
+                    }
                     return Ok(self.hold_of(token, &record));
                 }
                 None => {

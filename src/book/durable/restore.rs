@@ -97,7 +97,9 @@ impl<C: Clock> SlotBook<C> {
             state: State::Booked,
             at,
         };
-        ledger.insert(token, record, &shard.front_ns, &self.hint);
+        if ledger.insert(token, record) {
+            shard.publish_front(&ledger, &self.hint);
+        }
         Ok(())
     }
 
