@@ -1,5 +1,5 @@
-//! Bytes per waiting visitor and per live hold, counted by a counting global allocator (live heap
-//! bytes before and after, divided by the count). Writes `target/criterion/memory.json` for
+//! Bytes per waiting visitor, per live hold and per booking, counted by a counting global
+//! allocator (live heap bytes before and after, divided by the count). Writes `target/criterion/memory.json` for
 //! `cargo run --release --example bench_report`, and prints the figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -75,7 +75,8 @@ fn per_waiting_visitor(n: u64) -> f64 {
     bytes as f64 / n as f64
 }
 
-fn per_live_hold(n: u64) -> f64 {
+/// Bytes per live hold (`confirm: false`) or per booking (`confirm: true`), `n` of them.
+fn per_record(n: u64, confirm: bool) -> f64 {
     let book = SlotBook::builder()
         .hold_ttl(Duration::from_secs(86_400))
         .max_slots_per_branch(480)
@@ -88,15 +89,23 @@ fn per_live_hold(n: u64) -> f64 {
     }
     let before = live();
     for a in 0..n {
-        book.reserve(
-            BranchId((a % 300) as u32),
-            ((a / 300) % 480) as u32,
-            ApplicantId(a),
-        )
-        .unwrap();
+        let hold = book
+            .reserve(
+                BranchId((a % 300) as u32),
+                ((a / 300) % 480) as u32,
+                ApplicantId(a),
+            )
+            .unwrap();
+        if confirm {
+            book.confirm(hold.token).unwrap();
+        }
     }
     let bytes = live() - before;
-    assert_eq!(book.check_invariants().unwrap().holds, n);
+    let totals = book.check_invariants().unwrap();
+    assert_eq!(
+        (totals.holds, totals.bookings),
+        if confirm { (0, n) } else { (n, 0) }
+    );
     bytes as f64 / n as f64
 }
 
@@ -104,12 +113,14 @@ fn main() {
     // `cargo bench` passes flags such as `--bench`; this measurement takes none.
     let visitor_1k = per_waiting_visitor(1_000);
     let visitor_1m = per_waiting_visitor(1_000_000);
-    let hold_1m = per_live_hold(1_000_000);
+    let hold_1m = per_record(1_000_000, false);
+    let booking_1m = per_record(1_000_000, true);
     println!("memory/bytes_per_waiting_visitor at 1 000:     {visitor_1k:.1}");
     println!("memory/bytes_per_waiting_visitor at 1 000 000: {visitor_1m:.1}");
     println!("memory/bytes_per_live_hold at 1 000 000:       {hold_1m:.1}");
+    println!("memory/bytes_per_booking at 1 000 000:         {booking_1m:.1}");
     let json = format!(
-        "{{\"bytes_per_waiting_visitor_1k\":{visitor_1k:.2},\"bytes_per_waiting_visitor_1m\":{visitor_1m:.2},\"bytes_per_live_hold_1m\":{hold_1m:.2}}}\n"
+        "{{\"bytes_per_waiting_visitor_1k\":{visitor_1k:.2},\"bytes_per_waiting_visitor_1m\":{visitor_1m:.2},\"bytes_per_live_hold_1m\":{hold_1m:.2},\"bytes_per_booking_1m\":{booking_1m:.2}}}\n"
     );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
     std::fs::create_dir_all(&dir).expect("target/criterion is writable");

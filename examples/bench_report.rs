@@ -290,6 +290,7 @@ fn main() {
                 "per waiting visitor, 1 000 000 waiting",
             ),
             ("bytes_per_live_hold_1m", "per live hold, 1 000 000 holds"),
+            ("bytes_per_booking_1m", "per booking, 1 000 000 bookings"),
         ] {
             let _ = writeln!(
                 out,

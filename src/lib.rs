@@ -63,6 +63,7 @@
 pub mod book;
 pub mod clock;
 mod deadline;
+mod index;
 mod invariant;
 pub mod journal;
 pub mod room;

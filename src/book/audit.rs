@@ -55,9 +55,9 @@ impl<C: Clock> SlotBook<C> {
     ) -> Result<(), InvariantViolation> {
         let mut holds = 0usize;
         let mut per_applicant: HashMap<ApplicantId, usize> = HashMap::new();
-        let queued: HashSet<(u64, u128)> = ledger.expiry.iter().collect();
-        for (&token, r) in ledger.records.iter() {
-            self.check_record(index, ledger, token, r)?;
+        let queued: HashSet<(u64, u32)> = ledger.expiry.iter().collect();
+        for (token, entry, r) in ledger.records.iter() {
+            self.check_record(index, ledger, token, &r)?;
             let counts = per_slot.entry((r.branch, r.slot)).or_default();
             match r.state {
                 State::Held { expires_ns } => {
@@ -70,7 +70,7 @@ impl<C: Clock> SlotBook<C> {
                         *per_applicant.entry(r.applicant).or_default() += 1;
                     }
                     ensure!(
-                        queued.contains(&(expires_ns, token)),
+                        queued.contains(&(expires_ns, entry)),
                         "hold {token:032x} missing from the expiry queue"
                     );
                 }
@@ -131,12 +131,22 @@ impl<C: Clock> SlotBook<C> {
     /// The applicant index covers exactly the records; the expiry queue is in order; the
     /// published front is the queue's; the hint is at or below it.
     fn check_expiry_queue(&self, index: usize, ledger: &Ledger) -> Result<(), InvariantViolation> {
-        let index_size: usize = ledger.applicants.values().map(|t| t.iter().count()).sum();
+        let applicants: HashSet<ApplicantId> =
+            ledger.records.iter().map(|(_, _, r)| r.applicant).collect();
+        let index_size: usize = applicants
+            .iter()
+            .map(|&a| ledger.tokens_of(a).count())
+            .sum();
         ensure!(
-            index_size == ledger.records.len(),
-            "shard {index}: applicant index has {index_size} tokens for {} records",
-            ledger.records.len()
+            index_size == ledger.records.len() && applicants.len() == ledger.records.applicants(),
+            "shard {index}: applicant index has {index_size} tokens for {} records, {} applicants for {}",
+            ledger.records.len(),
+            ledger.records.applicants(),
+            applicants.len()
         );
+        if let Err(e) = ledger.records.check_free_chain() {
+            ensure!(false, "shard {index}: {e}");
+        }
         ensure!(
             ledger.expiry.is_ordered(),
             "shard {index}: expiry queue out of order"

@@ -29,11 +29,14 @@ pub(crate) struct Chunk {
     words: Box<[SlotWord]>,
     /// Bit `i` of word `w` is set when slot `64 w + i` of this chunk is full or not open.
     full: [AtomicU64; CHUNK_WORDS],
+    /// The branch the chunk belongs to, so that a record pointing here need not store it.
+    branch: BranchId,
 }
 
 impl Chunk {
-    fn new() -> Self {
+    fn new(branch: BranchId) -> Self {
         Self {
+            branch,
             words: (0..CHUNK_SLOTS).map(|_| SlotWord::new()).collect(),
             // Every slot starts closed, and a closed slot is "full": nothing can be reserved there.
             full: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
@@ -101,6 +104,12 @@ impl SlotRef {
         unsafe { self.0.as_ref() }
     }
 
+    /// The branch of the slot.
+    #[inline]
+    pub(crate) fn branch(&self) -> BranchId {
+        self.chunk().branch
+    }
+
     /// The word of `slot`, the slot this reference was made for.
     #[inline]
     pub(crate) fn word(&self, slot: SlotIndex) -> &SlotWord {
@@ -148,7 +157,7 @@ impl Branch {
         }
         // In bounds: `InRange` is below the `max_slots` this directory was sized for.
         let slot = &self.chunks[index];
-        let fresh = Box::into_raw(Box::new(Chunk::new()));
+        let fresh = Box::into_raw(Box::new(Chunk::new(self.id)));
         // Ordering: AcqRel on success publishes the chunk's initialised contents (Release); on
         // failure, Acquire makes the winner's chunk visible before we use it.
         match slot.compare_exchange(

@@ -5,10 +5,6 @@ use super::*;
 use crate::journal::JournalError;
 
 impl<C: Clock> SlotBook<C> {
-    fn booking_of(token: u128, r: &Record) -> Booking {
-        r.booking(token)
-    }
-
     /// Turns a live hold into a booking. Confirming a booked token returns the same booking.
     ///
     /// ```
@@ -42,17 +38,16 @@ impl<C: Clock> SlotBook<C> {
         let mut guard = shard.ledger.lock();
         let now = guard.clamp_now(self.now_ns());
         let ledger = &mut *guard;
-        let Some(record) = ledger.records.get_mut(&token.0) else {
+        let Some(record) = ledger.records.get(token.0) else {
             return Err(ConfirmError::UnknownToken);
         };
         match record.state {
             State::Held { expires_ns } if expires_ns > now => {
                 // Held to booked: `held + booked` is unchanged, so the full bit is too.
                 record.at.word(record.slot).confirm();
-                record.state = State::Booked;
-                let booking = Self::booking_of(token.0, record);
+                ledger.records.set_state(token.0, State::Booked);
                 ledger.live_holds -= 1;
-                Ok(booking)
+                Ok(record.booking(token.0))
             }
             State::Held { .. } => {
                 if let Some(r) = ledger.remove(token.0) {
@@ -62,7 +57,7 @@ impl<C: Clock> SlotBook<C> {
             }
             // Only a durable book has settling records.
             State::Booked | State::Cancelling | State::Confirming { .. } => {
-                Ok(Self::booking_of(token.0, record))
+                Ok(record.booking(token.0))
             }
         }
     }
@@ -78,11 +73,11 @@ impl<C: Clock> SlotBook<C> {
                 let mut guard = shard.ledger.lock();
                 let now = guard.clamp_now(self.now_ns());
                 let ledger = &mut *guard;
-                let Some(record) = ledger.records.get_mut(&token.0) else {
+                let Some(record) = ledger.records.get(token.0) else {
                     return Err(ConfirmError::UnknownToken);
                 };
                 match record.state {
-                    State::Booked => return Ok(Self::booking_of(token.0, record)),
+                    State::Booked => return Ok(record.booking(token.0)),
                     State::Held { expires_ns } if expires_ns <= now => {
                         if let Some(r) = ledger.remove(token.0) {
                             return_unit(&r);
@@ -97,7 +92,9 @@ impl<C: Clock> SlotBook<C> {
                             applicant: record.applicant.0,
                         };
                         let ticket = j.submit(change).map_err(ConfirmError::Journal)?;
-                        record.state = State::Confirming { expires_ns };
+                        ledger
+                            .records
+                            .set_state(token.0, State::Confirming { expires_ns });
                         break ticket;
                     }
                     // Another call is settling this token: wait for its outcome.
@@ -130,8 +127,8 @@ impl<C: Clock> SlotBook<C> {
     pub fn booking(&self, token: HoldToken) -> Option<Booking> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let ledger = shard.ledger.lock();
-        let r = ledger.records.get(&token.0)?;
-        matches!(r.state, State::Booked | State::Cancelling).then(|| Self::booking_of(token.0, r))
+        let r = ledger.records.get(token.0)?;
+        matches!(r.state, State::Booked | State::Cancelling).then(|| r.booking(token.0))
     }
 
     /// Gives back a hold or cancels a booking; its unit is free at once.
@@ -173,14 +170,12 @@ impl<C: Clock> SlotBook<C> {
             let shard = &self.shards[self.shard_of_token(token.0)];
             let ticket = loop {
                 let mut ledger = shard.ledger.lock();
-                let state = ledger.records.get(&token.0).map(|r| r.state);
+                let state = ledger.records.get(token.0).map(|r| r.state);
                 match state {
                     Some(State::Booked) => {
                         let change = Change::Cancelled { token: token.0 };
                         let ticket = j.submit(change).map_err(ReleaseError::Journal)?;
-                        if let Some(r) = ledger.records.get_mut(&token.0) {
-                            r.state = State::Cancelling;
-                        }
+                        ledger.records.set_state(token.0, State::Cancelling);
                         break ticket;
                     }
                     Some(s) if s.is_settling() => {
@@ -235,7 +230,8 @@ impl Ledger {
         outcome: Result<(), JournalError>,
         now_ns: u64,
     ) -> Result<Booking, ConfirmError> {
-        let Some(record) = self.records.get_mut(&token) else {
+        // A settling record is changed by nobody else, so it is there, `Confirming`.
+        let Some(record) = self.records.get(token) else {
             return Err(ConfirmError::UnknownToken);
         };
         let State::Confirming { expires_ns } = record.state else {
@@ -245,13 +241,12 @@ impl Ledger {
             Ok(()) => {
                 // Held to booked: `held + booked` is unchanged, so the full bit is too.
                 record.at.word(record.slot).confirm();
-                record.state = State::Booked;
-                let booking = record.booking(token);
+                self.records.set_state(token, State::Booked);
                 self.live_holds -= 1;
-                Ok(booking)
+                Ok(record.booking(token))
             }
             Err(e) => {
-                record.state = State::Held { expires_ns };
+                self.records.set_state(token, State::Held { expires_ns });
                 if expires_ns <= now_ns
                     && let Some(r) = self.remove(token)
                 {
@@ -269,24 +264,18 @@ impl Ledger {
         token: u128,
         outcome: Result<(), JournalError>,
     ) -> Result<(), ReleaseError> {
-        let Some(record) = self.records.get_mut(&token) else {
-            return Err(ReleaseError::UnknownToken);
-        };
-        if record.state != State::Cancelling {
+        if self.records.get(token).map(|r| r.state) != Some(State::Cancelling) {
             return Err(ReleaseError::UnknownToken);
         }
+        self.records.set_state(token, State::Booked);
         match outcome {
             Ok(()) => {
-                record.state = State::Booked;
                 if let Some(r) = self.remove(token) {
                     return_unit(&r);
                 }
                 Ok(())
             }
-            Err(e) => {
-                record.state = State::Booked;
-                Err(ReleaseError::Journal(e))
-            }
+            Err(e) => Err(ReleaseError::Journal(e)),
         }
     }
 }

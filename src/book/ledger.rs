@@ -5,19 +5,16 @@
 //! and `release` each take exactly one shard lock, and a confirm racing the expiry of the same
 //! hold is decided under that lock: exactly one of them wins.
 //!
-//! Holds expire in the order they were granted within a shard (one TTL for the whole book, and
-//! the grant time is read under the shard lock), so the expiry index is a FIFO queue: granting is
-//! O(1) and reclaiming costs O(expired). Confirmed and released holds leave stale entries behind;
-//! they are skipped when reached, and the queue is compacted when stale entries outnumber live
-//! holds, so its length stays below `2 × live holds + 32`.
-
-use std::collections::HashMap;
+//! Records live in a slab addressed by their tokens (`records.rs`). Holds expire in the order
+//! they were granted within a shard (one TTL for the whole book, and the grant time is read under
+//! the shard lock, never going back), so the expiry index is a FIFO [`DeadlineQueue`] of slab
+//! entries: granting is O(1) and reclaiming costs O(expired).
 
 use super::branches::SlotRef;
+use super::records::{PlaceError, Records};
 use super::{ApplicantId, BranchId, SlotIndex};
 use crate::deadline::DeadlineQueue;
 use crate::sync::{AtomicU64, Mutex};
-use crate::token::TokenMap;
 
 /// What a token stands for.
 ///
@@ -69,34 +66,6 @@ impl Record {
     }
 }
 
-/// The tokens of one applicant; one inline, the rest (rare) on the heap.
-#[derive(Debug)]
-pub(crate) struct Tokens {
-    first: u128,
-    rest: Vec<u128>,
-}
-
-impl Tokens {
-    pub(crate) fn iter(&self) -> impl Iterator<Item = u128> + '_ {
-        std::iter::once(self.first).chain(self.rest.iter().copied())
-    }
-    /// Removes `token`; returns false if the list is now empty.
-    fn remove(&mut self, token: u128) -> bool {
-        if self.first == token {
-            match self.rest.pop() {
-                Some(last) => {
-                    self.first = last;
-                    true
-                }
-                None => false,
-            }
-        } else {
-            self.rest.retain(|&t| t != token);
-            true
-        }
-    }
-}
-
 /// A shard: its expiry front (readable without the lock) and its ledger.
 pub(crate) struct Shard {
     /// Expiry time of the front entry of the ledger's queue, `u64::MAX` when it is empty.
@@ -110,8 +79,7 @@ impl Shard {
         Self {
             front_ns: AtomicU64::new(u64::MAX),
             ledger: Mutex::new(Ledger {
-                records: TokenMap::default(),
-                applicants: HashMap::with_hasher(applicant_hasher),
+                records: Records::new(applicant_hasher),
                 expiry: DeadlineQueue::default(),
                 live_holds: 0,
                 latest_ns: 0,
@@ -122,10 +90,9 @@ impl Shard {
 
 #[derive(Debug)]
 pub(crate) struct Ledger {
-    pub(crate) records: TokenMap<Record>,
-    pub(crate) applicants: HashMap<ApplicantId, Tokens, ahash::RandomState>,
-    /// Hold tokens by expiry, in grant order, which is expiry order.
-    pub(crate) expiry: DeadlineQueue<u128>,
+    pub(crate) records: Records,
+    /// Slab entries of holds by expiry, in grant order, which is expiry order.
+    pub(crate) expiry: DeadlineQueue<u32>,
     /// Records in state `Held` (expired or not) or `Confirming`.
     pub(crate) live_holds: usize,
     /// The latest time a call under this lock has used; see [`Ledger::clamp_now`].
@@ -165,10 +132,7 @@ impl Ledger {
 
     /// Tokens of `applicant`'s records (holds, expired or not, and bookings).
     pub(crate) fn tokens_of(&self, applicant: ApplicantId) -> impl Iterator<Item = u128> + '_ {
-        self.applicants
-            .get(&applicant)
-            .into_iter()
-            .flat_map(Tokens::iter)
+        self.records.tokens_of(applicant)
     }
 
     /// In one pass over the applicant's records: reclaims its expired holds, finds a live hold
@@ -183,13 +147,9 @@ impl Ledger {
             existing: None,
             active: 0,
         };
-        let Some(tokens) = self.applicants.get(&applicant) else {
-            return view;
-        };
         let mut expired = Vec::new();
-        for token in tokens.iter() {
-            let Some(r) = self.records.get(&token) else {
-                debug_assert!(false, "applicant index names a missing record");
+        for token in self.records.tokens_of(applicant) {
+            let Some(r) = self.records.get(token) else {
                 continue;
             };
             if r.is_expired_hold(now_ns) {
@@ -197,8 +157,8 @@ impl Ledger {
                 continue;
             }
             view.active += 1;
-            if view.existing.is_none() && r.is_live_hold(now_ns) && matches(r) {
-                view.existing = Some((token, *r));
+            if view.existing.is_none() && r.is_live_hold(now_ns) && matches(&r) {
+                view.existing = Some((token, r));
             }
         }
         for token in expired {
@@ -209,46 +169,30 @@ impl Ledger {
         view
     }
 
-    /// Adds a record for a unit the caller has just taken. Returns whether the expiry queue's
-    /// front may have moved (then the caller publishes it: `Shard::publish_front`).
-    #[must_use = "a moved front must be published"]
-    pub(crate) fn insert(&mut self, token: u128, record: Record) -> bool {
-        let previous = self.records.insert(token, record);
-        debug_assert!(previous.is_none(), "token issued twice");
-        match self.applicants.entry(record.applicant) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().rest.push(token),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Tokens {
-                    first: token,
-                    rest: Vec::new(),
-                });
-            }
-        }
+    /// Adds a record for a unit the caller has just taken, under a token from
+    /// [`Records::new_token`] (or read back from the journal). Returns whether the expiry
+    /// queue's front may have moved (then the caller publishes it: `Shard::publish_front`).
+    pub(crate) fn insert(&mut self, token: u128, record: Record) -> Result<bool, PlaceError> {
+        let index = self.records.insert(token, &record)?;
         if let State::Held { expires_ns } = record.state {
             self.live_holds += 1;
             let records = &self.records;
             let was_empty = self.expiry.peek().is_none();
             let compacted = self
                 .expiry
-                .push(expires_ns, token, self.live_holds, |_, t| {
-                    is_hold(records, t)
+                .push(expires_ns, index, self.live_holds, |d, i| {
+                    is_hold_at(records, d, i)
                 });
             // The common case, a push behind an existing front, leaves the front as it was and
             // touches no shared memory.
-            return was_empty || compacted;
+            return Ok(was_empty || compacted);
         }
-        false
+        Ok(false)
     }
 
     /// Removes a record and its applicant entry. Does not touch the slot word.
     pub(crate) fn remove(&mut self, token: u128) -> Option<Record> {
-        let record = self.records.remove(&token)?;
-        if let std::collections::hash_map::Entry::Occupied(mut e) =
-            self.applicants.entry(record.applicant)
-            && !e.get_mut().remove(token)
-        {
-            e.remove();
-        }
+        let record = self.records.remove(token)?;
         if record.state.counts_as_held() {
             self.live_holds -= 1;
         }
@@ -263,20 +207,20 @@ impl Ledger {
         loop {
             // Entries of holds confirmed, released or reclaimed already are skipped.
             let records = &self.records;
-            let Some((expires_ns, token)) = self.expiry.front(|_, t| is_hold(records, t)) else {
+            let Some((expires_ns, index)) = self.expiry.front(|d, i| is_hold_at(records, d, i))
+            else {
                 break;
             };
             if expires_ns > now_ns {
                 break;
             }
             self.expiry.pop();
+            let Some((token, record)) = self.records.at_index(index) else {
+                continue;
+            };
             // A confirming hold does not lapse: its confirmation settles it (and reclaims it if
             // the journal refused the booking and its time is up).
-            if self
-                .records
-                .get(&token)
-                .is_some_and(|r| r.state.is_settling())
-            {
+            if record.state.is_settling() {
                 continue;
             }
             if let Some(r) = self.remove(token) {
@@ -288,8 +232,11 @@ impl Ledger {
     }
 }
 
-/// Whether `token` is an unconfirmed hold: the test of a live expiry entry (a token's expiry
-/// never changes, so its entry is live exactly while it is held).
-fn is_hold(records: &TokenMap<Record>, token: u128) -> bool {
-    matches!(records.get(&token), Some(r) if r.state.counts_as_held())
+/// Whether the expiry entry `(expires_ns, index)` is a hold's current one. An entry whose slab
+/// place was reused by a hold with the same expiry passes too, harmlessly: that hold is due at
+/// the same instant.
+fn is_hold_at(records: &Records, expires_ns: u64, index: u32) -> bool {
+    records.at_index(index).is_some_and(|(_, r)| {
+        matches!(r.state, State::Held { expires_ns: e } | State::Confirming { expires_ns: e } if e == expires_ns)
+    })
 }

@@ -25,6 +25,7 @@ mod durable;
 mod error;
 mod expiry;
 mod ledger;
+mod records;
 mod reserve;
 mod slots;
 mod types;
@@ -198,11 +199,6 @@ impl<C: Clock> SlotBook<C> {
 
     fn shard_of_token(&self, token: u128) -> usize {
         (token as usize) & self.shard_mask
-    }
-
-    /// A fresh token routed to `shard`.
-    fn new_token(&self, shard: usize) -> u128 {
-        (random_u128() & !(self.shard_mask as u128)) | shard as u128
     }
 
     /// The book's clock.

@@ -142,12 +142,14 @@ impl<C: Clock> SlotBook<C> {
                     return Err(ReserveError::TooManyHolds);
                 }
             }
+            // The token names a vacant entry of the shard's slab; none is left only when the
+            // shard holds its most records (holds and bookings).
+            let token = ledger
+                .records
+                .new_token(shard_index, random_u128())
+                .ok_or(ReserveError::TooManyHolds)?;
             match take()? {
                 Some(Taken { branch, slot, at }) => {
-                    let mut token = self.new_token(shard_index);
-                    while ledger.records.contains_key(&token) {
-                        token = self.new_token(shard_index);
-                    }
                     let record = Record {
                         branch,
                         slot,
@@ -157,8 +159,15 @@ impl<C: Clock> SlotBook<C> {
                             expires_ns: now.saturating_add(self.hold_ttl_ns),
                         },
                     };
-                    if ledger.insert(token, record) {
-                        shard.publish_front(&ledger, &self.hint);
+                    // The token's entry is vacant (it came from `new_token` under this lock), so
+                    // the insert succeeds; were it refused, the unit goes back (rule 6).
+                    match ledger.insert(token, record) {
+                        Ok(true) => shard.publish_front(&ledger, &self.hint),
+                        Ok(false) => {}
+                        Err(_) => {
+                            return_unit(&record);
+                            return Err(ReserveError::TooManyHolds);
+                        }
                     }
                     return Ok(self.hold_of(token, &record));
                 }

@@ -33,9 +33,10 @@ token_type!(
     /// The unguessable proof of a hold, and of the booking it becomes: 128 bits, shown as exactly
     /// 32 lowercase hex digits.
     ///
-    /// 122 of the bits are CSPRNG output; the lowest bits name the lock shard that issued it (like
-    /// a UUID's version bits), so `confirm` and `release` go straight to it. A confirmed hold keeps
-    /// its token.
+    /// The top 96 bits are CSPRNG output; the low 32 bits name the lock shard that issued it and
+    /// the record's place in that shard (like a UUID's version bits), so `confirm` and `release`
+    /// go straight to the record, and a forged token is caught by its 96 random bits. A
+    /// confirmed hold keeps its token.
     ///
     /// ```
     /// use surgegate::HoldToken;

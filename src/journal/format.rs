@@ -10,7 +10,7 @@
 //! record out of place (a stale block, a copy from another file) is caught too.
 
 /// The version of every file format below. Bumped on any change of layout.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 const SEGMENT_MAGIC: [u8; 8] = *b"SGJOURNL";
 const CHECKPOINT_MAGIC: [u8; 8] = *b"SGCHECKP";

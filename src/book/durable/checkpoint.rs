@@ -101,8 +101,8 @@ impl<C: Clock> SlotBook<C> {
                     .iter()
                     // No change is in flight (the gate is held exclusively), so no record is
                     // settling.
-                    .filter(|(_, r)| r.state == State::Booked)
-                    .map(|(&t, r)| (t, r.branch.0, r.slot, r.applicant.0)),
+                    .filter(|(_, _, r)| r.state == State::Booked)
+                    .map(|(t, _, r)| (t, r.branch.0, r.slot, r.applicant.0)),
             );
         }
         cp

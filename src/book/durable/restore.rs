@@ -73,9 +73,14 @@ impl<C: Clock> SlotBook<C> {
         };
         let shard = &self.shards[index];
         let mut ledger = shard.ledger.lock();
-        if ledger.records.contains_key(&token) {
+        if ledger.records.get(token).is_some() {
             return Err(Refusal::Corrupt(format!(
                 "booking {token:032x} is booked twice"
+            )));
+        }
+        if !ledger.records.can_place(token) {
+            return Err(Refusal::Corrupt(format!(
+                "booking {token:032x} names the place of another booking in its shard"
             )));
         }
         if ledger.tokens_of(applicant).count() >= self.max_active_per_applicant {
@@ -97,8 +102,11 @@ impl<C: Clock> SlotBook<C> {
             state: State::Booked,
             at,
         };
-        if ledger.insert(token, record) {
-            shard.publish_front(&ledger, &self.hint);
+        // Placeable (checked above, under this lock); a booking never moves the expiry front.
+        if ledger.insert(token, record).is_err() {
+            return Err(Refusal::Corrupt(format!(
+                "booking {token:032x} names the place of another booking in its shard"
+            )));
         }
         Ok(())
     }
@@ -107,7 +115,7 @@ impl<C: Clock> SlotBook<C> {
         let mut ledger = self.shards[self.shard_of_token(token)].ledger.lock();
         if !ledger
             .records
-            .get(&token)
+            .get(token)
             .is_some_and(|r| r.state == State::Booked)
         {
             return Err(Refusal::Corrupt(format!(

@@ -1,4 +1,5 @@
-//! Finding a line entry by token or by visitor: a sharded, compact hash index.
+//! A sharded, compact hash index from a key to an entry index: the room finds line entries by
+//! token or visitor with it, the book an applicant's records.
 //!
 //! Guarantee: `find` returns the entry whose key matches, verified against the entry itself, or
 //! nothing; O(1) expected time at any size.
@@ -108,7 +109,7 @@ impl Shard {
     }
 }
 
-/// A hash index from some key to a line entry index.
+/// A hash index from some key to an entry index (the entries hold the keys).
 #[derive(Debug, Clone)]
 pub(crate) struct IndexTable {
     shards: Box<[Shard]>,
