@@ -63,7 +63,6 @@
 pub mod book;
 pub mod clock;
 mod deadline;
-mod index;
 mod invariant;
 pub mod journal;
 pub mod room;

@@ -2,9 +2,9 @@
 //!
 //! Guarantees: finding a record by its token is one indexed load and one comparison, no hash
 //! probe; a record takes 48 bytes and no heap allocation of its own; the entries of vacated
-//! records are reused. The applicant index (a compact hash index from an applicant to its newest
-//! record, whose records are chained) is the only hashing, and only `reserve` and `release` use
-//! it.
+//! records are reused. The applicant index (a `hashbrown` table of entry numbers, keyed by the
+//! applicant read from the entry, pointing at the applicant's newest record, whose records are
+//! chained) is the only hashing, and only `reserve` and `release` use it.
 //!
 //! A token is 128 bits: bits 0..8 name the lock shard, bits 8..32 the entry in that shard's slab,
 //! and the 96 bits above are CSPRNG output, compared in full on every lookup. So a shard holds at
@@ -13,7 +13,7 @@
 use super::branches::SlotRef;
 use super::ledger::{Record, State};
 use super::{ApplicantId, SlotIndex};
-use crate::index::IndexTable;
+use hashbrown::HashTable;
 
 /// The most records (holds and bookings) one lock shard holds at once: 2^24.
 pub(crate) const MAX_RECORDS: u32 = 1 << 24;
@@ -113,8 +113,8 @@ pub(crate) struct Records {
     /// Head of the chain of vacant entries.
     free: u32,
     len: usize,
-    /// Applicant -> its newest record's entry.
-    applicants: IndexTable,
+    /// Applicant -> its newest record's entry (the key is read from the entry).
+    applicants: HashTable<u32>,
     hasher: ahash::RandomState,
 }
 
@@ -124,7 +124,7 @@ impl Records {
             entries: Vec::new(),
             free: NONE,
             len: 0,
-            applicants: IndexTable::default(),
+            applicants: HashTable::new(),
             hasher,
         }
     }
@@ -180,9 +180,17 @@ impl Records {
         let index = index_of(token);
         self.take_vacant(index)?;
         let hash = self.hasher.hash_one(record.applicant.0);
-        let newest = self.newest_of_hash(hash, record.applicant.0);
-        if let Some(n) = newest {
-            self.applicants.remove(hash, n);
+        let newest = self.newest_mut(hash, record.applicant.0).map(|head| {
+            // The applicant's chain gains a new head.
+            let older = *head;
+            *head = index;
+            older
+        });
+        if newest.is_none() {
+            let (entries, hasher) = (&self.entries, &self.hasher);
+            self.applicants.insert_unique(hash, index, |&i| {
+                hasher.hash_one(entries[i as usize].applicant)
+            });
         }
         self.entries[index as usize] = Entry {
             token: split(token),
@@ -192,7 +200,6 @@ impl Records {
             slot: record.slot,
             next: newest.unwrap_or(NONE),
         };
-        self.applicants.insert(hash, index);
         self.len += 1;
         Ok(index)
     }
@@ -260,14 +267,24 @@ impl Records {
     /// Takes entry `index` (holding `e`) out of its applicant's chain.
     fn unlink_applicant(&mut self, index: u32, e: Entry) {
         let hash = self.hasher.hash_one(e.applicant);
-        if self.newest_of_hash(hash, e.applicant) == Some(index) {
-            self.applicants.remove(hash, index);
-            if e.next != NONE {
-                self.applicants.insert(hash, e.next);
+        let entries = &self.entries;
+        let Ok(head) = self
+            .applicants
+            .find_entry(hash, |&i| entries[i as usize].applicant == e.applicant)
+        else {
+            return;
+        };
+        let newest = *head.get();
+        if newest == index {
+            // The head of its chain: the index moves to the next older record, if any.
+            if e.next == NONE {
+                head.remove();
+            } else {
+                *head.into_mut() = e.next;
             }
             return;
         }
-        let mut at = self.newest_of_hash(hash, e.applicant).unwrap_or(NONE);
+        let mut at = newest;
         while at != NONE {
             let next = self.entries[at as usize].next;
             if next == index {
@@ -280,10 +297,15 @@ impl Records {
 
     fn newest_of_hash(&self, hash: u64, applicant: u64) -> Option<u32> {
         let entries = &self.entries;
-        self.applicants.find(hash, |i| {
-            let e = &entries[i as usize];
-            e.at.is_some() && e.applicant == applicant
-        })
+        self.applicants
+            .find(hash, |&i| entries[i as usize].applicant == applicant)
+            .copied()
+    }
+
+    fn newest_mut(&mut self, hash: u64, applicant: u64) -> Option<&mut u32> {
+        let entries = &self.entries;
+        self.applicants
+            .find_mut(hash, |&i| entries[i as usize].applicant == applicant)
     }
 
     /// The tokens of `applicant`'s records, newest first.

@@ -16,8 +16,8 @@
 use crate::deadline::DeadlineQueue;
 
 use super::VisitorId;
+use super::index::IndexTable;
 use super::rank::RankBitmap;
-use crate::index::IndexTable;
 
 /// Compact when dead entries exceed live ones by this much.
 const COMPACT_SLACK: usize = 4096;

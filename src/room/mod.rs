@@ -13,7 +13,7 @@
 //! One protocol per file: `types` (the plain values), `builder` (settings), `core` (the state
 //! behind the lock and its replay), `eta` (tickets, ETAs and stats), `audit` (the whole-room
 //! check), `wait` (the async wait); below them, `gcra` (the admission schedule), `line` with
-//! `rank` and the crate's `index` (the FIFO line with exact positions), `passes` (admitted visitors) and
+//! `index` and `rank` (the FIFO line with exact positions), `passes` (admitted visitors) and
 //! `draw` (the pre-queue's fair order).
 
 mod audit;
@@ -22,6 +22,7 @@ mod draw;
 mod error;
 mod eta;
 mod gcra;
+mod index;
 mod line;
 mod passes;
 mod rank;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use crate::deadline::DeadlineQueue;
 
 use super::VisitorId;
+use super::index::IndexTable;
 use super::line::token_hash;
-use crate::index::IndexTable;
 use crate::token::TokenMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

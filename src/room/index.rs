@@ -1,5 +1,4 @@
-//! A sharded, compact hash index from a key to an entry index: the room finds line entries by
-//! token or visitor with it, the book an applicant's records.
+//! Finding a line entry by token or by visitor: a sharded, compact hash index.
 //!
 //! Guarantee: `find` returns the entry whose key matches, verified against the entry itself, or
 //! nothing; O(1) expected time at any size.
@@ -109,7 +108,7 @@ impl Shard {
     }
 }
 
-/// A hash index from some key to an entry index (the entries hold the keys).
+/// A hash index from some key to a line entry index.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexTable {
     shards: Box<[Shard]>,
