@@ -629,3 +629,23 @@ fn a_clock_that_steps_back_never_keeps_a_lapsed_hold_counted() {
     assert_eq!(book.slot(BranchId(1), 0).unwrap().held, 0);
     assert!(book.confirm(first.token).is_err());
 }
+
+#[test]
+fn holds_given_back_at_a_stopped_clock_leave_no_expiry_entries_behind() {
+    // Every hold below shares one expiry (the clock never moves), and each reuses the record
+    // place of the one released before it: the expiry queue must still tell the old entries from
+    // the new hold's and compact them away (check_invariants bounds its length).
+    let (_clock, book) = book(1);
+    book.set_capacity(B, 0, 100).unwrap();
+    for a in 0..50 {
+        book.reserve(B, 0, ApplicantId(1_000_000 + a)).unwrap();
+    }
+    for a in 0..20_000 {
+        let hold = book.reserve(B, 0, ApplicantId(a)).unwrap();
+        if a % 1_000 == 999 {
+            book.check_invariants().unwrap();
+        }
+        book.release(hold.token).unwrap();
+    }
+    assert_eq!(book.check_invariants().unwrap().holds, 50);
+}

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::branches::Branch;
-use super::ledger::Ledger;
+use super::ledger::{ExpiryKey, Ledger, is_hold_at};
 use super::word::Packed;
 use super::*;
 
@@ -55,7 +55,7 @@ impl<C: Clock> SlotBook<C> {
     ) -> Result<(), InvariantViolation> {
         let mut holds = 0usize;
         let mut per_applicant: HashMap<ApplicantId, usize> = HashMap::new();
-        let queued: HashSet<(u64, u32)> = ledger.expiry.iter().collect();
+        let queued: HashSet<(u64, ExpiryKey)> = ledger.expiry.iter().collect();
         for (token, entry, r) in ledger.records.iter() {
             self.check_record(index, ledger, token, &r)?;
             let counts = per_slot.entry((r.branch, r.slot)).or_default();
@@ -70,7 +70,7 @@ impl<C: Clock> SlotBook<C> {
                         *per_applicant.entry(r.applicant).or_default() += 1;
                     }
                     ensure!(
-                        queued.contains(&(expires_ns, entry)),
+                        queued.contains(&(expires_ns, ExpiryKey::new(entry, token))),
                         "hold {token:032x} missing from the expiry queue"
                     );
                 }
@@ -150,6 +150,18 @@ impl<C: Clock> SlotBook<C> {
         ensure!(
             ledger.expiry.is_ordered(),
             "shard {index}: expiry queue out of order"
+        );
+        // Stale entries are told apart from live ones (else compaction could not drop them):
+        // each hold has exactly one entry its queue takes for live.
+        let live_entries = ledger
+            .expiry
+            .iter()
+            .filter(|&(d, k)| is_hold_at(&ledger.records, d, k))
+            .count();
+        ensure!(
+            live_entries == ledger.live_holds,
+            "shard {index}: {live_entries} expiry entries taken for live, for {} holds",
+            ledger.live_holds
         );
         let front = ledger.expiry.peek().map_or(u64::MAX, |(e, _)| e);
         let published = self.shards[index].front_ns.load(Ordering::SeqCst);

@@ -91,8 +91,8 @@ impl Shard {
 #[derive(Debug)]
 pub(crate) struct Ledger {
     pub(crate) records: Records,
-    /// Slab entries of holds by expiry, in grant order, which is expiry order.
-    pub(crate) expiry: DeadlineQueue<u32>,
+    /// Holds by expiry, in grant order, which is expiry order: their [`ExpiryKey`]s.
+    pub(crate) expiry: DeadlineQueue<ExpiryKey>,
     /// Records in state `Held` (expired or not) or `Confirming`.
     pub(crate) live_holds: usize,
     /// The latest time a call under this lock has used; see [`Ledger::clamp_now`].
@@ -178,11 +178,10 @@ impl Ledger {
             self.live_holds += 1;
             let records = &self.records;
             let was_empty = self.expiry.peek().is_none();
-            let compacted = self
-                .expiry
-                .push(expires_ns, index, self.live_holds, |d, i| {
-                    is_hold_at(records, d, i)
-                });
+            let key = ExpiryKey::new(index, token);
+            let compacted = self.expiry.push(expires_ns, key, self.live_holds, |d, k| {
+                is_hold_at(records, d, k)
+            });
             // The common case, a push behind an existing front, leaves the front as it was and
             // touches no shared memory.
             return Ok(was_empty || compacted);
@@ -207,7 +206,7 @@ impl Ledger {
         loop {
             // Entries of holds confirmed, released or reclaimed already are skipped.
             let records = &self.records;
-            let Some((expires_ns, index)) = self.expiry.front(|d, i| is_hold_at(records, d, i))
+            let Some((expires_ns, key)) = self.expiry.front(|d, k| is_hold_at(records, d, k))
             else {
                 break;
             };
@@ -215,7 +214,7 @@ impl Ledger {
                 break;
             }
             self.expiry.pop();
-            let Some((token, record)) = self.records.at_index(index) else {
+            let Some((token, record)) = self.records.at_index(key.index()) else {
                 continue;
             };
             // A confirming hold does not lapse: its confirmation settles it (and reclaims it if
@@ -232,11 +231,26 @@ impl Ledger {
     }
 }
 
-/// Whether the expiry entry `(expires_ns, index)` is a hold's current one. An entry whose slab
-/// place was reused by a hold with the same expiry passes too, harmlessly: that hold is due at
-/// the same instant.
-fn is_hold_at(records: &Records, expires_ns: u64, index: u32) -> bool {
-    records.at_index(index).is_some_and(|(_, r)| {
-        matches!(r.state, State::Held { expires_ns: e } | State::Confirming { expires_ns: e } if e == expires_ns)
+/// An expiry entry's record: its slab entry, and 32 random bits of its token, so that an entry
+/// left behind by a hold that is gone is not taken for the one that reuses its place (which
+/// would keep stale entries alive when holds share an expiry, as under a stopped test clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ExpiryKey(u64);
+
+impl ExpiryKey {
+    pub(crate) fn new(index: u32, token: u128) -> Self {
+        Self(u64::from(index) << 32 | u64::from((token >> 32) as u32))
+    }
+
+    pub(crate) fn index(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// Whether the expiry entry `(expires_ns, key)` is the current one of a hold.
+pub(crate) fn is_hold_at(records: &Records, expires_ns: u64, key: ExpiryKey) -> bool {
+    records.at_index(key.index()).is_some_and(|(token, r)| {
+        ExpiryKey::new(key.index(), token) == key
+            && matches!(r.state, State::Held { expires_ns: e } | State::Confirming { expires_ns: e } if e == expires_ns)
     })
 }
