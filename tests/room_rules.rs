@@ -748,3 +748,24 @@ fn ended_memory_is_bounded() {
         Err(RoomConfigError::EndedMemory(_))
     ));
 }
+
+#[test]
+fn visitors_who_leave_from_the_back_at_a_stopped_clock_leave_no_checkin_records_behind() {
+    // A paused room and a clock that never moves: every join has the same deadline, and each
+    // newcomer takes the line place of the one who just left from the back. The line must still
+    // tell the old check-in records from the newcomer's (check_invariants counts them).
+    let (_clock, room) = room(10, 1);
+    room.pause();
+    for n in 0..100 {
+        waiting(room.join(v(n)));
+    }
+    for n in 100..2_100 {
+        let t = waiting(room.join(v(n)));
+        if n % 100 == 0 {
+            room.check_invariants().unwrap();
+        }
+        room.finish(t.token).unwrap();
+    }
+    room.check_invariants().unwrap();
+    assert_eq!(room.stats().waiting, 100);
+}

@@ -38,7 +38,7 @@ pub(crate) struct Line {
     by_visitor: IndexTable,
     /// `(deadline_ns, index)` in non-decreasing deadline order. An entry is current if the
     /// indexed waiter is live with that deadline; others are skipped when reached.
-    checkins: DeadlineQueue<u32>,
+    checkins: DeadlineQueue<CheckinKey>,
     /// No live entry is below `head`.
     head: usize,
     visitor_hasher: ahash::RandomState,
@@ -114,9 +114,9 @@ impl Line {
     /// Appends visitors in the given order, keeping the check-in queue in deadline order (their
     /// deadlines may be older than those already queued).
     pub(crate) fn push_all(&mut self, waiters: impl IntoIterator<Item = Waiter>) {
-        let added: Vec<(u64, u32)> = waiters
+        let added: Vec<(u64, CheckinKey)> = waiters
             .into_iter()
-            .map(|w| (w.deadline_ns, self.append(w)))
+            .map(|w| (w.deadline_ns, CheckinKey::new(self.append(w), w.token)))
             .collect();
         self.checkins.merge(added);
     }
@@ -135,10 +135,11 @@ impl Line {
     /// Queues the check-in deadline of the entry at `index`; the stale records of earlier
     /// check-ins are skipped when reached and compacted away.
     fn push_checkin(&mut self, deadline_ns: u64, index: u32) {
+        let key = CheckinKey::new(index, self.entries[index as usize].token);
         let (entries, live) = (&self.entries, &self.live);
         let waiting = self.waiting();
-        self.checkins.push(deadline_ns, index, waiting, |d, i| {
-            is_current(entries, live, d, i)
+        self.checkins.push(deadline_ns, key, waiting, |d, k| {
+            is_current(entries, live, d, k)
         });
     }
 
@@ -159,15 +160,15 @@ impl Line {
     pub(crate) fn next_lapse(&mut self) -> Option<u64> {
         let (entries, live) = (&self.entries, &self.live);
         self.checkins
-            .front(|d, i| is_current(entries, live, d, i))
+            .front(|d, k| is_current(entries, live, d, k))
             .map(|(d, _)| d)
     }
 
     /// Removes the visitor whose check-in lapses first (after `next_lapse` returned `Some`).
     pub(crate) fn pop_lapsed(&mut self) -> Option<Waiter> {
         self.next_lapse()?;
-        let (_, i) = self.checkins.pop()?;
-        Some(self.remove(i))
+        let (_, key) = self.checkins.pop()?;
+        Some(self.remove(key.index()))
     }
 
     /// Takes a visitor out of the line (admitted, left or lapsed).
@@ -212,8 +213,9 @@ impl Line {
         self.by_token.renumber(new_index);
         self.by_visitor.renumber(new_index);
         let entries = &self.entries;
-        self.checkins
-            .retain_map(|d, i| is_current(entries, live, d, i).then(|| new_index(i)));
+        self.checkins.retain_map(|d, k| {
+            is_current(entries, live, d, k).then(|| k.renumbered(new_index(k.index())))
+        });
         let kept: Vec<Waiter> = (0..self.entries.len())
             .filter(|&i| live.get(i))
             .map(|i| self.entries[i])
@@ -263,7 +265,7 @@ impl Line {
     fn check_entries(&self, now_ns: u64, what: &str) -> Result<u64, String> {
         let mut expected_position = 0u64;
         let mut seen_visitors = std::collections::HashSet::new();
-        let current: std::collections::HashSet<(u64, u32)> = self.checkins.iter().collect();
+        let current: std::collections::HashSet<(u64, CheckinKey)> = self.checkins.iter().collect();
         for (i, w) in self.iter() {
             expected_position += 1;
             let p = self.position(i);
@@ -292,7 +294,7 @@ impl Line {
                     w.visitor, w.deadline_ns
                 ));
             }
-            if !current.contains(&(w.deadline_ns, i)) {
+            if !current.contains(&(w.deadline_ns, CheckinKey::new(i, w.token))) {
                 return Err(format!("{what}: entry {i} has no current check-in record"));
             }
         }
@@ -314,6 +316,20 @@ impl Line {
         if !self.checkins.is_ordered() {
             return Err(format!("{what}: check-in queue out of order"));
         }
+        // Stale records are told apart from current ones (else compaction could not drop them):
+        // each waiting visitor has exactly one record taken for current.
+        let (entries, live) = (&self.entries, &self.live);
+        let current = self
+            .checkins
+            .iter()
+            .filter(|&(d, k)| is_current(entries, live, d, k))
+            .count();
+        if current != self.waiting() {
+            return Err(format!(
+                "{what}: {current} check-in records taken for current, for {} waiting",
+                self.waiting()
+            ));
+        }
         if self.entries.len() != self.live.len() {
             return Err(format!(
                 "{what}: {} entries but {} bits",
@@ -326,6 +342,30 @@ impl Line {
 }
 
 /// Whether the check-in record `(deadline_ns, index)` is the current one of a waiting entry.
-fn is_current(entries: &[Waiter], live: &RankBitmap, deadline_ns: u64, index: u32) -> bool {
-    live.get(index as usize) && entries[index as usize].deadline_ns == deadline_ns
+fn is_current(entries: &[Waiter], live: &RankBitmap, deadline_ns: u64, key: CheckinKey) -> bool {
+    let i = key.index() as usize;
+    live.get(i)
+        && entries[i].deadline_ns == deadline_ns
+        && key == CheckinKey::new(key.index(), entries[i].token)
+}
+
+/// A check-in record's entry: its index, and 32 bits of the visitor's token, so that a record
+/// left behind by a visitor who is gone is not taken for the one now at the same index (which
+/// would keep stale records alive when check-ins share a deadline, as under a stopped clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct CheckinKey(u64);
+
+impl CheckinKey {
+    fn new(index: u32, token: u128) -> Self {
+        Self(u64::from(index) << 32 | u64::from(token as u32))
+    }
+
+    fn index(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The same visitor's key at a new index.
+    fn renumbered(self, index: u32) -> Self {
+        Self(u64::from(index) << 32 | (self.0 & 0xffff_ffff))
+    }
 }
