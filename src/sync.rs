@@ -99,6 +99,10 @@ impl Condvar {
     pub(crate) fn notify_all(&self) {
         self.inner.notify_all();
     }
+
+    pub(crate) fn notify_one(&self) {
+        self.inner.notify_one();
+    }
 }
 
 /// A hasher state for the crate's hash tables: random keys normally; fixed keys under loom, whose

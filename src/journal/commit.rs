@@ -79,7 +79,11 @@ pub(crate) struct Counters {
 
 pub(crate) struct Committer {
     gather: Mutex<Gather>,
-    done: Condvar,
+    /// Callers of batch `k` wait on `done[k % 2]`: a finished batch wakes its own callers and
+    /// one caller of the next batch (its leader), not everyone.
+    done: [Condvar; 2],
+    /// Callers waiting for room in a full open batch.
+    space: Condvar,
     pub(crate) active: Mutex<Active>,
     durability: Durability,
     max_batch: usize,
@@ -105,7 +109,8 @@ impl Committer {
                 failed: HashMap::new(),
                 stopped: None,
             }),
-            done: Condvar::new(),
+            done: [Condvar::new(), Condvar::new()],
+            space: Condvar::new(),
             active: Mutex::new(active),
             durability,
             max_batch,
@@ -134,7 +139,7 @@ impl Committer {
                 break;
             }
             // The open batch is full: wait for a leader to take it.
-            g = self.done.wait(g);
+            g = self.space.wait(g);
         }
         g.open.push(change);
         Ok(Ticket(g.open_id))
@@ -162,7 +167,7 @@ impl Committer {
             if !g.leading && g.open_id == mine {
                 return self.lead(g, mine);
             }
-            g = self.done.wait(g);
+            g = self.done[(mine % 2) as usize].wait(g);
         }
     }
 
@@ -180,7 +185,7 @@ impl Committer {
         let batch = std::mem::take(&mut g.open);
         g.open_id += 1;
         // Callers waiting for room in a full batch may join the next one now.
-        self.done.notify_all();
+        self.space.notify_all();
         // The journal may have stopped (a failed background fsync) after these callers joined:
         // then nothing more is written.
         let stopped = g.stopped.is_some();
@@ -207,8 +212,14 @@ impl Committer {
                 Err(error)
             }
         };
+        // Whether a next batch has callers (it has, if it is open and not empty).
+        let next_waiting = !g.open.is_empty();
         drop(g);
-        self.done.notify_all();
+        // This batch's callers learn its outcome; one caller of the next batch leads it.
+        self.done[(id % 2) as usize].notify_all();
+        if next_waiting {
+            self.done[((id + 1) % 2) as usize].notify_one();
+        }
         result
     }
 
