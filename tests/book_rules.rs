@@ -649,3 +649,47 @@ fn holds_given_back_at_a_stopped_clock_leave_no_expiry_entries_behind() {
     }
     assert_eq!(book.check_invariants().unwrap().holds, 50);
 }
+
+#[test]
+fn an_applicant_finds_holds_and_bookings_again_without_their_tokens() {
+    let (clock, book) = book(3);
+    for slot in 0..3 {
+        book.set_capacity(B, slot, 5).unwrap();
+    }
+    let a = ApplicantId(77);
+    let first = book.reserve(B, 0, a).unwrap();
+    let second = book.reserve(B, 1, a).unwrap();
+    let third = book.reserve(B, 2, a).unwrap();
+    let booking = book.confirm(second.token).unwrap();
+    assert_eq!(book.hold(first.token), Some(first));
+    assert_eq!(book.hold(second.token), None, "booked now");
+    let mut holds = book.holds_of(a);
+    holds.sort_by_key(|h| h.slot);
+    assert_eq!(holds, vec![first, third]);
+    assert_eq!(book.bookings_of(a), vec![booking]);
+    assert!(book.holds_of(ApplicantId(78)).is_empty());
+    // Lapsed holds are not found; the booking is, and can be cancelled by what was found.
+    clock.advance(TTL);
+    assert_eq!(book.hold(first.token), None);
+    assert!(book.holds_of(a).is_empty());
+    let found = book.bookings_of(a)[0];
+    book.release(found.token).unwrap();
+    assert!(book.bookings_of(a).is_empty());
+    book.check_invariants().unwrap();
+}
+
+#[test]
+fn durable_settings_given_to_build_are_an_error() {
+    use surgegate::Durability;
+    for builder in [
+        SlotBook::builder().durability(Durability::None),
+        SlotBook::builder().checkpoint_after_bytes(0),
+        SlotBook::builder().max_batch_records(8),
+        SlotBook::builder().commit_delay(Duration::from_micros(50)),
+    ] {
+        assert!(matches!(
+            builder.try_build(),
+            Err(BookConfigError::DurableOnly(_))
+        ));
+    }
+}

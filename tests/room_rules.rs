@@ -769,3 +769,15 @@ fn visitors_who_leave_from_the_back_at_a_stopped_clock_leave_no_checkin_records_
     room.check_invariants().unwrap();
     assert_eq!(room.stats().waiting, 100);
 }
+
+#[test]
+fn an_entry_names_its_token_whichever_it_is() {
+    let (clock, room) = room(1, 1);
+    let pass = room.join(v(1)).unwrap();
+    let ticket = room.join(v(2)).unwrap();
+    assert_eq!(pass.token(), admitted(Ok::<_, JoinError>(pass)).token);
+    assert_eq!(ticket.token(), waiting(Ok::<_, JoinError>(ticket)).token);
+    clock.advance(Duration::from_secs(1));
+    // The ticket keeps its token when it becomes a pass.
+    assert_eq!(room.poll(ticket.token()).unwrap().token(), ticket.token());
+}

@@ -27,6 +27,8 @@ pub(super) struct Settings {
     pub(super) checkpoint_after_bytes: u64,
     pub(super) max_batch_records: u32,
     pub(super) commit_delay: Duration,
+    /// The first durable-only setting given, if any: an error for an in-memory book.
+    pub(super) durable_only: Option<&'static str>,
 }
 
 impl Default for Settings {
@@ -42,6 +44,7 @@ impl Default for Settings {
             checkpoint_after_bytes: 64 << 20,
             max_batch_records: 4096,
             commit_delay: Duration::ZERO,
+            durable_only: None,
         }
     }
 }
@@ -106,6 +109,9 @@ impl<C: Clock> SlotBookBuilder<C> {
     /// Builds the book, or says which setting is out of range.
     pub fn try_build(self) -> Result<SlotBook<C>, BookConfigError> {
         self.validate()?;
+        if let Some(setting) = self.settings.durable_only {
+            return Err(BookConfigError::DurableOnly(setting));
+        }
         let shards = self.settings.shards;
         Ok(self.assemble(shards, crate::sync::random_key(), None))
     }

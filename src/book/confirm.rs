@@ -196,7 +196,7 @@ impl<C: Clock> SlotBook<C> {
 }
 
 impl Record {
-    fn booking(&self, token: u128) -> Booking {
+    pub(super) fn booking(&self, token: u128) -> Booking {
         Booking {
             token: HoldToken(token),
             branch: self.branch,

@@ -110,6 +110,12 @@ pub enum CapacityError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum BookConfigError {
+    /// A setting of the durable mode (`durability`, `checkpoint_after_bytes`,
+    /// `max_batch_records`, `commit_delay`) was given to `build`, which makes a book in memory.
+    #[error(
+        "{0} applies to a durable book only: open the book from a directory with open(dir), or drop the setting"
+    )]
+    DurableOnly(&'static str),
     /// `hold_ttl` is zero or longer than a day.
     #[error("hold_ttl must be between 1 ns and 24 h, got {0:?}")]
     HoldTtl(Duration),

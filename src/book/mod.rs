@@ -7,13 +7,14 @@
 //! and are never visible: a reading or a reservation first reclaims whatever has expired.
 //!
 //! A book opened from a directory ([`SlotBookBuilder::open`]) also journals its durable changes;
-//! that part lives in `durable.rs` and the [`journal`](crate::journal) module.
+//! that part lives in `durable/` and the [`journal`](crate::journal) module.
 //!
 //! One protocol per file: `types` (the plain values), `builder` (limits), `slots` (opening and
-//! reading slots), `reserve` (taking a unit), `confirm` (confirming and releasing), `expiry`
-//! (reclaiming expired holds and the expiry hint), `audit` (the whole-book check); below them,
-//! `word` (one slot's packed counter), `branches` (the lock-free branch table and full-slot
-//! bitmaps) and `ledger` (one lock shard of records).
+//! reading slots), `reserve` (taking a unit), `confirm` (confirming and releasing), `lookup`
+//! (finding holds and bookings by token or applicant), `expiry` (reclaiming expired holds and
+//! the expiry hint), `audit` (the whole-book check); below them, `word` (one slot's packed
+//! counter), `branches` (the lock-free branch table and full-slot bitmaps), `ledger` (one lock
+//! shard) and `records` (its records, in a slab addressed by token bits).
 //!
 //! The rules this module guarantees are listed on [`SlotBook`].
 
@@ -25,6 +26,7 @@ mod durable;
 mod error;
 mod expiry;
 mod ledger;
+mod lookup;
 mod records;
 mod reserve;
 mod slots;

@@ -184,7 +184,7 @@ impl<C: Clock> SlotBook<C> {
         }
     }
 
-    fn hold_of(&self, token: u128, r: &Record) -> Hold {
+    pub(super) fn hold_of(&self, token: u128, r: &Record) -> Hold {
         let expires_ns = match r.state {
             State::Held { expires_ns } | State::Confirming { expires_ns } => expires_ns,
             State::Booked | State::Cancelling => u64::MAX,

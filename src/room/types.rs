@@ -58,6 +58,17 @@ pub enum Entry {
     Waiting(Ticket),
 }
 
+impl Entry {
+    /// The token of the ticket or pass: the same one, whichever this is (a ticket keeps its
+    /// token when it becomes a pass).
+    pub fn token(&self) -> TicketToken {
+        match self {
+            Entry::Admitted(pass) => pass.token,
+            Entry::Waiting(ticket) => ticket.token,
+        }
+    }
+}
+
 /// A snapshot of the room, from [`WaitingRoom::stats`](crate::WaitingRoom::stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

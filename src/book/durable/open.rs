@@ -15,25 +15,35 @@ use crate::journal::{Active, Committer, Recovery};
 
 impl<C: Clock> SlotBookBuilder<C> {
     /// What `Ok` from a durable book's `set_capacity`, `confirm` and `release` promises. Default
-    /// [`Durability::Fsync`]. Only used by [`open`](Self::open).
+    /// [`Durability::Fsync`].
+    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
     pub fn durability(mut self, durability: Durability) -> Self {
         self.settings.durability = durability;
+        self.settings.durable_only.get_or_insert("durability");
         self
     }
 
     /// Journal bytes after which a durable call also writes a checkpoint, so that recovery
     /// stays fast however long the book runs. Default 64 MiB (about 1.3 million bookings);
     /// 0 turns automatic checkpoints off ([`SlotBook::checkpoint`] still works). The call that
-    /// crosses the threshold pays for the checkpoint. Only used by [`open`](Self::open).
+    /// crosses the threshold pays for the checkpoint.
+    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
     pub fn checkpoint_after_bytes(mut self, bytes: u64) -> Self {
         self.settings.checkpoint_after_bytes = bytes;
+        self.settings
+            .durable_only
+            .get_or_insert("checkpoint_after_bytes");
         self
     }
 
     /// The most records one journal write (and fsync) carries. Default 4096; 1 to 65 536.
-    /// 1 gives one fsync per call, without group commit. Only used by [`open`](Self::open).
+    /// 1 gives one fsync per call, without group commit.
+    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
     pub fn max_batch_records(mut self, n: u32) -> Self {
         self.settings.max_batch_records = n;
+        self.settings
+            .durable_only
+            .get_or_insert("max_batch_records");
         self
     }
 
@@ -41,10 +51,11 @@ impl<C: Clock> SlotBookBuilder<C> {
     /// write and fsync (like PostgreSQL's `commit_delay`). Default zero (no wait); at most
     /// 10 ms. A short delay (50–200 µs) makes each fsync carry more records when a few threads
     /// commit at once, at the price of that much more latency per durable call; with many
-    /// threads, batches fill by themselves while the previous fsync runs. Only used by
-    /// [`open`](Self::open).
+    /// threads, batches fill by themselves while the previous fsync runs.
+    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
     pub fn commit_delay(mut self, delay: Duration) -> Self {
         self.settings.commit_delay = delay;
+        self.settings.durable_only.get_or_insert("commit_delay");
         self
     }
 
