@@ -401,8 +401,7 @@ impl<C: Clock> WaitingRoom<C> {
     fn reconfigure(&self, change: impl FnOnce(&mut Core)) {
         self.call(|core| {
             change(core);
-            let now = core.now_ns;
-            core.advance(now);
+            core.advance_now_unless_behind();
         });
         self.wake_waiters();
     }

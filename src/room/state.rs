@@ -5,7 +5,8 @@
 use super::*;
 
 /// The most events (admissions, check-in lapses, pass expiries, an opening's draw) one call
-/// replays before it answers. A room with more due (after a long idle spell with many waiting,
+/// replays before it answers. (An opening's draw is one event: it moves the whole pre-queue
+/// into the line at once.) A room with more due (after a long idle spell with many waiting,
 /// say) catches up over the next calls, this many each; meanwhile its time lags the clock, every
 /// call is answered as of the room's time, and every rule holds on that time; joins and
 /// check-ins take their deadlines from the clock, so nobody lapses for the room's delay.
@@ -110,6 +111,16 @@ impl Core {
         self.behind = false;
         if self.passes.len() <= self.max_active as usize {
             self.lowered_below_active = false;
+        }
+    }
+
+    /// Replays what a change made due at the room's present instant, unless the room is still
+    /// catching up (then the next calls do, in order): so no call replays more than
+    /// [`MAX_EVENTS_PER_CALL`] events.
+    pub(super) fn advance_now_unless_behind(&mut self) {
+        if !self.behind {
+            let now = self.now_ns;
+            self.advance(now);
         }
     }
 
@@ -251,9 +262,9 @@ impl Core {
             return Ok(Entry::Waiting(self.prequeue_ticket(i)));
         }
         self.line.push(waiter);
-        // Admits the newcomer at once if it is alone in line and the limits allow.
-        let now = self.now_ns;
-        self.advance(now);
+        // Admits the newcomer at once if it is alone in line and the limits allow (a room still
+        // catching up has others due first: the next calls' replay gets to it).
+        self.advance_now_unless_behind();
         if let Some(p) = self.passes.get(waiter.token) {
             return Ok(Entry::Admitted(Self::pass(waiter.token, &p)));
         }
@@ -316,8 +327,7 @@ impl Core {
             self.passes_finished += 1;
             self.note_pass_duration(self.now_ns - p.admitted_ns);
             // The freed place may admit the next in line right now.
-            let now = self.now_ns;
-            self.advance(now);
+            self.advance_now_unless_behind();
             return Ok(());
         }
         if let Some(i) = self.line.find_token(token) {
