@@ -40,7 +40,7 @@ fn durability(round: u64) -> Durability {
 fn open(dir: &Path, round: u64) -> SlotBook {
     SlotBook::builder()
         .durability(durability(round))
-        .checkpoint_after_bytes(24 * 1024)
+        .checkpoint_after_bytes(1 << 20)
         .max_slots_per_branch(SLOTS)
         .open(dir)
         .expect("the journal must always reopen after a crash")
@@ -71,6 +71,11 @@ fn crash_child() {
                 while Instant::now() < deadline {
                     i += 1;
                     let (b, slot) = (rng.random_range(0..BRANCHES), rng.random_range(0..SLOTS));
+                    if worker == 1 && i.is_multiple_of(300) {
+                        // Often, so that kills land during checkpoints too.
+                        book.checkpoint().unwrap();
+                        continue;
+                    }
                     if worker == 0 && i % 40 == 1 {
                         // Capacities only grow, so `booked <= capacity` must hold everywhere.
                         let cap = book.slot(BranchId(b), slot).map_or(2, |s| s.capacity + 1);

@@ -133,6 +133,9 @@ fn a_second_open_of_the_same_directory_is_refused_until_the_first_closes() {
 fn a_torn_tail_is_cut_off_and_everything_before_it_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let book = open(dir.path()).unwrap();
+    // A crash leaves the meta file as the open wrote it; a clean close records the journal's
+    // end in it (see `records_cut_off_a_closed_journal_are_caught`).
+    let meta_at_crash = fs::read(dir.path().join("META")).unwrap();
     book.set_capacity(BranchId(1), 0, 10).unwrap();
     let mut tokens = Vec::new();
     for a in 0..5 {
@@ -140,6 +143,7 @@ fn a_torn_tail_is_cut_off_and_everything_before_it_is_kept() {
         tokens.push(book.confirm(hold.token).unwrap().token);
     }
     drop(book);
+    fs::write(dir.path().join("META"), &meta_at_crash).unwrap();
     let seg = segments(dir.path()).pop().unwrap();
     let full = fs::read(&seg).unwrap();
     let last_record = 49; // a booking record
@@ -279,29 +283,57 @@ fn a_checkpoint_replaces_the_journal_before_it_and_reopens_to_the_same_state() {
 
 #[test]
 fn automatic_checkpoints_keep_the_journal_short() {
+    const EVERY: u64 = 1 << 20; // the smallest interval allowed
     let dir = tempfile::tempdir().unwrap();
     let book = SlotBook::builder()
         .clock(ManualClock::new())
         .durability(Durability::None)
-        .checkpoint_after_bytes(2_000)
+        .checkpoint_after_bytes(EVERY)
         .open(dir.path())
         .unwrap();
-    book.set_capacity(BranchId(1), 0, 1_000).unwrap();
+    book.set_capacity(BranchId(1), 0, 60_000).unwrap();
     let mut tokens = Vec::new();
-    for a in 0..300 {
+    for a in 0..50_000 {
         let hold = book.reserve(BranchId(1), 0, ApplicantId(a)).unwrap();
         tokens.push(book.confirm(hold.token).unwrap().token);
     }
     let stats = book.journal_stats().unwrap();
-    assert!(stats.checkpoints >= 5, "{stats:?}");
+    // 49 bytes a booking record: 50 000 of them cross 1 MiB twice.
+    assert_eq!(stats.checkpoints, 2, "{stats:?}");
     assert_eq!(stats.failed_checkpoints, 0);
-    assert!(stats.bytes_since_checkpoint < 2_000 + 49, "{stats:?}");
+    assert!(stats.bytes_since_checkpoint < EVERY, "{stats:?}");
     assert_eq!(segments(dir.path()).len(), 1);
     drop(book);
     let book = SlotBook::builder().open(dir.path()).unwrap();
-    assert!(book.journal_stats().unwrap().recovery.records < 2_000 / 49 + 1);
-    assert_eq!(book.slot(BranchId(1), 0).unwrap().booked, 300);
+    assert!(book.journal_stats().unwrap().recovery.records < EVERY / 49 + 1);
+    assert_eq!(book.slot(BranchId(1), 0).unwrap().booked, 50_000);
     assert!(tokens.iter().all(|t| book.booking(*t).is_some()));
+}
+
+#[test]
+fn a_checkpoint_interval_below_one_mebibyte_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bytes in [1, 2_000, (1 << 20) - 1] {
+        let r = SlotBook::builder()
+            .checkpoint_after_bytes(bytes)
+            .open(dir.path());
+        assert!(
+            matches!(r, Err(OpenError::DurableConfig(m)) if m.contains("1 MiB")),
+            "{bytes}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+    for bytes in [0, 1 << 20] {
+        let book = SlotBook::builder()
+            .checkpoint_after_bytes(bytes)
+            .open(dir.path())
+            .unwrap();
+        drop(book);
+    }
 }
 
 #[test]

@@ -28,12 +28,27 @@ impl<C: Clock> SlotBook<C> {
         for (index, ledger) in guards.iter().enumerate() {
             self.check_shard(index, ledger, now, &mut per_slot, &mut totals)?;
         }
+        let mut chunks = 0;
         for b in self.branches.iter() {
             totals.branches += 1;
             for (slot, p) in b.all_slots() {
+                chunks += usize::from(slot % CHUNK_SLOTS == 0);
                 Self::check_slot(b, slot, p, &mut per_slot, &mut totals)?;
             }
         }
+        ensure!(
+            chunks == self.branches.chunks() && chunks <= self.max_slot_chunks as usize,
+            "{chunks} chunks allocated, {} counted, limit {}",
+            self.branches.chunks(),
+            self.max_slot_chunks
+        );
+        ensure!(
+            totals.branches == self.branches.len() && totals.branches <= self.max_branches as usize,
+            "{} branches found, {} counted, limit {}",
+            totals.branches,
+            self.branches.len(),
+            self.max_branches
+        );
         ensure!(
             per_slot.is_empty(),
             "records on slots that do not exist: {:?}",

@@ -21,6 +21,7 @@ pub(super) struct Settings {
     pub(super) max_active_per_applicant: u32,
     pub(super) max_branches: u32,
     pub(super) max_slots_per_branch: u32,
+    pub(super) max_slot_chunks: u32,
     pub(super) max_live_holds: u64,
     pub(super) shards: u32,
     pub(super) durability: Durability,
@@ -38,6 +39,7 @@ impl Default for Settings {
             max_active_per_applicant: 1,
             max_branches: 16_384,
             max_slots_per_branch: 65_536,
+            max_slot_chunks: 1 << 18,
             max_live_holds: 1 << 22,
             shards: 64,
             durability: Durability::Fsync,
@@ -82,6 +84,18 @@ impl<C: Clock> SlotBookBuilder<C> {
     /// at most 2^22. Slot counters are allocated 512 at a time, only where slots are opened.
     pub fn max_slots_per_branch(mut self, n: u32) -> Self {
         self.settings.max_slots_per_branch = n;
+        self
+    }
+
+    /// The most chunks of slot counters the book allocates. A chunk holds 512 consecutive slot
+    /// indices of one branch (4.1 KiB) and is allocated when the first slot in it is opened, so
+    /// this bounds the book's memory for slots: at most `n` × 4.1 KiB, plus about 1 KiB of
+    /// directory per branch at the largest `max_slots_per_branch`. Default 2^18 (a bound of
+    /// 1.1 GiB; 16 384 branches with a year of 30-minute windows each use 49 152); at most
+    /// 2^24. When reached, `set_capacity` of a slot in a new chunk is
+    /// [`CapacityError::TooManySlotChunks`].
+    pub fn max_slot_chunks(mut self, n: u32) -> Self {
+        self.settings.max_slot_chunks = n;
         self
     }
 
@@ -134,6 +148,11 @@ impl<C: Clock> SlotBookBuilder<C> {
                 self.settings.max_slots_per_branch,
             ));
         }
+        if !(1..=1 << 24).contains(&self.settings.max_slot_chunks) {
+            return Err(BookConfigError::MaxSlotChunks(
+                self.settings.max_slot_chunks,
+            ));
+        }
         if !(1..=1 << 32).contains(&self.settings.max_live_holds) {
             return Err(BookConfigError::MaxLiveHolds(self.settings.max_live_holds));
         }
@@ -156,12 +175,14 @@ impl<C: Clock> SlotBookBuilder<C> {
             max_active_per_applicant: self.settings.max_active_per_applicant as usize,
             max_slots_per_branch: self.settings.max_slots_per_branch,
             max_branches: self.settings.max_branches,
+            max_slot_chunks: self.settings.max_slot_chunks,
             max_holds_per_shard: self.settings.max_live_holds.div_ceil(u64::from(shards)) as usize,
             shard_mask: shards as usize - 1,
             shard_seed,
             branches: BranchTable::new(
                 self.settings.max_branches,
                 self.settings.max_slots_per_branch,
+                self.settings.max_slot_chunks,
             ),
             shards: (0..shards)
                 .map(|_| CachePadded::new(Shard::new(map_hasher.clone())))

@@ -101,7 +101,17 @@ pub enum CapacityError {
         /// The configured limit.
         max_branches: u32,
     },
-    /// A durable book could not journal the change; the capacity is as it was.
+    /// The slot lies in a chunk of 512 slots not yet allocated, and the book has allocated its
+    /// `max_slot_chunks` chunks.
+    #[error(
+        "the book has allocated its limit of {max_slot_chunks} chunks of 512 slots: open slots next to those already open (nearby indices of the same branch), or raise max_slot_chunks"
+    )]
+    TooManySlotChunks {
+        /// The configured limit.
+        max_slot_chunks: u32,
+    },
+    /// A durable book could not journal the change; the capacity is as it was, and no branch or
+    /// slot was created.
     #[error("{0}")]
     Journal(JournalError),
 }
@@ -128,6 +138,9 @@ pub enum BookConfigError {
     /// `max_slots_per_branch` is zero or above 2^22.
     #[error("max_slots_per_branch must be between 1 and 4194304, got {0}")]
     MaxSlotsPerBranch(u32),
+    /// `max_slot_chunks` is zero or above 2^24.
+    #[error("max_slot_chunks must be between 1 and 16777216, got {0}")]
+    MaxSlotChunks(u32),
     /// `max_live_holds` is zero or above 2^32.
     #[error("max_live_holds must be between 1 and 4294967296, got {0}")]
     MaxLiveHolds(u64),
@@ -186,7 +199,16 @@ pub enum OpenError {
         /// The file that should exist.
         path: PathBuf,
     },
-    /// The journal is intact but this book's limits cannot hold what it records.
+    /// The checkpoint that the meta file says was written (or a newer one) is missing.
+    #[error(
+        "{path} is missing: the directory recorded writing it, and recovery starts from it; restore it from a backup"
+    )]
+    MissingCheckpoint {
+        /// The file that should exist.
+        path: PathBuf,
+    },
+    /// The journal is intact but this book's limits (or this build's file format) cannot hold
+    /// what it records.
     #[error(
         "{path} at byte {offset} cannot be restored into this book: {reason}. Open it with the limits it was written with"
     )]

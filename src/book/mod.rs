@@ -44,10 +44,10 @@ use crate::invariant::{InvariantViolation, ensure};
 use crate::journal::{Change, Durability, Journal};
 use crate::sync::{AtomicU64, Ordering};
 use crate::token::random_u128;
-use branches::{BranchTable, CHUNK_SLOTS};
+use branches::{BranchTable, CHUNK_SLOTS, Refused};
 use expiry::ExpiryHint;
 use ledger::{Record, Shard, State, return_unit};
-use word::HoldRefused;
+use word::{HoldRefused, SlotWord};
 
 pub use builder::SlotBookBuilder;
 pub use error::{
@@ -108,6 +108,7 @@ pub struct SlotBook<C = SystemClock> {
     max_active_per_applicant: usize,
     max_slots_per_branch: u32,
     max_branches: u32,
+    max_slot_chunks: u32,
     max_holds_per_shard: usize,
     shard_mask: usize,
     // Declared (so dropped) before `branches`: records point into the branches.

@@ -403,9 +403,10 @@ mod tests {
     fn entries_are_reused_chains_stay_whole_and_placement_is_checked() {
         use super::super::BranchId;
         use super::super::branches::BranchTable;
-        let table = BranchTable::new(1, 512);
-        let branch = table.get_or_create(BranchId(1)).unwrap();
-        branch.word_or_create(table.in_range(0).unwrap());
+        let table = BranchTable::new(1, 512, 1);
+        let (branch, ()) = table
+            .with_slot(BranchId(1), table.in_range(0).unwrap(), |_| Ok::<_, ()>(()))
+            .unwrap();
         let at = branch.slot_ref(0).unwrap();
         let record = |applicant: u64| Record {
             branch: BranchId(1),

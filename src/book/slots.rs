@@ -40,32 +40,39 @@ impl<C: Clock> SlotBook<C> {
                 max: MAX_CAPACITY,
             });
         }
-        let b =
-            self.branches
-                .get_or_create(branch)
-                .map_err(|_| CapacityError::TooManyBranches {
-                    max_branches: self.max_branches,
-                })?;
-        let word = b.word_or_create(in_range);
-        match &self.journal {
+        // Holds expired by now give their units back first, so the state returned is current.
+        self.sweep_due(self.now_ns());
+        let set = |word: &SlotWord| match &self.journal {
             None => {
                 word.set_capacity(capacity);
+                Ok(word.load())
             }
-            Some(j) => self.durably(j, || {
+            Some(j) => {
                 let _order = j.capacity_stripe(branch.0, slot).lock();
                 j.commit(Change::Capacity {
                     branch: branch.0,
                     slot,
                     capacity,
-                })
-                .map_err(CapacityError::Journal)?;
+                })?;
                 word.set_capacity(capacity);
-                Ok::<(), CapacityError>(())
-            })?,
-        }
+                Ok(word.load())
+            }
+        };
+        let done = match &self.journal {
+            None => self.branches.with_slot(branch, in_range, set),
+            Some(j) => self.durably(j, || self.branches.with_slot(branch, in_range, set)),
+        };
+        let (b, state) = done.map_err(|refused| match refused {
+            Refused::TooManyBranches => CapacityError::TooManyBranches {
+                max_branches: self.max_branches,
+            },
+            Refused::TooManyChunks => CapacityError::TooManySlotChunks {
+                max_slot_chunks: self.max_slot_chunks,
+            },
+            Refused::Change(e) => CapacityError::Journal(e),
+        })?;
         b.sync_full(slot);
-        self.sweep_due(self.now_ns());
-        Ok(state_of(word.load()))
+        Ok(state_of(state))
     }
 
     /// The state of one slot, or `None` if it was never opened.

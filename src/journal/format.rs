@@ -9,8 +9,15 @@
 //! The log sequence number (`lsn`) grows by exactly one per record across all segments, so a
 //! record out of place (a stale block, a copy from another file) is caught too.
 
-/// The version of every file format below. Bumped on any change of layout.
+/// The version of the journal segment and checkpoint formats. Bumped on any change of layout.
 pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The version of the meta file's layout. Version 2 (32 bytes: the shard layout only) is still
+/// read, as "nothing known about the journal"; it is rewritten as version 3 on open.
+pub(crate) const META_VERSION: u32 = 3;
+/// What a header of another format version decodes to; the book reports it as
+/// `OpenError::Incompatible`, not as damage.
+pub(crate) const UNKNOWN_VERSION: &str =
+    "written by another format version of surgegate, which this build cannot read";
 
 const SEGMENT_MAGIC: [u8; 8] = *b"SGJOURNL";
 const CHECKPOINT_MAGIC: [u8; 8] = *b"SGCHECKP";
@@ -19,12 +26,13 @@ const META_MAGIC: [u8; 8] = *b"SGBOOKMT";
 /// Bytes before a record's kind byte: `len`, `crc`, `lsn`.
 pub(crate) const RECORD_HEADER: usize = 16;
 /// The longest record: a booking.
-#[cfg(test)]
 pub(crate) const MAX_RECORD: usize = RECORD_HEADER + 1 + BOOKED_PAYLOAD;
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER: usize = 32;
 /// Bytes of the meta file.
-pub(crate) const META_LEN: usize = 32;
+pub(crate) const META_LEN: usize = 48;
+/// Bytes of a version-2 meta file.
+const META_V2_LEN: usize = 32;
 /// Bytes of a checkpoint header.
 pub(crate) const CHECKPOINT_HEADER: usize = 48;
 /// Bytes of one capacity entry in a checkpoint: branch, slot, capacity.
@@ -213,32 +221,54 @@ impl SegmentHeader {
     }
 }
 
-/// What a directory is fixed to when it is created: the shard layout that tokens encode.
+/// What a directory is fixed to when it is created (the shard layout that tokens encode), and
+/// what the book knows must exist in it, so that lost files and records are caught at open.
+///
+/// Layout (version 3): `magic | version: u32 | crc: u32 | shards: u32 | max_batch_records: u32 |
+/// shard_seed: u64 | checkpoint: u64 | min_next_lsn: u64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Meta {
     /// Lock shards of the book (a token's low bits name one).
     pub(crate) shards: u32,
     /// Key of the applicant-to-shard mix.
     pub(crate) shard_seed: u64,
+    /// The largest batch (in records) of the session that wrote the newest segment's tail, so a
+    /// torn tail longer than one batch is damage. 0 when unknown (a version-2 file).
+    pub(crate) max_batch_records: u32,
+    /// The newest checkpoint written (0: none yet): it, or a newer one, must exist.
+    pub(crate) checkpoint: u64,
+    /// The journal reaches at least the record before this one: recorded at every open,
+    /// checkpoint and clean close, so records lost before that point are caught.
+    pub(crate) min_next_lsn: u64,
 }
 
 impl Meta {
     pub(crate) fn encode(&self) -> [u8; META_LEN] {
         let mut b = [0u8; META_LEN];
         b[0..8].copy_from_slice(&META_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&META_VERSION.to_le_bytes());
         b[16..20].copy_from_slice(&self.shards.to_le_bytes());
+        b[20..24].copy_from_slice(&self.max_batch_records.to_le_bytes());
         b[24..32].copy_from_slice(&self.shard_seed.to_le_bytes());
+        b[32..40].copy_from_slice(&self.checkpoint.to_le_bytes());
+        b[40..48].copy_from_slice(&self.min_next_lsn.to_le_bytes());
         let crc = skip_crc_field(&b);
         b[12..16].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
     pub(crate) fn decode(b: &[u8]) -> Result<Self, &'static str> {
-        if b.len() != META_LEN {
+        if b.len() < 12 || b[0..8] != META_MAGIC {
+            return Err("not a surgegate meta file (wrong magic bytes)");
+        }
+        let len = match u32_at(b, 8) {
+            2 => META_V2_LEN,
+            META_VERSION => META_LEN,
+            _ => return Err(UNKNOWN_VERSION),
+        };
+        if b.len() != len {
             return Err("meta file has the wrong length");
         }
-        check_magic_version(b, &META_MAGIC, "meta")?;
         if u32_at(b, 12) != skip_crc_field(b) {
             return Err("meta file checksum mismatch");
         }
@@ -246,9 +276,13 @@ impl Meta {
         if !(1..=256).contains(&shards) || !shards.is_power_of_two() {
             return Err("meta file names an impossible shard count");
         }
+        let v3 = len == META_LEN;
         Ok(Self {
             shards,
             shard_seed: u64_at(b, 24),
+            max_batch_records: if v3 { u32_at(b, 20) } else { 0 },
+            checkpoint: if v3 { u64_at(b, 32) } else { 0 },
+            min_next_lsn: if v3 { u64_at(b, 40) } else { 0 },
         })
     }
 }
@@ -358,7 +392,7 @@ fn check_magic_version(b: &[u8], magic: &[u8; 8], what: &'static str) -> Result<
         });
     }
     if u32_at(b, 8) != FORMAT_VERSION {
-        return Err("written by an unknown format version of surgegate");
+        return Err(UNKNOWN_VERSION);
     }
     Ok(())
 }
@@ -459,11 +493,36 @@ mod tests {
         let m = Meta {
             shards: 64,
             shard_seed: 0xdead_beef,
+            max_batch_records: 4096,
+            checkpoint: 7,
+            min_next_lsn: 1_234,
         };
         let mut b = m.encode();
         assert_eq!(Meta::decode(&b), Ok(m));
-        b[30] ^= 0x80;
-        assert!(Meta::decode(&b).is_err());
+        for at in [20, 30, 35, 47] {
+            b[at] ^= 0x80;
+            assert!(Meta::decode(&b).is_err());
+            b[at] ^= 0x80;
+        }
+        b[8] = 9;
+        assert_eq!(Meta::decode(&b), Err(UNKNOWN_VERSION));
+    }
+
+    #[test]
+    fn a_version_2_meta_file_is_read_as_knowing_nothing_of_the_journal() {
+        let mut b = [0u8; META_V2_LEN];
+        b[0..8].copy_from_slice(&META_MAGIC);
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        b[16..20].copy_from_slice(&8u32.to_le_bytes());
+        b[24..32].copy_from_slice(&99u64.to_le_bytes());
+        let crc = skip_crc_field(&b);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+        let m = Meta::decode(&b).unwrap();
+        assert_eq!((m.shards, m.shard_seed), (8, 99));
+        assert_eq!(
+            (m.max_batch_records, m.checkpoint, m.min_next_lsn),
+            (0, 0, 0)
+        );
     }
 
     #[test]

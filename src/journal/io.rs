@@ -54,16 +54,24 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
-/// A crash leaves either the old file (or none) or the whole new one, never a part.
+/// A crash leaves either the old file (or none) or the whole new one, never a part. A failure
+/// removes the temporary file again, so a failed attempt leaves no space taken behind it.
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
+    let tmp = dir.join(temporary_name(name));
+    let written = File::create(&tmp).and_then(|mut f| {
         io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, dir.join(name))) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
+}
+
+/// The name [`write_atomically`] writes `name` under before renaming it.
+pub(crate) fn temporary_name(name: &str) -> String {
+    format!("{name}.tmp")
 }
 
 #[cfg(test)]

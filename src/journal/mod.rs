@@ -248,6 +248,8 @@ pub(crate) struct Journal {
     failed_checkpoints: AtomicU64,
     storage: Box<dyn io::Storage>,
     recovery: Recovery,
+    /// The meta file's contents, rewritten at each checkpoint and at a clean close.
+    meta: Mutex<format::Meta>,
     flusher: Option<Flusher>,
     // Last: released when the journal is dropped, after the final sync.
     _lock: File,
@@ -264,6 +266,7 @@ impl Journal {
         dir: PathBuf,
         lock: File,
         committer: Committer,
+        meta: format::Meta,
         durability: Durability,
         checkpoint_after_bytes: u64,
         storage: Box<dyn io::Storage>,
@@ -287,6 +290,7 @@ impl Journal {
             failed_checkpoints: AtomicU64::new(0),
             storage,
             recovery,
+            meta: Mutex::new(meta),
             flusher,
             _lock: lock,
         })
@@ -306,6 +310,20 @@ impl Journal {
     /// Serialises checkpoints: one at a time.
     pub(crate) fn one_checkpoint(&self) -> MutexGuard<'_, ()> {
         self.checkpointing.lock()
+    }
+
+    /// Records in the meta file that checkpoint `seq`, whose segment starts at record
+    /// `next_lsn`, now exists, so that recovery refuses a directory that lost it.
+    pub(crate) fn record_checkpoint(&self, seq: u64, next_lsn: u64) -> Result<(), IoFailure> {
+        let mut meta = self.meta.lock();
+        let updated = format::Meta {
+            checkpoint: seq.max(meta.checkpoint),
+            min_next_lsn: next_lsn.max(meta.min_next_lsn),
+            ..*meta
+        };
+        recover::write_meta(&self.dir, &updated)?;
+        *meta = updated;
+        Ok(())
     }
 
     /// Counts a checkpoint written to the end.
@@ -468,7 +486,19 @@ impl Drop for Journal {
                 let _ = t.join();
             }
         }
-        // A clean close leaves everything acknowledged on stable storage, whatever the mode.
-        let _ = self.committer.flush();
+        // A clean close leaves everything acknowledged on stable storage, whatever the mode,
+        // and records in the meta file how far the journal reaches, so that records cut off its
+        // end later are caught at the next open.
+        if self.committer.flush().is_ok() && self.committer.stopped().is_none() {
+            let next_lsn = self.committer.active.lock().next_lsn;
+            let mut meta = self.meta.lock();
+            let updated = format::Meta {
+                min_next_lsn: next_lsn.max(meta.min_next_lsn),
+                ..*meta
+            };
+            if recover::write_meta(&self.dir, &updated).is_ok() {
+                *meta = updated;
+            }
+        }
     }
 }

@@ -1,11 +1,12 @@
 //! Reading a journal directory back: which files exist, and replaying a segment's records.
 //!
 //! Guarantee: recovery never guesses. A record is applied only if its checksum holds and its
-//! sequence number is the next one. The one damage it repairs is a torn tail: bytes at the very
-//! end of the newest segment, after its last intact record, with no intact record after them.
-//! That is what a crash in the middle of a write leaves, and those bytes were never acknowledged
-//! (an acknowledged batch is whole on disk before its callers return). Damage anywhere else is an
-//! error naming the file and the byte offset (the book reports it as `ReplayError::Corrupt`).
+//! sequence number is the next one. The one damage it repairs is a torn tail: at most one batch's
+//! bytes at the very end of the newest segment, after its last intact record, with no intact
+//! record after them. That is what a crash in the middle of a write leaves, and those bytes were
+//! never acknowledged (an acknowledged batch is whole on disk before its callers return). Damage
+//! anywhere else is an error naming the file and the byte offset (the book reports it as
+//! `OpenError::Corrupt`).
 //!
 //! One limit, inherent to checksummed logs without a second copy: damage confined to the very last
 //! record of the newest segment looks exactly like a torn write, and that record is cut off. It
@@ -17,7 +18,9 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::format::{Change, Decoded, SEGMENT_HEADER, SegmentHeader, decode_record};
+use super::format::{
+    Change, Decoded, Meta, SEGMENT_HEADER, SegmentHeader, UNKNOWN_VERSION, decode_record,
+};
 use super::{IoFailure, ReplayError};
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -39,6 +42,17 @@ fn parse_seq(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Whether `name` is exactly a temporary name that this crate writes (and so may delete): the
+/// meta file's, a checkpoint's or a segment's, each with its exact sequence-number format.
+fn is_our_temporary(name: &str) -> bool {
+    let Some(base) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    base == META_FILE
+        || parse_seq(base, "checkpoint-", ".snap").is_some()
+        || parse_seq(base, "journal-", ".log").is_some()
+}
+
 /// An I/O failure on `path` during `action`; it becomes the `Io` variant of `OpenError` or of
 /// [`CheckpointError`](super::CheckpointError), whichever operation it happened in.
 pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> IoFailure {
@@ -55,7 +69,7 @@ pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Err
 pub(crate) struct Listing {
     pub(crate) segments: BTreeMap<u64, PathBuf>,
     pub(crate) checkpoints: BTreeMap<u64, PathBuf>,
-    /// Anything else that looks like ours (temporary files of an interrupted checkpoint).
+    /// Temporary files of an interrupted atomic write, named exactly as this crate names them.
     pub(crate) leftovers: Vec<PathBuf>,
 }
 
@@ -69,9 +83,7 @@ pub(crate) fn list(dir: &Path) -> Result<Listing, IoFailure> {
             listing.segments.insert(seq, entry.path());
         } else if let Some(seq) = parse_seq(name, "checkpoint-", ".snap") {
             listing.checkpoints.insert(seq, entry.path());
-        } else if name.ends_with(".tmp")
-            && (name.starts_with("checkpoint-") || name.starts_with(META_FILE))
-        {
+        } else if is_our_temporary(name) {
             listing.leftovers.push(entry.path());
         }
     }
@@ -99,27 +111,38 @@ pub(crate) struct Replayed {
     pub(crate) torn_bytes: u64,
 }
 
+/// How the end of a replayed segment is treated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Tail {
+    /// Not the newest segment: bytes after its last intact record are damage.
+    Older,
+    /// The newest segment: a torn tail of at most `max_bytes` after its last intact record is
+    /// what a crash in the middle of a batch's write leaves. It is cut off the file when `cut`,
+    /// and only skipped otherwise (a read-only open).
+    Newest { max_bytes: u64, cut: bool },
+}
+
 /// Replays segment `seq` at `path`, whose first record must have sequence number `first_lsn`,
-/// calling `apply` for each record in order. `newest`: the segment is the last one, so a torn
-/// tail is cut off (on disk too) instead of being an error.
+/// calling `apply` for each record in order.
+///
+/// A header that is missing, cut short, zeroed or damaged is an error in every segment: segments
+/// are created atomically (header written and synced under a temporary name, then renamed), so
+/// no crash leaves one like that.
 pub(crate) fn replay_segment(
     path: &Path,
     seq: u64,
     first_lsn: u64,
-    newest: bool,
+    tail: Tail,
     apply: &mut dyn FnMut(Change) -> Result<(), Refusal>,
 ) -> Result<Replayed, ReplayError> {
     let bytes = fs::read(path).map_err(io_error(path, "reading the journal segment"))?;
     match SegmentHeader::decode(&bytes) {
         Ok(header) => check_header(path, &header, seq, first_lsn)?,
-        // A crash right after creating the newest segment can leave its header unwritten.
-        Err(_) if newest && (bytes.len() < SEGMENT_HEADER || bytes.iter().all(|&b| b == 0)) => {
-            write_fresh_header(path, seq, first_lsn)?;
-            return Ok(Replayed {
-                len: SEGMENT_HEADER as u64,
-                next_lsn: first_lsn,
-                records: 0,
-                torn_bytes: bytes.len().saturating_sub(SEGMENT_HEADER) as u64,
+        Err(reason) if reason == UNKNOWN_VERSION => {
+            return Err(ReplayError::Incompatible {
+                path: path.to_path_buf(),
+                offset: 0,
+                reason: reason.to_string(),
             });
         }
         Err(reason) => return Err(corrupt(path, 0, reason.to_string())),
@@ -144,10 +167,7 @@ pub(crate) fn replay_segment(
             Decoded::Cut => "a record cut short".to_string(),
             Decoded::Bad(reason) => reason.to_string(),
         };
-        if !newest || intact_record_after(&bytes, at, lsn) {
-            return Err(corrupt(path, at, problem));
-        }
-        cut_torn_tail(path, at)?;
+        end_of_records(path, &bytes, at, lsn, tail, problem)?;
         break;
     }
     Ok(Replayed {
@@ -156,6 +176,36 @@ pub(crate) fn replay_segment(
         records: lsn - first_lsn,
         torn_bytes: (bytes.len() - at) as u64,
     })
+}
+
+/// Decides what the bytes from `at` on (which are not record `lsn`) are: a torn tail, cut off
+/// (when `tail` says so), or damage.
+fn end_of_records(
+    path: &Path,
+    bytes: &[u8],
+    at: usize,
+    lsn: u64,
+    tail: Tail,
+    problem: String,
+) -> Result<(), ReplayError> {
+    let Tail::Newest { max_bytes, cut } = tail else {
+        return Err(corrupt(path, at, problem));
+    };
+    let torn = (bytes.len() - at) as u64;
+    if torn > max_bytes {
+        let reason = format!(
+            "{problem}, followed by {torn} bytes that are not records: more than one batch \
+             ({max_bytes} bytes) can leave behind, so this is damage, not a torn write"
+        );
+        return Err(corrupt(path, at, reason));
+    }
+    if intact_record_after(bytes, at, lsn) {
+        return Err(corrupt(path, at, problem));
+    }
+    if cut {
+        cut_torn_tail(path, at)?;
+    }
+    Ok(())
 }
 
 fn corrupt(path: &Path, offset: usize, reason: String) -> ReplayError {
@@ -223,20 +273,22 @@ fn intact_record_after(bytes: &[u8], from: usize, min_lsn: u64) -> bool {
     )
 }
 
-/// Creates (or replaces) segment `seq` holding only its header, synced, and syncs `dir`.
+/// Creates segment `seq` holding only its header, atomically: written and synced under a
+/// temporary name, renamed, and the directory synced. A crash leaves no segment or a whole one.
 pub(crate) fn create_segment(dir: &Path, seq: u64, first_lsn: u64) -> Result<PathBuf, IoFailure> {
-    let path = dir.join(segment_name(seq));
-    write_fresh_header(&path, seq, first_lsn)?;
-    super::io::sync_dir(dir).map_err(io_error(dir, "syncing the directory"))?;
+    let name = segment_name(seq);
+    let path = dir.join(&name);
+    let header = SegmentHeader { seq, first_lsn }.encode();
+    super::io::write_atomically(dir, &name, &header)
+        .map_err(io_error(&path, "creating a journal segment"))?;
     Ok(path)
 }
 
-fn write_fresh_header(path: &Path, seq: u64, first_lsn: u64) -> Result<(), IoFailure> {
-    let header = SegmentHeader { seq, first_lsn }.encode();
-    let mut file = fs::File::create(path).map_err(io_error(path, "creating a journal segment"))?;
-    io::Write::write_all(&mut file, &header)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error(path, "writing a segment header"))
+/// Replaces the meta file atomically.
+pub(crate) fn write_meta(dir: &Path, meta: &Meta) -> Result<(), IoFailure> {
+    let path = dir.join(META_FILE);
+    super::io::write_atomically(dir, META_FILE, &meta.encode())
+        .map_err(io_error(&path, "writing the meta file"))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -258,11 +310,23 @@ mod tests {
     }
 
     fn replay(bytes: &[u8], newest: bool) -> (Result<Replayed, ReplayError>, Vec<u8>, u64) {
+        let tail = if newest {
+            Tail::Newest {
+                max_bytes: 4 * 49,
+                cut: true,
+            }
+        } else {
+            Tail::Older
+        };
+        replay_as(bytes, tail)
+    }
+
+    fn replay_as(bytes: &[u8], tail: Tail) -> (Result<Replayed, ReplayError>, Vec<u8>, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(segment_name(1));
         fs::write(&path, bytes).unwrap();
         let mut applied = 0;
-        let r = replay_segment(&path, 1, 1, newest, &mut |_| {
+        let r = replay_segment(&path, 1, 1, tail, &mut |_| {
             applied += 1;
             Ok(())
         });
@@ -282,23 +346,100 @@ mod tests {
         let (r, after, _) = replay(torn, false);
         assert!(matches!(r, Err(ReplayError::Corrupt { offset, .. }) if offset == 32 + 2 * 33));
         assert_eq!(after, torn, "a refused segment is left as it was");
+
+        // Read-only: the same answer, the file untouched.
+        let tail = Tail::Newest {
+            max_bytes: 1 << 20,
+            cut: false,
+        };
+        let (r, after, _) = replay_as(torn, tail);
+        assert_eq!(r.unwrap().records, 2);
+        assert_eq!(after, torn);
     }
 
     #[test]
-    fn a_header_cut_by_a_crash_is_rewritten_only_in_the_newest_segment() {
-        for len in [0, 7, 31] {
-            let (r, after, _) = replay(&segment(0)[..len], true);
-            assert_eq!(r.unwrap().next_lsn, 1);
-            assert_eq!(after, segment(0));
-            assert!(replay(&segment(0)[..len], false).0.is_err());
+    fn more_junk_than_one_batch_is_damage_not_a_torn_tail() {
+        let mut b = segment(2);
+        let records_end = b.len() as u64;
+        b.extend(std::iter::repeat_n(0u8, 4 * 49));
+        assert_eq!(replay(&b, true).0.unwrap().torn_bytes, 4 * 49);
+        b.push(0);
+        let (r, after, _) = replay(&b, true);
+        assert!(
+            matches!(r, Err(ReplayError::Corrupt { offset, ref reason, .. })
+                if offset == records_end && reason.contains("not a torn write")),
+            "{r:?}"
+        );
+        assert_eq!(after, b, "nothing is cut when the tail is refused");
+    }
+
+    #[test]
+    fn a_missing_zeroed_or_short_header_is_damage_in_every_segment() {
+        for bytes in [vec![], vec![0; 7], vec![0; 31], vec![0; 32], vec![0; 4096]] {
+            for newest in [true, false] {
+                let (r, after, _) = replay(&bytes, newest);
+                assert!(matches!(r, Err(ReplayError::Corrupt { offset: 0, .. })));
+                assert_eq!(after, bytes, "left as it was");
+            }
         }
-        // A damaged header in front of records is damage, not a cut.
+        // A damaged header in front of records is damage too.
         let mut b = segment(2);
         b[3] ^= 1;
         assert!(matches!(
             replay(&b, true).0,
             Err(ReplayError::Corrupt { offset: 0, .. })
         ));
+        // Another format version is not damage but cannot be read.
+        let mut b = segment(1);
+        b[8] = 9;
+        assert!(matches!(
+            replay(&b, true).0,
+            Err(ReplayError::Incompatible { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_segment_is_created_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = create_segment(dir.path(), 4, 77).unwrap();
+        let header = SegmentHeader::decode(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!((header.seq, header.first_lsn), (4, 77));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [segment_name(4)], "no temporary file is left");
+    }
+
+    #[test]
+    fn only_our_own_temporary_names_count_as_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = [
+            "META.tmp",
+            "checkpoint-0000000000000003.snap.tmp",
+            "journal-0000000000000004.log.tmp",
+        ];
+        let theirs = [
+            "checkpoint-notes.tmp",
+            "METAdata-backup.tmp",
+            "META.tmp.tmp",
+            "checkpoint-3.snap.tmp",
+            "journal-000000000000000x.log.tmp",
+            "checkpoint-0000000000000003.snap.tmp.bak",
+        ];
+        for name in ours.iter().chain(theirs.iter()) {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let mut found: Vec<_> = list(dir.path())
+            .unwrap()
+            .leftovers
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        found.sort();
+        let mut want: Vec<_> = ours.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(found, want);
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl<C: Clock> SlotBook<C> {
         let bytes = cp.encode();
         write_atomically(dir, &name, &bytes)
             .map_err(io_error(&dir.join(&name), "writing the checkpoint"))?;
-        // The checkpoint is durable: what it replaces can go.
+        j.record_checkpoint(cp.seq, cp.next_lsn)?;
+        // The checkpoint is durable and recorded: what it replaces can go.
         let listing = recover::list(dir)?;
         let old_segments = listing.segments.range(..cp.seq).map(|(_, p)| p);
         let old_checkpoints = listing.checkpoints.range(..cp.seq).map(|(_, p)| p);

@@ -6,12 +6,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::super::*;
-use crate::journal::format::{Checkpoint, META_LEN, Meta};
-use crate::journal::io::{Files, Storage, sync_dir, write_atomically};
+use crate::journal::format::{
+    Checkpoint, MAX_RECORD, Meta, SEGMENT_HEADER, SegmentHeader, UNKNOWN_VERSION,
+};
+use crate::journal::io::{Files, Storage, sync_dir};
 use crate::journal::recover::{
-    self, LOCK_FILE, Listing, META_FILE, create_segment, io_error, segment_name,
+    self, LOCK_FILE, Listing, META_FILE, Tail, checkpoint_name, create_segment, io_error,
+    segment_name, write_meta,
 };
 use crate::journal::{Active, Committer, Recovery};
+
+/// The smallest automatic checkpoint interval: a checkpoint copies the whole book, so one every
+/// few records would make every durable call pay for it.
+pub(crate) const MIN_CHECKPOINT_AFTER_BYTES: u64 = 1 << 20;
 
 impl<C: Clock> SlotBookBuilder<C> {
     /// What `Ok` from a durable book's `set_capacity`, `confirm` and `release` promises. Default
@@ -25,7 +32,7 @@ impl<C: Clock> SlotBookBuilder<C> {
 
     /// Journal bytes after which a durable call also writes a checkpoint, so that recovery
     /// stays fast however long the book runs. Default 64 MiB (about 1.3 million bookings);
-    /// 0 turns automatic checkpoints off ([`SlotBook::checkpoint`] still works). The call that
+    /// at least 1 MiB (about 21 000 bookings), or 0, which turns automatic checkpoints off ([`SlotBook::checkpoint`] still works). The call that
     /// crosses the threshold pays for the checkpoint.
     /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
     pub fn checkpoint_after_bytes(mut self, bytes: u64) -> Self {
@@ -104,20 +111,23 @@ impl<C: Clock> SlotBookBuilder<C> {
         let settings = self.settings.clone();
         fs::create_dir_all(dir).map_err(io_error(dir, "creating the directory"))?;
         let lock = lock_dir(dir)?;
-        let listing = recover::list(dir)?;
-        let meta = read_or_create_meta(dir, &listing, settings.shards)?;
-        let mut book = self.assemble(meta.shards, meta.shard_seed, None);
-        let mut recovery = Recovery::default();
-        let (first_seq, next_lsn) = book.load_checkpoint(&listing, &mut recovery)?;
-        let (older, newest) = segments_to_replay(dir, &listing, first_seq, next_lsn, &recovery)?;
-        let end = book.replay(&older, newest, next_lsn, &mut recovery)?;
+        let mut listing = recover::list(dir)?;
+        let meta = read_or_create_meta(dir, &mut listing, settings.shards)?;
+        let book = self.assemble(meta.shards, meta.shard_seed, None);
+        let (end, mut recovery) = book.recover(dir, &listing, &meta, true)?;
         let io = storage.open_segment(&end.path).map_err(io_error(
             &end.path,
             "opening the newest segment for appending",
         ))?;
-        remove_what_recovery_no_longer_needs(dir, &listing, first_seq)?;
+        remove_what_recovery_no_longer_needs(dir, &listing, end.first_seq)?;
+        let meta = Meta {
+            max_batch_records: torn_bound_records(&settings),
+            checkpoint: recovery.checkpoint.unwrap_or(0).max(meta.checkpoint),
+            min_next_lsn: end.next_lsn,
+            ..meta
+        };
+        write_meta(dir, &meta)?;
 
-        (recovery.slots, recovery.bookings) = book.restored_totals();
         recovery.elapsed_us = started.elapsed().as_micros() as u64;
         let active = Active::new(io, end.seq, end.len, end.next_lsn);
         let committer = Committer::new(
@@ -126,16 +136,60 @@ impl<C: Clock> SlotBookBuilder<C> {
             settings.max_batch_records as usize,
             settings.commit_delay,
         );
+        let mut book = book;
         book.journal = Some(Box::new(Journal::new(
             dir.to_path_buf(),
             lock,
             committer,
+            meta,
             settings.durability,
             settings.checkpoint_after_bytes,
             storage,
             recovery,
         )?));
         Ok(book)
+    }
+
+    /// Reads a durable book's directory into a book in memory, for auditing a backup or a copy:
+    /// the same checks as [`open`](Self::open), but the directory is not locked and nothing in
+    /// it is created, repaired or removed (a torn tail is skipped, not cut). The book returned
+    /// is not durable: changes to it are not written anywhere. Its [`Recovery`] says what was
+    /// found.
+    ///
+    /// Read a directory that no open book is writing (a copy, or one whose book is closed):
+    /// a checkpoint running meanwhile can remove files between their listing and their reading.
+    ///
+    /// ```
+    /// use surgegate::{ApplicantId, BranchId, SlotBook};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// {
+    ///     let book = SlotBook::builder().open(dir.path())?;
+    ///     book.set_capacity(BranchId(1), 0, 3)?;
+    ///     let hold = book.reserve(BranchId(1), 0, ApplicantId(9))?;
+    ///     book.confirm(hold.token)?;
+    /// }
+    /// let (copy, recovery) = SlotBook::builder().open_read_only(dir.path())?;
+    /// assert_eq!((recovery.slots, recovery.bookings), (1, 1));
+    /// assert!(!copy.is_durable());
+    /// assert_eq!(copy.bookings_of(ApplicantId(9)).len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_read_only(
+        self,
+        dir: impl AsRef<Path>,
+    ) -> Result<(SlotBook<C>, Recovery), OpenError> {
+        let started = Instant::now();
+        let dir = dir.as_ref();
+        self.validate_durable()?;
+        let listing = recover::list(dir)?;
+        let path = dir.join(META_FILE);
+        let bytes = fs::read(&path).map_err(io_error(&path, "reading the meta file"))?;
+        let meta = decode_meta(&path, &bytes)?;
+        let book = self.assemble(meta.shards, meta.shard_seed, None);
+        let (_, mut recovery) = book.recover(dir, &listing, &meta, false)?;
+        recovery.elapsed_us = started.elapsed().as_micros() as u64;
+        Ok((book, recovery))
     }
 
     /// The durable-only settings, checked.
@@ -153,6 +207,12 @@ impl<C: Clock> SlotBookBuilder<C> {
                 "commit_delay must be at most 10 ms",
             ));
         }
+        let cp_bytes = self.settings.checkpoint_after_bytes;
+        if cp_bytes != 0 && cp_bytes < MIN_CHECKPOINT_AFTER_BYTES {
+            return Err(OpenError::DurableConfig(
+                "checkpoint_after_bytes must be 0 (off) or at least 1 MiB",
+            ));
+        }
         if !(1..=65_536).contains(&self.settings.max_batch_records) {
             return Err(OpenError::DurableConfig(
                 "max_batch_records must be between 1 and 65536",
@@ -167,6 +227,8 @@ type Segment = (u64, PathBuf);
 
 /// Where replay ended: the newest segment, where appending continues.
 struct ReplayEnd {
+    /// The first segment replayed (the newest checkpoint's, or 1).
+    first_seq: u64,
     seq: u64,
     path: PathBuf,
     len: u64,
@@ -174,14 +236,61 @@ struct ReplayEnd {
 }
 
 impl<C: Clock> SlotBook<C> {
+    /// Restores the newest checkpoint and replays the journal after it, checking both against
+    /// what `meta` says must exist. `repair`: cut a torn tail off the file.
+    fn recover(
+        &self,
+        dir: &Path,
+        listing: &Listing,
+        meta: &Meta,
+        repair: bool,
+    ) -> Result<(ReplayEnd, Recovery), OpenError> {
+        let mut recovery = Recovery::default();
+        let (first_seq, next_lsn) = self.load_checkpoint(dir, listing, meta, &mut recovery)?;
+        let (older, newest) = segments_to_replay(dir, listing, first_seq)?;
+        let max_bytes = match meta.max_batch_records {
+            0 => 65_536 * MAX_RECORD as u64,
+            u32::MAX => u64::MAX,
+            n => u64::from(n) * MAX_RECORD as u64,
+        };
+        let tail = Tail::Newest {
+            max_bytes,
+            cut: repair,
+        };
+        let end = self.replay(&older, newest, next_lsn, tail, &mut recovery)?;
+        if end.next_lsn < meta.min_next_lsn {
+            return Err(OpenError::Corrupt {
+                path: end.path,
+                offset: end.len,
+                reason: format!(
+                    "the journal ends before record {}, but records up to {} were written \
+                     (the meta file recorded it): whole records were lost from the end",
+                    end.next_lsn,
+                    meta.min_next_lsn - 1
+                ),
+            });
+        }
+        (recovery.slots, recovery.bookings) = self.restored_totals();
+        Ok((ReplayEnd { first_seq, ..end }, recovery))
+    }
+
     /// Restores the newest checkpoint, if any; returns the first segment to replay after it and
-    /// that segment's first record number.
+    /// that segment's first record number. The checkpoint the meta file names, or a newer one,
+    /// must exist.
     fn load_checkpoint(
         &self,
+        dir: &Path,
         listing: &Listing,
+        meta: &Meta,
         recovery: &mut Recovery,
     ) -> Result<(u64, u64), OpenError> {
-        let Some((&seq, path)) = listing.checkpoints.last_key_value() else {
+        let newest = listing.checkpoints.last_key_value();
+        if meta.checkpoint > 0 && newest.is_none_or(|(&seq, _)| seq < meta.checkpoint) {
+            return Err(OpenError::MissingCheckpoint {
+                path: dir.join(checkpoint_name(meta.checkpoint)),
+            });
+        }
+        let Some((&seq, path)) = newest else {
             return Ok((1, 1));
         };
         let bytes = fs::read(path).map_err(io_error(path, "reading the checkpoint"))?;
@@ -190,8 +299,16 @@ impl<C: Clock> SlotBook<C> {
             offset,
             reason,
         };
-        let cp = Checkpoint::decode(&bytes)
-            .map_err(|(offset, reason)| corrupt(offset, reason.to_string()))?;
+        let cp = Checkpoint::decode(&bytes).map_err(|(offset, reason)| {
+            if reason == UNKNOWN_VERSION {
+                return OpenError::Incompatible {
+                    path: path.clone(),
+                    offset,
+                    reason: reason.to_string(),
+                };
+            }
+            corrupt(offset, reason.to_string())
+        })?;
         if cp.seq != seq {
             let reason = format!(
                 "the header names checkpoint {} but the file name {seq}",
@@ -204,27 +321,29 @@ impl<C: Clock> SlotBook<C> {
         Ok((seq, cp.next_lsn))
     }
 
-    /// Replays the older segments in order, then the newest (whose torn tail is cut).
+    /// Replays the older segments in order, then the newest (whose torn tail `tail` treats).
     fn replay(
         &self,
         older: &[Segment],
         (seq, path): Segment,
         mut next_lsn: u64,
+        tail: Tail,
         recovery: &mut Recovery,
     ) -> Result<ReplayEnd, OpenError> {
-        let mut replay_one = |seq: u64, path: &Path, newest: bool| {
+        let mut replay_one = |seq: u64, path: &Path, tail: Tail| {
             let replayed =
-                recover::replay_segment(path, seq, next_lsn, newest, &mut |c| self.restore(c))?;
+                recover::replay_segment(path, seq, next_lsn, tail, &mut |c| self.restore(c))?;
             recovery.records += replayed.records;
             recovery.torn_bytes += replayed.torn_bytes;
             next_lsn = replayed.next_lsn;
             Ok::<_, OpenError>(replayed)
         };
         for (seq, path) in older {
-            replay_one(*seq, path, false)?;
+            replay_one(*seq, path, Tail::Older)?;
         }
-        let replayed = replay_one(seq, &path, true)?;
+        let replayed = replay_one(seq, &path, tail)?;
         Ok(ReplayEnd {
+            first_seq: 0,
             seq,
             path,
             len: replayed.len,
@@ -233,14 +352,22 @@ impl<C: Clock> SlotBook<C> {
     }
 }
 
-/// The older segments from `first_seq` on and the newest, which must be consecutive; for a new
-/// directory, its first segment, created now.
+/// The batch size the meta file records for the torn-tail bound: under `Fsync` one batch is the
+/// most a crash can leave unsynced; under `Flush` and `None` a machine crash can leave many, so
+/// there is no bound (`u32::MAX`).
+fn torn_bound_records(settings: &super::super::builder::Settings) -> u32 {
+    match settings.durability {
+        Durability::Fsync => settings.max_batch_records,
+        _ => u32::MAX,
+    }
+}
+
+/// The older segments from `first_seq` on and the newest, which must be consecutive. At least
+/// one must exist: a directory is created with its first segment before its meta file.
 fn segments_to_replay(
     dir: &Path,
     listing: &Listing,
     first_seq: u64,
-    next_lsn: u64,
-    recovery: &Recovery,
 ) -> Result<(Vec<Segment>, Segment), OpenError> {
     let mut to_replay: Vec<Segment> = Vec::new();
     for (i, (&seq, path)) in listing.segments.range(first_seq..).enumerate() {
@@ -252,18 +379,12 @@ fn segments_to_replay(
         }
         to_replay.push((seq, path.clone()));
     }
-    if to_replay.is_empty() {
-        if recovery.checkpoint.is_some() || !listing.segments.is_empty() {
-            return Err(OpenError::MissingSegment {
-                path: dir.join(segment_name(first_seq)),
-            });
-        }
-        // A new directory.
-        let path = create_segment(dir, first_seq, next_lsn)?;
-        return Ok((Vec::new(), (first_seq, path)));
+    match to_replay.pop() {
+        Some(newest) => Ok((to_replay, newest)),
+        None => Err(OpenError::MissingSegment {
+            path: dir.join(segment_name(first_seq)),
+        }),
     }
-    let newest = to_replay.remove(to_replay.len() - 1);
-    Ok((to_replay, newest))
 }
 
 /// Removes segments and checkpoints before the newest checkpoint (a crash can interrupt their
@@ -280,7 +401,11 @@ fn remove_what_recovery_no_longer_needs(
         .chain(stale_checkpoints)
         .chain(listing.leftovers.iter())
     {
-        fs::remove_file(p).map_err(io_error(p, "removing a file recovery no longer needs"))?;
+        match fs::remove_file(p) {
+            // A temporary name may be gone already: an atomic write of this open renamed it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.map_err(io_error(p, "removing a file recovery no longer needs"))?,
+        }
         removed = true;
     }
     if removed {
@@ -305,36 +430,75 @@ fn lock_dir(dir: &Path) -> Result<fs::File, OpenError> {
     }
 }
 
-fn read_or_create_meta(
-    dir: &Path,
-    listing: &recover::Listing,
-    shards: u32,
-) -> Result<Meta, OpenError> {
+/// The directory's meta file. A new directory gets its first segment and then its meta file,
+/// each written atomically, so a directory with a meta file always has a journal. A directory
+/// without one is new if it holds nothing of ours but the empty first segment that a creation
+/// interrupted before writing the meta file.
+fn read_or_create_meta(dir: &Path, listing: &mut Listing, shards: u32) -> Result<Meta, OpenError> {
     let path = dir.join(META_FILE);
     match fs::read(&path) {
-        Ok(bytes) => Meta::decode(&bytes).map_err(|reason| OpenError::Corrupt {
-            path,
-            offset: 0,
-            reason: reason.to_string(),
-        }),
+        Ok(bytes) => decode_meta(&path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if !listing.segments.is_empty() || !listing.checkpoints.is_empty() {
+            if !is_new(listing) {
                 return Err(OpenError::Corrupt {
                     path,
                     offset: 0,
                     reason: "the meta file is missing but journal files exist".into(),
                 });
             }
+            if listing.segments.is_empty() {
+                let first = create_segment(dir, 1, 1)?;
+                listing.segments.insert(1, first);
+            }
             let meta = Meta {
                 shards,
                 shard_seed: crate::sync::random_key(),
+                max_batch_records: 0,
+                checkpoint: 0,
+                min_next_lsn: 1,
             };
-            let bytes = meta.encode();
-            debug_assert_eq!(bytes.len(), META_LEN);
-            write_atomically(dir, META_FILE, &bytes)
-                .map_err(io_error(&path, "creating the meta file"))?;
+            write_meta(dir, &meta)?;
             Ok(meta)
         }
         Err(e) => Err(io_error(&path, "reading the meta file")(e).into()),
     }
+}
+
+/// Whether a directory without a meta file holds nothing of a book but, at most, the empty
+/// first segment of an interrupted creation.
+fn is_new(listing: &Listing) -> bool {
+    if !listing.checkpoints.is_empty() {
+        return false;
+    }
+    match listing.segments.iter().collect::<Vec<_>>()[..] {
+        [] => true,
+        [(1, path)] => fs::read(path).is_ok_and(|b| {
+            SegmentHeader::decode(&b)
+                == Ok(SegmentHeader {
+                    seq: 1,
+                    first_lsn: 1,
+                })
+                && b.len() == SEGMENT_HEADER
+        }),
+        _ => false,
+    }
+}
+
+fn decode_meta(path: &Path, bytes: &[u8]) -> Result<Meta, OpenError> {
+    Meta::decode(bytes).map_err(|reason| {
+        let (path, reason) = (path.to_path_buf(), reason.to_string());
+        if reason == UNKNOWN_VERSION {
+            OpenError::Incompatible {
+                path,
+                offset: 0,
+                reason,
+            }
+        } else {
+            OpenError::Corrupt {
+                path,
+                offset: 0,
+                reason,
+            }
+        }
+    })
 }

@@ -40,13 +40,26 @@ impl<C: Clock> SlotBook<C> {
                 "capacity {capacity} is above any a slot can have"
             )));
         }
-        let b = self.branches.get_or_create(BranchId(branch)).map_err(|_| {
-            Refusal::Incompatible(format!(
-                "the journal has more branches than this book's max_branches ({})",
-                self.max_branches
-            ))
-        })?;
-        b.word_or_create(in_range).set_capacity(capacity);
+        let set = |word: &SlotWord| {
+            word.set_capacity(capacity);
+            Ok::<(), ()>(())
+        };
+        let (b, ()) = self
+            .branches
+            .with_slot(BranchId(branch), in_range, set)
+            .map_err(|refused| {
+                Refusal::Incompatible(match refused {
+                    Refused::TooManyChunks => format!(
+                        "the journal opens more chunks of 512 slots than this book's \
+                         max_slot_chunks ({})",
+                        self.max_slot_chunks
+                    ),
+                    _ => format!(
+                        "the journal has more branches than this book's max_branches ({})",
+                        self.max_branches
+                    ),
+                })
+            })?;
         b.sync_full(slot);
         Ok(())
     }

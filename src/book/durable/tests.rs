@@ -376,3 +376,40 @@ fn a_hold_does_not_lapse_while_its_confirmation_syncs() {
         book.check_invariants().unwrap();
     }
 }
+
+#[test]
+fn a_refused_first_capacity_creates_no_branch_and_uses_up_no_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let book = SlotBook::builder()
+        .clock(ManualClock::new())
+        .max_branches(2)
+        .max_slot_chunks(3)
+        .open_with(dir.path(), Box::new(Faulty(faults.clone())))
+        .expect("open");
+    book.set_capacity(BranchId(1), 0, 3).unwrap();
+    // Two refused calls on new branches, one on a new chunk of an old branch.
+    for (branch, slot) in [(2, 0), (3, 0), (1, 4_000)] {
+        faults.writes.store(1, SeqCst);
+        let e = book.set_capacity(BranchId(branch), slot, 5).unwrap_err();
+        assert!(
+            matches!(e, CapacityError::Journal(JournalError::Write(_))),
+            "{e}"
+        );
+        assert_eq!(book.slot(BranchId(branch), slot), None);
+    }
+    let totals = book.check_invariants().unwrap();
+    assert_eq!((totals.branches, totals.open_slots), (1, 1));
+    // Every limit is still whole: a second branch and two more chunks fit, and no more.
+    book.set_capacity(BranchId(2), 0, 5).unwrap();
+    book.set_capacity(BranchId(1), 4_000, 5).unwrap();
+    assert!(matches!(
+        book.set_capacity(BranchId(3), 0, 5),
+        Err(CapacityError::TooManyBranches { max_branches: 2 })
+    ));
+    assert!(matches!(
+        book.set_capacity(BranchId(2), 4_000, 5),
+        Err(CapacityError::TooManySlotChunks { max_slot_chunks: 3 })
+    ));
+    book.check_invariants().unwrap();
+}
