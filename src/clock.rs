@@ -136,9 +136,18 @@ pub(crate) fn duration_to_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The current time of `clock` in whole nanoseconds.
+/// The last instant the room and the book count time to: 2^62 − 2^47 ns after the clock's
+/// epoch (about 146 years). A later reading counts as this one, so time stops there instead of
+/// wrapping or saturating differently in different sums: a deadline made at the end (the end
+/// plus a hold's or a check-in's at most 39 hours) still lies after it and fits every field.
+pub const CLOCK_END: Duration = Duration::from_nanos(END_NS);
+
+/// [`CLOCK_END`] in nanoseconds.
+pub(crate) const END_NS: u64 = (1 << 62) - (1 << 47);
+
+/// The current time of `clock` in whole nanoseconds, at most [`END_NS`].
 pub(crate) fn now_ns<C: Clock + ?Sized>(clock: &C) -> u64 {
-    duration_to_ns(clock.now())
+    duration_to_ns(clock.now()).min(END_NS)
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ pub use book::{
 };
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{CLOCK_END, Clock, ManualClock, SystemClock};
 pub use invariant::InvariantViolation;
 pub use journal::{
     CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, Recovery,

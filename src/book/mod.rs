@@ -209,6 +209,13 @@ impl<C: Clock> SlotBook<C> {
         &self.clock
     }
 
+    /// The book's time on its clock's epoch: the clock's reading, never behind a reading the
+    /// book has already acted on by more than 1 ms, and at most [`CLOCK_END`](crate::CLOCK_END).
+    /// Hold expiries ([`Hold::expires_at`]) are on the same scale.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.now_ns())
+    }
+
     /// The configured hold lifetime.
     pub fn hold_ttl(&self) -> Duration {
         Duration::from_nanos(self.hold_ttl_ns)

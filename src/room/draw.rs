@@ -31,21 +31,55 @@ impl SplitMix64 {
     }
 }
 
+/// The longest pre-queue [`prequeue_order`] draws an order for: the largest `max_waiting` a
+/// room accepts, so every room's draw fits.
+pub const MAX_PREQUEUE: usize = 1 << 30;
+
+/// [`prequeue_order`] was asked for more than [`MAX_PREQUEUE`] places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a pre-queue of {len} visitors is longer than any room holds ({max}): ask for at most that many"
+)]
+#[non_exhaustive]
+pub struct PrequeueTooLong {
+    /// The length asked for.
+    pub len: usize,
+    /// [`MAX_PREQUEUE`].
+    pub max: usize,
+}
+
 /// The order in which a pre-queue of `len` visitors enters the line at the opening.
 ///
 /// `order[k]` is the join rank (0 = first to join the pre-queue, counting only visitors still
-/// present at the opening) of the visitor who gets place `k + 1` among the pre-queued.
+/// present at the opening) of the visitor who gets place `k + 1` among the pre-queued. At most
+/// [`MAX_PREQUEUE`] places (8 GiB of result at that length); longer is an error, not an
+/// allocation that aborts the process.
 ///
 /// ```
 /// use surgegate::room::prequeue_order;
 ///
-/// let a = prequeue_order(5, 42);
-/// assert_eq!(a, prequeue_order(5, 42)); // reproducible
+/// let a = prequeue_order(5, 42)?;
+/// assert_eq!(a, prequeue_order(5, 42)?); // reproducible
 /// let mut sorted = a.clone();
 /// sorted.sort();
 /// assert_eq!(sorted, [0, 1, 2, 3, 4]); // a permutation
+/// assert!(prequeue_order(1 << 40, 0).is_err());
+/// # Ok::<(), surgegate::room::PrequeueTooLong>(())
 /// ```
-pub fn prequeue_order(len: usize, seed: u64) -> Vec<usize> {
+pub fn prequeue_order(len: usize, seed: u64) -> Result<Vec<usize>, PrequeueTooLong> {
+    if len > MAX_PREQUEUE {
+        return Err(PrequeueTooLong {
+            len,
+            max: MAX_PREQUEUE,
+        });
+    }
+    Ok(shuffled(len, seed))
+}
+
+/// The draw itself, for a length the caller has bounded (the room: its pre-queue, at most
+/// `max_waiting <= MAX_PREQUEUE`).
+pub(crate) fn shuffled(len: usize, seed: u64) -> Vec<usize> {
+    debug_assert!(len <= MAX_PREQUEUE);
     let mut order: Vec<usize> = (0..len).collect();
     let mut rng = SplitMix64(seed);
     for i in (1..len).rev() {
@@ -78,16 +112,16 @@ mod tests {
     #[test]
     fn the_draw_is_a_pinned_permutation() {
         // Pinned so that a change of algorithm, which would break audits of past draws, fails.
-        assert_eq!(prequeue_order(10, 7), PINNED_10_7);
-        assert!(prequeue_order(0, 1).is_empty());
-        assert_eq!(prequeue_order(1, 1), [0]);
+        assert_eq!(prequeue_order(10, 7).unwrap(), PINNED_10_7);
+        assert!(prequeue_order(0, 1).unwrap().is_empty());
+        assert_eq!(prequeue_order(1, 1).unwrap(), [0]);
     }
 
     #[test]
     fn every_order_of_three_is_drawn_about_equally() {
         let mut counts = std::collections::HashMap::new();
         for seed in 0..60_000u64 {
-            *counts.entry(prequeue_order(3, seed)).or_insert(0u32) += 1;
+            *counts.entry(prequeue_order(3, seed).unwrap()).or_insert(0u32) += 1;
         }
         assert_eq!(counts.len(), 6);
         for (order, n) in counts {

@@ -43,7 +43,7 @@ use passes::{LapsedTokens, PassRec, Passes};
 use state::Core;
 
 pub use builder::WaitingRoomBuilder;
-pub use draw::prequeue_order;
+pub use draw::{MAX_PREQUEUE, PrequeueTooLong, prequeue_order};
 pub use error::{JoinError, PollError, RoomConfigError};
 pub use gcra::{Gcra, MAX_RATE};
 pub use state::MAX_EVENTS_PER_CALL;

@@ -165,7 +165,7 @@ impl Core {
             return;
         };
         let pre = self.prequeue.drain();
-        let order = prequeue_order(pre.len(), seed);
+        let order = draw::shuffled(pre.len(), seed);
         self.line.push_all(order.into_iter().map(|i| pre[i]));
         self.last_seed = Some(seed);
     }

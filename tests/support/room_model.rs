@@ -244,7 +244,7 @@ impl RoomModel {
                 2 => {
                     let (_, seed) = self.opening.take().unwrap();
                     let pre = std::mem::take(&mut self.pre);
-                    for i in prequeue_order(pre.len(), seed) {
+                    for i in prequeue_order(pre.len(), seed).unwrap() {
                         self.line.push(pre[i]);
                     }
                     self.last_seed = Some(seed);
