@@ -382,9 +382,10 @@ fn limits_are_errors() {
         Err(ReserveError::UnknownSlot)
     );
     assert!(book.availability(B, ..).len() <= 2048);
+    // A range wholly past the last slot: the same answer as `reserve` for one of its slots.
     assert_eq!(
         book.reserve_earliest(B, 5000..6000, a(1)),
-        Err(ReserveError::NoneAvailable)
+        Err(ReserveError::UnknownSlot)
     );
 
     let small = SlotBook::builder().max_branches(2).build();
@@ -692,4 +693,36 @@ fn durable_settings_given_to_build_are_an_error() {
             Err(BookConfigError::DurableOnly(_))
         ));
     }
+}
+
+#[test]
+fn errors_say_whether_a_retry_can_succeed() {
+    use surgegate::{ConfirmError, JoinError, JournalError, PollError, ReleaseError};
+    for (e, retry) in [
+        (ReserveError::Full, true),
+        (ReserveError::NoneAvailable, true),
+        (ReserveError::ApplicantLimit, true),
+        (ReserveError::TooManyHolds, true),
+        (ReserveError::UnknownSlot, false),
+        (ReserveError::EmptyRange, false),
+    ] {
+        assert_eq!(e.is_retryable(), retry, "{e:?}");
+        assert_eq!(e.retry_after(), None);
+    }
+    let write = JournalError::Write(std::io::ErrorKind::StorageFull);
+    let sync = JournalError::Sync(std::io::ErrorKind::Other);
+    assert!(write.is_retryable() && !sync.is_retryable() && !JournalError::Stopped.is_retryable());
+    assert!(ConfirmError::Journal(write).is_retryable());
+    assert!(!ConfirmError::Journal(sync).is_retryable());
+    assert!(!ConfirmError::Expired.is_retryable() && !ConfirmError::UnknownToken.is_retryable());
+    assert!(ReleaseError::Journal(write).is_retryable());
+    assert!(!ReleaseError::UnknownToken.is_retryable());
+    assert!(CapacityError::Journal(write).is_retryable());
+    assert!(!CapacityError::TooManyBranches { max_branches: 1 }.is_retryable());
+    let full = JoinError::Full {
+        retry_after: Duration::from_millis(250),
+    };
+    assert!(full.is_retryable() && full.retry_after() == Some(Duration::from_millis(250)));
+    assert!(!JoinError::Closed.is_retryable() && JoinError::Closed.retry_after().is_none());
+    assert!(!PollError::Expired.is_retryable() && !PollError::UnknownToken.is_retryable());
 }

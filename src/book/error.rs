@@ -42,6 +42,27 @@ pub enum ReserveError {
     TooManyHolds,
 }
 
+impl ReserveError {
+    /// Whether the same call, unchanged, can succeed later without anyone changing the
+    /// book's setup: room comes back as holds lapse and bookings are cancelled, and the
+    /// applicant's own holds lapse too. An unknown slot or an empty range stays so.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ReserveError::Full
+                | ReserveError::NoneAvailable
+                | ReserveError::ApplicantLimit
+                | ReserveError::TooManyHolds
+        )
+    }
+
+    /// How long to wait before retrying, where the book knows: never (when room comes back
+    /// depends on other applicants), so a portal picks its own interval.
+    pub fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+}
+
 /// Why [`SlotBook::confirm`](crate::SlotBook::confirm) made no booking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -57,6 +78,14 @@ pub enum ConfirmError {
     Journal(JournalError),
 }
 
+impl ConfirmError {
+    /// Whether confirming the same token again can succeed: only after a journal write
+    /// failure that left the journal running.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ConfirmError::Journal(e) if e.is_retryable())
+    }
+}
+
 /// Why [`SlotBook::release`](crate::SlotBook::release) released nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -70,6 +99,14 @@ pub enum ReleaseError {
     /// A durable book could not journal the cancellation; the booking stands.
     #[error("{0}")]
     Journal(JournalError),
+}
+
+impl ReleaseError {
+    /// Whether releasing the same token again can succeed: only after a journal write
+    /// failure that left the journal running.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ReleaseError::Journal(e) if e.is_retryable())
+    }
 }
 
 /// Why [`SlotBook::set_capacity`](crate::SlotBook::set_capacity) changed nothing: a configured
@@ -114,6 +151,14 @@ pub enum CapacityError {
     /// slot was created.
     #[error("{0}")]
     Journal(JournalError),
+}
+
+impl CapacityError {
+    /// Whether the same call, unchanged, can succeed later: only after a journal write failure
+    /// that left the journal running. Every other variant is a limit of the book's settings.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CapacityError::Journal(e) if e.is_retryable())
+    }
 }
 
 /// Why a [`SlotBookBuilder`](crate::SlotBookBuilder) configuration was refused.

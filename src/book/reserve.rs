@@ -52,7 +52,9 @@ impl<C: Clock> SlotBook<C> {
     /// Holds one unit of the lowest-indexed slot in `slots` at `branch` that has room.
     ///
     /// If the applicant already holds a slot of this branch in the range, returns that hold.
-    /// Full slots are skipped 64 at a time.
+    /// Full slots are skipped 64 at a time. [`ReserveError::UnknownSlot`] if the branch was never
+    /// opened or the range lies wholly past `max_slots_per_branch` (as `reserve` answers for
+    /// such a slot); [`ReserveError::NoneAvailable`] if no slot of the range has room.
     ///
     /// ```
     /// use surgegate::{ApplicantId, BranchId, ReserveError, SlotBook};
@@ -76,7 +78,8 @@ impl<C: Clock> SlotBook<C> {
         let (first, last) = inclusive(&slots).ok_or(ReserveError::EmptyRange)?;
         let b = self.branches.get(branch).ok_or(ReserveError::UnknownSlot)?;
         if first >= self.max_slots_per_branch {
-            return Err(ReserveError::NoneAvailable);
+            // No slot of the range can exist: the same answer `reserve` gives for one of them.
+            return Err(ReserveError::UnknownSlot);
         }
         let last = last.min(self.max_slots_per_branch - 1);
         // Reclaim expired holds first, so that an expired hold cannot make a later slot look

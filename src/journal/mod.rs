@@ -102,6 +102,15 @@ pub enum JournalError {
     Stopped,
 }
 
+impl JournalError {
+    /// Whether the same call can succeed once the storage's trouble is fixed, without reopening
+    /// the book: after a failed write (the journal carries on), not after a failed sync (the
+    /// journal stopped).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, JournalError::Write(_))
+    }
+}
+
 /// An I/O failure on one path during one step, shared by the steps of opening and of
 /// checkpointing; it becomes the `Io` variant of [`OpenError`](crate::OpenError) or
 /// [`CheckpointError`].

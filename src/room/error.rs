@@ -20,6 +20,22 @@ pub enum JoinError {
     Closed,
 }
 
+impl JoinError {
+    /// Whether the same call, unchanged, can succeed later without an operator's action: a
+    /// full line gets shorter by itself; a closed room opens only when its operator reopens it.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, JoinError::Full { .. })
+    }
+
+    /// How long to wait before retrying, where the room knows (for an HTTP `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            JoinError::Full { retry_after } => Some(*retry_after),
+            JoinError::Closed => None,
+        }
+    }
+}
+
 /// Why [`WaitingRoom::poll`](crate::WaitingRoom::poll) or
 /// [`WaitingRoom::finish`](crate::WaitingRoom::finish) found no ticket or pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
@@ -32,6 +48,14 @@ pub enum PollError {
     /// The ticket's check-in lapsed, or the pass's time ran out.
     #[error("this ticket or pass has lapsed: join again to get a new ticket")]
     Expired,
+}
+
+impl PollError {
+    /// Whether polling the same token again can succeed: never; the caller joins again
+    /// instead (which is why every variant's message says so).
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
 }
 
 /// Why a [`WaitingRoomBuilder`](crate::WaitingRoomBuilder) configuration, or a runtime limit

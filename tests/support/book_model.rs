@@ -284,7 +284,7 @@ impl BookModel {
             return Err(ReserveError::UnknownSlot);
         }
         if start >= MAX_SLOTS {
-            return Err(ReserveError::NoneAvailable);
+            return Err(ReserveError::UnknownSlot);
         }
         let last = (end - 1).min(MAX_SLOTS - 1);
         let existing = self.earliest_existing(branch, start, last, applicant);
