@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A monotonic source of time, measured from the clock's own epoch.
 ///
@@ -15,12 +15,45 @@ use std::time::{Duration, Instant};
 pub trait Clock: Send + Sync + 'static {
     /// The time elapsed since this clock's epoch.
     fn now(&self) -> Duration;
+
+    /// The wall-clock time of instant `at` of this clock (a time since its epoch, like a
+    /// hold's `expires_at`), so that a portal can show "your hold expires at 14:32" or send a
+    /// Unix time. The default puts the epoch at the Unix epoch; [`SystemClock`] maps to the
+    /// system time it was created at. Saturates instead of overflowing.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use surgegate::{Clock, ManualClock, SystemClock};
+    ///
+    /// let unix = ManualClock::new().system_time(Duration::from_secs(60));
+    /// assert_eq!(unix, SystemTime::UNIX_EPOCH + Duration::from_secs(60));
+    ///
+    /// let clock = SystemClock::new();
+    /// let soon = clock.system_time(clock.now() + Duration::from_secs(600));
+    /// let wall = SystemTime::now() + Duration::from_secs(600);
+    /// let gap = soon.duration_since(wall).unwrap_or_else(|e| e.duration());
+    /// assert!(gap < Duration::from_secs(1));
+    /// ```
+    fn system_time(&self, at: Duration) -> SystemTime {
+        add_saturating(SystemTime::UNIX_EPOCH, at)
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Duration {
         (**self).now()
     }
+
+    fn system_time(&self, at: Duration) -> SystemTime {
+        (**self).system_time(at)
+    }
+}
+
+/// `base + by`, or the latest representable time if that overflows.
+fn add_saturating(base: SystemTime, by: Duration) -> SystemTime {
+    base.checked_add(by)
+        .or_else(|| base.checked_add(CLOCK_END))
+        .unwrap_or(base)
 }
 
 /// The monotonic system clock ([`Instant`]); its epoch is the moment it was created.
@@ -29,6 +62,8 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 #[derive(Clone, Copy, Debug)]
 pub struct SystemClock {
     origin: Instant,
+    /// The system time at `origin`, for [`Clock::system_time`].
+    origin_wall: SystemTime,
 }
 
 impl SystemClock {
@@ -36,6 +71,7 @@ impl SystemClock {
     pub fn new() -> Self {
         Self {
             origin: Instant::now(),
+            origin_wall: SystemTime::now(),
         }
     }
 }
@@ -49,6 +85,13 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// The system time when the clock was created, plus `at`. Monotonic time does not follow
+    /// later changes of the system time (NTP steps), so this drifts with them; it is for showing
+    /// times to people, never for deciding anything.
+    fn system_time(&self, at: Duration) -> SystemTime {
+        add_saturating(self.origin_wall, at)
     }
 }
 
