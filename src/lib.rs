@@ -71,8 +71,8 @@ mod token;
 
 pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, ConfirmError, Hold,
-    HoldToken, OpenError, ReleaseError, ReserveError, SlotBook, SlotBookBuilder, SlotIndex,
-    SlotState,
+    HoldToken, OpenError, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook, SlotBookBuilder,
+    SlotIndex, SlotState,
 };
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;

@@ -18,7 +18,12 @@ fn a_book_at_the_end_of_its_clock_keeps_holds_live_and_its_counts_whole() {
     book.set_capacity(BranchId(1), 0, 2).unwrap();
     let hold = book.reserve(BranchId(1), 0, ApplicantId(1)).unwrap();
     // Time has stopped at the end: the hold is live, and stays so.
-    assert!(hold.expires_at > book.now(), "{:?} {:?}", hold.expires_at, book.now());
+    assert!(
+        hold.expires_at > book.now(),
+        "{:?} {:?}",
+        hold.expires_at,
+        book.now()
+    );
     clock.advance(Duration::from_secs(3600));
     assert_eq!(book.hold(hold.token).map(|h| h.token), Some(hold.token));
     assert_eq!(book.slot(BranchId(1), 0).unwrap().held, 1);

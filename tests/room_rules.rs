@@ -470,7 +470,8 @@ fn the_prequeue_draw_is_fair_reproducible_and_auditable() {
     );
     // The audit: the published seed and the join order reproduce the draw.
     assert_eq!(room.stats().prequeue_seed, Some(2026));
-    let drawn: Vec<VisitorId> = prequeue_order(30, 2026).unwrap()
+    let drawn: Vec<VisitorId> = prequeue_order(30, 2026)
+        .unwrap()
         .into_iter()
         .map(|i| v(i as u64))
         .collect();

@@ -21,7 +21,7 @@ impl<C: Clock> SlotBook<C> {
     /// (ordered, covering every hold) and published front are right; the expiry hint is at or
     /// below every front.
     pub fn check_invariants(&self) -> Result<BookTotals, InvariantViolation> {
-        let now = self.now_ns();
+        let now = self.clock_ns();
         let guards: Vec<_> = self.shards.iter().map(|s| s.ledger.lock()).collect();
         let mut totals = BookTotals::default();
         let mut per_slot = PerSlot::new();

@@ -25,6 +25,7 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
+        self.catch_up();
         match self.journal.as_deref() {
             // The body is inlined, so an in-memory book pays one untaken branch.
             None => self.confirm_in_memory(token),
@@ -145,6 +146,7 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self, token: HoldToken) -> Result<(), ReleaseError> {
+        self.catch_up();
         match self.journal.as_deref() {
             // As in `confirm`: an in-memory book pays one untaken branch.
             None => self.release_in_memory(token),

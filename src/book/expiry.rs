@@ -1,11 +1,18 @@
 //! Reclaiming expired holds: `sweep`, the lazy sweep every reading runs when due, and the
 //! expiry hint that tells a reading with one load whether anything may be due.
 //!
-//! Guarantee: a reading never shows an expired hold. Each shard publishes the expiry of its
-//! oldest hold (`front_ns`); the book keeps [`ExpiryHint`], a lower bound on every front. A
-//! reading whose clock is past the hint reclaims every shard whose front is due (under that
-//! shard's lock) before it reads; the hint is then raised to the new minimum front, by a
-//! protocol that can never raise it past a front that moved earlier meanwhile.
+//! Guarantee: an expired hold can never be confirmed, is never returned by a lookup, and never
+//! keeps a unit from a reservation for longer than the book takes to catch up. Each shard
+//! publishes the expiry of its oldest hold (`front_ns`); the book keeps [`ExpiryHint`], a lower
+//! bound on every front. A call whose clock is past the hint reclaims due holds (under each
+//! shard's lock, oldest first) before it reads; the hint is then raised to the new minimum front,
+//! by a protocol that can never raise it past a front that moved earlier meanwhile.
+//!
+//! Every call's share of that work is bounded: at most [`SWEEP_BUDGET`] holds per call, spread
+//! over the shards. When more holds fall due at once (a surge's holds lapsing together, or a
+//! clock that jumped), the book catches up over the next calls, and meanwhile a slot's `held`
+//! count may still include holds that expired since (never for more than those calls take).
+//! [`SlotBook::sweep`] is not bounded: it reclaims everything due, one shard lock at a time.
 
 use super::ledger::{Ledger, Shard};
 use super::*;
@@ -32,22 +39,26 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sweep(&self) -> usize {
-        self.sweep_at(self.now_ns(), false)
+        self.sweep_at(self.clock_ns(), None)
     }
 
-    /// Sweeps only if the expiry hint says something may be due: one load otherwise.
+    /// Sweeps only if the expiry hint says something may be due (one load otherwise), at most
+    /// [`SWEEP_BUDGET`] holds.
     pub(super) fn sweep_due(&self, now: u64) -> usize {
         if self.hint.is_due(now) {
-            self.sweep_at(now, true)
+            self.sweep_at(now, Some(SWEEP_BUDGET))
         } else {
             0
         }
     }
 
-    fn sweep_at(&self, now: u64, only_if_due: bool) -> usize {
+    /// Reclaims what is due at `now`: everything, or with a `budget`, at most that many holds
+    /// (each shard its share, oldest first).
+    fn sweep_at(&self, now: u64, budget: Option<usize>) -> usize {
+        let per_shard = budget.map_or(usize::MAX, |b| (b / self.shards.len()).max(1));
         let mut reclaimed = 0;
         for _ in 0..4 {
-            if only_if_due && !self.hint.is_due(now) {
+            if budget.is_some() && !self.hint.is_due(now) {
                 break;
             }
             // Begun before the fronts are read: see `ExpiryHint` for why.
@@ -56,24 +67,46 @@ impl<C: Clock> SlotBook<C> {
             for shard in self.shards.iter() {
                 // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`).
                 if shard.front_ns.load(Ordering::SeqCst) <= now {
-                    reclaimed += shard.reclaim(&mut shard.ledger.lock(), now, &self.hint);
+                    let ledger = &mut shard.ledger.lock();
+                    reclaimed += shard.reclaim(ledger, now, &self.hint, per_shard);
                 }
                 min_front = min_front.min(shard.front_ns.load(Ordering::SeqCst));
             }
             // Without the raise lock, another sweeper raises the hint; it may stay low meanwhile
             // (safe: it is only a lower bound).
-            if raise.is_none_or(|r| r.finish(min_front)) {
+            let raised = raise.is_none_or(|r| r.finish(min_front));
+            if budget.is_some_and(|b| reclaimed >= b) {
+                // Due holds may be left: the hint stays due, and the next call goes on.
+                self.hint
+                    .set_behind((min_front <= now).then_some(min_front));
+                return reclaimed;
+            }
+            if raised {
                 break;
             }
+        }
+        if budget.is_some() || self.hint.is_behind() {
+            self.hint.set_behind(None);
         }
         reclaimed
     }
 }
 
+/// The most expired holds one call (other than [`SlotBook::sweep`]) reclaims: about 2 ms of
+/// work, so that no call waits for a million lapsed holds at once.
+pub const SWEEP_BUDGET: usize = 8192;
+
 impl Shard {
-    /// Reclaims the expired holds of `ledger` (this shard's, locked) and publishes its front.
-    pub(super) fn reclaim(&self, ledger: &mut Ledger, now_ns: u64, hint: &ExpiryHint) -> usize {
-        let reclaimed = ledger.reclaim_expired(now_ns);
+    /// Reclaims up to `max` expired holds of `ledger` (this shard's, locked), oldest first, and
+    /// publishes its front.
+    pub(super) fn reclaim(
+        &self,
+        ledger: &mut Ledger,
+        now_ns: u64,
+        hint: &ExpiryHint,
+        max: usize,
+    ) -> usize {
+        let reclaimed = ledger.reclaim_expired(now_ns, max);
         self.publish_front(ledger, hint);
         reclaimed
     }
@@ -115,6 +148,9 @@ impl Shard {
 ///   the number of lowerings.
 pub(crate) struct ExpiryHint {
     word: AtomicU64,
+    /// While the book catches up (a budgeted sweep left due holds): the earliest front it left;
+    /// `u64::MAX` otherwise. See [`SlotBook::now_ns`].
+    behind_ns: AtomicU64,
     raising: Mutex<()>,
 }
 
@@ -131,9 +167,39 @@ pub(crate) struct Raise<'a> {
 }
 
 impl ExpiryHint {
+    /// `now_ns`, or while the book is catching up (a budgeted sweep left due holds), just
+    /// before the earliest expiry it left: the book's time.
+    pub(crate) fn lag_ns(&self, now_ns: u64) -> u64 {
+        // Ordering: Relaxed: a time, read on every call; it guards no other memory (each
+        // decision made with it is checked under a shard lock against the record itself).
+        let behind = self.behind_ns.load(Ordering::Relaxed);
+        if behind <= now_ns {
+            behind.saturating_sub(1)
+        } else {
+            now_ns
+        }
+    }
+
+    /// Whether a budgeted sweep left due holds behind.
+    pub(crate) fn is_behind(&self) -> bool {
+        self.behind_ns.load(Ordering::Relaxed) != u64::MAX
+    }
+
+    /// After a budgeted sweep: `Some(front)` if due holds were left (the earliest front), `None`
+    /// if none was.
+    fn set_behind(&self, front: Option<u64>) {
+        let new = front.unwrap_or(u64::MAX);
+        // Ordering: Relaxed, as in `lag_ns`; skip the store when unchanged, so the line stays
+        // shared between cores in the steady state.
+        if self.behind_ns.load(Ordering::Relaxed) != new {
+            self.behind_ns.store(new, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             word: AtomicU64::new(EMPTY_MS << 1),
+            behind_ns: AtomicU64::new(u64::MAX),
             raising: Mutex::new(()),
         }
     }

@@ -198,12 +198,12 @@ impl Ledger {
         Some(record)
     }
 
-    /// Reclaims the holds at the front of the queue that expired at or before `now_ns`. The
-    /// caller publishes the new front (`Shard::reclaim` does both).
-    pub(crate) fn reclaim_expired(&mut self, now_ns: u64) -> usize {
+    /// Reclaims up to `max` of the holds at the front of the queue that expired at or before
+    /// `now_ns`, oldest first. The caller publishes the new front (`Shard::reclaim` does both).
+    pub(crate) fn reclaim_expired(&mut self, now_ns: u64, max: usize) -> usize {
         let now_ns = self.clamp_now(now_ns);
         let mut reclaimed = 0;
-        loop {
+        while reclaimed < max {
             // Entries of holds confirmed, released or reclaimed already are skipped.
             let records = &self.records;
             let Some((expires_ns, key)) = self.expiry.front(|d, k| is_hold_at(records, d, k))

@@ -19,6 +19,7 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn hold(&self, token: HoldToken) -> Option<Hold> {
+        self.catch_up();
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut ledger = shard.ledger.lock();
         let now = ledger.clamp_now(self.now_ns());
@@ -39,6 +40,7 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn holds_of(&self, applicant: ApplicantId) -> Vec<Hold> {
+        self.catch_up();
         let shard = &self.shards[self.shard_of_applicant(applicant)];
         let mut ledger = shard.ledger.lock();
         let now = ledger.clamp_now(self.now_ns());

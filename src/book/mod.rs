@@ -46,6 +46,7 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::token::random_u128;
 use branches::{BranchTable, CHUNK_SLOTS, Refused};
 use expiry::ExpiryHint;
+pub use expiry::SWEEP_BUDGET;
 use ledger::{Record, Shard, State, return_unit};
 use word::{HoldRefused, SlotWord};
 
@@ -185,7 +186,7 @@ impl<C: Clock> SlotBook<C> {
     /// that hold a shard lock clamp exactly on top of this ([`Ledger::clamp_now`]).
     ///
     /// [`Ledger::clamp_now`]: ledger::Ledger::clamp_now
-    fn now_ns(&self) -> u64 {
+    fn clock_ns(&self) -> u64 {
         let t = now_ns(&self.clock);
         // Ordering: Relaxed: the value is a time, not a guard of other memory. The store is rare
         // (once per grain), so the line stays shared between cores on the hot path.
@@ -194,6 +195,30 @@ impl<C: Clock> SlotBook<C> {
             self.latest_ns.fetch_max(t, Ordering::Relaxed);
         }
         t.max(seen)
+    }
+
+    /// The book's time: the clock's, or while the book is catching up with more expired holds
+    /// than one call reclaims ([`SWEEP_BUDGET`]), just before the earliest expiry not yet
+    /// reclaimed. Every decision of a call (is this hold expired? when does a new one expire?)
+    /// uses it, so every call sees the book as it was at one instant, with no expired hold in
+    /// it. Takes no lock, so it may be read under a shard's.
+    fn now_ns(&self) -> u64 {
+        self.hint.lag_ns(self.clock_ns())
+    }
+
+    /// Reclaims holds due by the clock, at most [`SWEEP_BUDGET`]: the first step of every call
+    /// that reads counts or reserves.
+    fn sweep_now(&self) {
+        self.sweep_due(self.clock_ns());
+    }
+
+    /// Goes on catching up, if a budgeted sweep left due holds: the first step of calls that
+    /// look at one hold (confirm, release, lookups). Otherwise nothing: a hold that expired by
+    /// the clock is then `Expired` to them, not yet reclaimed.
+    fn catch_up(&self) {
+        if self.hint.is_behind() {
+            self.sweep_now();
+        }
     }
 
     fn shard_of_applicant(&self, applicant: ApplicantId) -> usize {
@@ -209,10 +234,13 @@ impl<C: Clock> SlotBook<C> {
         &self.clock
     }
 
-    /// The book's time on its clock's epoch: the clock's reading, never behind a reading the
-    /// book has already acted on by more than 1 ms, and at most [`CLOCK_END`](crate::CLOCK_END).
-    /// Hold expiries ([`Hold::expires_at`]) are on the same scale.
+    /// The book's time on its clock's epoch: the clock's reading (never behind a reading the
+    /// book has already acted on by more than 1 ms, and at most [`CLOCK_END`](crate::CLOCK_END)),
+    /// or a little earlier while the book catches up after more holds expired at once than one
+    /// call reclaims ([`SWEEP_BUDGET`]). Hold expiries ([`Hold::expires_at`]) are on the same
+    /// scale; [`Clock::system_time`] maps them to wall-clock time.
     pub fn now(&self) -> Duration {
+        self.catch_up();
         Duration::from_nanos(self.now_ns())
     }
 

@@ -26,6 +26,7 @@ impl<C: Clock> SlotBook<C> {
         slot: SlotIndex,
         applicant: ApplicantId,
     ) -> Result<Hold, ReserveError> {
+        self.sweep_now();
         let b = self.branches.get(branch).ok_or(ReserveError::UnknownSlot)?;
         let at = b.slot_ref(slot).ok_or(ReserveError::UnknownSlot)?;
         let word = at.word(slot);
@@ -84,7 +85,7 @@ impl<C: Clock> SlotBook<C> {
         let last = last.min(self.max_slots_per_branch - 1);
         // Reclaim expired holds first, so that an expired hold cannot make a later slot look
         // like the earliest one with room.
-        self.sweep_due(self.now_ns());
+        self.sweep_now();
         self.reserve_with(
             applicant,
             |r| r.branch == branch && (first..=last).contains(&r.slot),
@@ -140,7 +141,7 @@ impl<C: Clock> SlotBook<C> {
                 return Err(ReserveError::ApplicantLimit);
             }
             if ledger.live_holds >= self.max_holds_per_shard {
-                shard.reclaim(&mut ledger, now, &self.hint);
+                shard.reclaim(&mut ledger, now, &self.hint, SWEEP_BUDGET);
                 if ledger.live_holds >= self.max_holds_per_shard {
                     return Err(ReserveError::TooManyHolds);
                 }
@@ -177,7 +178,7 @@ impl<C: Clock> SlotBook<C> {
                 None => {
                     drop(ledger);
                     if !swept && self.hint.is_due(now) {
-                        self.sweep_due(now);
+                        self.sweep_now();
                         swept = true;
                         continue;
                     }

@@ -41,7 +41,7 @@ impl<C: Clock> SlotBook<C> {
             });
         }
         // Holds expired by now give their units back first, so the state returned is current.
-        self.sweep_due(self.now_ns());
+        self.sweep_now();
         let set = |word: &SlotWord| match &self.journal {
             None => {
                 word.set_capacity(capacity);
@@ -89,7 +89,7 @@ impl<C: Clock> SlotBook<C> {
     pub fn slot(&self, branch: BranchId, slot: SlotIndex) -> Option<SlotState> {
         let b = self.branches.get(branch)?;
         let word = b.word(slot)?;
-        self.sweep_due(self.now_ns());
+        self.sweep_now();
         let p = word.load();
         p.is_open().then(|| state_of(p))
     }
@@ -123,7 +123,7 @@ impl<C: Clock> SlotBook<C> {
             return Vec::new();
         }
         let last = last.min(self.max_slots_per_branch - 1);
-        self.sweep_due(self.now_ns());
+        self.sweep_now();
         b.open_slots(first, last)
             .map(|(s, p)| (s, state_of(p)))
             .collect()

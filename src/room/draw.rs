@@ -121,7 +121,9 @@ mod tests {
     fn every_order_of_three_is_drawn_about_equally() {
         let mut counts = std::collections::HashMap::new();
         for seed in 0..60_000u64 {
-            *counts.entry(prequeue_order(3, seed).unwrap()).or_insert(0u32) += 1;
+            *counts
+                .entry(prequeue_order(3, seed).unwrap())
+                .or_insert(0u32) += 1;
         }
         assert_eq!(counts.len(), 6);
         for (order, n) in counts {
