@@ -66,6 +66,7 @@ mod deadline;
 mod invariant;
 pub mod journal;
 pub mod room;
+mod sharded;
 mod sync;
 mod token;
 

@@ -6,8 +6,7 @@
 //! and headers; parsing accepts exactly 32 hex digits (either case) and nothing else, and never
 //! panics.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use rand::RngExt;
 use thiserror::Error;
@@ -54,8 +53,6 @@ impl Hasher for TokenHasher {
         self.0 = (n >> 64) as u64;
     }
 }
-
-pub(crate) type TokenMap<V> = HashMap<u128, V, BuildHasherDefault<TokenHasher>>;
 
 /// 128 bits of CSPRNG output.
 pub(crate) fn random_u128() -> u128 {

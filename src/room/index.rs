@@ -7,8 +7,10 @@
 //! stored (they live in the line entries; `find` checks the candidate's key), and a cell's home
 //! position is computed from its tag alone, so growing a shard and deleting (backward-shift
 //! deletion under linear probing) never read the entries. The index is split into 64 independent
-//! shards by the top bits of the hash, so growing one rehashes 1/64 of the entries: no single call
-//! stalls for a rehash of a million.
+//! shards by the top bits of the hash, so growing one rehashes 1/64 of the entries; and the shards
+//! start at staggered sizes (16 to 79 cells), so that under uniform inserts they reach their load
+//! limits at different times instead of all in the same call: no single call stalls for a rehash
+//! of a million.
 
 const SHARDS: usize = 64;
 /// Grow when a shard would be more than 4/5 full.
@@ -20,6 +22,9 @@ struct Shard {
     /// 0 = empty; else `tag << 32 | (index + 1)`.
     cells: Vec<u64>,
     len: usize,
+    /// Cells of the first allocation: 16 plus the shard's number, so that the shards' sizes,
+    /// and so the inserts at which they grow, never line up.
+    first_cells: usize,
 }
 
 fn pack(tag: u32, index: u32) -> u64 {
@@ -41,7 +46,7 @@ fn home(tag: u32, n: usize) -> usize {
 
 impl Shard {
     fn grow(&mut self) {
-        let n = (self.cells.len() * 3 / 2).max(16);
+        let n = (self.cells.len() * 3 / 2).max(self.first_cells).max(16);
         let old = std::mem::replace(&mut self.cells, vec![0; n]);
         for cell in old.into_iter().filter(|&c| c != 0) {
             let mut i = home(tag_of(cell), n);
@@ -118,7 +123,12 @@ pub(crate) struct IndexTable {
 impl Default for IndexTable {
     fn default() -> Self {
         Self {
-            shards: vec![Shard::default(); SHARDS].into_boxed_slice(),
+            shards: (0..SHARDS)
+                .map(|i| Shard {
+                    first_cells: 16 + i,
+                    ..Shard::default()
+                })
+                .collect(),
             len: 0,
         }
     }

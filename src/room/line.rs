@@ -209,7 +209,8 @@ impl Line {
     /// Drops the entries of visitors who left and renumbers the rest, keeping their order.
     fn compact(&mut self) {
         let live = &self.live;
-        let new_index = |old: u32| (live.rank(old as usize) - 1) as u32;
+        let ranks = live.ranks();
+        let new_index = |old: u32| ranks.before(old as usize) as u32;
         self.by_token.renumber(new_index);
         self.by_visitor.renumber(new_index);
         let entries = &self.entries;

@@ -4,14 +4,18 @@
 //! (one TTL for the room, admission times never decrease), in O(1) amortized, through a
 //! [`DeadlineQueue`].
 
-use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use crate::deadline::DeadlineQueue;
+use crate::sharded::ShardedMap;
 
 use super::VisitorId;
 use super::index::IndexTable;
 use super::line::token_hash;
-use crate::token::TokenMap;
+use crate::token::TokenHasher;
+
+/// Passes by token: sharded, so that growing it never rehashes every pass in one call.
+type PassMap = ShardedMap<u128, PassRec, BuildHasherDefault<TokenHasher>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PassRec {
@@ -22,8 +26,8 @@ pub(crate) struct PassRec {
 
 #[derive(Debug)]
 pub(crate) struct Passes {
-    by_token: TokenMap<PassRec>,
-    by_visitor: HashMap<VisitorId, u128, ahash::RandomState>,
+    by_token: PassMap,
+    by_visitor: ShardedMap<VisitorId, u128, ahash::RandomState>,
     /// Pass tokens by expiry, in admission order.
     expiry: DeadlineQueue<u128>,
 }
@@ -31,8 +35,8 @@ pub(crate) struct Passes {
 impl Passes {
     pub(crate) fn new() -> Self {
         Self {
-            by_token: TokenMap::default(),
-            by_visitor: HashMap::with_hasher(ahash::RandomState::new()),
+            by_token: ShardedMap::with_hasher(BuildHasherDefault::default()),
+            by_visitor: ShardedMap::with_hasher(ahash::RandomState::new()),
             expiry: DeadlineQueue::default(),
         }
     }
@@ -97,7 +101,7 @@ impl Passes {
             ));
         }
         let queued: std::collections::HashSet<(u64, u128)> = self.expiry.iter().collect();
-        for (&t, p) in &self.by_token {
+        for (&t, p) in self.by_token.iter() {
             if self.by_visitor.get(&p.visitor) != Some(&t) {
                 return Err(format!("pass of {:?} not indexed by visitor", p.visitor));
             }
@@ -125,7 +129,7 @@ impl Passes {
 }
 
 /// Whether the expiry entry `(expires_ns, token)` belongs to a live pass.
-fn is_live(passes: &TokenMap<PassRec>, expires_ns: u64, token: u128) -> bool {
+fn is_live(passes: &PassMap, expires_ns: u64, token: u128) -> bool {
     passes
         .get(&token)
         .is_some_and(|p| p.expires_ns == expires_ns)

@@ -10,7 +10,7 @@ use super::*;
 /// say) catches up over the next calls, this many each; meanwhile its time lags the clock, every
 /// call is answered as of the room's time, and every rule holds on that time; joins and
 /// check-ins take their deadlines from the clock, so nobody lapses for the room's delay.
-pub const MAX_EVENTS_PER_CALL: usize = 8_192;
+pub const MAX_EVENTS_PER_CALL: usize = 4_096;
 
 pub(super) struct Core {
     pub(super) gcra: Gcra,
