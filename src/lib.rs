@@ -71,9 +71,9 @@ mod sync;
 mod token;
 
 pub use book::{
-    ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, ConfirmError, Hold,
-    HoldToken, OpenError, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook, SlotBookBuilder,
-    SlotIndex, SlotState,
+    ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, CloseError,
+    ConfirmError, Hold, HoldToken, OpenError, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,
+    SlotBookBuilder, SlotIndex, SlotState,
 };
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;

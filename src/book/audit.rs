@@ -232,10 +232,16 @@ impl<C: Clock> SlotBook<C> {
             b.full_bit(slot),
             if p.is_full() { "full" } else { "not full" }
         );
-        if p.is_open() {
+        let closed = b.is_closed(slot);
+        ensure!(
+            !closed || (p.is_open() && p.capacity() == 0),
+            "{} slot {slot}: closed, but its word says {p:?}",
+            b.id()
+        );
+        if p.is_open() && !closed {
             totals.open_slots += 1;
             totals.capacity += u64::from(p.capacity());
-        } else {
+        } else if !closed {
             ensure!(
                 held == 0 && booked == 0,
                 "{} slot {slot}: records on a slot never opened",

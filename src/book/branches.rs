@@ -35,6 +35,9 @@ pub(crate) struct Chunk {
     words: Box<[SlotWord]>,
     /// Bit `i` of word `w` is set when slot `64 w + i` of this chunk is full or not open.
     full: [AtomicU64; CHUNK_WORDS],
+    /// Bit `i` of word `w` is set when slot `64 w + i` was closed (`close_slot`): its capacity
+    /// is 0 (so no hold is granted, atomically, by the word itself) and readings leave it out.
+    closed: [AtomicU64; CHUNK_WORDS],
     /// The branch the chunk belongs to, so that a record pointing here need not store it.
     branch: BranchId,
 }
@@ -46,11 +49,24 @@ impl Chunk {
             words: (0..CHUNK_SLOTS).map(|_| SlotWord::new()).collect(),
             // Every slot starts closed, and a closed slot is "full": nothing can be reserved there.
             full: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
+            closed: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
 
 impl Chunk {
+    fn closed_bit(&self, slot: SlotIndex) -> (&AtomicU64, u64) {
+        let offset = (slot % CHUNK_SLOTS) as usize;
+        (&self.closed[offset / 64], 1u64 << (offset % 64))
+    }
+
+    fn is_closed(&self, slot: SlotIndex) -> bool {
+        let (bits, mask) = self.closed_bit(slot);
+        // Ordering: Relaxed: the closed bit only decides what a reading shows; whether a hold can
+        // be granted is decided by the slot word alone (a closed slot's capacity is 0).
+        bits.load(Ordering::Relaxed) & mask != 0
+    }
+
     /// The word of `slot`, which must lie in this chunk (only its offset is used).
     #[inline]
     fn word(&self, slot: SlotIndex) -> &SlotWord {
@@ -207,6 +223,25 @@ impl Branch {
             + groups * std::mem::size_of::<Group>()
     }
 
+    /// Whether an allocated slot is closed (`false` for a slot not allocated).
+    pub(crate) fn is_closed(&self, slot: SlotIndex) -> bool {
+        self.chunk((slot / CHUNK_SLOTS) as usize)
+            .is_some_and(|c| c.is_closed(slot))
+    }
+
+    /// Marks an allocated slot closed or open again (readings only; see [`Chunk`]).
+    pub(crate) fn set_closed(&self, slot: SlotIndex, closed: bool) {
+        if let Some(chunk) = self.chunk((slot / CHUNK_SLOTS) as usize) {
+            let (bits, mask) = chunk.closed_bit(slot);
+            // Ordering: Relaxed, as in `Chunk::is_closed`.
+            if closed {
+                bits.fetch_or(mask, Ordering::Relaxed);
+            } else if bits.load(Ordering::Relaxed) & mask != 0 {
+                bits.fetch_and(!mask, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The word of an existing (allocated) slot.
     pub(crate) fn word(&self, slot: SlotIndex) -> Option<&SlotWord> {
         Some(self.chunk((slot / CHUNK_SLOTS) as usize)?.word(slot))
@@ -258,7 +293,7 @@ impl Branch {
         None
     }
 
-    /// Every open slot in `first..=last`, in order, with its word.
+    /// Every open slot in `first..=last` that is not closed, in order, with its word.
     pub(crate) fn open_slots(
         &self,
         first: SlotIndex,
@@ -274,7 +309,7 @@ impl Branch {
                 let hi = last.min(base + (CHUNK_SLOTS - 1)) - base;
                 (lo..=hi).filter_map(move |off| {
                     let p = chunk.words[off as usize].load();
-                    p.is_open().then_some((base + off, p))
+                    (p.is_open() && !chunk.is_closed(base + off)).then_some((base + off, p))
                 })
             })
     }

@@ -189,6 +189,9 @@ impl<C: Clock> SlotBookBuilder<C> {
                 .collect(),
             hint: CachePadded::new(ExpiryHint::new()),
             latest_ns: CachePadded::new(AtomicU64::new(0)),
+            capacity_stripes: (0..CAPACITY_STRIPES)
+                .map(|_| crate::sync::Mutex::new(()))
+                .collect(),
             clock: self.clock,
             journal,
         }

@@ -153,6 +153,26 @@ pub enum CapacityError {
     Journal(JournalError),
 }
 
+/// Why [`SlotBook::close_slot`](crate::SlotBook::close_slot) closed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CloseError {
+    /// The branch or the slot was never opened.
+    #[error("no such slot was ever opened: check the branch and slot index")]
+    UnknownSlot,
+    /// A durable book could not journal the close; the slot is still open.
+    #[error("{0}")]
+    Journal(JournalError),
+}
+
+impl CloseError {
+    /// Whether the same call can succeed later: only after a journal write failure that left
+    /// the journal running.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CloseError::Journal(e) if e.is_retryable())
+    }
+}
+
 impl CapacityError {
     /// Whether the same call, unchanged, can succeed later: only after a journal write failure
     /// that left the journal running. Every other variant is a limit of the book's settings.

@@ -41,8 +41,12 @@ use crossbeam_utils::CachePadded;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
 use crate::invariant::{InvariantViolation, ensure};
+use crate::journal::format::CLOSED;
 use crate::journal::{Change, Durability, Journal};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+
+/// Stripes of the lock that orders capacity changes and closes of the same slot.
+const CAPACITY_STRIPES: usize = 64;
 use crate::token::random_u128;
 use branches::{BranchTable, CHUNK_SLOTS, Refused};
 use expiry::ExpiryHint;
@@ -52,7 +56,7 @@ use word::{HoldRefused, SlotWord};
 
 pub use builder::SlotBookBuilder;
 pub use error::{
-    BookConfigError, CapacityError, ConfirmError, OpenError, ReleaseError, ReserveError,
+    BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,
 };
 pub use types::{
     ApplicantId, BookTotals, Booking, BranchId, Hold, HoldToken, SlotIndex, SlotState,
@@ -123,6 +127,10 @@ pub struct SlotBook<C = SystemClock> {
     /// The latest clock reading, kept to within [`CLAMP_GRAIN_NS`]: readings never use a time
     /// more than that behind it, however the clock moves.
     latest_ns: CachePadded<AtomicU64>,
+    /// `set_capacity` and `close_slot` of one slot hold its stripe across journal write and
+    /// apply, so two changes of a slot are journaled in the order they were applied, and a
+    /// slot's closed bit always agrees with its capacity.
+    capacity_stripes: Box<[Mutex<()>]>,
     /// `Some` for a book opened from a directory.
     journal: Option<Box<Journal>>,
 }
@@ -219,6 +227,12 @@ impl<C: Clock> SlotBook<C> {
         if self.hint.is_behind() {
             self.sweep_now();
         }
+    }
+
+    /// The stripe of the capacity lock for one slot.
+    fn capacity_stripe(&self, branch: BranchId, slot: SlotIndex) -> &Mutex<()> {
+        let h = (u64::from(branch.0) << 32 | u64::from(slot)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        &self.capacity_stripes[(h >> 58) as usize % CAPACITY_STRIPES]
     }
 
     fn shard_of_applicant(&self, applicant: ApplicantId) -> usize {

@@ -44,6 +44,8 @@ impl<C: Clock> SlotBook<C> {
                     Ok(Some(Taken { branch, slot, at }))
                 }
                 Err(HoldRefused::NotOpen) => Err(ReserveError::UnknownSlot),
+                // A closed slot has capacity 0; it answers as one never opened.
+                Err(HoldRefused::Full) if b.is_closed(slot) => Err(ReserveError::UnknownSlot),
                 Err(HoldRefused::Full) => Ok(None),
             },
             ReserveError::Full,

@@ -42,25 +42,28 @@ impl<C: Clock> SlotBook<C> {
         }
         // Holds expired by now give their units back first, so the state returned is current.
         self.sweep_now();
-        let set = |word: &SlotWord| match &self.journal {
-            None => {
-                word.set_capacity(capacity);
-                Ok(word.load())
-            }
-            Some(j) => {
-                let _order = j.capacity_stripe(branch.0, slot).lock();
+        let set = |word: &SlotWord| {
+            if let Some(j) = &self.journal {
                 j.commit(Change::Capacity {
                     branch: branch.0,
                     slot,
                     capacity,
                 })?;
-                word.set_capacity(capacity);
-                Ok(word.load())
             }
+            word.set_capacity(capacity);
+            Ok(word.load())
+        };
+        let change = || {
+            // One capacity change or close of a slot at a time: the journal's order is the
+            // order they were applied in, and the closed bit agrees with the capacity.
+            let _order = self.capacity_stripe(branch, slot).lock();
+            let (b, state) = self.branches.with_slot(branch, in_range, set)?;
+            b.set_closed(slot, false);
+            Ok((b, state))
         };
         let done = match &self.journal {
-            None => self.branches.with_slot(branch, in_range, set),
-            Some(j) => self.durably(j, || self.branches.with_slot(branch, in_range, set)),
+            None => change(),
+            Some(j) => self.durably(j, change),
         };
         let (b, state) = done.map_err(|refused| match refused {
             Refused::TooManyBranches => CapacityError::TooManyBranches {
@@ -75,7 +78,64 @@ impl<C: Clock> SlotBook<C> {
         Ok(state_of(state))
     }
 
-    /// The state of one slot, or `None` if it was never opened.
+    /// Closes a slot: no new hold is granted there, and it leaves [`slot`](Self::slot) and
+    /// [`availability`](Self::availability), as if it had never been opened. Its holds and
+    /// bookings stay: holds can still be confirmed (they were granted while it was open),
+    /// bookings released, and [`bookings_of`](Self::bookings_of) still finds them, so a portal
+    /// can tell the people concerned. Returns the slot's state just before it closed.
+    /// [`set_capacity`](Self::set_capacity) opens it again. A durable book journals the close.
+    ///
+    /// Closing an already closed slot is `Ok` and changes nothing.
+    ///
+    /// ```
+    /// use surgegate::{ApplicantId, BranchId, CloseError, ReserveError, SlotBook};
+    ///
+    /// let book = SlotBook::builder().build();
+    /// book.set_capacity(BranchId(1), 0, 5)?;
+    /// let hold = book.reserve(BranchId(1), 0, ApplicantId(7))?;
+    /// let before = book.close_slot(BranchId(1), 0)?;
+    /// assert_eq!((before.capacity, before.held), (5, 1));
+    /// assert_eq!(book.slot(BranchId(1), 0), None);
+    /// assert!(book.availability(BranchId(1), ..).is_empty());
+    /// assert_eq!(book.reserve(BranchId(1), 0, ApplicantId(8)), Err(ReserveError::UnknownSlot));
+    /// book.confirm(hold.token)?; // granted while open: still honoured
+    /// assert_eq!(book.close_slot(BranchId(1), 9), Err(CloseError::UnknownSlot));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close_slot(&self, branch: BranchId, slot: SlotIndex) -> Result<SlotState, CloseError> {
+        self.sweep_now();
+        let b = self.branches.get(branch).ok_or(CloseError::UnknownSlot)?;
+        let word = b.word(slot).ok_or(CloseError::UnknownSlot)?;
+        let before = word.load();
+        if !before.is_open() {
+            return Err(CloseError::UnknownSlot);
+        }
+        if b.is_closed(slot) {
+            return Ok(state_of(before));
+        }
+        let close = || {
+            let _order = self.capacity_stripe(branch, slot).lock();
+            if let Some(j) = &self.journal {
+                j.commit(Change::Capacity {
+                    branch: branch.0,
+                    slot,
+                    capacity: CLOSED,
+                })
+                .map_err(CloseError::Journal)?;
+            }
+            let before = word.close();
+            b.set_closed(slot, true);
+            Ok::<_, CloseError>(before)
+        };
+        let before = match &self.journal {
+            None => close()?,
+            Some(j) => self.durably(j, close)?,
+        };
+        b.sync_full(slot);
+        Ok(state_of(before))
+    }
+
+    /// The state of one slot, or `None` if it was never opened or is closed.
     ///
     /// ```
     /// use surgegate::{BranchId, SlotBook, SlotState};
@@ -91,7 +151,7 @@ impl<C: Clock> SlotBook<C> {
         let word = b.word(slot)?;
         self.sweep_now();
         let p = word.load();
-        p.is_open().then(|| state_of(p))
+        (p.is_open() && !b.is_closed(slot)).then(|| state_of(p))
     }
 
     /// Every opened slot of `branch` in `slots`, in index order. Unknown branches and empty

@@ -179,6 +179,14 @@ impl SlotWord {
         }
     }
 
+    /// Sets the capacity of an open slot to 0 (closing it), keeping its holds and bookings.
+    /// Returns the word just before, in the same atomic step: exactly what was taken when the
+    /// slot stopped granting holds.
+    pub(crate) fn close(&self) -> Packed {
+        let before = self.0.fetch_and(!(FIELD_MASK << CAP_SHIFT), Ordering::SeqCst);
+        Packed(before)
+    }
+
     /// Opens the slot (if it was not) with `capacity`, keeping its holds and bookings.
     /// Returns the word after the change.
     pub(crate) fn set_capacity(&self, capacity: u32) -> Packed {

@@ -9,8 +9,15 @@
 //! The log sequence number (`lsn`) grows by exactly one per record across all segments, so a
 //! record out of place (a stale block, a copy from another file) is caught too.
 
-/// The version of the journal segment and checkpoint formats. Bumped on any change of layout.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The version of the journal segment and checkpoint formats that this build writes. Bumped on
+/// any change of layout or meaning. Version 3 added [`CLOSED`]; version 2 files (which never
+/// hold it) are read as they are.
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The oldest segment and checkpoint format version this build reads.
+const OLDEST_READABLE: u32 = 2;
+/// Set in the capacity of a capacity record or checkpoint entry: the slot was closed
+/// (`close_slot`), with capacity 0. Capacities are at most 2^21 − 1, so the bit is free.
+pub(crate) const CLOSED: u32 = 1 << 31;
 /// The version of the meta file's layout. Version 2 (32 bytes: the shard layout only) is still
 /// read, as "nothing known about the journal"; it is rewritten as version 3 on open.
 pub(crate) const META_VERSION: u32 = 3;
@@ -50,7 +57,8 @@ const CANCELLED_PAYLOAD: usize = 16;
 /// One durable change of a book: what the journal stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// `set_capacity(branch, slot, capacity)` returned `Ok`.
+    /// `set_capacity(branch, slot, capacity)` returned `Ok`, or `close_slot(branch, slot)`
+    /// (`capacity == CLOSED`).
     Capacity {
         branch: u32,
         slot: u32,
@@ -391,7 +399,7 @@ fn check_magic_version(b: &[u8], magic: &[u8; 8], what: &'static str) -> Result<
             _ => "not a surgegate meta file (wrong magic bytes)",
         });
     }
-    if u32_at(b, 8) != FORMAT_VERSION {
+    if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&u32_at(b, 8)) {
         return Err(UNKNOWN_VERSION);
     }
     Ok(())

@@ -233,9 +233,6 @@ pub struct JournalStats {
     pub recovery: Recovery,
 }
 
-/// Stripes of the lock that orders journal records of the same slot's `set_capacity` calls.
-pub(crate) const CAPACITY_STRIPES: usize = 64;
-
 /// The journal of a durable book.
 pub(crate) struct Journal {
     dir: PathBuf,
@@ -243,9 +240,6 @@ pub(crate) struct Journal {
     /// Durable calls hold it shared from before their record is written until their change is
     /// applied; a checkpoint holds it exclusively, so it sees no change half done.
     gate: RwLock<()>,
-    /// `set_capacity` of one slot holds its stripe across write and apply, so the journal
-    /// order of two capacity changes of a slot is the order they were applied in.
-    capacity_stripes: Box<[Mutex<()>]>,
     /// One checkpoint at a time.
     checkpointing: Mutex<()>,
     auto_checkpoint_busy: AtomicBool,
@@ -290,7 +284,6 @@ impl Journal {
             dir,
             committer,
             gate: RwLock::new(()),
-            capacity_stripes: (0..CAPACITY_STRIPES).map(|_| Mutex::new(())).collect(),
             checkpointing: Mutex::new(()),
             auto_checkpoint_busy: AtomicBool::new(false),
             checkpoint_after_bytes,
@@ -414,12 +407,6 @@ impl Journal {
             failed_checkpoints: self.failed_checkpoints.load(Ordering::Relaxed),
             recovery: self.recovery,
         }
-    }
-
-    /// The stripe of the capacity lock for one slot.
-    pub(crate) fn capacity_stripe(&self, branch: u32, slot: u32) -> &Mutex<()> {
-        let h = (u64::from(branch) << 32 | u64::from(slot)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        &self.capacity_stripes[(h >> 58) as usize % CAPACITY_STRIPES]
     }
 
     pub(crate) fn path(&self) -> &Path {

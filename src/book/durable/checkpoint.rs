@@ -89,10 +89,16 @@ impl<C: Clock> SlotBook<C> {
         };
         for b in self.branches.iter() {
             let id = b.id().0;
-            cp.capacities.extend(
-                b.open_slots(0, self.max_slots_per_branch - 1)
-                    .map(|(slot, p)| (id, slot, p.capacity())),
-            );
+            // Closed slots too (as `CLOSED`): bookings may remain on them.
+            cp.capacities
+                .extend(b.all_slots().filter(|(_, p)| p.is_open()).map(|(slot, p)| {
+                    let capacity = if b.is_closed(slot) {
+                        CLOSED
+                    } else {
+                        p.capacity()
+                    };
+                    (id, slot, capacity)
+                }));
         }
         for shard in self.shards.iter() {
             let ledger = shard.ledger.lock();

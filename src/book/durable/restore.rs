@@ -35,13 +35,14 @@ impl<C: Clock> SlotBook<C> {
                 self.max_slots_per_branch
             )));
         };
-        if capacity > MAX_CAPACITY {
+        let closed = capacity == CLOSED;
+        if capacity > MAX_CAPACITY && !closed {
             return Err(Refusal::Corrupt(format!(
                 "capacity {capacity} is above any a slot can have"
             )));
         }
         let set = |word: &SlotWord| {
-            word.set_capacity(capacity);
+            word.set_capacity(if closed { 0 } else { capacity });
             Ok::<(), ()>(())
         };
         let (b, ()) = self
@@ -60,6 +61,7 @@ impl<C: Clock> SlotBook<C> {
                     ),
                 })
             })?;
+        b.set_closed(slot, closed);
         b.sync_full(slot);
         Ok(())
     }

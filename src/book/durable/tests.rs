@@ -413,3 +413,24 @@ fn a_refused_first_capacity_creates_no_branch_and_uses_up_no_limit() {
     ));
     book.check_invariants().unwrap();
 }
+
+#[test]
+fn a_close_refused_by_the_journal_leaves_the_slot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let (book, _, _, before) = booked_and_held(dir.path(), &faults);
+    faults.writes.store(1, SeqCst);
+    let e = book.close_slot(BranchId(1), 0).unwrap_err();
+    assert!(
+        matches!(e, crate::CloseError::Journal(JournalError::Write(_))),
+        "{e}"
+    );
+    assert!(e.is_retryable());
+    assert_eq!(state(&book), before);
+    assert_eq!(book.availability(BranchId(1), ..).len(), 1);
+    book.check_invariants().unwrap();
+    // Retried once the storage is fine: closed, and still closed after a reopen.
+    book.close_slot(BranchId(1), 0).unwrap();
+    drop(book);
+    assert_eq!(open(dir.path(), &faults).slot(BranchId(1), 0), None);
+}
