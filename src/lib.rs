@@ -12,7 +12,8 @@
 //!   fairly: an exact place in line, an honest ETA, and a refresh never loses your place.
 //!
 //! Both read time from a [`Clock`], so every time-dependent rule can be driven by a
-//! [`ManualClock`] in tests.
+//! [`ManualClock`] in tests; [`Clock::system_time`] turns their instants into wall-clock times to
+//! show. [`calendar::Calendar`] numbers a branch's days and windows as slot indices.
 //!
 //! # An applicant's flow
 //!
@@ -61,6 +62,7 @@
 #![warn(missing_docs)]
 
 pub mod book;
+pub mod calendar;
 pub mod clock;
 mod deadline;
 mod invariant;

@@ -20,28 +20,54 @@ fn a_closed_slot_keeps_its_holds_and_bookings_and_leaves_every_reading() {
     let booked = book.reserve(B, 1, ApplicantId(2)).unwrap();
     let booked = book.confirm(booked.token).unwrap();
     let before = book.close_slot(B, 1).unwrap();
-    assert_eq!(before, SlotState { capacity: 4, held: 1, booked: 1 });
+    assert_eq!(
+        before,
+        SlotState {
+            capacity: 4,
+            held: 1,
+            booked: 1
+        }
+    );
     book.check_invariants().unwrap();
 
     assert_eq!(book.slot(B, 1), None);
     let open: Vec<u32> = book.availability(B, ..).iter().map(|(s, _)| *s).collect();
     assert_eq!(open, [0, 2]);
-    assert_eq!(book.reserve(B, 1, ApplicantId(3)), Err(ReserveError::UnknownSlot));
+    assert_eq!(
+        book.reserve(B, 1, ApplicantId(3)),
+        Err(ReserveError::UnknownSlot)
+    );
     // The earliest with room skips it.
-    assert_eq!(book.reserve_earliest(B, 1..3, ApplicantId(3)).unwrap().slot, 2);
+    assert_eq!(
+        book.reserve_earliest(B, 1..3, ApplicantId(3)).unwrap().slot,
+        2
+    );
     // A retry of the hold granted while open returns it; it can be confirmed.
-    assert_eq!(book.reserve(B, 1, ApplicantId(1)).unwrap().token, held.token);
+    assert_eq!(
+        book.reserve(B, 1, ApplicantId(1)).unwrap().token,
+        held.token
+    );
     book.confirm(held.token).unwrap();
     assert_eq!(book.bookings_of(ApplicantId(2)), vec![booked]);
     // Closing twice changes nothing; unknown slots are errors.
     assert_eq!(book.close_slot(B, 1).unwrap().booked, 2);
     assert_eq!(book.close_slot(B, 9), Err(CloseError::UnknownSlot));
-    assert_eq!(book.close_slot(BranchId(99), 0), Err(CloseError::UnknownSlot));
+    assert_eq!(
+        book.close_slot(BranchId(99), 0),
+        Err(CloseError::UnknownSlot)
+    );
     book.check_invariants().unwrap();
 
     // Reopened: visible again, with its bookings.
     let state = book.set_capacity(B, 1, 3).unwrap();
-    assert_eq!(state, SlotState { capacity: 3, held: 0, booked: 2 });
+    assert_eq!(
+        state,
+        SlotState {
+            capacity: 3,
+            held: 0,
+            booked: 2
+        }
+    );
     assert_eq!(book.slot(B, 1), Some(state));
     book.reserve(B, 1, ApplicantId(4)).unwrap();
     book.check_invariants().unwrap();

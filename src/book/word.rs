@@ -183,7 +183,9 @@ impl SlotWord {
     /// Returns the word just before, in the same atomic step: exactly what was taken when the
     /// slot stopped granting holds.
     pub(crate) fn close(&self) -> Packed {
-        let before = self.0.fetch_and(!(FIELD_MASK << CAP_SHIFT), Ordering::SeqCst);
+        let before = self
+            .0
+            .fetch_and(!(FIELD_MASK << CAP_SHIFT), Ordering::SeqCst);
         Packed(before)
     }
 
