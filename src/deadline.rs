@@ -89,6 +89,7 @@ impl<K: Copy> DeadlineQueue<K> {
     #[inline(never)]
     fn compact(&mut self, is_live: impl Fn(u64, K) -> bool) {
         self.entries.retain(|&(d, k)| is_live(d, k));
+        crate::shrink::deque(&mut self.entries);
     }
 
     /// The earliest live entry, dropping the stale ones before it.
@@ -97,7 +98,7 @@ impl<K: Copy> DeadlineQueue<K> {
             if is_live(d, k) {
                 return Some((d, k));
             }
-            self.entries.pop_front();
+            self.pop();
         }
         None
     }
@@ -109,7 +110,9 @@ impl<K: Copy> DeadlineQueue<K> {
 
     /// Removes the earliest entry, stale or not.
     pub(crate) fn pop(&mut self) -> Option<(u64, K)> {
-        self.entries.pop_front()
+        let popped = self.entries.pop_front();
+        crate::shrink::deque(&mut self.entries);
+        popped
     }
 
     /// Every entry, stale ones included, earliest first.

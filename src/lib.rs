@@ -69,6 +69,7 @@ mod invariant;
 pub mod journal;
 pub mod room;
 mod sharded;
+mod shrink;
 mod sync;
 mod token;
 

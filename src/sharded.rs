@@ -4,7 +4,7 @@
 //! them at once: a room with a million passes never stalls a call for a whole-map rehash. Under
 //! uniform inserts the shards would all fill up together, so each grows early, at its own
 //! fraction (between 7/16 and 7/8) of what it can hold: their rehashes fall on different calls.
-//! A shard is chosen by bits 32..38 of the key's hash, bits the inner maps use neither for their
+//! A shard shrinks once it is less than 1/8 full (see `shrink`). A shard is chosen by bits 32..38 of the key's hash, bits the inner maps use neither for their
 //! bucket index (low bits) nor for their control bytes (top 7 bits).
 
 use std::collections::HashMap;
@@ -57,8 +57,12 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> ShardedMap<K, V, S> {
 
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         let i = self.shard(key);
-        let old = self.shards[i].remove(key);
+        let shard = &mut self.shards[i];
+        let old = shard.remove(key);
         self.len -= usize::from(old.is_some());
+        if crate::shrink::should_shrink(shard.len(), shard.capacity()) {
+            shard.shrink_to(crate::shrink::target(shard.len()));
+        }
         old
     }
 

@@ -47,6 +47,20 @@ fn home(tag: u32, n: usize) -> usize {
 impl Shard {
     fn grow(&mut self) {
         let n = (self.cells.len() * 3 / 2).max(self.first_cells).max(16);
+        self.rebuild(n);
+    }
+
+    /// Gives memory back once the shard is less than 1/8 full: down to 1/2 full, so that it
+    /// grows again (at 4/5) only after its length has grown by 60 %.
+    fn shrink_if_mostly_empty(&mut self) {
+        let floor = self.first_cells.max(16);
+        if self.cells.len() > floor && self.len * 8 < self.cells.len() {
+            self.rebuild((self.len * 2).max(floor));
+        }
+    }
+
+    /// Moves every cell into a table of `n` cells.
+    fn rebuild(&mut self, n: usize) {
         let old = std::mem::replace(&mut self.cells, vec![0; n]);
         for cell in old.into_iter().filter(|&c| c != 0) {
             let mut i = home(tag_of(cell), n);
@@ -110,6 +124,7 @@ impl Shard {
         }
         self.cells[hole] = 0;
         self.len -= 1;
+        self.shrink_if_mostly_empty();
     }
 }
 

@@ -187,6 +187,7 @@ impl Line {
                 n -= 1;
             }
             self.entries.truncate(n);
+            crate::shrink::vec(&mut self.entries);
             self.live.truncate(n);
             self.head = self.head.min(n);
         }

@@ -110,6 +110,10 @@ impl RankBitmap {
         debug_assert!((new_len..self.len).all(|i| !self.get(i)));
         self.len = new_len.min(self.len);
         self.words.truncate(self.len.div_ceil(64));
+        crate::shrink::vec(&mut self.words);
+        if crate::shrink::should_shrink(self.words.len() / BLOCK_WORDS, self.blocks_capacity()) {
+            self.rebuild_fenwick(self.words.len().div_ceil(BLOCK_WORDS).max(1));
+        }
     }
 
     /// Set bits in `0..=i`. `i < len`.
@@ -172,6 +176,7 @@ impl RankBitmap {
     /// Replaces the contents with `n` set bits.
     pub(crate) fn reset_all_set(&mut self, n: usize) {
         self.words.clear();
+        crate::shrink::vec(&mut self.words);
         self.words.resize(n / 64, u64::MAX);
         if !n.is_multiple_of(64) {
             self.words.push((1u64 << (n % 64)) - 1);
