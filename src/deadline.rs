@@ -75,15 +75,6 @@ impl<K: Copy> DeadlineQueue<K> {
         self.entries = merged;
     }
 
-    /// Keeps the entries for which `f` gives a key (the same or a renumbered one), in order.
-    pub(crate) fn retain_map(&mut self, mut f: impl FnMut(u64, K) -> Option<K>) {
-        self.entries = self
-            .entries
-            .iter()
-            .filter_map(|&(d, k)| f(d, k).map(|k| (d, k)))
-            .collect();
-    }
-
     /// Drops the stale entries.
     #[cold]
     #[inline(never)]

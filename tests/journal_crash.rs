@@ -231,7 +231,11 @@ fn crash_recovery_keeps_every_acknowledged_change() {
             // unacknowledged first `set_capacity` may not have reached the journal.
             let floor = last_ack.map_or(known_capacity.get(slot).copied(), |i| Some(changes[i].0));
             let allowed: Vec<Option<u32>> = std::iter::once(floor)
-                .chain(changes[last_ack.map_or(0, |i| i + 1)..].iter().map(|c| Some(c.0)))
+                .chain(
+                    changes[last_ack.map_or(0, |i| i + 1)..]
+                        .iter()
+                        .map(|c| Some(c.0)),
+                )
                 .collect();
             let now = book.slot(BranchId(slot.0), slot.1).map(|s| s.capacity);
             assert!(

@@ -8,19 +8,22 @@
 //! - Check-in lapses come out in deadline order in O(1) amortized.
 //!
 //! Memory: one 32-byte entry per visitor, two index cells of 8 bytes at 4/5 load or less, one
-//! check-in record of 16 bytes per check-in not yet reached, and a bit. Entries of visitors who
-//! left stay in place (positions are ranks, so they cost nothing to skip) until they outnumber
-//! the waiting ones by 4096; then the line is compacted in one O(n) pass, which is O(1) amortized
-//! per departure.
+//! check-in record of 16 bytes per check-in not yet reached, and a bit. Entries are numbered by a
+//! *virtual index* that never changes while the visitor waits, so nothing that points at an entry
+//! is ever renumbered (see [`super::slots`]). Entries of visitors who left stay in place until
+//! their block is re-packed or, in front of the first visitor still waiting (where admissions and
+//! most lapses leave them), dropped in steps of [`TRIM_STEP`]; positions are ranks, so they cost
+//! nothing to skip. No call does more than one step of this.
 
 use crate::deadline::DeadlineQueue;
 
 use super::VisitorId;
 use super::index::IndexTable;
-use super::rank::RankBitmap;
+use super::slots::{BLOCK, Slots};
 
-/// Compact when dead entries exceed live ones by this much.
-const COMPACT_SLACK: usize = 4096;
+/// Entries of visitors who left in front of the first one still waiting are dropped once there
+/// are this many (whole blocks).
+const TRIM_STEP: usize = 8 * BLOCK;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Waiter {
@@ -32,14 +35,13 @@ pub(crate) struct Waiter {
 
 #[derive(Debug)]
 pub(crate) struct Line {
-    entries: Vec<Waiter>,
-    live: RankBitmap,
+    slots: Slots,
     by_token: IndexTable,
     by_visitor: IndexTable,
     /// `(deadline_ns, index)` in non-decreasing deadline order. An entry is current if the
     /// indexed waiter is live with that deadline; others are skipped when reached.
     checkins: DeadlineQueue<CheckinKey>,
-    /// No live entry is below `head`.
+    /// No live entry is stored below `head` (a position in `slots`, not a virtual index).
     head: usize,
     visitor_hasher: ahash::RandomState,
 }
@@ -52,8 +54,7 @@ pub(crate) fn token_hash(token: u128) -> u64 {
 impl Line {
     pub(crate) fn new(visitor_hasher: ahash::RandomState) -> Self {
         Self {
-            entries: Vec::new(),
-            live: RankBitmap::default(),
+            slots: Slots::default(),
             by_token: IndexTable::default(),
             by_visitor: IndexTable::default(),
             checkins: DeadlineQueue::default(),
@@ -68,35 +69,36 @@ impl Line {
 
     /// Visitors waiting.
     pub(crate) fn waiting(&self) -> usize {
-        self.live.ones()
+        self.slots.live.ones()
     }
 
     pub(crate) fn get(&self, index: u32) -> &Waiter {
-        &self.entries[index as usize]
+        self.slots.get(index)
+    }
+
+    /// Whether the line can take no more entries (see [`super::slots::MAX_SPAN`]).
+    pub(crate) fn is_span_full(&self) -> bool {
+        self.slots.is_span_full()
     }
 
     pub(crate) fn find_token(&self, token: u128) -> Option<u32> {
-        let entries = &self.entries;
-        let live = &self.live;
+        let slots = &self.slots;
         self.by_token.find(token_hash(token), |i| {
-            live.get(i as usize) && entries[i as usize].token == token
+            slots.is_live(i) && slots.get(i).token == token
         })
     }
 
     pub(crate) fn find_visitor(&self, visitor: VisitorId) -> Option<u32> {
-        let entries = &self.entries;
-        let live = &self.live;
+        let slots = &self.slots;
         self.by_visitor.find(self.visitor_hash(visitor), |i| {
-            live.get(i as usize) && entries[i as usize].visitor == visitor
+            slots.is_live(i) && slots.get(i).visitor == visitor
         })
     }
 
     /// Adds an entry at the back, waiting and indexed by token and visitor; the caller queues its
     /// check-in. Returns its index.
     fn append(&mut self, waiter: Waiter) -> u32 {
-        let index = self.entries.len() as u32;
-        self.entries.push(waiter);
-        self.live.push(true);
+        let index = self.slots.push(waiter);
         self.by_token.insert(token_hash(waiter.token), index);
         let h = self.visitor_hash(waiter.visitor);
         self.by_visitor.insert(h, index);
@@ -123,7 +125,7 @@ impl Line {
 
     /// Records a check-in: the visitor now lapses at `deadline_ns`.
     pub(crate) fn check_in(&mut self, index: u32, deadline_ns: u64) {
-        let w = &mut self.entries[index as usize];
+        let w = self.slots.get_mut(index);
         if w.deadline_ns == deadline_ns {
             return;
         }
@@ -135,32 +137,31 @@ impl Line {
     /// Queues the check-in deadline of the entry at `index`; the stale records of earlier
     /// check-ins are skipped when reached and compacted away.
     fn push_checkin(&mut self, deadline_ns: u64, index: u32) {
-        let key = CheckinKey::new(index, self.entries[index as usize].token);
-        let (entries, live) = (&self.entries, &self.live);
-        let waiting = self.waiting();
-        self.checkins.push(deadline_ns, key, waiting, |d, k| {
-            is_current(entries, live, d, k)
-        });
+        let key = CheckinKey::new(index, self.slots.get(index).token);
+        let slots = &self.slots;
+        let waiting = slots.live.ones();
+        self.checkins
+            .push(deadline_ns, key, waiting, |d, k| is_current(slots, d, k));
     }
 
     /// 1 for the head of the line.
     pub(crate) fn position(&self, index: u32) -> u64 {
-        debug_assert!(self.live.get(index as usize));
-        self.live.rank(index as usize) as u64
+        debug_assert!(self.slots.is_live(index));
+        self.slots.live.rank(self.slots.at(index)) as u64
     }
 
     /// The index of the visitor at the head of the line.
     pub(crate) fn head(&mut self) -> Option<u32> {
-        let h = self.live.first_set_from(self.head)?;
+        let h = self.slots.live.first_set_from(self.head)?;
         self.head = h;
-        Some(h as u32)
+        Some(self.slots.virtual_of(h))
     }
 
     /// The earliest check-in deadline among waiting visitors.
     pub(crate) fn next_lapse(&mut self) -> Option<u64> {
-        let (entries, live) = (&self.entries, &self.live);
+        let slots = &self.slots;
         self.checkins
-            .front(|d, k| is_current(entries, live, d, k))
+            .front(|d, k| is_current(slots, d, k))
             .map(|(d, _)| d)
     }
 
@@ -173,71 +174,59 @@ impl Line {
 
     /// Takes a visitor out of the line (admitted, left or lapsed).
     pub(crate) fn remove(&mut self, index: u32) -> Waiter {
-        let w = self.entries[index as usize];
-        let was_live = self.live.clear(index as usize);
-        debug_assert!(was_live, "removing a visitor who is not waiting");
+        let at = self.slots.at(index);
+        let w = self.slots.remove(index);
         let removed_token = self.by_token.remove(token_hash(w.token), index);
         let h = self.visitor_hash(w.visitor);
         let removed_visitor = self.by_visitor.remove(h, index);
         debug_assert!(removed_token && removed_visitor);
-        // Trailing entries of visitors who left can go at once.
-        if index as usize + 1 == self.entries.len() {
-            let mut n = self.entries.len();
-            while n > 0 && !self.live.get(n - 1) {
-                n -= 1;
-            }
-            self.entries.truncate(n);
-            crate::shrink::vec(&mut self.entries);
-            self.live.truncate(n);
-            self.head = self.head.min(n);
+        if at + 1 == self.slots.len() {
+            self.drop_trailing();
         }
-        if self.entries.len() - self.waiting() > self.waiting() + COMPACT_SLACK {
-            self.compact();
-        }
+        self.trim_front();
         w
+    }
+
+    /// Trailing entries of visitors who left can go at once.
+    fn drop_trailing(&mut self) {
+        let mut n = self.slots.len();
+        while n > 0 && !self.slots.live.get(n - 1) {
+            n -= 1;
+        }
+        self.slots.truncate(n);
+        self.head = self.head.min(n);
+    }
+
+    /// Drops the entries in front of the first visitor still waiting, [`TRIM_STEP`] at a time.
+    fn trim_front(&mut self) {
+        let first = self
+            .slots
+            .live
+            .first_set_from(self.head)
+            .unwrap_or(self.slots.len());
+        self.head = first;
+        if first >= TRIM_STEP {
+            let n = first - first % TRIM_STEP;
+            self.slots.drop_front(n);
+            self.head -= n;
+        }
     }
 
     /// Removes every waiting visitor, in line order.
     pub(crate) fn drain(&mut self) -> Vec<Waiter> {
-        let out: Vec<Waiter> = (0..self.entries.len())
-            .filter(|&i| self.live.get(i))
-            .map(|i| self.entries[i])
-            .collect();
+        let out: Vec<Waiter> = self.iter().map(|(_, w)| *w).collect();
         *self = Self::new(self.visitor_hasher.clone());
         out
     }
 
-    /// Drops the entries of visitors who left and renumbers the rest, keeping their order.
-    fn compact(&mut self) {
-        let live = &self.live;
-        let ranks = live.ranks();
-        let new_index = |old: u32| ranks.before(old as usize) as u32;
-        self.by_token.renumber(new_index);
-        self.by_visitor.renumber(new_index);
-        let entries = &self.entries;
-        self.checkins.retain_map(|d, k| {
-            is_current(entries, live, d, k).then(|| k.renumbered(new_index(k.index())))
-        });
-        let kept: Vec<Waiter> = (0..self.entries.len())
-            .filter(|&i| live.get(i))
-            .map(|i| self.entries[i])
-            .collect();
-        self.live.reset_all_set(kept.len());
-        self.entries = kept;
-        self.head = 0;
-    }
-
     /// Waiting visitors in line order, with their indices.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &Waiter)> + '_ {
-        (0..self.entries.len())
-            .filter(|&i| self.live.get(i))
-            .map(|i| (i as u32, &self.entries[i]))
+        self.slots.iter()
     }
 
     /// Heap bytes in use.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Waiter>()
-            + self.live.heap_bytes()
+        self.slots.heap_bytes()
             + self.by_token.heap_bytes()
             + self.by_visitor.heap_bytes()
             + self.checkins.heap_bytes()
@@ -276,7 +265,7 @@ impl Line {
                     "{what}: entry {i} has position {p}, expected {expected_position}"
                 ));
             }
-            if (i as usize) < self.head {
+            if self.slots.at(i) < self.head {
                 return Err(format!(
                     "{what}: waiting entry {i} below head {}",
                     self.head
@@ -309,7 +298,7 @@ impl Line {
             .by_token
             .indices()
             .chain(self.by_visitor.indices())
-            .any(|i| !self.live.get(i as usize))
+            .any(|i| !self.slots.is_live(i))
         {
             return Err(format!(
                 "{what}: an index points at an entry that is not waiting"
@@ -320,11 +309,11 @@ impl Line {
         }
         // Stale records are told apart from current ones (else compaction could not drop them):
         // each waiting visitor has exactly one record taken for current.
-        let (entries, live) = (&self.entries, &self.live);
+        let slots = &self.slots;
         let current = self
             .checkins
             .iter()
-            .filter(|&(d, k)| is_current(entries, live, d, k))
+            .filter(|&(d, k)| is_current(slots, d, k))
             .count();
         if current != self.waiting() {
             return Err(format!(
@@ -332,11 +321,16 @@ impl Line {
                 self.waiting()
             ));
         }
-        if self.entries.len() != self.live.len() {
+        self.slots.check().map_err(|e| format!("{what}: {e}"))?;
+        if self
+            .slots
+            .live
+            .first_set_from(0)
+            .unwrap_or(self.slots.len())
+            >= TRIM_STEP
+        {
             return Err(format!(
-                "{what}: {} entries but {} bits",
-                self.entries.len(),
-                self.live.len()
+                "{what}: {TRIM_STEP} or more departed entries kept in front of the line"
             ));
         }
         Ok(())
@@ -344,11 +338,12 @@ impl Line {
 }
 
 /// Whether the check-in record `(deadline_ns, index)` is the current one of a waiting entry.
-fn is_current(entries: &[Waiter], live: &RankBitmap, deadline_ns: u64, key: CheckinKey) -> bool {
-    let i = key.index() as usize;
-    live.get(i)
-        && entries[i].deadline_ns == deadline_ns
-        && key == CheckinKey::new(key.index(), entries[i].token)
+fn is_current(slots: &Slots, deadline_ns: u64, key: CheckinKey) -> bool {
+    let v = key.index();
+    slots.is_live(v) && {
+        let w = slots.get(v);
+        w.deadline_ns == deadline_ns && key == CheckinKey::new(v, w.token)
+    }
 }
 
 /// A check-in record's entry: its index, and 32 bits of the visitor's token, so that a record
@@ -364,10 +359,5 @@ impl CheckinKey {
 
     fn index(self) -> u32 {
         (self.0 >> 32) as u32
-    }
-
-    /// The same visitor's key at a new index.
-    fn renumbered(self, index: u32) -> Self {
-        Self(u64::from(index) << 32 | (self.0 & 0xffff_ffff))
     }
 }

@@ -26,6 +26,7 @@ mod index;
 mod line;
 mod passes;
 mod rank;
+mod slots;
 mod state;
 mod types;
 #[cfg(feature = "tokio")]

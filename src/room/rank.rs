@@ -134,25 +134,6 @@ impl RankBitmap {
         sum + (self.words[word] & upto).count_ones() as usize
     }
 
-    /// A frozen copy of the ranks for renumbering every entry at once: `before(i)` is the number
-    /// of set bits in `0..i`, in O(1) (one table load and a popcount) instead of a Fenwick walk.
-    pub(crate) fn ranks(&self) -> Ranks<'_> {
-        let mut sum = 0u32;
-        let before_word = self
-            .words
-            .iter()
-            .map(|w| {
-                let at = sum;
-                sum += w.count_ones();
-                at
-            })
-            .collect();
-        Ranks {
-            words: &self.words,
-            before_word,
-        }
-    }
-
     /// The first set bit at or after `from`.
     pub(crate) fn first_set_from(&self, from: usize) -> Option<usize> {
         if from >= self.len {
@@ -173,39 +154,30 @@ impl RankBitmap {
         }
     }
 
-    /// Replaces the contents with `n` set bits.
-    pub(crate) fn reset_all_set(&mut self, n: usize) {
-        self.words.clear();
+    /// Set bits in 512-bit block `b`.
+    pub(crate) fn ones_in_block(&self, b: usize) -> usize {
+        let words = &self.words[(b * BLOCK_WORDS).min(self.words.len())..];
+        words
+            .iter()
+            .take(BLOCK_WORDS)
+            .map(|w| w.count_ones() as usize)
+            .sum()
+    }
+
+    /// Drops the first `n` bits, which must all be clear; `n` is a multiple of 512 (one block),
+    /// so the blocks after them keep their counts and only move down. O(len / 64).
+    pub(crate) fn drop_front(&mut self, n: usize) {
+        debug_assert!(n.is_multiple_of(BLOCK_BITS) && n <= self.len);
+        debug_assert!(self.words[..n / 64].iter().all(|&w| w == 0));
+        self.words.drain(..n / 64);
         crate::shrink::vec(&mut self.words);
-        self.words.resize(n / 64, u64::MAX);
-        if !n.is_multiple_of(64) {
-            self.words.push((1u64 << (n % 64)) - 1);
-        }
-        self.len = n;
-        self.ones = n;
-        self.rebuild_fenwick(n.div_ceil(BLOCK_BITS).max(1));
+        self.len -= n;
+        self.rebuild_fenwick(self.len.div_ceil(BLOCK_BITS).max(1));
     }
 
     /// Heap bytes in use.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.words.capacity() * 8 + self.fen.capacity() * 4
-    }
-}
-
-/// See [`RankBitmap::ranks`].
-pub(crate) struct Ranks<'a> {
-    words: &'a [u64],
-    /// Set bits in the words before each word.
-    before_word: Vec<u32>,
-}
-
-impl Ranks<'_> {
-    /// Set bits in `0..i`.
-    #[inline]
-    pub(crate) fn before(&self, i: usize) -> usize {
-        let (w, b) = (i / 64, i % 64);
-        let below = self.words[w] & ((1u64 << b) - 1);
-        self.before_word[w] as usize + below.count_ones() as usize
     }
 }
 
@@ -235,11 +207,8 @@ mod tests {
                 bits[i] = false;
             }
             if n % 97 == 0 {
-                let ranks = r.ranks();
                 for i in (0..bits.len()).step_by(13) {
                     assert_eq!(r.rank(i), naive_rank(&bits, i), "n {n} i {i}");
-                    let before = if i == 0 { 0 } else { naive_rank(&bits, i - 1) };
-                    assert_eq!(ranks.before(i), before, "n {n} i {i}");
                 }
             }
         }
@@ -249,19 +218,24 @@ mod tests {
     }
 
     #[test]
-    fn reset_and_truncate() {
+    fn truncate_and_drop_front_keep_ranks() {
         let mut r = RankBitmap::default();
-        r.reset_all_set(1000);
-        assert_eq!(r.rank(999), 1000);
-        assert_eq!(r.rank(511), 512);
-        for i in 990..1000 {
+        for i in 0..3000 {
+            r.push(i >= 1024);
+        }
+        r.drop_front(1024);
+        assert_eq!((r.len(), r.ones()), (1976, 1976));
+        assert_eq!(r.rank(0), 1);
+        assert_eq!(r.rank(1975), 1976);
+        assert_eq!(r.ones_in_block(0), 512);
+        for i in 1966..1976 {
             r.clear(i);
         }
-        r.truncate(990);
-        assert_eq!(r.len(), 990);
-        assert_eq!(r.ones(), 990);
+        r.truncate(1966);
+        assert_eq!((r.len(), r.ones()), (1966, 1966));
         r.push(true);
-        assert_eq!(r.rank(990), 991);
-        assert_eq!(r.first_set_from(991), None);
+        assert_eq!(r.rank(1966), 1967);
+        assert_eq!(r.first_set_from(1967), None);
+        assert_eq!(r.ones_in_block(3), 1966 + 1 - 3 * 512);
     }
 }

@@ -247,7 +247,10 @@ impl Core {
         if self.closed {
             return Err(JoinError::Closed);
         }
-        if self.line.waiting() + self.prequeue.waiting() >= self.max_waiting as usize {
+        if self.line.waiting() + self.prequeue.waiting() >= self.max_waiting as usize
+            || self.line.is_span_full()
+            || self.prequeue.is_span_full()
+        {
             return Err(JoinError::Full {
                 retry_after: self.retry_after(),
             });
