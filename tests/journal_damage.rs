@@ -8,6 +8,14 @@ use std::path::Path;
 
 use surgegate::{ApplicantId, BranchId, Durability, ManualClock, OpenError, SlotBook};
 
+#[path = "support/journal_files.rs"]
+mod journal_files;
+use journal_files::{copy_dir, segments};
+
+fn newest_segment(dir: &Path) -> std::path::PathBuf {
+    segments(dir).pop().unwrap()
+}
+
 type Book = SlotBook<ManualClock>;
 
 fn open(dir: &Path) -> Result<Book, OpenError> {
@@ -46,25 +54,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
-}
-
-fn copy_dir(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-    }
-    to
-}
-
-fn newest_segment(dir: &Path) -> std::path::PathBuf {
-    let mut v: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    v.sort();
-    v.pop().unwrap()
 }
 
 /// Damages a copy of `dir` with `damage`, opens it, and checks the open failed without

@@ -2,12 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use surgegate::{
     ApplicantId, Booking, BranchId, CapacityError, ConfirmError, Durability, HoldToken,
     ManualClock, OpenError, ReserveError, SlotBook, SlotState,
 };
+
+#[path = "support/journal_files.rs"]
+mod journal_files;
+use journal_files::{copy_dir, segments};
 
 type Book = SlotBook<ManualClock>;
 
@@ -54,25 +58,6 @@ fn fill(book: &Book, applicants: u64) -> Vec<HoldToken> {
     book.set_capacity(BranchId(0), 0, 1).unwrap(); // lowered below its bookings
     book.set_capacity(BranchId(5), 9, 7).unwrap();
     tokens
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn copy_dir(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-    }
-    to
 }
 
 #[test]

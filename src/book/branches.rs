@@ -164,16 +164,23 @@ impl Group {
     }
 }
 
+/// Frees every allocation published in `cells`. Called only from `Drop` of the cells' owner,
+/// whose `&mut self` guarantees that no reference into them outlives this point; every non-null
+/// pointer in a cell came from `Box::into_raw` and was published exactly once.
+fn free_published<T>(cells: &mut [AtomicPtr<T>]) {
+    for cell in cells.iter() {
+        let ptr = cell.load(Ordering::Acquire);
+        if !ptr.is_null() {
+            // SAFETY: see above: owned exclusively, from `Box::into_raw`, and freed once (the
+            // owner is dropped once).
+            drop(unsafe { Box::from_raw(ptr) });
+        }
+    }
+}
+
 impl Drop for Group {
     fn drop(&mut self) {
-        for slot in self.chunks.iter() {
-            let ptr = slot.load(Ordering::Acquire);
-            if !ptr.is_null() {
-                // SAFETY: `&mut self`: no reference into the chunk outlives this point, and each
-                // pointer was produced by `Box::into_raw` and published exactly once.
-                drop(unsafe { Box::from_raw(ptr) });
-            }
-        }
+        free_published(&mut self.chunks);
     }
 }
 
@@ -337,14 +344,7 @@ impl Branch {
 
 impl Drop for Branch {
     fn drop(&mut self) {
-        for slot in self.groups.iter() {
-            let ptr = slot.load(Ordering::Acquire);
-            if !ptr.is_null() {
-                // SAFETY: `&mut self`: no reference into the group outlives this point, and each
-                // pointer was produced by `Box::into_raw` and published exactly once.
-                drop(unsafe { Box::from_raw(ptr) });
-            }
-        }
+        free_published(&mut self.groups);
     }
 }
 
@@ -552,14 +552,7 @@ impl Branch {
 
 impl Drop for BranchTable {
     fn drop(&mut self) {
-        for cell in self.cells.iter() {
-            let ptr = cell.load(Ordering::Acquire);
-            if !ptr.is_null() {
-                // SAFETY: `&mut self`; each pointer came from `Box::into_raw` and was published
-                // exactly once.
-                drop(unsafe { Box::from_raw(ptr) });
-            }
-        }
+        free_published(&mut self.cells);
     }
 }
 
