@@ -4,8 +4,9 @@
 //! them at once: a room with a million passes never stalls a call for a whole-map rehash. Under
 //! uniform inserts the shards would all fill up together, so each grows early, at its own
 //! fraction (between 7/16 and 7/8) of what it can hold: their rehashes fall on different calls.
-//! A shard shrinks once it is less than 1/8 full (see `shrink`). A shard is chosen by bits 32..38 of the key's hash, bits the inner maps use neither for their
-//! bucket index (low bits) nor for their control bytes (top 7 bits).
+//! A shard shrinks once it is less than 1/8 full (see `shrink`). A shard is chosen by bits 32..38
+//! of the key's hash, bits the inner maps use neither for their bucket index (low bits) nor for
+//! their control bytes (top 7 bits).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};

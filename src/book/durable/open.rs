@@ -18,7 +18,7 @@ use crate::journal::{Active, Committer, Recovery};
 
 /// The smallest automatic checkpoint interval: a checkpoint copies the whole book, so one every
 /// few records would make every durable call pay for it.
-pub(crate) const MIN_CHECKPOINT_AFTER_BYTES: u64 = 1 << 20;
+const MIN_CHECKPOINT_AFTER_BYTES: u64 = 1 << 20;
 
 impl<C: Clock> SlotBookBuilder<C> {
     /// What `Ok` from a durable book's `set_capacity`, `confirm` and `release` promises. Default
@@ -31,9 +31,10 @@ impl<C: Clock> SlotBookBuilder<C> {
     }
 
     /// Journal bytes after which a durable call also writes a checkpoint, so that recovery
-    /// stays fast however long the book runs. Default 64 MiB (about 1.3 million bookings);
-    /// at least 1 MiB (about 21 000 bookings), or 0, which turns automatic checkpoints off ([`SlotBook::checkpoint`] still works). The call that
-    /// crosses the threshold pays for the checkpoint.
+    /// stays fast however long the book runs. Default 64 MiB (about 1.3 million bookings); at
+    /// least 1 MiB (about 21 000 bookings), or 0, which turns automatic checkpoints off
+    /// ([`SlotBook::checkpoint`] still works). The call that crosses the threshold pays for the
+    /// checkpoint.
     /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
     pub fn checkpoint_after_bytes(mut self, bytes: u64) -> Self {
         self.settings.checkpoint_after_bytes = bytes;
@@ -113,7 +114,7 @@ impl<C: Clock> SlotBookBuilder<C> {
         let lock = lock_dir(dir)?;
         let mut listing = recover::list(dir)?;
         let meta = read_or_create_meta(dir, &mut listing, settings.shards)?;
-        let book = self.assemble(meta.shards, meta.shard_seed, None);
+        let mut book = self.assemble(meta.shards, meta.shard_seed, None);
         let (end, mut recovery) = book.recover(dir, &listing, &meta, true)?;
         let io = storage.open_segment(&end.path).map_err(io_error(
             &end.path,
@@ -136,7 +137,6 @@ impl<C: Clock> SlotBookBuilder<C> {
             settings.max_batch_records as usize,
             settings.commit_delay,
         );
-        let mut book = book;
         book.journal = Some(Box::new(Journal::new(
             dir.to_path_buf(),
             lock,
