@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use dashmap::DashMap;
 use rand::RngExt;
+use surgegate::book::Preference;
 use surgegate::room::Gcra;
 use surgegate::{
     ApplicantId, BranchId, Clock, Entry, ManualClock, SlotBook, TicketToken, VisitorId, WaitingRoom,
@@ -366,7 +367,7 @@ fn compute_alone(n: u64) {
 const EARLIEST_SLOTS: u32 = 5_000;
 const EARLIEST_FREE: u32 = EARLIEST_SLOTS * 9 / 10;
 
-/// Branch 1 with `EARLIEST_SLOTS` one-unit slots, all but the last 10% held.
+/// Branches 1 to 4, each with `EARLIEST_SLOTS` one-unit slots, all but the last 10% held.
 fn earliest_book() -> SlotBook<ManualClock> {
     let book = SlotBook::builder()
         .hold_ttl(Duration::from_secs(86_400))
@@ -374,14 +375,31 @@ fn earliest_book() -> SlotBook<ManualClock> {
         .max_live_holds(1 << 20)
         .clock(ManualClock::new())
         .build();
-    for s in 0..EARLIEST_SLOTS {
-        book.set_capacity(BranchId(1), s, 1).unwrap();
-    }
-    for s in 0..EARLIEST_FREE {
-        book.reserve(BranchId(1), s, ApplicantId(u64::from(s) + (1 << 50)))
-            .unwrap();
+    // Four branches of the same shape, for `reserve_earliest_among`.
+    for b in 1..=4 {
+        for s in 0..EARLIEST_SLOTS {
+            book.set_capacity(BranchId(b), s, 1).unwrap();
+        }
+        for s in 0..EARLIEST_FREE {
+            let a = ApplicantId(u64::from(b) << 40 | u64::from(s) | 1 << 50);
+            book.reserve(BranchId(b), s, a).unwrap();
+        }
     }
     book
+}
+
+/// As `earliest_cycle`, by `reserve_earliest_among` over `branches`.
+fn among_cycle(
+    book: &SlotBook<ManualClock>,
+    applicant: u64,
+    branches: &[BranchId],
+    prefer: Preference,
+) {
+    let h = book
+        .reserve_earliest_among(branches, 0..EARLIEST_SLOTS, ApplicantId(applicant), prefer)
+        .unwrap();
+    debug_assert_eq!(h.slot, EARLIEST_FREE);
+    book.release(black_box(h.token)).unwrap();
 }
 
 /// A fresh applicant takes the first free slot of `earliest_book`, by `reserve_earliest` over
@@ -523,6 +541,27 @@ fn earliest(c: &mut Criterion) {
             earliest_cycle(&book, applicant, true);
         })
     });
+    let four = [BranchId(1), BranchId(2), BranchId(3), BranchId(4)];
+    for (name, branches, prefer) in [
+        ("among_1_branch", &four[..1], Preference::EarliestSlot),
+        (
+            "among_4_branches_earliest_slot",
+            &four[..],
+            Preference::EarliestSlot,
+        ),
+        (
+            "among_4_branches_first_branch",
+            &four[..],
+            Preference::FirstBranch,
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                applicant += 1;
+                among_cycle(&book, applicant, branches, prefer);
+            })
+        });
+    }
     g.finish();
 }
 

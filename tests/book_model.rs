@@ -16,6 +16,10 @@ fn op() -> impl Strategy<Value = BookOp> {
         4 => (any::<u8>(), any::<u16>(), any::<u16>(), any::<u8>()).prop_map(
             |(branch, start, end, applicant)| BookOp::ReserveEarliest { branch, start, end, applicant }
         ),
+        3 => (any::<[u8; 3]>(), any::<u8>(), any::<u16>(), any::<u16>(), any::<u8>(), any::<bool>())
+            .prop_map(|(branches, count, start, end, applicant, first_branch)| {
+                BookOp::ReserveAmong { branches, count, start, end, applicant, first_branch }
+            }),
         4 => any::<u16>().prop_map(|hold| BookOp::Confirm { hold }),
         3 => any::<u16>().prop_map(|hold| BookOp::Release { hold }),
         1 => any::<u16>().prop_map(|hold| BookOp::Booking { hold }),
@@ -75,6 +79,8 @@ fn a_long_run_covers_every_outcome() {
         "reserve:Err",
         "reserve_earliest:Ok",
         "reserve_earliest:Err",
+        "reserve_earliest_among:Ok",
+        "reserve_earliest_among:Err",
         "confirm:Ok",
         "confirm:Err",
         "release:Ok",

@@ -705,6 +705,7 @@ fn errors_say_whether_a_retry_can_succeed() {
         (ReserveError::TooManyHolds, true),
         (ReserveError::UnknownSlot, false),
         (ReserveError::EmptyRange, false),
+        (ReserveError::Alternatives { max: 16 }, false),
     ] {
         assert_eq!(e.is_retryable(), retry, "{e:?}");
         assert_eq!(e.retry_after(), None);
@@ -725,4 +726,51 @@ fn errors_say_whether_a_retry_can_succeed() {
     assert!(full.is_retryable() && full.retry_after() == Some(Duration::from_millis(250)));
     assert!(!JoinError::Closed.is_retryable() && JoinError::Closed.retry_after().is_none());
     assert!(!PollError::Expired.is_retryable() && !PollError::UnknownToken.is_retryable());
+}
+
+#[test]
+fn reserve_earliest_among_refuses_what_it_cannot_do_and_changes_nothing() {
+    use surgegate::book::{MAX_ALTERNATIVES, Preference};
+    let (_, book) = book(2);
+    book.set_capacity(B, 4, 1).unwrap();
+    let too_many = vec![B; MAX_ALTERNATIVES + 1];
+    let alternatives = Err(ReserveError::Alternatives {
+        max: MAX_ALTERNATIVES as u32,
+    });
+    for prefer in [Preference::EarliestSlot, Preference::FirstBranch] {
+        assert_eq!(
+            book.reserve_earliest_among(&[], 0..9, a(1), prefer),
+            alternatives
+        );
+        assert_eq!(
+            book.reserve_earliest_among(&too_many, 0..9, a(1), prefer),
+            alternatives
+        );
+        let unknown = [BranchId(77), BranchId(78)];
+        assert_eq!(
+            book.reserve_earliest_among(&unknown, 0..9, a(1), prefer),
+            Err(ReserveError::UnknownSlot)
+        );
+        assert_eq!(
+            book.reserve_earliest_among(&[B], 5..5, a(1), prefer),
+            Err(ReserveError::EmptyRange)
+        );
+        assert_eq!(
+            book.reserve_earliest_among(&[BranchId(77), B], 5..9, a(1), prefer),
+            Err(ReserveError::NoneAvailable)
+        );
+    }
+    assert_eq!(book.slot(B, 4), state(1, 0, 0));
+    // An unknown branch among known ones is skipped; a retry returns the same hold.
+    let among = [BranchId(77), B];
+    let hold = book
+        .reserve_earliest_among(&among, 0..9, a(1), Preference::FirstBranch)
+        .unwrap();
+    assert_eq!((hold.branch, hold.slot), (B, 4));
+    let again = book
+        .reserve_earliest_among(&among, 0..9, a(1), Preference::EarliestSlot)
+        .unwrap();
+    assert_eq!(again, hold);
+    assert_eq!(book.slot(B, 4), state(1, 1, 0));
+    book.check_invariants().unwrap();
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use surgegate::book::Preference;
 use surgegate::{ApplicantId, BranchId, HoldToken, ManualClock, SlotBook};
 
 const THREADS: usize = 6;
@@ -110,11 +111,29 @@ fn run(seed: u64, lower_capacity: bool) -> (usize, usize) {
                                     mine.push(h.token);
                                 }
                             }
-                            30..=49 => {
+                            30..=39 => {
                                 let start = rng.below(u64::from(SLOTS)) as u32;
                                 if let Ok(h) =
                                     book.reserve_earliest(branch, start..SLOTS, applicant)
                                 {
+                                    mine.push(h.token);
+                                }
+                            }
+                            40..=49 => {
+                                // Alternatives: this branch and the next two, either policy.
+                                let near = [0, 1, 2].map(|k| BranchId((branch.0 + k) % BRANCHES));
+                                let prefer = if rng.below(2) == 0 {
+                                    Preference::EarliestSlot
+                                } else {
+                                    Preference::FirstBranch
+                                };
+                                let start = rng.below(u64::from(SLOTS)) as u32;
+                                if let Ok(h) = book.reserve_earliest_among(
+                                    &near,
+                                    start..SLOTS,
+                                    applicant,
+                                    prefer,
+                                ) {
                                     mine.push(h.token);
                                 }
                             }

@@ -237,3 +237,44 @@ fn loom_two_creations_of_the_same_branch_at_the_limit_both_succeed() {
         assert!(book.set_capacity(BranchId(10), 0, 1).is_err());
     });
 }
+
+/// Two reservations among the same two branches race for the earliest unit: one gets it, the
+/// other, having lost its candidate, moves on to the other branch's slot, and neither slot is
+/// overbooked.
+#[test]
+fn loom_two_reservations_among_two_branches_race_for_the_earliest_unit() {
+    use surgegate::book::Preference;
+    model("two among two branches", || {
+        let clock = ManualClock::new();
+        let book = Arc::new(
+            SlotBook::builder()
+                .max_branches(2)
+                .max_slots_per_branch(64)
+                .shards(2)
+                .clock(clock.clone())
+                .build(),
+        );
+        let near = [BranchId(1), BranchId(2)];
+        book.set_capacity(near[0], 9, 1).unwrap();
+        book.set_capacity(near[1], 3, 1).unwrap();
+        let racers: Vec<_> = [ApplicantId(1), ApplicantId(2)]
+            .into_iter()
+            .map(|a| {
+                let book = book.clone();
+                loom::thread::spawn(move || {
+                    book.reserve_earliest_among(&near, 0..64, a, Preference::EarliestSlot)
+                })
+            })
+            .collect();
+        let mut got: Vec<(BranchId, u32)> = racers
+            .into_iter()
+            .map(|r| {
+                let h = r.join().unwrap().unwrap();
+                (h.branch, h.slot)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, [(near[0], 9), (near[1], 3)]);
+        book.check_invariants().unwrap();
+    });
+}

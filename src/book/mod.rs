@@ -18,6 +18,7 @@
 //!
 //! The rules this module guarantees are listed on [`SlotBook`].
 
+mod among;
 mod audit;
 mod branches;
 mod builder;
@@ -54,6 +55,7 @@ pub use expiry::SWEEP_BUDGET;
 use ledger::{Record, Shard, State, return_unit};
 use word::{HoldRefused, SlotWord};
 
+pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
 pub use error::{
     BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,

@@ -1,6 +1,6 @@
 //! Taking a unit: `reserve` and `reserve_earliest`, and the step both share.
 
-use super::branches::SlotRef;
+use super::branches::{Branch, SlotRef};
 use super::*;
 
 impl<C: Clock> SlotBook<C> {
@@ -91,26 +91,7 @@ impl<C: Clock> SlotBook<C> {
         self.reserve_with(
             applicant,
             |r| r.branch == branch && (first..=last).contains(&r.slot),
-            || {
-                let mut from = first;
-                while let Some(slot) = b.first_not_full(from, last) {
-                    if let Some(at) = b.slot_ref(slot) {
-                        if let Ok(after) = at.word(slot).try_hold() {
-                            if after.is_full() {
-                                at.sync_full(slot);
-                            }
-                            return Ok(Some(Taken { branch, slot, at }));
-                        }
-                        // Filled (or its bit was stale) since the scan: fix the bit, go on.
-                        at.sync_full(slot);
-                    }
-                    match slot.checked_add(1) {
-                        Some(next) if next <= last => from = next,
-                        _ => break,
-                    }
-                }
-                Ok(None)
-            },
+            || Ok(take_earliest(b, first, last)),
             ReserveError::NoneAvailable,
         )
     }
@@ -119,7 +100,7 @@ impl<C: Clock> SlotBook<C> {
     /// applicant's expired holds, return a matching live hold if there is one, check the limits,
     /// then `take` a unit. If `take` finds no room and something may have expired, sweep and try
     /// once more.
-    fn reserve_with(
+    pub(super) fn reserve_with(
         &self,
         applicant: ApplicantId,
         matches: impl Fn(&Record) -> bool,
@@ -206,8 +187,43 @@ impl<C: Clock> SlotBook<C> {
 }
 
 /// A unit just taken by a reservation: where, and the slot's reference for its record.
-struct Taken {
-    branch: BranchId,
-    slot: SlotIndex,
-    at: SlotRef,
+pub(super) struct Taken {
+    pub(super) branch: BranchId,
+    pub(super) slot: SlotIndex,
+    pub(super) at: SlotRef,
+}
+
+/// Takes a unit of the lowest slot of `first..=last` at `b` with room, skipping full slots 64
+/// at a time through the chunks' full bitmaps.
+pub(super) fn take_earliest(b: &Branch, first: SlotIndex, last: SlotIndex) -> Option<Taken> {
+    let mut from = first;
+    while let Some(slot) = b.first_not_full(from, last) {
+        if let Some(taken) = try_take(b, slot) {
+            return Some(taken);
+        }
+        from = slot.checked_add(1).filter(|&next| next <= last)?;
+    }
+    None
+}
+
+/// Takes a unit of `slot` at `b` if it has room; otherwise brings its full bit up to date (the
+/// bitmap said it had room, so the bit was stale or the slot filled since).
+pub(super) fn try_take(b: &Branch, slot: SlotIndex) -> Option<Taken> {
+    let at = b.slot_ref(slot)?;
+    match at.word(slot).try_hold() {
+        Ok(after) => {
+            if after.is_full() {
+                at.sync_full(slot);
+            }
+            Some(Taken {
+                branch: b.id(),
+                slot,
+                at,
+            })
+        }
+        Err(_) => {
+            at.sync_full(slot);
+            None
+        }
+    }
 }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use surgegate::book::Preference;
 use surgegate::{
     ApplicantId, BranchId, CapacityError, ConfirmError, HoldToken, ManualClock, ReleaseError,
     ReserveError, SlotBook, SlotState,
@@ -41,6 +42,15 @@ pub enum BookOp {
         start: u16,
         end: u16,
         applicant: u8,
+    },
+    /// `reserve_earliest_among` of the first `count` (1 to 3, or 0 to try none) of `branches`.
+    ReserveAmong {
+        branches: [u8; 3],
+        count: u8,
+        start: u16,
+        end: u16,
+        applicant: u8,
+        first_branch: bool,
     },
     /// `hold` picks one of the tokens issued so far (modulo their number).
     Confirm {
@@ -102,6 +112,14 @@ pub fn capacity_of(c: u32) -> u32 {
         _ => c % 5,
     }
 }
+/// The branches a `ReserveAmong` names: the first `count % 4` of `branches`.
+pub fn among_of(branches: [u8; 3], count: u8) -> Vec<BranchId> {
+    branches[..usize::from(count % 4)]
+        .iter()
+        .map(|&b| branch_of(b))
+        .collect()
+}
+
 pub fn applicant_of(a: u8) -> ApplicantId {
     ApplicantId(u64::from(a % 6))
 }
@@ -305,6 +323,57 @@ impl BookModel {
         }
     }
 
+    /// `reserve_earliest_among`: the earliest slot with room across `branches` (ties: the one
+    /// named first), or with `first_branch` the first branch with room and its earliest slot.
+    pub fn reserve_among(
+        &mut self,
+        branches: &[BranchId],
+        start: u32,
+        end: u32,
+        applicant: ApplicantId,
+        first_branch: bool,
+    ) -> Result<Vec<ModelHold>, ReserveError> {
+        if branches.is_empty() || branches.len() > surgegate::book::MAX_ALTERNATIVES {
+            return Err(ReserveError::Alternatives {
+                max: surgegate::book::MAX_ALTERNATIVES as u32,
+            });
+        }
+        if start >= end {
+            return Err(ReserveError::EmptyRange);
+        }
+        if !branches.iter().any(|b| self.branches.contains(b)) || start >= MAX_SLOTS {
+            return Err(ReserveError::UnknownSlot);
+        }
+        let last = (end - 1).min(MAX_SLOTS - 1);
+        let existing: Vec<ModelHold> = branches
+            .iter()
+            .flat_map(|&b| self.earliest_existing(b, start, last, applicant))
+            .collect();
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        if self.active_of(applicant) >= APPLICANT_LIMIT {
+            return Err(ReserveError::ApplicantLimit);
+        }
+        let earliest = |b: BranchId| {
+            (start..=last).find(|&s| {
+                self.capacity
+                    .get(&(b, s))
+                    .is_some_and(|&cap| self.taken(b, s) < cap)
+            })
+        };
+        let candidates = branches.iter().filter_map(|&b| earliest(b).map(|s| (b, s)));
+        let pick = if first_branch {
+            candidates.clone().next()
+        } else {
+            candidates.clone().min_by_key(|&(_, s)| s)
+        };
+        match pick {
+            Some((b, s)) => Ok(vec![self.grant(b, s, applicant)]),
+            None => Err(ReserveError::NoneAvailable),
+        }
+    }
+
     /// `Ok(booking)`; or the set of acceptable errors.
     pub fn confirm(&mut self, id: usize) -> Result<ModelHold, Vec<ConfirmError>> {
         if let Some(h) = self.holds.iter_mut().find(|h| h.id == id) {
@@ -361,6 +430,22 @@ impl BookModel {
                     slot_of(start),
                     slot_of(end),
                     applicant_of(applicant),
+                );
+            }
+            BookOp::ReserveAmong {
+                branches,
+                count,
+                start,
+                end,
+                applicant,
+                first_branch,
+            } => {
+                let _ = self.reserve_among(
+                    &among_of(branches, count),
+                    slot_of(start),
+                    slot_of(end),
+                    applicant_of(applicant),
+                    first_branch,
                 );
             }
             BookOp::ConfirmId { id } => {
@@ -446,6 +531,30 @@ impl BookHarness {
     }
 
     /// Checks that a hold the book returned is the model's hold `m` (same id, same fields).
+    /// The book's answer is the model's: the same error, or a hold that is one of the model's
+    /// acceptable ones.
+    fn same_reservation(
+        &mut self,
+        call: &str,
+        real: &Result<surgegate::Hold, ReserveError>,
+        model: &Result<Vec<ModelHold>, ReserveError>,
+    ) -> Result<(), String> {
+        match (real, model) {
+            (Ok(r), Ok(options)) => {
+                let Some(m) = options
+                    .iter()
+                    .find(|m| self.by_token.get(&r.token).is_none_or(|&id| id == m.id))
+                    .copied()
+                else {
+                    return Err(format!("{call}: book {r:?} is none of {options:?}"));
+                };
+                self.same_hold(r, &m)
+            }
+            (Err(r), Err(m)) if r == m => Ok(()),
+            _ => Err(format!("{call}: book {real:?}, model {model:?}")),
+        }
+    }
+
     fn same_hold(&mut self, real: &surgegate::Hold, m: &ModelHold) -> Result<(), String> {
         match self.by_token.get(&real.token) {
             Some(&id) if id != m.id => {
@@ -564,26 +673,29 @@ impl BookHarness {
                 let real = self.book.reserve_earliest(b, s..e, a);
                 self.note("reserve_earliest", real.as_ref().map(|_| ()));
                 let model = self.model.reserve_earliest(b, s, e, a);
-                match (&real, &model) {
-                    (Ok(r), Ok(options)) => {
-                        let Some(m) = options
-                            .iter()
-                            .find(|m| self.by_token.get(&r.token).is_none_or(|&id| id == m.id))
-                            .copied()
-                        else {
-                            return Err(format!(
-                                "reserve_earliest({b:?}, {s}..{e}, {a:?}): book {r:?} is none of {options:?}"
-                            ));
-                        };
-                        self.same_hold(r, &m)?;
-                    }
-                    (Err(r), Err(m)) if r == m => {}
-                    _ => {
-                        return Err(format!(
-                            "reserve_earliest({b:?}, {s}..{e}, {a:?}): book {real:?}, model {model:?}"
-                        ));
-                    }
-                }
+                let call = format!("reserve_earliest({b:?}, {s}..{e}, {a:?})");
+                self.same_reservation(&call, &real, &model)?;
+            }
+            BookOp::ReserveAmong {
+                branches,
+                count,
+                start,
+                end,
+                applicant,
+                first_branch,
+            } => {
+                let bs = among_of(branches, count);
+                let (s, e, a) = (slot_of(start), slot_of(end), applicant_of(applicant));
+                let prefer = if first_branch {
+                    Preference::FirstBranch
+                } else {
+                    Preference::EarliestSlot
+                };
+                let real = self.book.reserve_earliest_among(&bs, s..e, a, prefer);
+                self.note("reserve_earliest_among", real.as_ref().map(|_| ()));
+                let model = self.model.reserve_among(&bs, s, e, a, first_branch);
+                let call = format!("reserve_earliest_among({bs:?}, {s}..{e}, {a:?}, {prefer:?})");
+                self.same_reservation(&call, &real, &model)?;
             }
             BookOp::Confirm { hold } => {
                 let Some((token, id)) = self.pick(hold) else {
