@@ -396,7 +396,7 @@ fn among_cycle(
     prefer: Preference,
 ) {
     let h = book
-        .reserve_earliest_among(branches, 0..EARLIEST_SLOTS, ApplicantId(applicant), prefer)
+        .reserve_among(branches, 0..EARLIEST_SLOTS, ApplicantId(applicant), prefer)
         .unwrap();
     debug_assert_eq!(h.slot, EARLIEST_FREE);
     book.release(black_box(h.token)).unwrap();

@@ -738,25 +738,22 @@ fn reserve_earliest_among_refuses_what_it_cannot_do_and_changes_nothing() {
         max: MAX_ALTERNATIVES as u32,
     });
     for prefer in [Preference::EarliestSlot, Preference::FirstBranch] {
+        assert_eq!(book.reserve_among(&[], 0..9, a(1), prefer), alternatives);
         assert_eq!(
-            book.reserve_earliest_among(&[], 0..9, a(1), prefer),
-            alternatives
-        );
-        assert_eq!(
-            book.reserve_earliest_among(&too_many, 0..9, a(1), prefer),
+            book.reserve_among(&too_many, 0..9, a(1), prefer),
             alternatives
         );
         let unknown = [BranchId(77), BranchId(78)];
         assert_eq!(
-            book.reserve_earliest_among(&unknown, 0..9, a(1), prefer),
+            book.reserve_among(&unknown, 0..9, a(1), prefer),
             Err(ReserveError::UnknownSlot)
         );
         assert_eq!(
-            book.reserve_earliest_among(&[B], 5..5, a(1), prefer),
+            book.reserve_among(&[B], 5..5, a(1), prefer),
             Err(ReserveError::EmptyRange)
         );
         assert_eq!(
-            book.reserve_earliest_among(&[BranchId(77), B], 5..9, a(1), prefer),
+            book.reserve_among(&[BranchId(77), B], 5..9, a(1), prefer),
             Err(ReserveError::NoneAvailable)
         );
     }
@@ -764,11 +761,11 @@ fn reserve_earliest_among_refuses_what_it_cannot_do_and_changes_nothing() {
     // An unknown branch among known ones is skipped; a retry returns the same hold.
     let among = [BranchId(77), B];
     let hold = book
-        .reserve_earliest_among(&among, 0..9, a(1), Preference::FirstBranch)
+        .reserve_among(&among, 0..9, a(1), Preference::FirstBranch)
         .unwrap();
     assert_eq!((hold.branch, hold.slot), (B, 4));
     let again = book
-        .reserve_earliest_among(&among, 0..9, a(1), Preference::EarliestSlot)
+        .reserve_among(&among, 0..9, a(1), Preference::EarliestSlot)
         .unwrap();
     assert_eq!(again, hold);
     assert_eq!(book.slot(B, 4), state(1, 1, 0));

@@ -128,12 +128,9 @@ fn run(seed: u64, lower_capacity: bool) -> (usize, usize) {
                                     Preference::FirstBranch
                                 };
                                 let start = rng.below(u64::from(SLOTS)) as u32;
-                                if let Ok(h) = book.reserve_earliest_among(
-                                    &near,
-                                    start..SLOTS,
-                                    applicant,
-                                    prefer,
-                                ) {
+                                if let Ok(h) =
+                                    book.reserve_among(&near, start..SLOTS, applicant, prefer)
+                                {
                                     mine.push(h.token);
                                 }
                             }

@@ -262,7 +262,7 @@ fn loom_two_reservations_among_two_branches_race_for_the_earliest_unit() {
             .map(|a| {
                 let book = book.clone();
                 loom::thread::spawn(move || {
-                    book.reserve_earliest_among(&near, 0..64, a, Preference::EarliestSlot)
+                    book.reserve_among(&near, 0..64, a, Preference::EarliestSlot)
                 })
             })
             .collect();

@@ -1,4 +1,4 @@
-//! One hold among several acceptable branches: `reserve_earliest_among`.
+//! One hold among several acceptable branches: `reserve_earliest_among` and `reserve_among`.
 //!
 //! Guarantee: the same rules as `reserve_earliest` (one compare-and-swap takes the unit, so no
 //! overbooking; the applicant's limit; a retry returns the hold the applicant already has in any
@@ -9,10 +9,10 @@ use super::branches::Branch;
 use super::reserve::{take_earliest, try_take};
 use super::*;
 
-/// The most branches one `reserve_earliest_among` may name.
+/// The most branches one `reserve_among` (or `reserve_earliest_among`) may name.
 pub const MAX_ALTERNATIVES: usize = 16;
 
-/// Which slot [`SlotBook::reserve_earliest_among`] takes when several branches have room.
+/// Which slot [`SlotBook::reserve_among`] takes when several branches have room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Preference {
@@ -26,13 +26,38 @@ pub enum Preference {
 }
 
 impl<C: Clock> SlotBook<C> {
+    /// Holds one unit on the earliest slot with room in `slots` across `branches` (the
+    /// applicant's acceptable branches, at most [`MAX_ALTERNATIVES`]); between branches with
+    /// room at the same slot, the one listed first. [`reserve_among`](Self::reserve_among) with
+    /// [`Preference::EarliestSlot`]; see there for the errors.
+    ///
+    /// ```
+    /// use surgegate::{ApplicantId, BranchId, SlotBook};
+    ///
+    /// let book = SlotBook::builder().build();
+    /// book.set_capacity(BranchId(1), 9, 1)?;
+    /// book.set_capacity(BranchId(2), 3, 1)?;
+    /// let hold = book.reserve_earliest_among(&[BranchId(1), BranchId(2)], 0..30, ApplicantId(7))?;
+    /// assert_eq!((hold.branch, hold.slot), (BranchId(2), 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve_earliest_among(
+        &self,
+        branches: &[BranchId],
+        slots: impl RangeBounds<SlotIndex>,
+        applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        self.reserve_among(branches, slots, applicant, Preference::EarliestSlot)
+    }
+
     /// Holds one unit in one of `branches` (the applicant's acceptable branches, most wanted
     /// first; at most [`MAX_ALTERNATIVES`]) within `slots`, chosen by `prefer`.
     ///
     /// Branches never opened are skipped ([`ReserveError::UnknownSlot`] if none is known, or the
     /// range lies wholly past `max_slots_per_branch`); [`ReserveError::NoneAvailable`] if no slot
-    /// of any of them has room. If the applicant already holds a slot of one of the branches in
-    /// the range, that hold is returned and nothing is taken.
+    /// of any of them has room; [`ReserveError::Alternatives`] for no branch or too many. If the
+    /// applicant already holds a slot of one of the branches in the range, that hold is returned
+    /// and nothing is taken.
     ///
     /// ```
     /// use surgegate::book::Preference;
@@ -43,13 +68,13 @@ impl<C: Clock> SlotBook<C> {
     /// book.set_capacity(BranchId(2), 3, 1)?; // a neighbour: day 3
     /// let near = [BranchId(1), BranchId(2)];
     ///
-    /// let hold = book.reserve_earliest_among(&near, 0..30, ApplicantId(7), Preference::EarliestSlot)?;
-    /// assert_eq!((hold.branch, hold.slot), (BranchId(2), 3));
-    /// let hold = book.reserve_earliest_among(&near, 0..30, ApplicantId(8), Preference::FirstBranch)?;
+    /// let hold = book.reserve_among(&near, 0..30, ApplicantId(7), Preference::FirstBranch)?;
     /// assert_eq!((hold.branch, hold.slot), (BranchId(1), 9));
+    /// let hold = book.reserve_among(&near, 0..30, ApplicantId(8), Preference::EarliestSlot)?;
+    /// assert_eq!((hold.branch, hold.slot), (BranchId(2), 3));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn reserve_earliest_among(
+    pub fn reserve_among(
         &self,
         branches: &[BranchId],
         slots: impl RangeBounds<SlotIndex>,

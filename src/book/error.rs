@@ -40,7 +40,8 @@ pub enum ReserveError {
         "the book holds as many unconfirmed holds as it is configured for: retry when holds are confirmed or expire, or raise max_live_holds"
     )]
     TooManyHolds,
-    /// `reserve_earliest_among` was given no branch, or more than [`MAX_ALTERNATIVES`].
+    /// `reserve_among` or `reserve_earliest_among` was given no branch, or more than
+    /// [`MAX_ALTERNATIVES`].
     ///
     /// [`MAX_ALTERNATIVES`]: crate::book::MAX_ALTERNATIVES
     #[error("give between 1 and {max} acceptable branches, in order of preference")]

@@ -43,7 +43,8 @@ pub enum BookOp {
         end: u16,
         applicant: u8,
     },
-    /// `reserve_earliest_among` of the first `count` (1 to 3, or 0 to try none) of `branches`.
+    /// `reserve_among(.., FirstBranch)` or (`first_branch` false) `reserve_earliest_among` of
+    /// the first `count % 4` of `branches` (0: none, an error).
     ReserveAmong {
         branches: [u8; 3],
         count: u8,
@@ -324,7 +325,8 @@ impl BookModel {
     }
 
     /// `reserve_earliest_among`: the earliest slot with room across `branches` (ties: the one
-    /// named first), or with `first_branch` the first branch with room and its earliest slot.
+    /// named first), or (`reserve_among(.., FirstBranch)`) the first branch with room and its
+    /// earliest slot.
     pub fn reserve_among(
         &mut self,
         branches: &[BranchId],
@@ -686,15 +688,15 @@ impl BookHarness {
             } => {
                 let bs = among_of(branches, count);
                 let (s, e, a) = (slot_of(start), slot_of(end), applicant_of(applicant));
-                let prefer = if first_branch {
-                    Preference::FirstBranch
+                let real = if first_branch {
+                    self.book
+                        .reserve_among(&bs, s..e, a, Preference::FirstBranch)
                 } else {
-                    Preference::EarliestSlot
+                    self.book.reserve_earliest_among(&bs, s..e, a)
                 };
-                let real = self.book.reserve_earliest_among(&bs, s..e, a, prefer);
-                self.note("reserve_earliest_among", real.as_ref().map(|_| ()));
+                self.note("reserve_among", real.as_ref().map(|_| ()));
                 let model = self.model.reserve_among(&bs, s, e, a, first_branch);
-                let call = format!("reserve_earliest_among({bs:?}, {s}..{e}, {a:?}, {prefer:?})");
+                let call = format!("reserve_among({bs:?}, {s}..{e}, {a:?}, first {first_branch})");
                 self.same_reservation(&call, &real, &model)?;
             }
             BookOp::Confirm { hold } => {
