@@ -24,9 +24,10 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group};
 use dashmap::DashMap;
 use rand::RngExt;
+use surgegate::AllocationRound;
 use surgegate::book::Preference;
 use surgegate::room::Gcra;
 use surgegate::{
@@ -565,6 +566,55 @@ fn earliest(c: &mut Criterion) {
     g.finish();
 }
 
+/// Applicants, branches and slots of the `alloc` round: a million requests for a million units.
+const ROUND_APPLICANTS: u64 = 1_000_000;
+const ROUND_BRANCHES: u32 = 1_000;
+const ROUND_SLOTS: u32 = 100;
+
+/// A book with `ROUND_BRANCHES × ROUND_SLOTS` slots of 10 and a round of a million requests,
+/// each ranking its branch and the next one.
+fn round_setup() -> (SlotBook<ManualClock>, AllocationRound) {
+    let book = SlotBook::builder()
+        .max_slots_per_branch(ROUND_SLOTS)
+        .max_live_holds(1 << 21)
+        .clock(ManualClock::new())
+        .build();
+    for b in 0..ROUND_BRANCHES {
+        for s in 0..ROUND_SLOTS {
+            book.set_capacity(BranchId(b), s, 10).unwrap();
+        }
+    }
+    let mut round = AllocationRound::new(42);
+    for a in 0..ROUND_APPLICANTS {
+        let b = (a.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as u32 % ROUND_BRANCHES;
+        let next = (b + 1) % ROUND_BRANCHES;
+        let prefs = [
+            (BranchId(b), 0..ROUND_SLOTS),
+            (BranchId(next), 0..ROUND_SLOTS),
+        ];
+        round.request(ApplicantId(a), &prefs).unwrap();
+    }
+    (book, round)
+}
+
+/// Closing a round of a million requests (the draw and a million `reserve_earliest`).
+fn alloc(c: &mut Criterion) {
+    let mut g = c.benchmark_group("alloc");
+    g.sample_size(10);
+    g.bench_function("close_round_1m_requests", |b| {
+        b.iter_batched(
+            round_setup,
+            |(book, round)| {
+                let outcome = round.close(&book);
+                assert!(outcome.holds.len() as u64 > ROUND_APPLICANTS / 2);
+                (book, outcome)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 fn admission(c: &mut Criterion) {
     let mut g = c.benchmark_group("admission");
     g.bench_function("governor_check", |b| b.iter(governor_decision()));
@@ -767,7 +817,7 @@ fn median(v: &mut [f64]) -> f64 {
 criterion_group! {
     name = benches;
     config = config();
-    targets = book_cycle, book_floor, earliest, admission, room
+    targets = book_cycle, book_floor, earliest, alloc, admission, room
 }
 
 fn main() {

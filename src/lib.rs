@@ -13,7 +13,8 @@
 //!
 //! Both read time from a [`Clock`], so every time-dependent rule can be driven by a
 //! [`ManualClock`] in tests; [`Clock::system_time`] turns their instants into wall-clock times to
-//! show. [`calendar::Calendar`] numbers a branch's days and windows as slot indices.
+//! show. [`calendar::Calendar`] numbers a branch's days and windows as slot indices, and an
+//! [`AllocationRound`] hands out scarce appointments by a seeded draw instead of by speed.
 //!
 //! # An applicant's flow
 //!
@@ -61,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod book;
 pub mod calendar;
 pub mod clock;
@@ -73,6 +75,7 @@ mod shrink;
 mod sync;
 mod token;
 
+pub use alloc::{AllocationRound, RoundOutcome};
 pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, CloseError,
     ConfirmError, Hold, HoldToken, OpenError, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,

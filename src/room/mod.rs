@@ -44,6 +44,7 @@ use passes::{LapsedTokens, PassRec, Passes};
 use state::Core;
 
 pub use builder::WaitingRoomBuilder;
+pub(crate) use draw::shuffled as draw_order;
 pub use draw::{MAX_PREQUEUE, PrequeueTooLong, prequeue_order};
 pub use error::{JoinError, PollError, RoomConfigError};
 pub use gcra::{Gcra, MAX_RATE};
