@@ -30,6 +30,7 @@ fn op() -> impl Strategy<Value = BookOp> {
             .prop_map(|(branch, start, end)| BookOp::Availability { branch, start, end }),
         3 => (0u16..12_000).prop_map(|ms| BookOp::AdvanceMs { ms }),
         1 => Just(BookOp::Sweep),
+        1 => (any::<u8>(), any::<u16>()).prop_map(|(branch, slot)| BookOp::CloseSlot { branch, slot }),
     ]
 }
 
@@ -81,6 +82,8 @@ fn a_long_run_covers_every_outcome() {
         "reserve_earliest:Err",
         "reserve_among:Ok",
         "reserve_among:Err",
+        "close_slot:Ok",
+        "close_slot:Err",
         "confirm:Ok",
         "confirm:Err",
         "release:Ok",

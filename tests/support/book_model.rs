@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use surgegate::book::Preference;
 use surgegate::{
-    ApplicantId, BranchId, CapacityError, ConfirmError, HoldToken, ManualClock, ReleaseError,
-    ReserveError, SlotBook, SlotState,
+    ApplicantId, BranchId, CapacityError, CloseError, ConfirmError, HoldToken, ManualClock,
+    ReleaseError, ReserveError, SlotBook, SlotState,
 };
 
 /// Settings of the book under test: small, so that limits and chunk boundaries are reached.
@@ -52,6 +52,10 @@ pub enum BookOp {
         end: u16,
         applicant: u8,
         first_branch: bool,
+    },
+    CloseSlot {
+        branch: u8,
+        slot: u16,
     },
     /// `hold` picks one of the tokens issued so far (modulo their number).
     Confirm {
@@ -148,10 +152,21 @@ pub struct BookModel {
     pub next_id: usize,
     /// Slots whose capacity was once lowered below what they had taken.
     pub lowered: BTreeSet<(BranchId, u32)>,
+    /// Closed slots (capacity 0, out of every reading, until `set_capacity`).
+    pub closed: BTreeSet<(BranchId, u32)>,
 }
 
 impl BookModel {
+    /// What a reading shows: nothing for a slot never opened or closed.
     pub fn state(&self, branch: BranchId, slot: u32) -> Option<SlotState> {
+        if self.closed.contains(&(branch, slot)) {
+            return None;
+        }
+        self.counts(branch, slot)
+    }
+
+    /// The slot's capacity and counts, closed or not.
+    fn counts(&self, branch: BranchId, slot: u32) -> Option<SlotState> {
         let capacity = *self.capacity.get(&(branch, slot))?;
         let here = self
             .holds
@@ -173,7 +188,19 @@ impl BookModel {
     }
 
     fn taken(&self, branch: BranchId, slot: u32) -> u32 {
-        self.state(branch, slot).map_or(0, |s| s.held + s.booked)
+        self.counts(branch, slot).map_or(0, |s| s.held + s.booked)
+    }
+
+    /// `close_slot`: capacity 0 and out of every reading; holds and bookings stay.
+    pub fn close_slot(&mut self, branch: BranchId, slot: u32) -> Result<SlotState, CloseError> {
+        let before = self.counts(branch, slot).ok_or(CloseError::UnknownSlot)?;
+        if self.closed.insert((branch, slot)) {
+            if before.held + before.booked > 0 {
+                self.lowered.insert((branch, slot));
+            }
+            self.capacity.insert((branch, slot), 0);
+        }
+        Ok(before)
     }
 
     pub fn advance(&mut self, by_ns: u64) {
@@ -219,6 +246,7 @@ impl BookModel {
             self.lowered.insert((branch, slot));
         }
         self.capacity.insert((branch, slot), capacity);
+        self.closed.remove(&(branch, slot));
         Ok(self.state(branch, slot).unwrap())
     }
 
@@ -261,6 +289,9 @@ impl BookModel {
         }
         if self.active_of(applicant) >= APPLICANT_LIMIT {
             return Err(ReserveError::ApplicantLimit);
+        }
+        if self.closed.contains(&(branch, slot)) {
+            return Err(ReserveError::UnknownSlot);
         }
         if self.taken(branch, slot) >= self.capacity[&(branch, slot)] {
             return Err(ReserveError::Full);
@@ -449,6 +480,9 @@ impl BookModel {
                     applicant_of(applicant),
                     first_branch,
                 );
+            }
+            BookOp::CloseSlot { branch, slot } => {
+                let _ = self.close_slot(branch_of(branch), slot_of(slot));
             }
             BookOp::ConfirmId { id } => {
                 let _ = self.confirm(usize::from(id));
@@ -699,6 +733,17 @@ impl BookHarness {
                 let call = format!("reserve_among({bs:?}, {s}..{e}, {a:?}, first {first_branch})");
                 self.same_reservation(&call, &real, &model)?;
             }
+            BookOp::CloseSlot { branch, slot } => {
+                let (b, sl) = (branch_of(branch), slot_of(slot));
+                let real = self.book.close_slot(b, sl);
+                self.note("close_slot", real.as_ref().map(|_| ()));
+                let model = self.model.close_slot(b, sl);
+                if real != model {
+                    return Err(format!(
+                        "close_slot({b:?}, {sl}): book {real:?}, model {model:?}"
+                    ));
+                }
+            }
             BookOp::Confirm { hold } => {
                 let Some((token, id)) = self.pick(hold) else {
                     return Ok(());
@@ -827,7 +872,10 @@ impl BookHarness {
                     self.steps
                 ));
             }
-            let st = real.ok_or("open slot missing")?;
+            let Some(st) = real else {
+                // Closed: out of every reading, as the model says.
+                continue;
+            };
             if st.held + st.booked > st.capacity && !self.model.lowered.contains(&(b, s)) {
                 return Err(format!("slot ({b:?}, {s}) overbooked: {st:?}"));
             }
