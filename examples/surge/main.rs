@@ -122,6 +122,11 @@ struct Args {
     /// Longest wait before such a retry, in seconds.
     #[arg(long, default_value_t = 120.0)]
     baseline_retry_max_secs: f64,
+    /// Multiplies --visitors, --rate, --burst, --max-active, --max-waiting and --branches
+    /// together, so that runs of different sizes do the same work per visitor and their costs
+    /// (library calls per second) compare: `--scale 10` is ten million visitors.
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -132,14 +137,22 @@ struct Args {
 
 impl Args {
     fn config(&self) -> Result<sim::Config, String> {
+        let n = self.scale;
+        let scaled = |name: &str, v: u32| {
+            v.checked_mul(n)
+                .ok_or_else(|| format!("--scale {n} makes {name} too large"))
+        };
         let mut c = sim::Config {
-            visitors: self.visitors,
+            visitors: self
+                .visitors
+                .checked_mul(u64::from(n))
+                .ok_or_else(|| format!("--scale {n} makes --visitors too large"))?,
             seed: self.seed,
-            rate_per_second: self.rate,
-            burst: self.burst,
-            max_active: self.max_active,
-            max_waiting: self.max_waiting,
-            branches: self.branches,
+            rate_per_second: scaled("--rate", self.rate)?,
+            burst: scaled("--burst", self.burst)?,
+            max_active: scaled("--max-active", self.max_active)?,
+            max_waiting: scaled("--max-waiting", self.max_waiting)?,
+            branches: scaled("--branches", self.branches)?,
             days: self.days,
             windows_per_day: self.windows,
             capacity_min: self.capacity_min,
@@ -167,70 +180,87 @@ impl Args {
         if let Some(t) = self.threads {
             c.threads = t;
         }
-        let positive = [
-            ("--visitors", c.visitors as f64),
-            ("--threads", c.threads as f64),
-            ("--rate", f64::from(c.rate_per_second)),
-            ("--burst", f64::from(c.burst)),
-            ("--max-active", f64::from(c.max_active)),
-            ("--max-waiting", f64::from(c.max_waiting)),
-            ("--branches", f64::from(c.branches)),
-            ("--days", f64::from(c.days)),
-            ("--windows", f64::from(c.windows_per_day)),
-            ("--spike-secs", c.spike_secs),
-            ("--poll-secs", c.poll_every_secs),
-            ("--checkin-timeout-secs", c.checkin_timeout_secs),
-            ("--hold-ttl-secs", c.hold_ttl_secs),
-            ("--pass-ttl-secs", c.pass_ttl_secs),
-            ("--tick-ms", c.tick_ms as f64),
-        ];
-        for (name, value) in positive {
-            if value.is_nan() || value <= 0.0 {
-                return Err(format!("{name} must be positive"));
-            }
-        }
-        if c.capacity_min > c.capacity_max {
-            return Err("--capacity-min must not exceed --capacity-max".into());
-        }
-        if c.poll_every_secs >= c.checkin_timeout_secs {
-            return Err(
-                "--poll-secs must be below --checkin-timeout-secs, or every visitor lapses".into(),
-            );
-        }
-        if c.pass_ttl_secs <= c.register_secs.1 {
-            return Err("--pass-ttl-secs must exceed the longest registration".into());
-        }
-        if c.think_secs.1 >= c.hold_ttl_secs {
-            return Err("--hold-ttl-secs must exceed --think-max-secs".into());
-        }
-        if c.baseline_retries > 4 {
-            return Err("--baseline-retries must be at most 4".into());
-        }
-        for (name, share) in [
-            ("--spike-share", c.spike_share),
-            ("--give-up-share", c.give_up_share),
-            ("--confirm-share", c.confirm_share),
-            ("--cancel-share", c.cancel_share),
-        ] {
-            if !(0.0..=1.0).contains(&share) {
-                return Err(format!("{name} must be between 0 and 1"));
-            }
-        }
-        let ranges = [
-            c.register_secs,
-            c.patience_secs,
-            c.think_secs,
-            c.cancel_after_secs,
-            c.baseline_retry_secs,
-        ];
-        if ranges
-            .iter()
-            .any(|&(lo, hi)| lo.is_nan() || hi.is_nan() || lo < 0.0 || lo > hi)
-        {
-            return Err("each --...-min must not exceed its --...-max".into());
-        }
+        validate(&c)?;
         Ok(c)
     }
+}
+
+/// Every setting in range, and the ones that depend on each other consistent.
+fn validate(c: &sim::Config) -> Result<(), String> {
+    let positive = [
+        ("--visitors", c.visitors as f64),
+        ("--threads", c.threads as f64),
+        ("--rate", f64::from(c.rate_per_second)),
+        ("--burst", f64::from(c.burst)),
+        ("--max-active", f64::from(c.max_active)),
+        ("--max-waiting", f64::from(c.max_waiting)),
+        ("--branches", f64::from(c.branches)),
+        ("--days", f64::from(c.days)),
+        ("--windows", f64::from(c.windows_per_day)),
+        ("--spike-secs", c.spike_secs),
+        ("--poll-secs", c.poll_every_secs),
+        ("--checkin-timeout-secs", c.checkin_timeout_secs),
+        ("--hold-ttl-secs", c.hold_ttl_secs),
+        ("--pass-ttl-secs", c.pass_ttl_secs),
+        ("--tick-ms", c.tick_ms as f64),
+    ];
+    for (name, value) in positive {
+        if value.is_nan() || value <= 0.0 {
+            return Err(format!("{name} must be positive"));
+        }
+    }
+    let limits = [
+        ("--rate", u64::from(c.rate_per_second), 10_000_000),
+        ("--burst", u64::from(c.burst), 10_000_000),
+        ("--max-waiting", u64::from(c.max_waiting), 1 << 30),
+        ("--branches", u64::from(c.branches), 1 << 20),
+    ];
+    for (name, value, max) in limits {
+        if value > max {
+            return Err(format!("{name} (after --scale) must be at most {max}"));
+        }
+    }
+    if c.capacity_min > c.capacity_max {
+        return Err("--capacity-min must not exceed --capacity-max".into());
+    }
+    if c.poll_every_secs >= c.checkin_timeout_secs {
+        return Err(
+            "--poll-secs must be below --checkin-timeout-secs, or every visitor lapses".into(),
+        );
+    }
+    if c.pass_ttl_secs <= c.register_secs.1 {
+        return Err("--pass-ttl-secs must exceed the longest registration".into());
+    }
+    if c.think_secs.1 >= c.hold_ttl_secs {
+        return Err("--hold-ttl-secs must exceed --think-max-secs".into());
+    }
+    if c.baseline_retries > 4 {
+        return Err("--baseline-retries must be at most 4".into());
+    }
+    for (name, share) in [
+        ("--spike-share", c.spike_share),
+        ("--give-up-share", c.give_up_share),
+        ("--confirm-share", c.confirm_share),
+        ("--cancel-share", c.cancel_share),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!("{name} must be between 0 and 1"));
+        }
+    }
+    let ranges = [
+        c.register_secs,
+        c.patience_secs,
+        c.think_secs,
+        c.cancel_after_secs,
+        c.baseline_retry_secs,
+    ];
+    if ranges
+        .iter()
+        .any(|&(lo, hi)| lo.is_nan() || hi.is_nan() || lo < 0.0 || lo > hi)
+    {
+        return Err("each --...-min must not exceed its --...-max".into());
+    }
+    Ok(())
 }
 
 fn main() {
