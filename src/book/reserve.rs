@@ -26,7 +26,8 @@ impl<C: Clock> SlotBook<C> {
         slot: SlotIndex,
         applicant: ApplicantId,
     ) -> Result<Hold, ReserveError> {
-        self.sweep_now();
+        // No sweep up front: expired holds are reclaimed only if the slot turns out full
+        // (`reserve_with`), which keeps the common case to one clock read.
         let b = self.branches.get(branch).ok_or(ReserveError::UnknownSlot)?;
         let at = b.slot_ref(slot).ok_or(ReserveError::UnknownSlot)?;
         let word = at.word(slot);
