@@ -43,13 +43,7 @@ impl<C: Clock> SlotBook<C> {
         // Holds expired by now give their units back first, so the state returned is current.
         self.sweep_now();
         let set = |word: &SlotWord| {
-            if let Some(j) = &self.journal {
-                j.commit(Change::Capacity {
-                    branch: branch.0,
-                    slot,
-                    capacity,
-                })?;
-            }
+            self.journal_capacity(branch, slot, capacity)?;
             word.set_capacity(capacity);
             Ok(word.load())
         };
@@ -61,11 +55,7 @@ impl<C: Clock> SlotBook<C> {
             b.set_closed(slot, false);
             Ok((b, state))
         };
-        let done = match &self.journal {
-            None => change(),
-            Some(j) => self.durably(j, change),
-        };
-        let (b, state) = done.map_err(|refused| match refused {
+        let (b, state) = self.applying(change).map_err(|refused| match refused {
             Refused::TooManyBranches => CapacityError::TooManyBranches {
                 max_branches: self.max_branches,
             },
@@ -115,24 +105,42 @@ impl<C: Clock> SlotBook<C> {
         }
         let close = || {
             let _order = self.capacity_stripe(branch, slot).lock();
-            if let Some(j) = &self.journal {
-                j.commit(Change::Capacity {
-                    branch: branch.0,
-                    slot,
-                    capacity: CLOSED,
-                })
+            self.journal_capacity(branch, slot, CLOSED)
                 .map_err(CloseError::Journal)?;
-            }
             let before = word.close();
             b.set_closed(slot, true);
             Ok::<_, CloseError>(before)
         };
-        let before = match &self.journal {
-            None => close()?,
-            Some(j) => self.durably(j, close)?,
-        };
+        let before = self.applying(close)?;
         b.sync_full(slot);
         Ok(state_of(before))
+    }
+
+    /// Journals a capacity change (or, with `CLOSED`, a close) of a durable book; nothing for a
+    /// book in memory. The caller holds the slot's capacity stripe.
+    fn journal_capacity(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        capacity: u32,
+    ) -> Result<(), crate::journal::JournalError> {
+        match &self.journal {
+            None => Ok(()),
+            Some(j) => j.commit(Change::Capacity {
+                branch: branch.0,
+                slot,
+                capacity,
+            }),
+        }
+    }
+
+    /// Runs a change: inside the journal's gate for a durable book (see `durably`), directly
+    /// for a book in memory.
+    fn applying<T>(&self, change: impl FnOnce() -> T) -> T {
+        match &self.journal {
+            None => change(),
+            Some(j) => self.durably(j, change),
+        }
     }
 
     /// The state of one slot, or `None` if it was never opened or is closed.
