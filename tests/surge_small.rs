@@ -1,6 +1,8 @@
 //! The launch-surge simulation (`examples/surge`) at a small size: it must account for every
 //! visitor, never overbook, and give the same figures for the same seed whatever the threads.
 
+#[path = "../examples/surge/booking.rs"]
+mod booking;
 #[path = "../examples/surge/sim.rs"]
 mod sim;
 
@@ -41,8 +43,15 @@ fn a_small_surge_accounts_for_everyone_and_never_overbooks() {
         r.visitors,
         "every visitor is admitted, gives up, or is refused"
     );
-    assert_eq!(r.overbooked, 0);
-    assert!(r.bookings > 0 && r.bookings <= r.appointments_offered);
+    for m in &r.modes {
+        assert_eq!(m.overbooked, 0, "{}", m.mode);
+        assert!(m.bookings > 0 && m.bookings <= r.appointments_offered);
+        // Everyone who asked got exactly one hold, or nothing: fast clients retry only until
+        // they get one, and a round places each applicant at most once.
+        assert_eq!(m.holds_granted + m.no_slot, r.registered, "{}", m.mode);
+        assert!(m.fast_bookings <= r.fast_registered);
+    }
+    assert!(r.fast_registered > 0 && r.fast_registered < r.registered / 50);
     assert!(
         r.peak_line > 1_000,
         "the surge should build a line: {}",
@@ -55,11 +64,12 @@ fn a_small_surge_accounts_for_everyone_and_never_overbooks() {
     );
     // Some visitors give up: they lapse in line, or are admitted in the window before their
     // check-in lapses and never use their pass.
+    let one_branch = &r.modes[0];
     let summary = (
         r.gave_up + r.unused_passes,
-        r.holds_expired,
-        r.cancelled,
-        r.no_slot,
+        one_branch.holds_expired,
+        one_branch.cancelled,
+        one_branch.no_slot,
     );
     assert!(
         summary.0 > 0 && summary.1 > 0 && summary.2 > 0 && summary.3 > 0,
@@ -91,5 +101,45 @@ fn the_same_seed_gives_the_same_figures_with_any_number_of_threads() {
         figures(&one),
         figures(&other),
         "a different seed should change the figures"
+    );
+}
+
+/// The three appointment modes on the same registrations: alternatives place more applicants
+/// than one branch; the round gives fast clients no more than their share of applicants (after
+/// their always-confirm, never-cancel habits), where first come first served gives them more.
+#[test]
+fn alternatives_place_more_and_a_round_takes_the_edge_off_speed() {
+    // Scarce: about 9 000 appointments for 19 000 applicants.
+    let cfg = sim::Config {
+        fast_share: 0.05,
+        days: 4,
+        ..small(2, 11)
+    };
+    let r = sim::run(&cfg, |_, _| {});
+    let [one, among, round] = &r.modes;
+    assert!(
+        among.no_slot < one.no_slot && among.bookings > one.bookings,
+        "alternatives {among:?} against one branch {one:?}"
+    );
+    let share = |m: &booking::ModeReport| m.fast_bookings as f64 / m.bookings as f64;
+    let applicants = r.fast_registered as f64 / r.registered as f64;
+    // Fast clients confirm every hold and never cancel; others confirm 90% and cancel 5%.
+    let fair = applicants / 0.9 / 0.95;
+    assert!(
+        share(one) > 1.3 * fair && share(among) > 1.15 * fair,
+        "first come first served: one branch {:.4}, alternatives {:.4}, fair {fair:.4}",
+        share(one),
+        share(among)
+    );
+    assert!(
+        share(round) < 1.1 * fair,
+        "round {:.4}, fair {fair:.4}",
+        share(round)
+    );
+    eprintln!(
+        "fast clients' share: one branch {:.4}, alternatives {:.4}, round {:.4}, fair {fair:.4}",
+        share(one),
+        share(among),
+        share(round)
     );
 }

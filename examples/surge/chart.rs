@@ -1,33 +1,95 @@
-//! The run as an SVG: the line, admissions per second and bookings over simulated time.
+//! The run as an SVG: the line, admissions per second, bookings under each appointment mode, and
+//! the share of bookings fast clients hold under each mode, over simulated time.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::booking::Mode;
 use crate::sim::{Report, Sample};
 
-/// A panel: its title, its colour, and the value it plots.
-type Panel = (&'static str, RGBColor, fn(&Sample) -> f64);
+/// A series: its name, its colour, and the value it plots.
+type Series = (&'static str, RGBColor, Box<dyn Fn(&Sample) -> f64>);
 
-const PANELS: [Panel; 3] = [
-    ("visitors waiting in line", BLUE, |s| s.waiting as f64),
-    ("admissions per second", RED, |s| {
-        s.admissions_per_sec as f64
-    }),
-    ("bookings (confirmed, not cancelled)", GREEN, |s| {
-        s.bookings as f64
-    }),
+/// The colour of each mode's series.
+const MODE_COLORS: [RGBColor; 3] = [
+    RGBColor(0, 128, 0),
+    RGBColor(0, 90, 200),
+    RGBColor(200, 0, 120),
 ];
 
+/// A panel: its title, its series, and the top of its y axis if the data's own would hide the
+/// part that matters (values above are drawn at the top).
+type Panel = (&'static str, Vec<Series>, Option<f64>);
+
+fn panels(report: &Report) -> Vec<Panel> {
+    let per_mode = |value: fn(&Sample, usize) -> f64| -> Vec<Series> {
+        Mode::ALL
+            .iter()
+            .map(|&m| {
+                let series: Series = (
+                    m.name(),
+                    MODE_COLORS[m as usize],
+                    Box::new(move |s: &Sample| value(s, m as usize)),
+                );
+                series
+            })
+            .collect()
+    };
+    let fast_applicants = 100.0 * report.fast_registered as f64 / report.registered.max(1) as f64;
+    let mut shares =
+        per_mode(|s, m| 100.0 * s.fast_bookings[m] as f64 / s.bookings[m].max(1) as f64);
+    shares.push((
+        "their share of applicants",
+        BLACK,
+        Box::new(move |_: &Sample| fast_applicants),
+    ));
+    vec![
+        (
+            "visitors waiting in line",
+            vec![("waiting", BLUE, Box::new(|s: &Sample| s.waiting as f64))],
+            None,
+        ),
+        (
+            "admissions per second",
+            vec![(
+                "admitted",
+                RED,
+                Box::new(|s: &Sample| s.admissions_per_sec as f64),
+            )],
+            None,
+        ),
+        (
+            "bookings held (confirmed, not cancelled), by mode",
+            per_mode(|s, m| s.bookings[m] as f64),
+            None,
+        ),
+        // The first bookings of a run are all fast clients' (100%): the axis stops at 4x their
+        // share of applicants, where the differences between modes show.
+        (
+            "share of bookings held by fast clients (%), by mode",
+            shares,
+            Some(4.0 * fast_applicants.max(0.25)),
+        ),
+    ]
+}
+
 pub fn draw(path: &Path, report: &Report) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (1000, 900)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, 1200)).into_drawing_area();
     root.fill(&WHITE)?;
-    let areas = root.split_evenly((3, 1));
+    let panels = panels(report);
+    let areas = root.split_evenly((panels.len(), 1));
     let t_max = report.samples.last().map_or(1.0, |s| s.t_secs).max(1.0) / 60.0;
-    for (area, (title, color, value)) in areas.iter().zip(PANELS) {
-        let y_max = report.samples.iter().map(value).fold(1.0, f64::max) * 1.1;
+    for (area, (title, series, cap)) in areas.iter().zip(&panels) {
+        let top = cap.unwrap_or(f64::INFINITY);
+        let y_max = series
+            .iter()
+            .flat_map(|(_, _, value)| report.samples.iter().map(value))
+            .fold(0.0, f64::max)
+            .clamp(1.0, top)
+            * 1.1;
         let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 20))
+            .caption(*title, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(70)
@@ -35,12 +97,37 @@ pub fn draw(path: &Path, report: &Report) -> Result<(), Box<dyn std::error::Erro
         chart
             .configure_mesh()
             .x_desc("simulated minutes")
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&|y| {
+                if y_max < 20.0 {
+                    format!("{y:.1}")
+                } else {
+                    format!("{y:.0}")
+                }
+            })
             .draw()?;
-        chart.draw_series(LineSeries::new(
-            report.samples.iter().map(|s| (s.t_secs / 60.0, value(s))),
-            color,
-        ))?;
+        for (name, color, value) in series {
+            let color = *color;
+            chart
+                .draw_series(LineSeries::new(
+                    report
+                        .samples
+                        .iter()
+                        .map(|s| (s.t_secs / 60.0, value(s).min(top))),
+                    color.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        if series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }
     }
     root.present()?;
     Ok(())

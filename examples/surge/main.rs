@@ -4,8 +4,10 @@
 //!
 //! Every default is a flag (`--help`); `--seed` makes a run reproducible (with any `--threads`);
 //! `--json` prints the summary as one JSON object on the last line; `--chart surge.svg` draws the
-//! line, the admissions and the bookings over simulated time.
+//! line, the admissions, the bookings under each appointment mode (one branch, alternatives,
+//! allocation rounds; see `booking.rs`) and fast clients' share of them over simulated time.
 
+mod booking;
 mod chart;
 mod sim;
 
@@ -127,6 +129,26 @@ struct Args {
     /// (library calls per second) compare: `--scale 10` is ten million visitors.
     #[arg(long, default_value_t = 1)]
     scale: u32,
+    /// Branches b with the same b / city-size form a city; a visitor accepts its own branch and
+    /// others of its city.
+    #[arg(long, default_value_t = 5)]
+    city_size: u32,
+    /// Most branches a visitor accepts (1 to 4; each visitor draws 1 to this many).
+    #[arg(long, default_value_t = 4)]
+    max_alternatives: u32,
+    /// Share of visitors who are fast clients (bots): at the door from the opening, checking in
+    /// and retrying every --fast-retry-ms.
+    #[arg(long, default_value_t = 0.01)]
+    fast_share: f64,
+    /// How often a fast client checks in and retries, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    fast_retry_ms: u64,
+    /// How long a fast client that found no appointment keeps retrying, in seconds.
+    #[arg(long, default_value_t = 900.0)]
+    fast_retry_secs: f64,
+    /// Registrations done in this many first seconds go to the allocation round (round mode).
+    #[arg(long, default_value_t = 3600.0)]
+    round_secs: f64,
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -175,6 +197,12 @@ impl Args {
             tick_ms: self.tick_ms,
             baseline_retries: self.baseline_retries,
             baseline_retry_secs: (self.baseline_retry_min_secs, self.baseline_retry_max_secs),
+            city_size: self.city_size,
+            max_alternatives: self.max_alternatives,
+            fast_share: self.fast_share,
+            fast_retry_ms: self.fast_retry_ms,
+            fast_retry_secs: self.fast_retry_secs,
+            round_secs: self.round_secs,
             ..sim::Config::default()
         };
         if let Some(t) = self.threads {
@@ -203,6 +231,10 @@ fn validate(c: &sim::Config) -> Result<(), String> {
         ("--hold-ttl-secs", c.hold_ttl_secs),
         ("--pass-ttl-secs", c.pass_ttl_secs),
         ("--tick-ms", c.tick_ms as f64),
+        ("--city-size", f64::from(c.city_size)),
+        ("--max-alternatives", f64::from(c.max_alternatives)),
+        ("--fast-retry-ms", c.fast_retry_ms as f64),
+        ("--round-secs", c.round_secs),
     ];
     for (name, value) in positive {
         if value.is_nan() || value <= 0.0 {
@@ -214,6 +246,8 @@ fn validate(c: &sim::Config) -> Result<(), String> {
         ("--burst", u64::from(c.burst), 10_000_000),
         ("--max-waiting", u64::from(c.max_waiting), 1 << 30),
         ("--branches", u64::from(c.branches), 1 << 20),
+        ("--max-alternatives", u64::from(c.max_alternatives), 4),
+        ("--fast-retry-ms", c.fast_retry_ms, 60_000),
     ];
     for (name, value, max) in limits {
         if value > max {
@@ -234,6 +268,9 @@ fn validate(c: &sim::Config) -> Result<(), String> {
     if c.think_secs.1 >= c.hold_ttl_secs {
         return Err("--hold-ttl-secs must exceed --think-max-secs".into());
     }
+    if !(0.0..=86_400.0).contains(&c.fast_retry_secs) || c.round_secs > 86_400.0 {
+        return Err("--fast-retry-secs and --round-secs must be at most a day".into());
+    }
     if c.baseline_retries > 4 {
         return Err("--baseline-retries must be at most 4".into());
     }
@@ -242,6 +279,7 @@ fn validate(c: &sim::Config) -> Result<(), String> {
         ("--give-up-share", c.give_up_share),
         ("--confirm-share", c.confirm_share),
         ("--cancel-share", c.cancel_share),
+        ("--fast-share", c.fast_share),
     ] {
         if !(0.0..=1.0).contains(&share) {
             return Err(format!("{name} must be between 0 and 1"));
@@ -392,32 +430,7 @@ fn print_table(cfg: &sim::Config, r: &sim::Report) {
         format!("{:.1} / {:.1}", r.wait_p95_s, r.wait_max_s)
     );
     println!();
-    println!(
-        "{:<34} {:>16}",
-        "appointments offered",
-        thousands(r.appointments_offered)
-    );
-    println!(
-        "{:<34} {:>16}",
-        "bookings (after cancellations)",
-        thousands(r.bookings)
-    );
-    println!("{:<34} {:>16}", "cancelled", thousands(r.cancelled));
-    println!(
-        "{:<34} {:>16}",
-        "no slot left at their branch",
-        thousands(r.no_slot)
-    );
-    println!(
-        "{:<34} {:>16}",
-        "holds expired (abandoned)",
-        thousands(r.holds_expired)
-    );
-    println!(
-        "{:<34} {:>16}",
-        "overbooked slots (recounted)",
-        thousands(r.overbooked)
-    );
+    print_modes(r);
     println!();
     println!("{:<34} {:>16}", "library calls", thousands(r.library_calls));
     println!(
@@ -429,5 +442,53 @@ fn print_table(cfg: &sim::Config, r: &sim::Report) {
         "{:<34} {:>16}",
         "library calls per second (wall)",
         thousands(r.calls_per_sec as u64)
+    );
+}
+
+/// The appointment step under each mode, side by side.
+fn print_modes(r: &sim::Report) {
+    let pct = |n: u64, of: u64| format!("{:.1}%", 100.0 * n as f64 / of.max(1) as f64);
+    let row = |label: &str, cell: &dyn Fn(&booking::ModeReport) -> String| {
+        let [a, b, c] = &r.modes;
+        println!(
+            "{label:<34} {:>16} {:>14} {:>14}",
+            cell(a),
+            cell(b),
+            cell(c)
+        );
+    };
+    println!(
+        "{:<34} {:>16}",
+        "appointments offered (each mode)",
+        thousands(r.appointments_offered)
+    );
+    println!(
+        "{:<34} {:>16}",
+        "applicants (registered)",
+        thousands(r.registered)
+    );
+    println!(
+        "{:<34} {:>16} {:>14} {:>14}",
+        "", "one branch", "alternatives", "round"
+    );
+    row("bookings (after cancellations)", &|m| thousands(m.bookings));
+    row("applicants with nothing", &|m| thousands(m.no_slot));
+    row("capacity unused", &|m| {
+        pct(m.unused_capacity, r.appointments_offered)
+    });
+    row("holds expired (abandoned)", &|m| thousands(m.holds_expired));
+    row("cancelled", &|m| thousands(m.cancelled));
+    row("overbooked slots (recounted)", &|m| thousands(m.overbooked));
+    row("fast clients' share of bookings", &|m| {
+        pct(m.fast_bookings, m.bookings)
+    });
+    println!(
+        "{:<34} {:>16}",
+        "  their share of applicants",
+        format!(
+            "{} ({})",
+            pct(r.fast_registered, r.registered),
+            thousands(r.fast_registered)
+        )
     );
 }

@@ -4,8 +4,9 @@
 //! Time advances in ticks. In each tick, in this order:
 //! 1. arrivals join the room (one thread, in arrival order);
 //! 2. visitors who finished registering `finish` their pass (parallel);
-//! 3. book work, grouped by branch (parallel across branches, a fixed order within one): cancellations,
-//!    then confirmations, then `reserve_earliest` for those who just registered;
+//! 3. book work under three modes side by side (one branch, alternatives, an allocation round:
+//!    see `booking.rs`), grouped by mode and city (parallel across groups, a fixed order within
+//!    one): cancellations, then confirmations, then reservations for those who just registered;
 //! 4. waiting visitors due to check in `poll` their ticket (parallel);
 //! 5. once a simulated second: `sweep`, and a sample for the chart.
 //!
@@ -21,10 +22,9 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use serde::Serialize;
-use surgegate::{
-    ApplicantId, BranchId, Entry, HoldToken, JoinError, ManualClock, PollError, ReserveError,
-    SlotBook, TicketToken, VisitorId, WaitingRoom,
-};
+use surgegate::{Entry, JoinError, ManualClock, PollError, TicketToken, VisitorId, WaitingRoom};
+
+use crate::booking::{BookEvent, Books, Groups, Mode, ModeReport};
 
 const NS: f64 = 1e9;
 
@@ -74,6 +74,18 @@ pub struct Config {
     /// how long.
     pub baseline_retries: u32,
     pub baseline_retry_secs: (f64, f64),
+    /// Branches `b` with the same `b / city_size` form a city; a visitor's acceptable branches
+    /// are its own and up to `max_alternatives - 1` others of its city.
+    pub city_size: u32,
+    pub max_alternatives: u32,
+    /// This share of visitors are fast clients (bots): they arrive in the first 100 ms, check in
+    /// and retry every `fast_retry_ms`, never give up, register at once and confirm at once.
+    pub fast_share: f64,
+    pub fast_retry_ms: u64,
+    /// How long a fast client that found nothing keeps retrying.
+    pub fast_retry_secs: f64,
+    /// Registrations done in the first `round_secs` go to the allocation round (round mode).
+    pub round_secs: f64,
 }
 
 impl Default for Config {
@@ -109,6 +121,12 @@ impl Default for Config {
             tick_ms: 100,
             baseline_retries: 2,
             baseline_retry_secs: (30.0, 120.0),
+            city_size: 5,
+            max_alternatives: 4,
+            fast_share: 0.01,
+            fast_retry_ms: 100,
+            fast_retry_secs: 900.0,
+            round_secs: 3600.0,
         }
     }
 }
@@ -144,7 +162,10 @@ impl Rng {
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     pub arrival_ns: u64,
-    pub branch: u32,
+    /// Acceptable branches, the visitor's own first; `alternatives` of them are set.
+    pub branches: [u32; 4],
+    pub alternatives: u8,
+    pub fast: bool,
     pub patience_ns: u64,
     pub first_poll_ns: u64,
     pub register_ns: u64,
@@ -153,6 +174,13 @@ pub struct Plan {
     pub cancels: bool,
     pub cancel_after_ns: u64,
     pub baseline_retry_ns: [u64; 4],
+}
+
+impl Plan {
+    /// The acceptable branches, most wanted first.
+    pub fn acceptable(&self) -> &[u32] {
+        &self.branches[..usize::from(self.alternatives)]
+    }
 }
 
 fn secs(s: f64) -> u64 {
@@ -196,9 +224,11 @@ pub fn plans(cfg: &Config) -> Vec<Plan> {
                 .min(cfg.branches as usize - 1);
             let gives_up = r.unit() < cfg.give_up_share;
             let patience = r.range(cfg.patience_secs);
-            Plan {
+            let mut plan = Plan {
                 arrival_ns: secs(arrival),
-                branch: branch_of_rank[rank],
+                branches: [branch_of_rank[rank]; 4],
+                alternatives: 1,
+                fast: false,
                 patience_ns: if gives_up { secs(patience) } else { u64::MAX },
                 first_poll_ns: secs(r.unit() * cfg.poll_every_secs).max(1),
                 register_ns: secs(r.range(cfg.register_secs)),
@@ -207,11 +237,49 @@ pub fn plans(cfg: &Config) -> Vec<Plan> {
                 cancels: r.unit() < cfg.cancel_share,
                 cancel_after_ns: secs(r.range(cfg.cancel_after_secs)),
                 baseline_retry_ns: std::array::from_fn(|_| secs(r.range(cfg.baseline_retry_secs))),
+            };
+            // Drawn last, so that the draws above stay those of a run without them.
+            alternatives(cfg, &mut plan, &mut r);
+            if r.unit() < cfg.fast_share {
+                make_fast(cfg, &mut plan, &mut r);
             }
+            plan
         })
         .collect();
     plans.sort_by_key(|p| p.arrival_ns);
     plans
+}
+
+/// 1 to `max_alternatives` acceptable branches, uniformly; the others are distinct branches of
+/// the visitor's city in a random order of preference.
+fn alternatives(cfg: &Config, plan: &mut Plan, r: &mut Rng) {
+    let home = plan.branches[0];
+    let city_start = home / cfg.city_size * cfg.city_size;
+    let city_len = cfg.city_size.min(cfg.branches - city_start);
+    let want = 1 + r.below(cfg.max_alternatives.clamp(1, 4));
+    let mut n = 1;
+    // Rejection sampling over the city: at most 4 of at least `want` branches.
+    while n < want.min(city_len) as usize {
+        let b = city_start + r.below(city_len);
+        if !plan.branches[..n].contains(&b) {
+            plan.branches[n] = b;
+            n += 1;
+        }
+    }
+    plan.alternatives = n as u8;
+}
+
+/// A bot: at the door from the opening, fast at every step, never gives up, never cancels.
+fn make_fast(cfg: &Config, plan: &mut Plan, r: &mut Rng) {
+    let step_ns = cfg.fast_retry_ms * 1_000_000;
+    plan.fast = true;
+    plan.arrival_ns = (r.unit() * step_ns as f64) as u64;
+    plan.patience_ns = u64::MAX;
+    plan.first_poll_ns = step_ns;
+    plan.register_ns = secs(cfg.register_secs.0);
+    plan.confirms = true;
+    plan.think_ns = step_ns;
+    plan.cancels = false;
 }
 
 /// The capacity of each window of each branch.
@@ -226,8 +294,7 @@ pub fn capacities(cfg: &Config) -> Vec<u32> {
 enum Event {
     Poll,
     RegistrationDone,
-    Confirm,
-    Cancel,
+    Book(Mode, BookEvent),
 }
 
 /// A sample of the run, once per simulated second.
@@ -236,7 +303,10 @@ pub struct Sample {
     pub t_secs: f64,
     pub waiting: u64,
     pub admissions_per_sec: u64,
-    pub bookings: u64,
+    /// Bookings held at this instant, per mode (`Mode::ALL` order).
+    pub bookings: [u64; 3],
+    /// Of those, held by fast clients.
+    pub fast_bookings: [u64; 3],
 }
 
 /// What the reject-when-over-rate front door would have done with the same arrivals.
@@ -266,15 +336,14 @@ pub struct Report {
     pub wait_p95_s: f64,
     pub wait_p99_s: f64,
     pub wait_max_s: f64,
-    /// Confirmed and not cancelled at the end.
-    pub bookings: u64,
-    pub cancelled: u64,
-    /// Registered, asked for the earliest slot at their branch, found none.
-    pub no_slot: u64,
-    pub holds_expired: u64,
-    /// Slots whose bookings (counted from the simulation's own records) exceed their capacity.
-    pub overbooked: u64,
+    /// Finished registering and asked for an appointment.
+    pub registered: u64,
+    pub fast_visitors: u64,
+    pub fast_registered: u64,
+    /// Appointments each mode's book offers.
     pub appointments_offered: u64,
+    /// The appointment step under each mode, in `Mode::ALL` order.
+    pub modes: [ModeReport; 3],
     pub library_calls: u64,
     pub calls_per_sec: f64,
     pub wall_secs: f64,
@@ -304,9 +373,6 @@ pub fn percentile(v: &[u64], p: f64) -> f64 {
 struct Visitor {
     ticket: Option<TicketToken>,
     joined_ns: u64,
-    hold: Option<HoldToken>,
-    /// The slot of the hold or booking.
-    slot: u32,
 }
 
 /// Runs the simulation. `progress` is called once per simulated second with (arrived, total).
@@ -318,7 +384,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         sim.arrivals(now);
         let due = sim.due_now();
         sim.finish_registrations(&due.registered);
-        sim.book_work(now, &due.registered, due.by_branch);
+        sim.book_work(now, &due.registered, due.groups);
         sim.check_ins(now, &due.polls);
         let stats = sim.room.stats();
         sim.calls.fetch_add(1, Ordering::Relaxed);
@@ -327,7 +393,11 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             sim.sample(now, &stats);
             progress(sim.next_arrival as u64, sim.plans.len() as u64);
         }
-        if sim.next_arrival == sim.plans.len() && sim.wheel.is_empty() && stats.waiting == 0 {
+        if sim.next_arrival == sim.plans.len()
+            && sim.wheel.is_empty()
+            && stats.waiting == 0
+            && sim.books.done()
+        {
             sim.report.admitted = stats.admitted_total;
             sim.report.gave_up = stats.dropped_total;
             sim.report.simulated_secs = now as f64 / NS;
@@ -343,18 +413,14 @@ struct Sim<'a> {
     cfg: &'a Config,
     pool: rayon::ThreadPool,
     plans: Vec<Plan>,
-    caps: Vec<u32>,
-    slots_per_branch: u32,
     tick_ns: u64,
     /// Ticks per simulated second: a sample (and a sweep) is taken every this many ticks.
     per_sample: u64,
     clock: ManualClock,
     room: WaitingRoom<ManualClock>,
-    book: SlotBook<ManualClock>,
+    books: Books<'a>,
     calls: AtomicU64,
     visitors: Vec<Visitor>,
-    /// The simulation's own ledger: bookings per (branch, slot), from confirm and release results.
-    booked: BTreeMap<(u32, u32), u32>,
     /// Events by the tick they fall due in.
     wheel: BTreeMap<u64, Vec<(u32, Event)>>,
     report: Report,
@@ -362,9 +428,6 @@ struct Sim<'a> {
     next_arrival: usize,
     tick: u64,
     last_admitted: u64,
-    bookings_now: u64,
-    holds_granted: u64,
-    confirmed: u64,
     registrations: u64,
 }
 
@@ -372,7 +435,7 @@ struct Sim<'a> {
 struct Due {
     polls: Vec<u32>,
     registered: Vec<u32>,
-    by_branch: BTreeMap<u32, BranchWork>,
+    groups: Groups,
 }
 
 impl<'a> Sim<'a> {
@@ -383,8 +446,6 @@ impl<'a> Sim<'a> {
             .build()
             .expect("thread pool");
         let plans = plans(cfg);
-        let caps = capacities(cfg);
-        let slots_per_branch = cfg.days * cfg.windows_per_day;
         let clock = ManualClock::new();
         let room = WaitingRoom::builder()
             .rate_per_second(cfg.rate_per_second)
@@ -395,49 +456,32 @@ impl<'a> Sim<'a> {
             .pass_ttl(Duration::from_secs_f64(cfg.pass_ttl_secs))
             .clock(clock.clone())
             .build();
-        let book = SlotBook::builder()
-            .hold_ttl(Duration::from_secs_f64(cfg.hold_ttl_secs))
-            .max_active_per_applicant(1)
-            .max_branches(cfg.branches.max(1))
-            .max_slots_per_branch(slots_per_branch.max(1))
-            .clock(clock.clone())
-            .build();
-        let mut report = Report {
+        let books = Books::new(cfg, &clock, capacities(cfg), plans.len());
+        let report = Report {
             visitors: cfg.visitors,
             threads: cfg.threads,
             seed: cfg.seed,
+            fast_visitors: plans.iter().filter(|p| p.fast).count() as u64,
+            appointments_offered: books.offered,
             ..Report::default()
         };
-        for b in 0..cfg.branches {
-            for s in 0..slots_per_branch {
-                book.set_capacity(BranchId(b), s, caps[b as usize])
-                    .expect("capacity within limits");
-                report.appointments_offered += u64::from(caps[b as usize]);
-            }
-        }
         Self {
             cfg,
             pool,
             visitors: vec![Visitor::default(); plans.len()],
             waits: Vec::with_capacity(plans.len()),
             plans,
-            caps,
-            slots_per_branch,
             tick_ns: cfg.tick_ms * 1_000_000,
             per_sample: (1_000 / cfg.tick_ms).max(1),
             clock,
             room,
-            book,
-            calls: AtomicU64::new(u64::from(cfg.branches * slots_per_branch)),
-            booked: BTreeMap::new(),
+            books,
+            calls: AtomicU64::new(0),
             wheel: BTreeMap::new(),
             report,
             next_arrival: 0,
             tick: 0,
             last_admitted: 0,
-            bookings_now: 0,
-            holds_granted: 0,
-            confirmed: 0,
             registrations: 0,
         }
     }
@@ -455,11 +499,7 @@ impl<'a> Sim<'a> {
         items: &[T],
         f: impl Fn(&T) -> R + Sync + Send,
     ) -> Vec<R> {
-        if items.len() >= PARALLEL_MIN {
-            self.pool.install(|| items.par_iter().map(&f).collect())
-        } else {
-            items.iter().map(f).collect()
-        }
+        par_map(&self.pool, items, f)
     }
 
     /// Phase 1: arrivals, in arrival order, on this thread.
@@ -490,20 +530,18 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// This tick's events, sorted: check-ins, registrations done, and book work by branch.
+    /// This tick's events, sorted: check-ins, registrations done, and book work by group.
     fn due_now(&mut self) -> Due {
         let mut due = Due {
             polls: Vec::new(),
             registered: Vec::new(),
-            by_branch: BTreeMap::new(),
+            groups: Groups::new(),
         };
         for (v, e) in self.wheel.remove(&self.tick).unwrap_or_default() {
-            let branch = self.plans[v as usize].branch;
             match e {
                 Event::Poll => due.polls.push(v),
                 Event::RegistrationDone => due.registered.push(v),
-                Event::Confirm => due.by_branch.entry(branch).or_default().confirms.push(v),
-                Event::Cancel => due.by_branch.entry(branch).or_default().cancels.push(v),
+                Event::Book(mode, e) => self.books.add(&mut due.groups, &self.plans, v, mode, e),
             }
         }
         due
@@ -523,65 +561,20 @@ impl<'a> Sim<'a> {
             .fetch_add(registered.len() as u64, Ordering::Relaxed);
     }
 
-    /// Phase 3: book work by branch (parallel across branches, a fixed order within one): those who
-    /// just registered ask for the earliest slot after the tick's cancellations and confirmations.
-    fn book_work(
-        &mut self,
-        now: u64,
-        registered: &[u32],
-        mut by_branch: BTreeMap<u32, BranchWork>,
-    ) {
-        for &v in registered {
-            let branch = self.plans[v as usize].branch;
-            by_branch.entry(branch).or_default().reserves.push(v);
-        }
-        let groups: Vec<(u32, BranchWork)> = by_branch.into_iter().collect();
-        let (book, visitors, slots) = (&self.book, &self.visitors, self.slots_per_branch);
-        let results = self.maybe_parallel(&groups, |(branch, work)| {
-            branch_work(book, visitors, slots, *branch, work)
-        });
-        for (v, r) in results.into_iter().flatten() {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            self.apply_book_result(now, v, r);
-        }
-    }
-
-    /// Updates the simulation's ledger and plans the visitor's next step from a book call.
-    fn apply_book_result(&mut self, now: u64, v: u32, r: BookResult) {
-        let p = self.plans[v as usize];
-        match r {
-            BookResult::Cancelled(ok) => {
-                if ok {
-                    let slot = self.visitors[v as usize].slot;
-                    *self
-                        .booked
-                        .get_mut(&(p.branch, slot))
-                        .expect("cancelled a booking we counted") -= 1;
-                    self.bookings_now -= 1;
-                    self.report.cancelled += 1;
-                }
-            }
-            BookResult::Confirmed(slot) => {
-                if let Some(slot) = slot {
-                    *self.booked.entry((p.branch, slot)).or_default() += 1;
-                    self.bookings_now += 1;
-                    self.confirmed += 1;
-                    if p.cancels {
-                        self.schedule(now + p.cancel_after_ns, v, Event::Cancel);
-                    }
-                }
-            }
-            BookResult::Reserved(Ok((token, slot))) => {
-                self.holds_granted += 1;
-                let me = &mut self.visitors[v as usize];
-                me.hold = Some(token);
-                me.slot = slot;
-                if p.confirms {
-                    self.schedule(now + p.think_ns, v, Event::Confirm);
-                }
-            }
-            BookResult::Reserved(Err(ReserveError::NoneAvailable)) => self.report.no_slot += 1,
-            BookResult::Reserved(Err(e)) => panic!("reserve_earliest: {e}"),
+    /// Phase 3: book work under each mode, by group: those who just registered ask for an
+    /// appointment after the tick's cancellations and confirmations (or join the round).
+    fn book_work(&mut self, now: u64, registered: &[u32], mut groups: Groups) {
+        self.report.registered += registered.len() as u64;
+        self.report.fast_registered += registered
+            .iter()
+            .filter(|&&v| self.plans[v as usize].fast)
+            .count() as u64;
+        let mut follow = self
+            .books
+            .registered(now, &self.plans, registered, &mut groups);
+        follow.extend(self.books.work(&self.pool, now, &self.plans, groups));
+        for (at_ns, v, mode, e) in follow {
+            self.schedule(at_ns, v, Event::Book(mode, e));
         }
     }
 
@@ -613,7 +606,11 @@ impl<'a> Sim<'a> {
                         // Like `WaitingRoom::wait`: check in at the ETA, or sooner if a check-in
                         // is due first.
                         let eta = (ticket.eta.as_nanos() as u64).max(self.tick_ns);
-                        let every = secs(self.cfg.poll_every_secs);
+                        let every = if p.fast {
+                            self.cfg.fast_retry_ms * 1_000_000
+                        } else {
+                            secs(self.cfg.poll_every_secs)
+                        };
                         self.schedule(now + eta.min(every), v, Event::Poll);
                     }
                     // Else: this visitor gives up, stops checking in, and lapses.
@@ -625,13 +622,13 @@ impl<'a> Sim<'a> {
 
     /// Phase 5, once a simulated second: sweep and sample.
     fn sample(&mut self, now: u64, stats: &surgegate::RoomStats) {
-        self.book.sweep();
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.books.sweep();
         self.report.samples.push(Sample {
             t_secs: now as f64 / NS,
             waiting: stats.waiting,
             admissions_per_sec: stats.admitted_total - self.last_admitted,
-            bookings: self.bookings_now,
+            bookings: self.books.bookings_now,
+            fast_bookings: self.books.fast_now,
         });
         self.last_admitted = stats.admitted_total;
     }
@@ -647,6 +644,9 @@ impl<'a> Sim<'a> {
         if let Some(p) = self.plans.get(self.next_arrival) {
             next = next.min(p.arrival_ns.div_ceil(self.tick_ns));
         }
+        if let Some(at_ns) = self.books.round_due_ns() {
+            next = next.min(at_ns.div_ceil(self.tick_ns));
+        }
         let next = next.max(tick + 1);
         self.clock
             .advance(Duration::from_nanos(self.tick_ns * (next - tick)));
@@ -658,31 +658,15 @@ impl<'a> Sim<'a> {
     fn finish(mut self, wall: Instant) -> Report {
         self.clock
             .advance(Duration::from_secs_f64(self.cfg.hold_ttl_secs));
-        self.book.sweep();
         self.room
             .check_invariants()
             .expect("room invariants at the end");
-        let totals = self
-            .book
-            .check_invariants()
-            .expect("book invariants at the end");
-        assert_eq!(totals.holds, 0, "every unconfirmed hold has expired");
-        assert_eq!(
-            totals.bookings, self.bookings_now,
-            "the book and the simulation agree on bookings"
-        );
-        self.calls.fetch_add(2, Ordering::Relaxed);
-
-        let caps = &self.caps;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let (modes, book_calls) = self.books.finish();
+        self.calls.fetch_add(book_calls, Ordering::Relaxed);
         let report = &mut self.report;
-        report.bookings = self.bookings_now;
+        report.modes = modes;
         report.unused_passes = report.admitted - self.registrations;
-        report.holds_expired = self.holds_granted - self.confirmed;
-        report.overbooked = self
-            .booked
-            .iter()
-            .filter(|&(&(b, _), &n)| n > caps[b as usize])
-            .count() as u64;
         self.waits.sort_unstable();
         report.wait_p50_s = percentile(&self.waits, 50.0);
         report.wait_p95_s = percentile(&self.waits, 95.0);
@@ -703,48 +687,30 @@ impl<'a> Sim<'a> {
     }
 }
 
-/// One branch's book calls in one tick, on one thread: cancellations, confirmations, then
-/// reservations of the earliest slot.
-fn branch_work(
-    book: &SlotBook<ManualClock>,
-    visitors: &[Visitor],
-    slots_per_branch: u32,
-    branch: u32,
-    work: &BranchWork,
-) -> Vec<(u32, BookResult)> {
-    let mut out = Vec::new();
-    for &v in &work.cancels {
-        let hold = visitors[v as usize].hold.expect("a booking to cancel");
-        out.push((v, BookResult::Cancelled(book.release(hold).is_ok())));
-    }
-    for &v in &work.confirms {
-        let hold = visitors[v as usize].hold.expect("a hold to confirm");
-        let slot = book.confirm(hold).map(|b| b.slot).ok();
-        out.push((v, BookResult::Confirmed(slot)));
-    }
-    for &v in &work.reserves {
-        let applicant = ApplicantId(u64::from(v));
-        let r = book.reserve_earliest(BranchId(branch), 0..slots_per_branch, applicant);
-        out.push((v, BookResult::Reserved(r.map(|h| (h.token, h.slot)))));
-    }
-    out
-}
-
-/// One branch's book work in one tick, in the order it is done.
-#[derive(Default)]
-struct BranchWork {
-    cancels: Vec<u32>,
-    confirms: Vec<u32>,
-    reserves: Vec<u32>,
-}
-
 /// Batches smaller than this run on the calling thread: waking the pool costs more than it saves.
-const PARALLEL_MIN: usize = 256;
+pub const PARALLEL_MIN: usize = 256;
 
-enum BookResult {
-    Cancelled(bool),
-    Confirmed(Option<u32>),
-    Reserved(Result<(HoldToken, u32), ReserveError>),
+/// Runs `f` over `items` on the pool when there are enough of them to be worth it.
+pub fn par_map<T: Sync, R: Send>(
+    pool: &rayon::ThreadPool,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync + Send,
+) -> Vec<R> {
+    par_map_if(pool, items.len() >= PARALLEL_MIN, items, f)
+}
+
+/// Runs `f` over `items`, on the pool if `parallel`.
+pub fn par_map_if<T: Sync, R: Send>(
+    pool: &rayon::ThreadPool,
+    parallel: bool,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync + Send,
+) -> Vec<R> {
+    if parallel {
+        pool.install(|| items.par_iter().map(&f).collect())
+    } else {
+        items.iter().map(f).collect()
+    }
 }
 
 /// The same arrivals through a front door that refuses whoever comes when the backend is at its

@@ -1,0 +1,453 @@
+//! The appointment step of the launch surge, three ways side by side on three `SlotBook`s with
+//! the same capacities, fed by the same registrations:
+//!
+//! - **one branch**: `reserve_earliest` at the visitor's own branch, first come first served;
+//! - **alternatives**: `reserve_earliest_among` over the visitor's 1–4 acceptable branches (all in
+//!   its city), first come first served: the earliest slot with room at any of them;
+//! - **round**: whoever finishes registering in the first `round_secs` joins an
+//!   `AllocationRound` with the same branches as ranked preferences; at its close it hands out
+//!   holds in an order drawn from the seed. Every `hold_ttl` after that (once the last round's
+//!   holds are confirmed or lapsed), a further round among those still left out hands out what
+//!   lapsed or was cancelled meanwhile, up to [`ROUNDS`] rounds or until one places nobody.
+//!   Round applicants never reserve directly (the portal takes their requests only through
+//!   rounds); registrations after the first round's close reserve as in *alternatives*.
+//!
+//! Fast clients (bots) who find nothing when they reserve directly retry every `fast_retry_ms`
+//! for `fast_retry_secs`, and so catch units that lapsed holds or cancellations give back.
+//! Humans ask once.
+//!
+//! Book work runs in groups of one (mode, city): a visitor's branches all lie in its city, so
+//! calls that could race for a unit are on one thread, in a fixed order, and the figures do not
+//! depend on the number of threads.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use surgegate::{
+    AllocationRound, ApplicantId, BranchId, HoldToken, ManualClock, ReserveError, SlotBook,
+};
+
+use crate::sim::{Config, PARALLEL_MIN, Plan, par_map_if};
+
+/// The most rounds (the first and those for units given back) in round mode.
+pub const ROUNDS: u32 = 4;
+
+/// How applicants get appointments; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    Single,
+    Among,
+    Round,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Single, Mode::Among, Mode::Round];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Single => "one branch",
+            Mode::Among => "alternatives",
+            Mode::Round => "round",
+        }
+    }
+}
+
+/// Book events of one visitor under one mode.
+#[derive(Clone, Copy, Debug)]
+pub enum BookEvent {
+    Confirm,
+    Cancel,
+    /// A fast client tries again after finding nothing.
+    Retry,
+}
+
+/// A visitor's appointment under one mode.
+#[derive(Clone, Copy, Default)]
+struct Seat {
+    hold: Option<HoldToken>,
+    branch: u32,
+    slot: u32,
+    /// Until when a fast client keeps retrying (0: has not failed yet).
+    retry_until_ns: u64,
+}
+
+/// One mode's outcome.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModeReport {
+    pub mode: &'static str,
+    /// Confirmed and not cancelled at the end.
+    pub bookings: u64,
+    /// Of those, held by fast clients.
+    pub fast_bookings: u64,
+    pub cancelled: u64,
+    /// Asked for an appointment and never got a hold (fast clients: not even by retrying).
+    pub no_slot: u64,
+    pub holds_granted: u64,
+    /// Granted and never confirmed: they lapsed and gave their unit back.
+    pub holds_expired: u64,
+    /// Slots whose bookings (counted from the simulation's own records) exceed their capacity.
+    pub overbooked: u64,
+    /// Appointments offered and not booked at the end.
+    pub unused_capacity: u64,
+}
+
+/// The work of one (mode, city) group in one tick, in the order it is done.
+#[derive(Default)]
+pub struct Work {
+    pub cancels: Vec<u32>,
+    pub confirms: Vec<u32>,
+    /// Fresh requests and fast clients' retries.
+    pub reserves: Vec<u32>,
+}
+
+/// This tick's book work, by (mode, city).
+pub type Groups = BTreeMap<(Mode, u32), Work>;
+
+/// What one book call gave.
+enum Outcome {
+    Cancelled(bool),
+    Confirmed(Option<u32>),
+    Reserved(Result<(HoldToken, u32, u32), ReserveError>),
+}
+
+/// Follow-ups the simulation schedules: (at, visitor, mode, event).
+pub type FollowUps = Vec<(u64, u32, Mode, BookEvent)>;
+
+/// The three books, the round, and the simulation's own ledger of them.
+pub struct Books<'a> {
+    cfg: &'a Config,
+    books: [SlotBook<ManualClock>; 3],
+    caps: Vec<u32>,
+    slots_per_branch: u32,
+    /// The round whose close is still due: (at, round, its number from 0).
+    round: Option<(u64, AllocationRound, u32)>,
+    seats: Vec<[Seat; 3]>,
+    /// Bookings per (mode, branch, slot), from confirm and release results.
+    booked: BTreeMap<(Mode, u32, u32), u32>,
+    pub reports: [ModeReport; 3],
+    confirmed: [u64; 3],
+    pub bookings_now: [u64; 3],
+    pub fast_now: [u64; 3],
+    /// Appointments each book offers.
+    pub offered: u64,
+    /// Library calls made here.
+    pub calls: u64,
+}
+
+impl<'a> Books<'a> {
+    /// Three books with every slot opened at the same capacities.
+    pub fn new(cfg: &'a Config, clock: &ManualClock, caps: Vec<u32>, visitors: usize) -> Self {
+        let slots_per_branch = cfg.days * cfg.windows_per_day;
+        let book = || {
+            SlotBook::builder()
+                .hold_ttl(std::time::Duration::from_secs_f64(cfg.hold_ttl_secs))
+                .max_active_per_applicant(1)
+                .max_branches(cfg.branches.max(1))
+                .max_slots_per_branch(slots_per_branch.max(1))
+                .clock(clock.clone())
+                .build()
+        };
+        let books = [book(), book(), book()];
+        let mut offered = 0;
+        for b in 0..cfg.branches {
+            for s in 0..slots_per_branch {
+                for book in &books {
+                    book.set_capacity(BranchId(b), s, caps[b as usize])
+                        .expect("capacity within limits");
+                }
+                offered += u64::from(caps[b as usize]);
+            }
+        }
+        Self {
+            cfg,
+            books,
+            caps,
+            slots_per_branch,
+            round: Some((
+                (cfg.round_secs * 1e9) as u64,
+                AllocationRound::new(cfg.seed),
+                0,
+            )),
+            seats: vec![[Seat::default(); 3]; visitors],
+            booked: BTreeMap::new(),
+            reports: Mode::ALL.map(|m| ModeReport {
+                mode: m.name(),
+                ..ModeReport::default()
+            }),
+            confirmed: [0; 3],
+            bookings_now: [0; 3],
+            fast_now: [0; 3],
+            offered,
+            calls: 3 * u64::from(cfg.branches * slots_per_branch),
+        }
+    }
+
+    /// When the next round closes, while one is still due.
+    pub fn round_due_ns(&self) -> Option<u64> {
+        self.round.as_ref().map(|&(at_ns, _, _)| at_ns)
+    }
+
+    /// The city a branch lies in.
+    pub fn city(&self, branch: u32) -> u32 {
+        branch / self.cfg.city_size
+    }
+
+    /// Adds one event's work to its group.
+    pub fn add(&self, groups: &mut Groups, plans: &[Plan], v: u32, mode: Mode, e: BookEvent) {
+        let seat = &self.seats[v as usize][mode as usize];
+        let branch = match e {
+            BookEvent::Retry => plans[v as usize].branches[0],
+            BookEvent::Confirm | BookEvent::Cancel => seat.branch,
+        };
+        let work = groups.entry((mode, self.city(branch))).or_default();
+        match e {
+            BookEvent::Confirm => work.confirms.push(v),
+            BookEvent::Cancel => work.cancels.push(v),
+            BookEvent::Retry => work.reserves.push(v),
+        }
+    }
+
+    /// Those who just registered ask for an appointment under every mode: into the round while it
+    /// is open, else into their group. Closes the round first if it is due.
+    pub fn registered(
+        &mut self,
+        now: u64,
+        plans: &[Plan],
+        registered: &[u32],
+        groups: &mut Groups,
+    ) -> FollowUps {
+        let mut follow = FollowUps::new();
+        if self.round_due_ns().is_some_and(|at_ns| now >= at_ns) {
+            self.close_round(now, plans, &mut follow);
+        }
+        for &v in registered {
+            let p = &plans[v as usize];
+            let city = self.city(p.branches[0]);
+            for mode in Mode::ALL {
+                match (&mut self.round, mode) {
+                    (Some((_, round, 0)), Mode::Round) => {
+                        request(round, p, v, self.slots_per_branch);
+                        self.calls += 1;
+                    }
+                    _ => groups.entry((mode, city)).or_default().reserves.push(v),
+                }
+            }
+        }
+        follow
+    }
+
+    /// Closes the due round: the holds it hands out are confirmed like any other. Those it leaves
+    /// out go to the next round, `hold_ttl` later, if it placed anybody and rounds are left;
+    /// else they have nothing.
+    fn close_round(&mut self, now: u64, plans: &[Plan], follow: &mut FollowUps) {
+        let Some((_, round, number)) = self.round.take() else {
+            return;
+        };
+        let outcome = round.close(&self.books[Mode::Round as usize]);
+        self.calls += outcome.order.len() as u64;
+        let placed = !outcome.holds.is_empty();
+        for hold in outcome.holds {
+            let v = hold.applicant.0 as u32;
+            let r = Ok((hold.token, hold.branch.0, hold.slot));
+            self.apply(now, plans, v, Mode::Round, Outcome::Reserved(r), follow);
+        }
+        if placed && number + 1 < ROUNDS && !outcome.unplaced.is_empty() {
+            // Each round's seed is published like the first's.
+            let mut next = AllocationRound::new(self.cfg.seed.wrapping_add(u64::from(number) + 1));
+            for a in &outcome.unplaced {
+                request(
+                    &mut next,
+                    &plans[a.0 as usize],
+                    a.0 as u32,
+                    self.slots_per_branch,
+                );
+                self.calls += 1;
+            }
+            let at_ns = now + (self.cfg.hold_ttl_secs * 1e9) as u64;
+            self.round = Some((at_ns, next, number + 1));
+        } else {
+            self.reports[Mode::Round as usize].no_slot += outcome.unplaced.len() as u64;
+        }
+    }
+
+    /// Runs the groups (in parallel on `pool`) and applies their results in group order.
+    pub fn work(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        now: u64,
+        plans: &[Plan],
+        groups: Groups,
+    ) -> FollowUps {
+        let groups: Vec<((Mode, u32), Work)> = groups.into_iter().collect();
+        let (books, seats, slots) = (&self.books, &self.seats, self.slots_per_branch);
+        let calls: usize = groups
+            .iter()
+            .map(|(_, w)| w.cancels.len() + w.confirms.len() + w.reserves.len())
+            .sum();
+        let parallel = calls >= PARALLEL_MIN;
+        let results = par_map_if(pool, parallel, &groups, |((mode, _), work)| {
+            let book = &books[*mode as usize];
+            group_work(book, seats, plans, slots, *mode, work)
+        });
+        let mut follow = FollowUps::new();
+        for (((mode, _), _), results) in groups.iter().zip(results) {
+            for (v, r) in results {
+                self.calls += 1;
+                self.apply(now, plans, v, *mode, r, &mut follow);
+            }
+        }
+        follow
+    }
+
+    /// Updates the ledger and the visitor's seat from one call, and plans what follows.
+    fn apply(
+        &mut self,
+        now: u64,
+        plans: &[Plan],
+        v: u32,
+        mode: Mode,
+        r: Outcome,
+        follow: &mut FollowUps,
+    ) {
+        let p = &plans[v as usize];
+        let m = mode as usize;
+        let seat = &mut self.seats[v as usize][m];
+        let report = &mut self.reports[m];
+        match r {
+            Outcome::Cancelled(false) | Outcome::Confirmed(None) => {}
+            Outcome::Cancelled(true) => {
+                *self
+                    .booked
+                    .get_mut(&(mode, seat.branch, seat.slot))
+                    .expect("cancelled a booking we counted") -= 1;
+                self.bookings_now[m] -= 1;
+                self.fast_now[m] -= u64::from(p.fast);
+                report.cancelled += 1;
+            }
+            Outcome::Confirmed(Some(slot)) => {
+                debug_assert_eq!(slot, seat.slot);
+                *self.booked.entry((mode, seat.branch, slot)).or_default() += 1;
+                self.bookings_now[m] += 1;
+                self.fast_now[m] += u64::from(p.fast);
+                self.confirmed[m] += 1;
+                if p.cancels {
+                    follow.push((now + p.cancel_after_ns, v, mode, BookEvent::Cancel));
+                }
+            }
+            Outcome::Reserved(Ok((token, branch, slot))) => {
+                report.holds_granted += 1;
+                (seat.hold, seat.branch, seat.slot) = (Some(token), branch, slot);
+                if p.confirms {
+                    follow.push((now + p.think_ns, v, mode, BookEvent::Confirm));
+                }
+            }
+            Outcome::Reserved(Err(ReserveError::NoneAvailable)) => {
+                let retry_ns = self.cfg.fast_retry_ms * 1_000_000;
+                if p.fast && seat.retry_until_ns == 0 {
+                    seat.retry_until_ns = now + (self.cfg.fast_retry_secs * 1e9) as u64;
+                }
+                if p.fast && now + retry_ns <= seat.retry_until_ns {
+                    follow.push((now + retry_ns, v, mode, BookEvent::Retry));
+                } else {
+                    report.no_slot += 1;
+                }
+            }
+            Outcome::Reserved(Err(e)) => panic!("{}: reserve: {e}", mode.name()),
+        }
+    }
+
+    /// Reclaims lapsed holds in every book (once a simulated second).
+    pub fn sweep(&mut self) {
+        for book in &self.books {
+            book.sweep();
+        }
+        self.calls += 3;
+    }
+
+    /// Whether nothing is left to do: the round closed.
+    pub fn done(&self) -> bool {
+        self.round.is_none()
+    }
+
+    /// Lets every abandoned hold lapse (the clock has moved past them), checks each book end to
+    /// end against the ledger, and fills in the per-mode figures.
+    /// Returns the figures and the library calls made here.
+    pub fn finish(mut self) -> ([ModeReport; 3], u64) {
+        for mode in Mode::ALL {
+            let m = mode as usize;
+            let book = &self.books[m];
+            book.sweep();
+            let totals = book.check_invariants().expect("book invariants at the end");
+            self.calls += 2;
+            assert_eq!(totals.holds, 0, "every unconfirmed hold has expired");
+            assert_eq!(
+                totals.bookings, self.bookings_now[m],
+                "the book and the simulation agree on bookings"
+            );
+            let caps = &self.caps;
+            let report = &mut self.reports[m];
+            report.bookings = self.bookings_now[m];
+            report.fast_bookings = self.fast_now[m];
+            report.holds_expired = report.holds_granted - self.confirmed[m];
+            report.unused_capacity = self.offered - report.bookings;
+            report.overbooked = self
+                .booked
+                .iter()
+                .filter(|&(&(md, b, _), &n)| md == mode && n > caps[b as usize])
+                .count() as u64;
+        }
+        (self.reports, self.calls)
+    }
+}
+
+/// Puts a visitor's acceptable branches, over every slot, into a round as ranked preferences.
+fn request(round: &mut AllocationRound, p: &Plan, v: u32, slots_per_branch: u32) {
+    let prefs: Vec<_> = p
+        .acceptable()
+        .iter()
+        .map(|&b| (BranchId(b), 0..slots_per_branch))
+        .collect();
+    round
+        .request(ApplicantId(u64::from(v)), &prefs)
+        .expect("1-4 preferences with non-empty ranges");
+}
+
+/// One group's book calls in one tick, on one thread: cancellations, confirmations, then
+/// reservations.
+fn group_work(
+    book: &SlotBook<ManualClock>,
+    seats: &[[Seat; 3]],
+    plans: &[Plan],
+    slots_per_branch: u32,
+    mode: Mode,
+    work: &Work,
+) -> Vec<(u32, Outcome)> {
+    let seat = |v: u32| seats[v as usize][mode as usize];
+    let mut out = Vec::new();
+    for &v in &work.cancels {
+        let hold = seat(v).hold.expect("a booking to cancel");
+        out.push((v, Outcome::Cancelled(book.release(hold).is_ok())));
+    }
+    for &v in &work.confirms {
+        let hold = seat(v).hold.expect("a hold to confirm");
+        let slot = book.confirm(hold).map(|b| b.slot).ok();
+        out.push((v, Outcome::Confirmed(slot)));
+    }
+    for &v in &work.reserves {
+        let applicant = ApplicantId(u64::from(v));
+        let p = &plans[v as usize];
+        let r = match mode {
+            Mode::Single => {
+                book.reserve_earliest(BranchId(p.branches[0]), 0..slots_per_branch, applicant)
+            }
+            Mode::Among | Mode::Round => {
+                let acceptable: Vec<BranchId> =
+                    p.acceptable().iter().map(|&b| BranchId(b)).collect();
+                book.reserve_earliest_among(&acceptable, 0..slots_per_branch, applicant)
+            }
+        };
+        let r = r.map(|h| (h.token, h.branch.0, h.slot));
+        out.push((v, Outcome::Reserved(r)));
+    }
+    out
+}
