@@ -5,7 +5,7 @@
 //! change by a factor of 2 at least, and between a grow and the next shrink by a factor of 4:
 //! a load that holds steady never resizes, and the copying is O(1) amortized per element.
 
-use std::collections::VecDeque;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Buffers at or below this capacity are left alone.
 const FLOOR: usize = 64;
@@ -27,6 +27,12 @@ pub(crate) fn vec<T>(v: &mut Vec<T>) {
 }
 
 pub(crate) fn deque<T>(v: &mut VecDeque<T>) {
+    if should_shrink(v.len(), v.capacity()) {
+        v.shrink_to(target(v.len()));
+    }
+}
+
+pub(crate) fn binary_heap<T: Ord>(v: &mut BinaryHeap<T>) {
     if should_shrink(v.len(), v.capacity()) {
         v.shrink_to(target(v.len()));
     }

@@ -67,6 +67,62 @@ impl<T> Mutex<T> {
     }
 }
 
+/// A reader-writer lock without poisoning (for the same reason as [`Mutex`]): many readers at
+/// once, or one writer.
+#[derive(Debug, Default)]
+pub(crate) struct RwLock<T> {
+    #[cfg(not(loom))]
+    inner: parking_lot::RwLock<T>,
+    #[cfg(loom)]
+    inner: loom::sync::RwLock<T>,
+}
+
+#[cfg(not(loom))]
+pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+#[cfg(not(loom))]
+pub(crate) type RwLockWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type RwLockWriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+
+impl<T> RwLock<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            #[cfg(not(loom))]
+            inner: parking_lot::RwLock::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::RwLock::new(value),
+        }
+    }
+
+    /// Shared access, alongside other readers.
+    #[inline]
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.read()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.read().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+
+    /// Exclusive access.
+    #[inline]
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.write()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.write().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+}
+
 /// A condition variable for [`Mutex`], loom's under `--cfg loom`.
 #[derive(Debug, Default)]
 pub(crate) struct Condvar {

@@ -70,3 +70,73 @@ fn loom_two_joins_race_an_admission_step() {
         EXECUTIONS.load(Ordering::Relaxed)
     );
 }
+
+/// Two polls under the shared lock race a `finish` under the exclusive lock that admits the head
+/// of the line: each poll sees the line before or after the admission, never between; the
+/// check-ins made under the shared lock are not lost (the visitor outlives its join's deadline).
+#[test]
+fn loom_shared_polls_race_an_exclusive_admission() {
+    static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
+    loom::model(|| {
+        EXECUTIONS.fetch_add(1, Ordering::Relaxed);
+        let clock = ManualClock::new();
+        let room = Arc::new(
+            WaitingRoom::builder()
+                .rate_per_second(1_000)
+                .burst(1)
+                .max_active(1)
+                .checkin_timeout(Duration::from_secs(10))
+                .clock(clock.clone())
+                .build(),
+        );
+        let Entry::Admitted(pass) = room.join(VisitorId(0)).unwrap() else {
+            panic!("an empty room admits at once")
+        };
+        let tickets: Vec<_> = [1u64, 2]
+            .iter()
+            .map(|&v| match room.join(VisitorId(v)).unwrap() {
+                Entry::Waiting(t) => t.token,
+                Entry::Admitted(p) => panic!("{p:?}: the active place is taken"),
+            })
+            .collect();
+        // Joined at 0 s (deadline 10 s); the polls at 5 s move the deadlines to 15 s.
+        clock.advance(Duration::from_secs(5));
+        let pollers: Vec<_> = tickets
+            .iter()
+            .map(|&token| {
+                let room = room.clone();
+                loom::thread::spawn(move || room.poll(token).unwrap())
+            })
+            .collect();
+        let finisher = {
+            let room = room.clone();
+            loom::thread::spawn(move || room.finish(pass.token).unwrap())
+        };
+        let polled: Vec<Entry> = pollers.into_iter().map(|h| h.join().unwrap()).collect();
+        finisher.join().unwrap();
+        // Visitor 1 sees itself first in line, or admitted; visitor 2 second, or first once 1
+        // was admitted; never anything else.
+        match &polled[0] {
+            Entry::Waiting(t) => assert_eq!(t.position, 1),
+            Entry::Admitted(_) => {}
+        }
+        match &polled[1] {
+            Entry::Waiting(t) => assert!(t.position == 1 || t.position == 2, "{t:?}"),
+            Entry::Admitted(p) => panic!("{p:?} admitted out of turn"),
+        }
+        room.check_invariants().unwrap();
+        let stats = room.stats();
+        assert_eq!((stats.admitted_total, stats.waiting), (2, 1));
+        // Past the join's deadline, before the poll's: visitor 2 still waits, at the head.
+        clock.advance(Duration::from_secs(7));
+        match room.peek(tickets[1]).unwrap() {
+            Entry::Waiting(t) => assert_eq!(t.position, 1),
+            Entry::Admitted(p) => panic!("{p:?}: nobody finished, nothing frees a place"),
+        }
+        room.check_invariants().unwrap();
+    });
+    println!(
+        "loom model shared polls vs exclusive admission: {} executions",
+        EXECUTIONS.load(Ordering::Relaxed)
+    );
+}

@@ -140,7 +140,7 @@ impl<C: Clock> WaitingRoomBuilder<C> {
         let pass_ttl_ns = duration_to_ns(self.settings.pass_ttl);
         let start_ns = now_ns(&self.clock);
         Ok(WaitingRoom {
-            core: Mutex::new(Core {
+            core: RwLock::new(Core {
                 gcra,
                 max_active: self.settings.max_active,
                 lowered_below_active: false,
@@ -158,6 +158,8 @@ impl<C: Clock> WaitingRoomBuilder<C> {
                 now_ns: start_ns,
                 clock_ns: start_ns,
                 behind: false,
+                // Nothing waits, nothing is active: nothing can fall due.
+                next_event_ns: u64::MAX,
                 admitted_total: 0,
                 dropped_total: 0,
                 left_total: 0,

@@ -7,7 +7,12 @@ use super::*;
 impl Core {
     /// Estimated time (ns from now) until the visitor at `position` is admitted.
     pub(super) fn eta_ns(&self, position: u64) -> u64 {
-        let now = self.now_ns;
+        self.eta_at_ns(self.now_ns, position)
+    }
+
+    /// Estimated time (ns from `now`) until the visitor at `position` is admitted, for a room
+    /// at `now` (its time, or a later one at which nothing falls due before).
+    pub(super) fn eta_at_ns(&self, now: u64, position: u64) -> u64 {
         let start = self.opening.map_or(now, |(at, _)| at.max(now));
         let mut at = self.gcra.kth_admission_ns(start, position);
         if self.max_active != u32::MAX {
@@ -23,22 +28,32 @@ impl Core {
     }
 
     pub(super) fn ticket(&self, index: u32) -> Ticket {
+        self.ticket_at(index, self.now_ns)
+    }
+
+    /// The ticket of the line's entry `index`, as of `now` (see [`Self::eta_at_ns`]).
+    pub(super) fn ticket_at(&self, index: u32, now: u64) -> Ticket {
         let w = self.line.get(index);
         let position = self.line.position(index);
         Ticket {
             token: TicketToken(w.token),
             position,
-            eta: Duration::from_nanos(self.eta_ns(position)),
+            eta: Duration::from_nanos(self.eta_at_ns(now, position)),
         }
     }
 
     pub(super) fn prequeue_ticket(&self, index: u32) -> Ticket {
+        self.prequeue_ticket_at(index, self.now_ns)
+    }
+
+    /// The ticket of the pre-queue's entry `index`, as of `now`.
+    pub(super) fn prequeue_ticket_at(&self, index: u32, now: u64) -> Ticket {
         let w = self.prequeue.get(index);
         let position = (self.line.waiting() + self.prequeue.waiting()) as u64;
         Ticket {
             token: TicketToken(w.token),
             position,
-            eta: Duration::from_nanos(self.eta_ns(position)),
+            eta: Duration::from_nanos(self.eta_at_ns(now, position)),
         }
     }
 

@@ -5,19 +5,22 @@
 //! - Positions are exact: the waiting visitors' positions are `1..=waiting` at every instant,
 //!   however many left from the middle; `position` is O(log n) (see [`super::rank`]).
 //! - Lookups by token and by visitor are O(1) expected (see [`super::index`]).
-//! - Check-in lapses come out in deadline order in O(1) amortized.
+//! - Check-in lapses come out in deadline order. A check-in is one atomic store and may run under
+//!   the room's shared lock, beside other check-ins; the replay moves a visitor's check-in record
+//!   at most once per check-in timeout (see [`super::checkins`]).
 //!
 //! Memory: one 32-byte entry per visitor, two index cells of 8 bytes at 4/5 load or less, one
-//! check-in record of 16 bytes per check-in not yet reached, and a bit. Entries are numbered by a
+//! check-in record of 16 bytes, and a bit. Entries are numbered by a
 //! *virtual index* that never changes while the visitor waits, so nothing that points at an entry
 //! is ever renumbered (see [`super::slots`]). Entries of visitors who left stay in place until
 //! their block is re-packed or, in front of the first visitor still waiting (where admissions and
 //! most lapses leave them), dropped in steps of [`TRIM_STEP`]; positions are ranks, so they cost
 //! nothing to skip. No call does more than one step of this.
 
-use crate::deadline::DeadlineQueue;
+use crate::sync::{AtomicU64, Ordering};
 
 use super::VisitorId;
+use super::checkins::CheckinQueue;
 use super::index::IndexTable;
 use super::slots::{BLOCK, Slots};
 
@@ -25,22 +28,62 @@ use super::slots::{BLOCK, Slots};
 /// are this many (whole blocks).
 const TRIM_STEP: usize = 8 * BLOCK;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Waiter {
     pub(crate) token: u128,
     pub(crate) visitor: VisitorId,
     /// The time at which this visitor lapses unless it checks in again.
-    pub(crate) deadline_ns: u64,
+    pub(crate) deadline_ns: CheckinNs,
 }
+
+/// A waiting visitor's check-in deadline: raised by check-ins, which may run at once under the
+/// room's shared lock; read by the replay under the exclusive lock.
+#[derive(Debug)]
+pub(crate) struct CheckinNs(AtomicU64);
+
+impl CheckinNs {
+    pub(crate) fn new(ns: u64) -> Self {
+        Self(AtomicU64::new(ns))
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> u64 {
+        // Relaxed: readers of this value either hold the exclusive lock, whose acquisition
+        // follows every shared holder's release (so every raise is visible), or race only with
+        // other raises, where any value read is a deadline the visitor had.
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Moves the deadline to `ns` if that is later. Relaxed: an atomic read-modify-write, so
+    /// concurrent check-ins keep the latest deadline; the lock orders it before the replay.
+    #[inline]
+    pub(crate) fn raise(&self, ns: u64) {
+        self.0.fetch_max(ns, Ordering::Relaxed);
+    }
+}
+
+impl Clone for CheckinNs {
+    fn clone(&self) -> Self {
+        Self::new(self.get())
+    }
+}
+
+impl PartialEq for CheckinNs {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for CheckinNs {}
 
 #[derive(Debug)]
 pub(crate) struct Line {
     slots: Slots,
     by_token: IndexTable,
     by_visitor: IndexTable,
-    /// `(deadline_ns, index)` in non-decreasing deadline order. An entry is current if the
-    /// indexed waiter is live with that deadline; others are skipped when reached.
-    checkins: DeadlineQueue<CheckinKey>,
+    /// One record per waiting visitor, at or before its deadline; records of visitors who left
+    /// are skipped when reached.
+    checkins: CheckinQueue<CheckinKey>,
     /// No live entry is stored below `head` (a position in `slots`, not a virtual index).
     head: usize,
     visitor_hasher: ahash::RandomState,
@@ -57,7 +100,7 @@ impl Line {
             slots: Slots::default(),
             by_token: IndexTable::default(),
             by_visitor: IndexTable::default(),
-            checkins: DeadlineQueue::default(),
+            checkins: CheckinQueue::default(),
             head: 0,
             visitor_hasher,
         }
@@ -98,9 +141,10 @@ impl Line {
     /// Adds an entry at the back, waiting and indexed by token and visitor; the caller queues its
     /// check-in. Returns its index.
     fn append(&mut self, waiter: Waiter) -> u32 {
+        let (token, visitor) = (waiter.token, waiter.visitor);
         let index = self.slots.push(waiter);
-        self.by_token.insert(token_hash(waiter.token), index);
-        let h = self.visitor_hash(waiter.visitor);
+        self.by_token.insert(token_hash(token), index);
+        let h = self.visitor_hash(visitor);
         self.by_visitor.insert(h, index);
         index
     }
@@ -108,8 +152,14 @@ impl Line {
     /// Appends a visitor at the back. The caller has checked it is not in line.
     pub(crate) fn push(&mut self, waiter: Waiter) -> u32 {
         debug_assert!(self.find_visitor(waiter.visitor).is_none());
+        let deadline_ns = waiter.deadline_ns.get();
+        let key = CheckinKey::new(0, waiter.token);
         let index = self.append(waiter);
-        self.push_checkin(waiter.deadline_ns, index);
+        let slots = &self.slots;
+        self.checkins
+            .push(deadline_ns, key.at(index), slots.live.ones(), |d, k| {
+                is_current(slots, d, k)
+            });
         index
     }
 
@@ -118,30 +168,20 @@ impl Line {
     pub(crate) fn push_all(&mut self, waiters: impl IntoIterator<Item = Waiter>) {
         let added: Vec<(u64, CheckinKey)> = waiters
             .into_iter()
-            .map(|w| (w.deadline_ns, CheckinKey::new(self.append(w), w.token)))
+            .map(|w| {
+                let (d, token) = (w.deadline_ns.get(), w.token);
+                (d, CheckinKey::new(self.append(w), token))
+            })
             .collect();
         self.checkins.merge(added);
     }
 
-    /// Records a check-in: the visitor now lapses at `deadline_ns`.
-    pub(crate) fn check_in(&mut self, index: u32, deadline_ns: u64) {
-        let w = self.slots.get_mut(index);
-        if w.deadline_ns == deadline_ns {
-            return;
-        }
-        debug_assert!(deadline_ns > w.deadline_ns);
-        w.deadline_ns = deadline_ns;
-        self.push_checkin(deadline_ns, index);
-    }
-
-    /// Queues the check-in deadline of the entry at `index`; the stale records of earlier
-    /// check-ins are skipped when reached and compacted away.
-    fn push_checkin(&mut self, deadline_ns: u64, index: u32) {
-        let key = CheckinKey::new(index, self.slots.get(index).token);
-        let slots = &self.slots;
-        let waiting = slots.live.ones();
-        self.checkins
-            .push(deadline_ns, key, waiting, |d, k| is_current(slots, d, k));
+    /// Records a check-in: the visitor now lapses at `deadline_ns` (or later, if another
+    /// check-in gave it a later deadline). Needs only shared access: the record in the check-in
+    /// queue stays where it is, and the replay moves it when it comes up.
+    #[inline]
+    pub(crate) fn check_in(&self, index: u32, deadline_ns: u64) {
+        self.slots.get(index).deadline_ns.raise(deadline_ns);
     }
 
     /// 1 for the head of the line.
@@ -157,7 +197,8 @@ impl Line {
         Some(self.slots.virtual_of(h))
     }
 
-    /// The earliest check-in deadline among waiting visitors.
+    /// When the earliest check-in record falls due: at or before the next lapse (a visitor
+    /// may have checked in since its record was made).
     pub(crate) fn next_lapse(&mut self) -> Option<u64> {
         let slots = &self.slots;
         self.checkins
@@ -165,10 +206,23 @@ impl Line {
             .map(|(d, _)| d)
     }
 
-    /// Removes the visitor whose check-in lapses first (after `next_lapse` returned `Some`).
+    /// Acts on the earliest check-in record (once `next_lapse` has fallen due): removes its
+    /// visitor if it has not checked in since, else moves the record to the visitor's current
+    /// deadline and returns `None`.
     pub(crate) fn pop_lapsed(&mut self) -> Option<Waiter> {
-        self.next_lapse()?;
-        let (_, key) = self.checkins.pop()?;
+        let slots = &self.slots;
+        let (d, key) = self.checkins.pop_front(|d, k| is_current(slots, d, k))?;
+        let current = slots.get(key.index()).deadline_ns.get();
+        debug_assert!(
+            current >= d,
+            "a record is never later than its visitor's deadline"
+        );
+        if current > d {
+            let live = slots.live.ones();
+            self.checkins
+                .requeue(current, key, live, |d, k| is_current(slots, d, k));
+            return None;
+        }
         Some(self.remove(key.index()))
     }
 
@@ -214,7 +268,7 @@ impl Line {
 
     /// Removes every waiting visitor, in line order.
     pub(crate) fn drain(&mut self) -> Vec<Waiter> {
-        let out: Vec<Waiter> = self.iter().map(|(_, w)| *w).collect();
+        let out: Vec<Waiter> = self.iter().map(|(_, w)| w.clone()).collect();
         *self = Self::new(self.visitor_hasher.clone());
         out
     }
@@ -256,7 +310,8 @@ impl Line {
     fn check_entries(&self, now_ns: u64, what: &str) -> Result<u64, String> {
         let mut expected_position = 0u64;
         let mut seen_visitors = std::collections::HashSet::new();
-        let current: std::collections::HashSet<(u64, CheckinKey)> = self.checkins.iter().collect();
+        let records: std::collections::HashMap<CheckinKey, u64> =
+            self.checkins.iter().map(|(d, k)| (k, d)).collect();
         for (i, w) in self.iter() {
             expected_position += 1;
             let p = self.position(i);
@@ -279,14 +334,22 @@ impl Line {
             if !seen_visitors.insert(w.visitor) {
                 return Err(format!("{what}: {:?} waits twice", w.visitor));
             }
-            if w.deadline_ns <= now_ns {
+            let deadline_ns = w.deadline_ns.get();
+            if deadline_ns <= now_ns {
                 return Err(format!(
-                    "{what}: {:?} should have lapsed at {} (now {now_ns})",
-                    w.visitor, w.deadline_ns
+                    "{what}: {:?} should have lapsed at {deadline_ns} (now {now_ns})",
+                    w.visitor
                 ));
             }
-            if !current.contains(&(w.deadline_ns, CheckinKey::new(i, w.token))) {
-                return Err(format!("{what}: entry {i} has no current check-in record"));
+            match records.get(&CheckinKey::new(i, w.token)) {
+                None => return Err(format!("{what}: entry {i} has no check-in record")),
+                Some(&d) if d > deadline_ns => {
+                    return Err(format!(
+                        "{what}: entry {i}'s check-in record ({d}) is past its deadline \
+                         ({deadline_ns})"
+                    ));
+                }
+                Some(_) => {}
             }
         }
         Ok(expected_position)
@@ -307,8 +370,8 @@ impl Line {
         if !self.checkins.is_ordered() {
             return Err(format!("{what}: check-in queue out of order"));
         }
-        // Stale records are told apart from current ones (else compaction could not drop them):
-        // each waiting visitor has exactly one record taken for current.
+        // Records of visitors who left are told apart from current ones (else compaction could
+        // not drop them): each waiting visitor has exactly one record taken for current.
         let slots = &self.slots;
         let current = self
             .checkins
@@ -337,24 +400,26 @@ impl Line {
     }
 }
 
-/// Whether the check-in record `(deadline_ns, index)` is the current one of a waiting entry.
-fn is_current(slots: &Slots, deadline_ns: u64, key: CheckinKey) -> bool {
+/// Whether the check-in record `(_, key)` is the one of a waiting entry (each has exactly one).
+fn is_current(slots: &Slots, _deadline_ns: u64, key: CheckinKey) -> bool {
     let v = key.index();
-    slots.is_live(v) && {
-        let w = slots.get(v);
-        w.deadline_ns == deadline_ns && key == CheckinKey::new(v, w.token)
-    }
+    slots.is_live(v) && key == CheckinKey::new(v, slots.get(v).token)
 }
 
 /// A check-in record's entry: its index, and 32 bits of the visitor's token, so that a record
 /// left behind by a visitor who is gone is not taken for the one now at the same index (which
 /// would keep stale records alive when check-ins share a deadline, as under a stopped clock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct CheckinKey(u64);
 
 impl CheckinKey {
     fn new(index: u32, token: u128) -> Self {
         Self(u64::from(index) << 32 | u64::from(token as u32))
+    }
+
+    /// The same token's key at another index.
+    fn at(self, index: u32) -> Self {
+        Self(u64::from(index) << 32 | (self.0 & 0xffff_ffff))
     }
 
     fn index(self) -> u32 {

@@ -13,11 +13,12 @@
 //! One protocol per file: `types` (the plain values), `builder` (settings), `core` (the state
 //! behind the lock and its replay), `eta` (tickets, ETAs and stats), `audit` (the whole-room
 //! check), `wait` (the async wait); below them, `gcra` (the admission schedule), `line` with
-//! `index` and `rank` (the FIFO line with exact positions), `passes` (admitted visitors) and
-//! `draw` (the pre-queue's fair order).
+//! `index`, `rank`, `slots` and `checkins` (the FIFO line with exact positions and its check-in
+//! deadlines), `passes` (admitted visitors) and `draw` (the pre-queue's fair order).
 
 mod audit;
 mod builder;
+mod checkins;
 mod draw;
 mod error;
 mod eta;
@@ -37,9 +38,9 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
 use crate::invariant::{InvariantViolation, ensure};
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{RwLock, RwLockWriteGuard};
 use crate::token::random_u128;
-use line::{Line, Waiter};
+use line::{CheckinNs, Line, Waiter};
 use passes::{LapsedTokens, PassRec, Passes};
 use state::Core;
 
@@ -98,9 +99,18 @@ pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
 ///    checking in is admitted no later than its ETA (plus at most 1 ns per admission ahead of it,
 ///    from admissions falling on whole nanoseconds).
 ///
-/// All methods take `&self`; the room's state sits behind one lock, and every call is
-/// O(log n) in the number waiting (amortized), plus the admissions, lapses and pass expiries
-/// that fell due since the previous call, at most [`MAX_EVENTS_PER_CALL`] of them.
+/// All methods take `&self`; the room's state sits behind one reader-writer lock, and every
+/// call is O(log n) in the number waiting (amortized), plus the admissions, lapses and pass
+/// expiries that fell due since the previous call, at most [`MAX_EVENTS_PER_CALL`] of them.
+///
+/// # Who waits for whom
+///
+/// Calls that change the line (a newcomer's `join`, `finish`, the operator's calls) and calls
+/// that find events due (an admission, a lapse) take the lock exclusively. The common calls of
+/// a surge, `poll`, `peek` and `join` by a visitor already in the room, take it shared whenever
+/// nothing falls due before the clock's now: many run at once, each answered exactly as of its
+/// own reading of the clock. A check-in under the shared lock is one atomic store; the replay
+/// moves the visitor's lapse record later when it comes up (see `room::checkins`).
 ///
 /// # After a long idle spell
 ///
@@ -115,7 +125,7 @@ pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
 /// clock, but not yet by the room's time, keeps their place).
 pub struct WaitingRoom<C = SystemClock> {
     clock: C,
-    core: Mutex<Core>,
+    core: RwLock<Core>,
     checkin_timeout_ns: u64,
     #[cfg(feature = "tokio")]
     notify: tokio::sync::Notify,
@@ -130,7 +140,7 @@ impl WaitingRoom<SystemClock> {
 
 impl<C> fmt::Debug for WaitingRoom<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let core = self.core.lock();
+        let core = self.core.read();
         f.debug_struct("WaitingRoom")
             .field("waiting", &core.line.waiting())
             .field("prequeued", &core.prequeue.waiting())
@@ -142,13 +152,26 @@ impl<C> fmt::Debug for WaitingRoom<C> {
 }
 
 impl<C: Clock> WaitingRoom<C> {
-    /// Locks the core and advances it to the clock's now.
-    fn advanced(&self) -> MutexGuard<'_, Core> {
-        let mut core = self.core.lock();
+    /// Locks the core exclusively and advances it to the clock's now.
+    fn advanced(&self) -> RwLockWriteGuard<'_, Core> {
+        let mut core = self.core.write();
         // Read the time under the lock so that calls advance the room in time order.
         let now = now_ns(&self.clock);
         core.advance(now);
         core
+    }
+
+    /// Runs `f` under the shared lock if nothing falls due before the clock's now, with that
+    /// now (at or after the room's time) and the clock reading; `None` if the room must be
+    /// advanced first.
+    #[inline]
+    fn shared<T>(&self, f: impl FnOnce(&Core, u64, u64) -> T) -> Option<T> {
+        let core = self.core.read();
+        // Read the time under the lock: no exclusive call runs between this reading and the
+        // answer, so the answer is the room's state at this time.
+        let clock = now_ns(&self.clock);
+        let now = clock.max(core.now_ns);
+        core.quiet_at(now).then(|| f(&core, now, clock))
     }
 
     /// Runs one call on the core, advanced to now; then, outside the lock, wakes the async
@@ -156,6 +179,7 @@ impl<C: Clock> WaitingRoom<C> {
     fn call<T>(&self, f: impl FnOnce(&mut Core) -> T) -> T {
         let mut core = self.advanced();
         let result = f(&mut core);
+        core.refresh_next_event();
         #[cfg(feature = "tokio")]
         let due = core.awaited.take_due();
         drop(core);
@@ -187,7 +211,16 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), JoinError>(())
     /// ```
     pub fn join(&self, visitor: VisitorId) -> Result<Entry, JoinError> {
-        self.call(|core| core.join(visitor))
+        let shared = self.shared(|core, now, clock| {
+            core.rejoin(visitor, now, clock)
+                .ok_or_else(|| core.fresh_token())
+        });
+        let drawn = match shared {
+            Some(Ok(entry)) => return Ok(entry),
+            Some(Err(token)) => Some(token),
+            None => None,
+        };
+        self.call(|core| core.join(visitor, drawn))
     }
 
     /// Where this ticket stands now. Counts as a check-in for a waiting visitor.
@@ -214,7 +247,10 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&self, token: TicketToken) -> Result<Entry, PollError> {
-        self.call(|core| core.poll(token.0))
+        if let Some(answer) = self.shared(|core, now, clock| core.poll(token.0, now, clock)) {
+            return answer;
+        }
+        self.call(|core| core.poll(token.0, core.now_ns, core.clock_ns))
     }
 
     /// Where this ticket stands now, without checking in: for operators and dashboards looking a
@@ -243,7 +279,10 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn peek(&self, token: TicketToken) -> Result<Entry, PollError> {
-        self.call(|core| core.peek(token.0))
+        if let Some(answer) = self.shared(|core, now, _| core.peek(token.0, now)) {
+            return answer;
+        }
+        self.call(|core| core.peek(token.0, core.now_ns))
     }
 
     /// Ends a pass (freeing its active place at once) or leaves the line (those behind move up).
@@ -376,12 +415,12 @@ impl<C: Clock> WaitingRoom<C> {
     /// waiting bounds, admission counts adding up, and that no admissible visitor is left waiting.
     /// O(n log n); meant for tests and audits.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        self.core.lock().check()
+        self.core.read().check()
     }
 
     /// Heap bytes held by the room's line, pre-queue, passes and lapsed-token memory.
     pub fn heap_bytes(&self) -> usize {
-        let core = self.core.lock();
+        let core = self.core.read();
         core.line.heap_bytes()
             + core.prequeue.heap_bytes()
             + core.passes.heap_bytes()

@@ -104,13 +104,6 @@ impl Slots {
         &self.blocks[b].items[k]
     }
 
-    /// The entry at virtual index `v`, which must be waiting.
-    pub(crate) fn get_mut(&mut self, v: u32) -> &mut Waiter {
-        let i = self.at(v);
-        let (b, k) = self.locate(i).expect("a waiting entry is stored");
-        &mut self.blocks[b].items[k]
-    }
-
     /// Appends a waiting entry; returns its virtual index.
     pub(crate) fn push(&mut self, w: Waiter) -> u32 {
         let i = self.live.len();
@@ -129,7 +122,7 @@ impl Slots {
     /// Marks the entry at `v` gone; returns it. Re-packs its block if few of it still wait.
     pub(crate) fn remove(&mut self, v: u32) -> Waiter {
         let i = self.at(v);
-        let w = *self.get(v);
+        let w = self.get(v).clone();
         let was_live = self.live.clear(i);
         debug_assert!(was_live, "removing a visitor who is not waiting");
         self.repack_if_sparse(i / BLOCK);
@@ -150,7 +143,7 @@ impl Slots {
             if self.live.get(first + o)
                 && let Some(k) = block.slot(o)
             {
-                items.push(block.items[k]);
+                items.push(block.items[k].clone());
                 offsets.push(o as u16);
             }
         }
@@ -240,7 +233,7 @@ mod tests {
         Waiter {
             token: u128::from(n) << 64,
             visitor: VisitorId(n),
-            deadline_ns: n,
+            deadline_ns: crate::room::line::CheckinNs::new(n),
         }
     }
 
@@ -272,8 +265,8 @@ mod tests {
             }
             if n % 500 == 0 {
                 slots.check().unwrap();
-                let got: Vec<(u32, Waiter)> = slots.iter().map(|(v, w)| (v, *w)).collect();
-                let want: Vec<(u32, Waiter)> = model.iter().map(|(v, w)| (*v, *w)).collect();
+                let got: Vec<(u32, Waiter)> = slots.iter().map(|(v, w)| (v, w.clone())).collect();
+                let want: Vec<(u32, Waiter)> = model.iter().map(|(v, w)| (*v, w.clone())).collect();
                 assert_eq!(got, want);
                 for (v, w) in &model {
                     assert_eq!(slots.get(*v), w);

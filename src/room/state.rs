@@ -35,6 +35,11 @@ pub(super) struct Core {
     pub(super) clock_ns: u64,
     /// Events due at or before `clock_ns` remain to be replayed (see [`MAX_EVENTS_PER_CALL`]).
     pub(super) behind: bool,
+    /// No event falls due before this time (a lower bound, refreshed at the end of every call
+    /// under the exclusive lock; check-ins under the shared lock only move lapses later). A call
+    /// at an earlier time finds the room as an advance would leave it, and may be answered under
+    /// the shared lock.
+    pub(super) next_event_ns: u64,
     pub(super) admitted_total: u64,
     pub(super) dropped_total: u64,
     pub(super) left_total: u64,
@@ -67,29 +72,42 @@ enum Event {
 }
 
 impl Core {
+    /// The next event and when it falls due (a check-in lapse at or before its time: the
+    /// visitor may have checked in since its record was made).
+    fn next_event(&mut self) -> Option<(u64, Event)> {
+        let lapse = match (self.line.next_lapse(), self.prequeue.next_lapse()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let candidates = [
+            (lapse, Event::Lapse),
+            (self.passes.next_expiry(), Event::PassExpiry),
+            (self.opening.map(|(at, _)| at), Event::Opening),
+            (self.next_admission_ns(), Event::Admission),
+        ];
+        candidates
+            .into_iter()
+            .filter_map(|(t, e)| t.map(|t| (t, e)))
+            .min()
+    }
+
+    /// Sets [`next_event_ns`](Self::next_event_ns) after a call under the exclusive lock.
+    pub(super) fn refresh_next_event(&mut self) {
+        self.next_event_ns = self.next_event().map_or(u64::MAX, |(t, _)| t);
+    }
+
+    /// Whether a call at `now` finds nothing to replay: it may be answered under the shared
+    /// lock, as of `now`.
+    pub(super) fn quiet_at(&self, now: u64) -> bool {
+        !self.behind && now < self.next_event_ns
+    }
+
     /// Replays every event due at or before `now`, in time order.
     pub(super) fn advance(&mut self, now: u64) {
         let now = now.max(self.now_ns);
         self.clock_ns = self.clock_ns.max(now);
         let mut replayed = 0;
-        loop {
-            let lapse = match (self.line.next_lapse(), self.prequeue.next_lapse()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let candidates = [
-                (lapse, Event::Lapse),
-                (self.passes.next_expiry(), Event::PassExpiry),
-                (self.opening.map(|(at, _)| at), Event::Opening),
-                (self.next_admission_ns(), Event::Admission),
-            ];
-            let Some((t, event)) = candidates
-                .into_iter()
-                .filter_map(|(t, e)| t.map(|t| (t, e)))
-                .min()
-            else {
-                break;
-            };
+        while let Some((t, event)) = self.next_event() {
             if t > now {
                 break;
             }
@@ -166,7 +184,8 @@ impl Core {
         };
         let pre = self.prequeue.drain();
         let order = draw::shuffled(pre.len(), seed);
-        self.line.push_all(order.into_iter().map(|i| pre[i]));
+        self.line
+            .push_all(order.into_iter().map(|i| pre[i].clone()));
         self.last_seed = Some(seed);
     }
 
@@ -217,7 +236,13 @@ impl Core {
     /// The check-in deadline of a join or poll now: from the clock's time, not the room's, so
     /// that a room catching up never makes a visitor lapse for its own delay.
     pub(super) fn deadline(&self) -> u64 {
-        self.clock_ns.saturating_add(self.checkin_timeout_ns)
+        self.deadline_at(self.clock_ns)
+    }
+
+    /// The check-in deadline of a call that read the clock at `now`.
+    pub(super) fn deadline_at(&self, now: u64) -> u64 {
+        now.max(self.clock_ns)
+            .saturating_add(self.checkin_timeout_ns)
     }
 
     /// The latest time every event before which has been replayed: the room's time, or just
@@ -230,19 +255,15 @@ impl Core {
         }
     }
 
-    pub(super) fn join(&mut self, visitor: VisitorId) -> Result<Entry, JoinError> {
-        if let Some((token, p)) = self.passes.find_visitor(visitor) {
-            return Ok(Entry::Admitted(Self::pass(token, &p)));
-        }
-        if let Some(i) = self.line.find_visitor(visitor) {
-            let d = self.deadline();
-            self.line.check_in(i, d);
-            return Ok(Entry::Waiting(self.ticket(i)));
-        }
-        if let Some(i) = self.prequeue.find_visitor(visitor) {
-            let d = self.deadline();
-            self.prequeue.check_in(i, d);
-            return Ok(Entry::Waiting(self.prequeue_ticket(i)));
+    /// `join`; `drawn` is a token drawn for a newcomer under the shared lock (used if still
+    /// free: drawing it there, with its lookups, keeps the exclusive lock short).
+    pub(super) fn join(
+        &mut self,
+        visitor: VisitorId,
+        drawn: Option<u128>,
+    ) -> Result<Entry, JoinError> {
+        if let Some(entry) = self.rejoin(visitor, self.now_ns, self.clock_ns) {
+            return Ok(entry);
         }
         if self.closed {
             return Err(JoinError::Closed);
@@ -255,29 +276,29 @@ impl Core {
                 retry_after: self.retry_after(),
             });
         }
+        let token = match drawn {
+            Some(t) if !self.token_in_use(t) => t,
+            _ => self.fresh_token(),
+        };
         let waiter = Waiter {
-            token: self.fresh_token(),
+            token,
             visitor,
-            deadline_ns: self.deadline(),
+            deadline_ns: CheckinNs::new(self.deadline()),
         };
         if self.opening.is_some() {
             let i = self.prequeue.push(waiter);
             return Ok(Entry::Waiting(self.prequeue_ticket(i)));
         }
-        self.line.push(waiter);
+        let index = self.line.push(waiter);
         // Admits the newcomer at once if it is alone in line and the limits allow (a room still
         // catching up has others due first: the next calls' replay gets to it).
         self.advance_now_unless_behind();
-        if let Some(p) = self.passes.get(waiter.token) {
-            return Ok(Entry::Admitted(Self::pass(waiter.token, &p)));
+        if let Some(p) = self.passes.get(token) {
+            return Ok(Entry::Admitted(Self::pass(token, &p)));
         }
-        match self.line.find_token(waiter.token) {
-            Some(i) => Ok(Entry::Waiting(self.ticket(i))),
-            // Unreachable: a newcomer is either admitted or waiting; a lapse needs time to pass.
-            None => Err(JoinError::Full {
-                retry_after: self.retry_after(),
-            }),
-        }
+        // Not admitted, so still at `index`: a lapse needs time to pass.
+        debug_assert_eq!(self.line.find_token(token), Some(index));
+        Ok(Entry::Waiting(self.ticket(index)))
     }
 
     /// Where a token stands: a live pass, or a place in the line or the pre-queue.
@@ -291,30 +312,48 @@ impl Core {
         self.prequeue.find_token(token).map(Place::Prequeue)
     }
 
-    /// The answer for a token found at `place`.
-    pub(super) fn entry(&self, token: u128, place: Place) -> Entry {
+    /// The answer, as of `now`, for a token found at `place`.
+    pub(super) fn entry(&self, token: u128, place: Place, now: u64) -> Entry {
         match place {
             Place::Pass(p) => Entry::Admitted(Self::pass(token, &p)),
-            Place::Line(i) => Entry::Waiting(self.ticket(i)),
-            Place::Prequeue(i) => Entry::Waiting(self.prequeue_ticket(i)),
+            Place::Line(i) => Entry::Waiting(self.ticket_at(i, now)),
+            Place::Prequeue(i) => Entry::Waiting(self.prequeue_ticket_at(i, now)),
         }
     }
 
-    /// `peek`, plus a check-in for a waiting visitor.
-    pub(super) fn poll(&mut self, token: u128) -> Result<Entry, PollError> {
+    /// `peek`, plus a check-in for a waiting visitor. Needs only shared access: the room at
+    /// `now` (the room's time, or a later one at which [`quiet_at`](Self::quiet_at) holds);
+    /// `clock` is the clock reading the check-in counts from.
+    pub(super) fn poll(&self, token: u128, now: u64, clock: u64) -> Result<Entry, PollError> {
         let place = self.locate(token).ok_or_else(|| self.ended_error(token))?;
-        let deadline = self.deadline();
+        let deadline = self.deadline_at(clock);
         match place {
             Place::Line(i) => self.line.check_in(i, deadline),
             Place::Prequeue(i) => self.prequeue.check_in(i, deadline),
             Place::Pass(_) => {}
         }
-        Ok(self.entry(token, place))
+        Ok(self.entry(token, place, now))
     }
 
-    pub(super) fn peek(&self, token: u128) -> Result<Entry, PollError> {
+    /// Where a token stands as of `now`, without a check-in.
+    pub(super) fn peek(&self, token: u128, now: u64) -> Result<Entry, PollError> {
         let place = self.locate(token).ok_or_else(|| self.ended_error(token))?;
-        Ok(self.entry(token, place))
+        Ok(self.entry(token, place, now))
+    }
+
+    /// The pass or ticket of a visitor already in the room, with a check-in for a waiting one;
+    /// `None` for a newcomer. Needs only shared access (see [`poll`](Self::poll)).
+    pub(super) fn rejoin(&self, visitor: VisitorId, now: u64, clock: u64) -> Option<Entry> {
+        if let Some((token, p)) = self.passes.find_visitor(visitor) {
+            return Some(Entry::Admitted(Self::pass(token, &p)));
+        }
+        if let Some(i) = self.line.find_visitor(visitor) {
+            self.line.check_in(i, self.deadline_at(clock));
+            return Some(Entry::Waiting(self.ticket_at(i, now)));
+        }
+        let i = self.prequeue.find_visitor(visitor)?;
+        self.prequeue.check_in(i, self.deadline_at(clock));
+        Some(Entry::Waiting(self.prequeue_ticket_at(i, now)))
     }
 
     pub(super) fn ended_error(&self, token: u128) -> PollError {

@@ -57,7 +57,7 @@ struct Registration<'a, C: Clock> {
 
 impl<C: Clock> Drop for Registration<'_, C> {
     fn drop(&mut self) {
-        self.room.core.lock().awaited.unregister(self.token);
+        self.room.core.write().awaited.unregister(self.token);
     }
 }
 
@@ -103,7 +103,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// ```
     pub async fn wait(&self, token: TicketToken) -> Result<Pass, PollError> {
         let checkin_every = (self.checkin_timeout() / 3).max(Duration::from_millis(1));
-        let mine = self.core.lock().awaited.register(token.0);
+        let mine = self.core.write().awaited.register(token.0);
         let _registration = Registration {
             room: self,
             token: token.0,
