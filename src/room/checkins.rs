@@ -9,29 +9,49 @@
 //!   visitor's deadline unchanged (it lapses) or moves the record to the visitor's current
 //!   deadline ([`requeue`](CheckinQueue::requeue)): one move per visitor per check-in timeout at
 //!   most, however often it checks in.
-//! - Records of joins arrive in deadline order (a FIFO, O(1)); moved ones go to a min-heap
-//!   (O(log n)). Records of visitors who left are skipped when reached, and dropped by a
-//!   compaction once they outnumber the live ones (see [`DeadlineQueue`]).
+//! - Records of joins arrive in deadline order (a FIFO, O(1)). Moved ones go to buckets of
+//!   2^27 ns (about 134 ms) by deadline, each sorted once when it comes first (O(log b) per record for a
+//!   bucket of b, touching memory in order); a record moved into the bucket already being drained
+//!   goes to a small heap beside it. Records of visitors who left are skipped when reached, and
+//!   dropped by a compaction once they outnumber the live ones (see [`DeadlineQueue`]).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::deadline::DeadlineQueue;
 
-/// Stale moved records allowed beyond the live ones before the heap is compacted.
+/// Stale moved records allowed beyond the live ones before they are compacted.
 const SLACK: usize = 32;
+
+/// The width of a bucket of moved records: 2^27 ns, about 134 ms.
+const BUCKET_SHIFT: u32 = 27;
+#[cfg(test)]
+const BUCKET_NS: u64 = 1 << BUCKET_SHIFT;
 
 #[derive(Debug)]
 pub(crate) struct CheckinQueue<K> {
     joined: DeadlineQueue<K>,
-    moved: BinaryHeap<Reverse<(u64, K)>>,
+    /// Moved records of later buckets, by bucket, unsorted.
+    later: BTreeMap<u64, Vec<(u64, K)>>,
+    /// The bucket being drained, sorted latest first (the earliest pops off the end), and its
+    /// number; every bucket in `later` is after it.
+    ready: Vec<(u64, K)>,
+    ready_bucket: Option<u64>,
+    /// Records moved into `ready`'s bucket or an earlier one after it was sorted.
+    late: BinaryHeap<Reverse<(u64, K)>>,
+    /// Moved records held in `later`, `ready` and `late`, stale ones included.
+    moved: usize,
 }
 
 impl<K> Default for CheckinQueue<K> {
     fn default() -> Self {
         Self {
             joined: DeadlineQueue::default(),
-            moved: BinaryHeap::new(),
+            later: BTreeMap::new(),
+            ready: Vec::new(),
+            ready_bucket: None,
+            late: BinaryHeap::new(),
+            moved: 0,
         }
     }
 }
@@ -56,28 +76,57 @@ impl<K: Copy + Ord> CheckinQueue<K> {
     /// The earliest live record, dropping the stale ones before it.
     pub(crate) fn front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
         let joined = self.joined.front(&is_live);
-        while let Some(&Reverse((d, k))) = self.moved.peek() {
-            if is_live(d, k) {
-                break;
+        [
+            joined,
+            self.ready_front(&is_live),
+            self.late_front(&is_live),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The earliest live record of the bucket being drained, sorting the next bucket in when it
+    /// runs out.
+    fn ready_front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
+        loop {
+            while let Some(&(d, k)) = self.ready.last() {
+                if is_live(d, k) {
+                    return Some((d, k));
+                }
+                self.ready.pop();
+                self.moved -= 1;
             }
-            self.moved.pop();
+            let (bucket, mut records) = self.later.pop_first()?;
+            records.sort_unstable_by(|a, b| b.cmp(a));
+            self.ready = records;
+            self.ready_bucket = Some(bucket);
         }
-        let moved = self.moved.peek().map(|r| r.0);
-        match (joined, moved) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+    }
+
+    fn late_front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
+        while let Some(&Reverse((d, k))) = self.late.peek() {
+            if is_live(d, k) {
+                return Some((d, k));
+            }
+            self.late.pop();
+            self.moved -= 1;
         }
+        None
     }
 
     /// Removes the earliest live record and returns it.
     pub(crate) fn pop_front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
         let front = self.front(&is_live)?;
-        if self.moved.peek().is_some_and(|r| r.0 == front) {
-            self.moved.pop();
+        if self.ready.last() == Some(&front) {
+            self.ready.pop();
+            self.moved -= 1;
+        } else if self.late.peek().is_some_and(|r| r.0 == front) {
+            self.late.pop();
+            self.moved -= 1;
         } else {
             self.joined.pop();
         }
-        crate::shrink::binary_heap(&mut self.moved);
         Some(front)
     }
 
@@ -89,15 +138,43 @@ impl<K: Copy + Ord> CheckinQueue<K> {
         live: usize,
         is_live: impl Fn(u64, K) -> bool,
     ) {
-        if self.moved.len() > 2 * live + SLACK {
-            self.moved.retain(|&Reverse((d, k))| is_live(d, k));
+        if self.moved > 2 * live + SLACK {
+            self.compact(&is_live);
         }
-        self.moved.push(Reverse((deadline_ns, key)));
+        let bucket = deadline_ns >> BUCKET_SHIFT;
+        if self.ready_bucket.is_some_and(|r| bucket <= r) {
+            self.late.push(Reverse((deadline_ns, key)));
+        } else {
+            self.later
+                .entry(bucket)
+                .or_default()
+                .push((deadline_ns, key));
+        }
+        self.moved += 1;
+    }
+
+    /// Drops the moved records of visitors who left.
+    #[cold]
+    fn compact(&mut self, is_live: impl Fn(u64, K) -> bool) {
+        self.ready.retain(|&(d, k)| is_live(d, k));
+        self.late.retain(|&Reverse((d, k))| is_live(d, k));
+        self.later.retain(|_, records| {
+            records.retain(|&(d, k)| is_live(d, k));
+            !records.is_empty()
+        });
+        crate::shrink::vec(&mut self.ready);
+        crate::shrink::binary_heap(&mut self.late);
+        self.moved =
+            self.ready.len() + self.late.len() + self.later.values().map(Vec::len).sum::<usize>();
     }
 
     /// Every record, stale ones included.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, K)> + '_ {
-        self.joined.iter().chain(self.moved.iter().map(|r| r.0))
+        self.joined
+            .iter()
+            .chain(self.ready.iter().copied())
+            .chain(self.late.iter().map(|r| r.0))
+            .chain(self.later.values().flatten().copied())
     }
 
     /// Whether the records of joins are in deadline order (for invariant checks).
@@ -105,9 +182,16 @@ impl<K: Copy + Ord> CheckinQueue<K> {
         self.joined.is_ordered()
     }
 
-    /// Heap bytes of both parts.
+    /// Heap bytes of every part (a bucket's map node counted as 64 bytes).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.joined.heap_bytes() + self.moved.capacity() * std::mem::size_of::<(u64, K)>()
+        let record = std::mem::size_of::<(u64, K)>();
+        self.joined.heap_bytes()
+            + (self.ready.capacity() + self.late.capacity()) * record
+            + self
+                .later
+                .values()
+                .map(|v| v.capacity() * record + 64)
+                .sum::<usize>()
     }
 }
 
@@ -143,11 +227,21 @@ mod tests {
             if next(10) == 0 {
                 deadline.remove(&key);
             } else if let Some(d) = deadline.get_mut(&key) {
-                *d += next(5_000) + 1;
+                *d += next(3 * BUCKET_NS) + 1;
             }
         }
         let mut lapsed = Vec::new();
+        let mut rounds = 0;
         while let Some((d, key)) = q.front(|_, k| deadline.contains_key(&k)) {
+            rounds += 1;
+            // Check-ins keep coming while the queue drains: some land in the bucket being
+            // drained (the late heap), some in later buckets.
+            if rounds % 3 == 0 {
+                let other = next(2_000) as u32;
+                if let Some(od) = deadline.get_mut(&other) {
+                    *od += next(BUCKET_NS / 2) + 1;
+                }
+            }
             let current = deadline[&key];
             assert!(
                 d <= current,
