@@ -143,3 +143,30 @@ fn alternatives_place_more_and_a_round_takes_the_edge_off_speed() {
         share(round)
     );
 }
+
+/// The modes run side by side without touching each other: a run of one mode alone gives that
+/// mode the figures it has beside the others, and the others none.
+#[test]
+fn a_mode_run_alone_has_the_figures_it_has_beside_the_others() {
+    let all = sim::run(&small(2, 5), |_, _| {});
+    let one = booking::Mode::parse("alternatives").unwrap();
+    let alone = sim::run(
+        &sim::Config {
+            modes: vec![one],
+            ..small(2, 5)
+        },
+        |_, _| {},
+    );
+    let m = one as usize;
+    assert!(alone.modes[m].ran);
+    assert_eq!(
+        serde_json::to_value(&alone.modes[m]).unwrap(),
+        serde_json::to_value(&all.modes[m]).unwrap()
+    );
+    for other in [0, 2] {
+        assert!(!alone.modes[other].ran);
+        assert_eq!(alone.modes[other].bookings, 0);
+    }
+    assert_eq!(alone.admitted, all.admitted);
+    assert!(alone.library_calls < all.library_calls);
+}

@@ -33,7 +33,7 @@ use crate::sim::{Config, PARALLEL_MIN, Plan, par_map_if};
 pub const ROUNDS: u32 = 4;
 
 /// How applicants get appointments; see the module docs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Mode {
     Single,
     Among,
@@ -48,6 +48,16 @@ impl Mode {
             Mode::Single => "one branch",
             Mode::Among => "alternatives",
             Mode::Round => "round",
+        }
+    }
+
+    /// The mode of a `--modes` word: `one`, `alternatives` or `round`.
+    pub fn parse(word: &str) -> Option<Mode> {
+        match word {
+            "one" => Some(Mode::Single),
+            "alternatives" => Some(Mode::Among),
+            "round" => Some(Mode::Round),
+            _ => None,
         }
     }
 }
@@ -75,6 +85,8 @@ struct Seat {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ModeReport {
     pub mode: &'static str,
+    /// Whether this mode ran (`--modes`); the figures of one that did not are zeros.
+    pub ran: bool,
     /// Confirmed and not cancelled at the end.
     pub bookings: u64,
     /// Of those, held by fast clients.
@@ -132,11 +144,14 @@ pub struct Books<'a> {
     pub offered: u64,
     /// Library calls made here.
     pub calls: u64,
+    /// Which modes run (`Mode::ALL` order).
+    ran: [bool; 3],
 }
 
 impl<'a> Books<'a> {
     /// Three books with every slot opened at the same capacities.
     pub fn new(cfg: &'a Config, clock: &ManualClock, caps: Vec<u32>, visitors: usize) -> Self {
+        let ran = Mode::ALL.map(|m| cfg.modes.contains(&m));
         let slots_per_branch = cfg.days * cfg.windows_per_day;
         let book = || {
             SlotBook::builder()
@@ -149,11 +164,14 @@ impl<'a> Books<'a> {
         };
         let books = [book(), book(), book()];
         let mut offered = 0;
+        let mut calls = 0;
         for b in 0..cfg.branches {
             for s in 0..slots_per_branch {
-                for book in &books {
-                    book.set_capacity(BranchId(b), s, caps[b as usize])
+                for mode in Mode::ALL.into_iter().filter(|&m| ran[m as usize]) {
+                    books[mode as usize]
+                        .set_capacity(BranchId(b), s, caps[b as usize])
                         .expect("capacity within limits");
+                    calls += 1;
                 }
                 offered += u64::from(caps[b as usize]);
             }
@@ -163,22 +181,26 @@ impl<'a> Books<'a> {
             books,
             caps,
             slots_per_branch,
-            round: Some((
-                (cfg.round_secs * 1e9) as u64,
-                AllocationRound::new(cfg.seed),
-                0,
-            )),
+            round: ran[Mode::Round as usize].then(|| {
+                (
+                    (cfg.round_secs * 1e9) as u64,
+                    AllocationRound::new(cfg.seed),
+                    0,
+                )
+            }),
             seats: vec![[Seat::default(); 3]; visitors],
             booked: BTreeMap::new(),
             reports: Mode::ALL.map(|m| ModeReport {
                 mode: m.name(),
+                ran: ran[m as usize],
                 ..ModeReport::default()
             }),
+            ran,
             confirmed: [0; 3],
             bookings_now: [0; 3],
             fast_now: [0; 3],
             offered,
-            calls: 3 * u64::from(cfg.branches * slots_per_branch),
+            calls,
         }
     }
 
@@ -223,7 +245,7 @@ impl<'a> Books<'a> {
         for &v in registered {
             let p = &plans[v as usize];
             let city = self.city(p.branches[0]);
-            for mode in Mode::ALL {
+            for mode in Mode::ALL.into_iter().filter(|&m| self.ran[m as usize]) {
                 match (&mut self.round, mode) {
                     (Some((_, round, 0)), Mode::Round) => {
                         request(round, p, v, self.slots_per_branch);
@@ -358,10 +380,10 @@ impl<'a> Books<'a> {
 
     /// Reclaims lapsed holds in every book (once a simulated second).
     pub fn sweep(&mut self) {
-        for book in &self.books {
-            book.sweep();
+        for mode in Mode::ALL.into_iter().filter(|&m| self.ran[m as usize]) {
+            self.books[mode as usize].sweep();
+            self.calls += 1;
         }
-        self.calls += 3;
     }
 
     /// Whether nothing is left to do: the round closed.
@@ -373,7 +395,7 @@ impl<'a> Books<'a> {
     /// end against the ledger, and fills in the per-mode figures.
     /// Returns the figures and the library calls made here.
     pub fn finish(mut self) -> ([ModeReport; 3], u64) {
-        for mode in Mode::ALL {
+        for mode in Mode::ALL.into_iter().filter(|&m| self.ran[m as usize]) {
             let m = mode as usize;
             let book = &self.books[m];
             book.sweep();

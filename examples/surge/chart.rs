@@ -26,6 +26,7 @@ fn panels(report: &Report) -> Vec<Panel> {
     let per_mode = |value: fn(&Sample, usize) -> f64| -> Vec<Series> {
         Mode::ALL
             .iter()
+            .filter(|&&m| report.modes[m as usize].ran)
             .map(|&m| {
                 let series: Series = (
                     m.name(),

@@ -149,6 +149,11 @@ struct Args {
     /// Registrations done in this many first seconds go to the allocation round (round mode).
     #[arg(long, default_value_t = 3600.0)]
     round_secs: f64,
+    /// The appointment modes to run side by side, comma-separated: one (a visitor's own branch),
+    /// alternatives (any of its acceptable branches), round (allocation rounds for the first
+    /// --round-secs). Fewer modes make a faster run.
+    #[arg(long, value_delimiter = ',', default_value = "one,alternatives,round")]
+    modes: Vec<String>,
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -203,6 +208,15 @@ impl Args {
             fast_retry_ms: self.fast_retry_ms,
             fast_retry_secs: self.fast_retry_secs,
             round_secs: self.round_secs,
+            modes: self
+                .modes
+                .iter()
+                .map(|w| {
+                    booking::Mode::parse(w).ok_or_else(|| {
+                        format!("--modes: unknown mode {w:?} (use one, alternatives, round)")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             ..sim::Config::default()
         };
         if let Some(t) = self.threads {
@@ -253,6 +267,9 @@ fn validate(c: &sim::Config) -> Result<(), String> {
         if value > max {
             return Err(format!("{name} (after --scale) must be at most {max}"));
         }
+    }
+    if c.modes.is_empty() {
+        return Err("--modes needs at least one mode".into());
     }
     if c.capacity_min > c.capacity_max {
         return Err("--capacity-min must not exceed --capacity-max".into());
@@ -449,12 +466,13 @@ fn print_table(cfg: &sim::Config, r: &sim::Report) {
 fn print_modes(r: &sim::Report) {
     let pct = |n: u64, of: u64| format!("{:.1}%", 100.0 * n as f64 / of.max(1) as f64);
     let row = |label: &str, cell: &dyn Fn(&booking::ModeReport) -> String| {
+        let shown = |m: &booking::ModeReport| if m.ran { cell(m) } else { "-".into() };
         let [a, b, c] = &r.modes;
         println!(
             "{label:<34} {:>16} {:>14} {:>14}",
-            cell(a),
-            cell(b),
-            cell(c)
+            shown(a),
+            shown(b),
+            shown(c)
         );
     };
     println!(

@@ -86,6 +86,8 @@ pub struct Config {
     pub fast_retry_secs: f64,
     /// Registrations done in the first `round_secs` go to the allocation round (round mode).
     pub round_secs: f64,
+    /// The appointment modes to run side by side.
+    pub modes: Vec<Mode>,
 }
 
 impl Default for Config {
@@ -127,6 +129,7 @@ impl Default for Config {
             fast_retry_ms: 100,
             fast_retry_secs: 900.0,
             round_secs: 3600.0,
+            modes: Mode::ALL.to_vec(),
         }
     }
 }
