@@ -1,14 +1,19 @@
-//! The launch-surge simulation: a million visitors against one WaitingRoom and one SlotBook, on a
-//! ManualClock, with the library called from several threads.
+//! The launch-surge simulation: a million visitors against one WaitingRoom and three SlotBooks
+//! (one per appointment mode), on ManualClocks, with the library called from several threads.
 //!
-//! Time advances in ticks. In each tick, in this order:
+//! Time advances in ticks. The room half, in each tick, in this order:
 //! 1. arrivals join the room (one thread, in arrival order);
-//! 2. visitors who finished registering `finish` their pass (parallel);
-//! 3. book work under three modes side by side (one branch, alternatives, an allocation round:
-//!    see `booking.rs`), grouped by mode and city (parallel across groups, a fixed order within
-//!    one): cancellations, then confirmations, then reservations for those who just registered;
-//! 4. waiting visitors due to check in `poll` their ticket (parallel);
-//! 5. once a simulated second: `sweep`, and a sample for the chart.
+//! 2. visitors who finished registering `finish` their pass (parallel), and are handed to the
+//!    book half;
+//! 3. waiting visitors due to check in `poll` their ticket (parallel);
+//! 4. once a simulated second: a sample for the chart.
+//!
+//! The book half (`booking.rs`), on a clock of its own, follows the room tick by tick: book work
+//! under three modes side by side (one branch, alternatives, an allocation round), grouped by
+//! mode and city (parallel across groups, a fixed order within one): cancellations, then
+//! confirmations, then reservations for those who just registered; once a simulated second a
+//! `sweep` and a sample. It depends on the room only through the registrations, so with two
+//! threads or more it runs on a thread of its own, beside the room half.
 //!
 //! Every phase's outcome is independent of how its calls interleave (all calls of a phase happen
 //! at the same instant, and book calls that could race for a slot are on one thread), so a run is
@@ -22,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use serde::Serialize;
-use surgegate::{Entry, JoinError, ManualClock, PollError, TicketToken, VisitorId, WaitingRoom};
+use surgegate::{Entry, JoinError, ManualClock, TicketToken, VisitorId, WaitingRoom};
 
-use crate::booking::{BookEvent, Books, Groups, Mode, ModeReport};
+use crate::booking::{BookSide, Mode, ModeReport};
 
 const NS: f64 = 1e9;
 
@@ -297,7 +302,6 @@ pub fn capacities(cfg: &Config) -> Vec<u32> {
 enum Event {
     Poll,
     RegistrationDone,
-    Book(Mode, BookEvent),
 }
 
 /// A sample of the run, once per simulated second.
@@ -379,54 +383,61 @@ struct Visitor {
 }
 
 /// Runs the simulation. `progress` is called once per simulated second with (arrived, total).
-pub fn run(cfg: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
+///
+/// The room half runs on this thread; the book half ([`BookSide`]) depends on it only through
+/// each tick's registrations, so with more than one thread it runs on a thread of its own,
+/// following the room tick by tick. The figures are the same either way.
+pub fn run(cfg: &Config, progress: impl FnMut(u64, u64)) -> Report {
     let wall = Instant::now();
-    let mut sim = Sim::new(cfg);
-    loop {
-        let now = sim.tick * sim.tick_ns;
-        sim.arrivals(now);
-        let due = sim.due_now();
-        sim.finish_registrations(&due.registered);
-        sim.book_work(now, &due.registered, due.groups);
-        sim.check_ins(now, &due.polls);
-        let stats = sim.room.stats();
-        sim.calls.fetch_add(1, Ordering::Relaxed);
-        sim.report.peak_line = sim.report.peak_line.max(stats.waiting);
-        if sim.tick.is_multiple_of(sim.per_sample) {
-            sim.sample(now, &stats);
-            progress(sim.next_arrival as u64, sim.plans.len() as u64);
-        }
-        if sim.next_arrival == sim.plans.len()
-            && sim.wheel.is_empty()
-            && stats.waiting == 0
-            && sim.books.done()
-        {
-            sim.report.admitted = stats.admitted_total;
-            sim.report.gave_up = stats.dropped_total;
-            sim.report.simulated_secs = now as f64 / NS;
-            break;
-        }
-        sim.skip_to_next_tick();
-    }
-    sim.finish(wall)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .build()
+        .expect("thread pool");
+    let plans = plans(cfg);
+    let mut sim = Sim::new(cfg, &pool, &plans);
+    let mut books = BookSide::new(cfg, plans.len(), sim.tick_ns, sim.per_sample);
+    let end_tick = if cfg.threads > 1 {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u32>)>(1 << 12);
+        std::thread::scope(|s| {
+            let side = s.spawn(|| {
+                for (tick, registered) in rx {
+                    books.step(&pool, &plans, tick, &registered);
+                }
+                books.drain(&pool, &plans)
+            });
+            sim.run_room(progress, |tick, registered| {
+                tx.send((tick, registered)).expect("the book side runs");
+            });
+            drop(tx);
+            side.join().expect("the book side finishes")
+        })
+    } else {
+        sim.run_room(progress, |tick, registered| {
+            books.step(&pool, &plans, tick, &registered);
+        });
+        books.drain(&pool, &plans)
+    };
+    sim.report.simulated_secs = (end_tick * sim.tick_ns) as f64 / NS;
+    sim.finish(wall, books)
 }
 
-/// The simulation's state between ticks.
+/// The room half of the simulation between ticks.
 struct Sim<'a> {
     cfg: &'a Config,
-    pool: rayon::ThreadPool,
-    plans: Vec<Plan>,
+    pool: &'a rayon::ThreadPool,
+    plans: &'a [Plan],
     tick_ns: u64,
-    /// Ticks per simulated second: a sample (and a sweep) is taken every this many ticks.
+    /// Ticks per simulated second: a sample is taken every this many ticks.
     per_sample: u64,
     clock: ManualClock,
     room: WaitingRoom<ManualClock>,
-    books: Books<'a>,
     calls: AtomicU64,
     visitors: Vec<Visitor>,
-    /// Events by the tick they fall due in.
+    /// Room events by the tick they fall due in.
     wheel: BTreeMap<u64, Vec<(u32, Event)>>,
     report: Report,
+    /// (tick, waiting, admissions in the second before) once a simulated second.
+    samples: Vec<(u64, u64, u64)>,
     waits: Vec<u64>,
     next_arrival: usize,
     tick: u64,
@@ -434,21 +445,15 @@ struct Sim<'a> {
     registrations: u64,
 }
 
-/// The events of one tick, sorted by what is done with them.
+/// The room events of one tick, sorted by what is done with them.
 struct Due {
     polls: Vec<u32>,
     registered: Vec<u32>,
-    groups: Groups,
 }
 
 impl<'a> Sim<'a> {
-    /// The room, the book with every slot opened, and the visitors' plans.
-    fn new(cfg: &'a Config) -> Self {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(cfg.threads)
-            .build()
-            .expect("thread pool");
-        let plans = plans(cfg);
+    /// The room and the visitors' state.
+    fn new(cfg: &'a Config, pool: &'a rayon::ThreadPool, plans: &'a [Plan]) -> Self {
         let clock = ManualClock::new();
         let room = WaitingRoom::builder()
             .rate_per_second(cfg.rate_per_second)
@@ -459,13 +464,11 @@ impl<'a> Sim<'a> {
             .pass_ttl(Duration::from_secs_f64(cfg.pass_ttl_secs))
             .clock(clock.clone())
             .build();
-        let books = Books::new(cfg, &clock, capacities(cfg), plans.len());
         let report = Report {
             visitors: cfg.visitors,
             threads: cfg.threads,
             seed: cfg.seed,
             fast_visitors: plans.iter().filter(|p| p.fast).count() as u64,
-            appointments_offered: books.offered,
             ..Report::default()
         };
         Self {
@@ -478,14 +481,45 @@ impl<'a> Sim<'a> {
             per_sample: (1_000 / cfg.tick_ms).max(1),
             clock,
             room,
-            books,
             calls: AtomicU64::new(0),
             wheel: BTreeMap::new(),
             report,
+            samples: Vec::new(),
             next_arrival: 0,
             tick: 0,
             last_admitted: 0,
             registrations: 0,
+        }
+    }
+
+    /// The room's ticks until everyone has been admitted, has left or was refused; each tick's
+    /// registrations go to `registered`, in order.
+    fn run_room(
+        &mut self,
+        mut progress: impl FnMut(u64, u64),
+        mut registered: impl FnMut(u64, Vec<u32>),
+    ) {
+        loop {
+            let now = self.tick * self.tick_ns;
+            self.arrivals(now);
+            let due = self.due_now();
+            self.finish_registrations(&due.registered);
+            registered(self.tick, due.registered);
+            self.check_ins(now, &due.polls);
+            let stats = self.room.stats();
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.report.peak_line = self.report.peak_line.max(stats.waiting);
+            if self.tick.is_multiple_of(self.per_sample) {
+                self.sample(&stats);
+                progress(self.next_arrival as u64, self.plans.len() as u64);
+            }
+            if self.next_arrival == self.plans.len() && self.wheel.is_empty() && stats.waiting == 0
+            {
+                self.report.admitted = stats.admitted_total;
+                self.report.gave_up = stats.dropped_total;
+                return;
+            }
+            self.skip_to_next_tick();
         }
     }
 
@@ -502,7 +536,7 @@ impl<'a> Sim<'a> {
         items: &[T],
         f: impl Fn(&T) -> R + Sync + Send,
     ) -> Vec<R> {
-        par_map(&self.pool, items, f)
+        par_map(self.pool, items, f)
     }
 
     /// Phase 1: arrivals, in arrival order, on this thread.
@@ -533,18 +567,16 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// This tick's events, sorted: check-ins, registrations done, and book work by group.
+    /// This tick's events, sorted: check-ins and registrations done.
     fn due_now(&mut self) -> Due {
         let mut due = Due {
             polls: Vec::new(),
             registered: Vec::new(),
-            groups: Groups::new(),
         };
         for (v, e) in self.wheel.remove(&self.tick).unwrap_or_default() {
             match e {
                 Event::Poll => due.polls.push(v),
                 Event::RegistrationDone => due.registered.push(v),
-                Event::Book(mode, e) => self.books.add(&mut due.groups, &self.plans, v, mode, e),
             }
         }
         due
@@ -564,75 +596,40 @@ impl<'a> Sim<'a> {
             .fetch_add(registered.len() as u64, Ordering::Relaxed);
     }
 
-    /// Phase 3: book work under each mode, by group: those who just registered ask for an
-    /// appointment after the tick's cancellations and confirmations (or join the round).
-    fn book_work(&mut self, now: u64, registered: &[u32], mut groups: Groups) {
-        self.report.registered += registered.len() as u64;
-        self.report.fast_registered += registered
-            .iter()
-            .filter(|&&v| self.plans[v as usize].fast)
-            .count() as u64;
-        let mut follow = self
-            .books
-            .registered(now, &self.plans, registered, &mut groups);
-        follow.extend(self.books.work(&self.pool, now, &self.plans, groups));
-        for (at_ns, v, mode, e) in follow {
-            self.schedule(at_ns, v, Event::Book(mode, e));
-        }
-    }
-
     /// Phase 4: check-ins (parallel); admitted visitors start registering; waiting ones check in
     /// again at their ETA (or sooner), unless they run out of patience and stop.
     fn check_ins(&mut self, now: u64, polls: &[u32]) {
-        let (room, visitors) = (&self.room, &self.visitors);
-        let polled: Vec<(u32, Result<Entry, PollError>)> = self.maybe_parallel(polls, |&v| {
-            let ticket = visitors[v as usize].ticket;
-            (
-                v,
-                room.poll(ticket.expect("a waiting visitor has a ticket")),
-            )
-        });
-        self.calls.fetch_add(polled.len() as u64, Ordering::Relaxed);
-        for (v, r) in polled {
-            let p = self.plans[v as usize];
-            let joined_ns = self.visitors[v as usize].joined_ns;
-            match r {
-                Ok(Entry::Admitted(pass)) => {
-                    let ttl = Duration::from_secs_f64(self.cfg.pass_ttl_secs);
-                    let admitted_at = (pass.expires_at - ttl).as_nanos() as u64;
-                    self.waits.push(admitted_at - joined_ns);
-                    self.registrations += 1;
-                    self.schedule(now + p.register_ns, v, Event::RegistrationDone);
-                }
-                Ok(Entry::Waiting(ticket)) => {
-                    if now - joined_ns < p.patience_ns {
-                        // Like `WaitingRoom::wait`: check in at the ETA, or sooner if a check-in
-                        // is due first.
-                        let eta = (ticket.eta.as_nanos() as u64).max(self.tick_ns);
-                        let every = if p.fast {
-                            self.cfg.fast_retry_ms * 1_000_000
-                        } else {
-                            secs(self.cfg.poll_every_secs)
-                        };
-                        self.schedule(now + eta.min(every), v, Event::Poll);
-                    }
-                    // Else: this visitor gives up, stops checking in, and lapses.
-                }
+        let (room, visitors, plans, cfg) = (&self.room, &self.visitors, self.plans, self.cfg);
+        let tick_ns = self.tick_ns;
+        // Each visitor's call and its next step are worked out in parallel; only the
+        // scheduling, in order, is left to this thread.
+        let next: Vec<(u32, CheckIn)> = self.maybe_parallel(polls, |&v| {
+            let me = &visitors[v as usize];
+            let ticket = me.ticket.expect("a waiting visitor has a ticket");
+            let next = match room.poll(ticket) {
+                Ok(entry) => next_step(cfg, &plans[v as usize], me.joined_ns, now, tick_ns, entry),
                 Err(e) => panic!("a visitor who checks in on time lost its ticket: {e}"),
+            };
+            (v, next)
+        });
+        self.calls.fetch_add(next.len() as u64, Ordering::Relaxed);
+        for (v, step) in next {
+            match step {
+                CheckIn::Admitted { waited_ns, done_ns } => {
+                    self.waits.push(waited_ns);
+                    self.registrations += 1;
+                    self.schedule(done_ns, v, Event::RegistrationDone);
+                }
+                CheckIn::Again { at_ns } => self.schedule(at_ns, v, Event::Poll),
+                CheckIn::GivesUp => {}
             }
         }
     }
 
-    /// Phase 5, once a simulated second: sweep and sample.
-    fn sample(&mut self, now: u64, stats: &surgegate::RoomStats) {
-        self.books.sweep();
-        self.report.samples.push(Sample {
-            t_secs: now as f64 / NS,
-            waiting: stats.waiting,
-            admissions_per_sec: stats.admitted_total - self.last_admitted,
-            bookings: self.books.bookings_now,
-            fast_bookings: self.books.fast_now,
-        });
+    /// Phase 5, once a simulated second: a sample of the line.
+    fn sample(&mut self, stats: &surgegate::RoomStats) {
+        let admitted = stats.admitted_total - self.last_admitted;
+        self.samples.push((self.tick, stats.waiting, admitted));
         self.last_admitted = stats.admitted_total;
     }
 
@@ -647,27 +644,27 @@ impl<'a> Sim<'a> {
         if let Some(p) = self.plans.get(self.next_arrival) {
             next = next.min(p.arrival_ns.div_ceil(self.tick_ns));
         }
-        if let Some(at_ns) = self.books.round_due_ns() {
-            next = next.min(at_ns.div_ceil(self.tick_ns));
-        }
         let next = next.max(tick + 1);
         self.clock
             .advance(Duration::from_nanos(self.tick_ns * (next - tick)));
         self.tick = next;
     }
 
-    /// Lets every abandoned hold run out, checks both structures end to end, and fills in the
-    /// report, with the reject-when-over-rate front door on the same arrivals beside it.
-    fn finish(mut self, wall: Instant) -> Report {
-        self.clock
-            .advance(Duration::from_secs_f64(self.cfg.hold_ttl_secs));
+    /// Checks the room end to end, lets the book side finish (every abandoned hold runs out),
+    /// and fills in the report, with the reject-when-over-rate front door on the same arrivals
+    /// beside it.
+    fn finish(mut self, wall: Instant, books: BookSide) -> Report {
         self.room
             .check_invariants()
             .expect("room invariants at the end");
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let (modes, book_calls) = self.books.finish();
-        self.calls.fetch_add(book_calls, Ordering::Relaxed);
         let report = &mut self.report;
+        report.appointments_offered = books.offered();
+        report.registered = books.registered;
+        report.fast_registered = books.fast_registered;
+        report.samples = merge_samples(self.tick_ns, &self.samples, &books.samples);
+        let (modes, book_calls) = books.finish(self.cfg.hold_ttl_secs);
+        self.calls.fetch_add(book_calls, Ordering::Relaxed);
         report.modes = modes;
         report.unused_passes = report.admitted - self.registrations;
         self.waits.sort_unstable();
@@ -680,7 +677,7 @@ impl<'a> Sim<'a> {
         report.wall_secs = wall_secs;
         report.calls_per_sec = report.library_calls as f64 / wall_secs;
 
-        let baseline = baseline(self.cfg, &self.plans);
+        let baseline = baseline(self.cfg, self.plans);
         report.reject_baseline_admitted = baseline.admitted;
         report.reject_baseline_rejected = baseline.turned_away;
         report.reject_baseline_refusals = baseline.refusals;
@@ -688,6 +685,77 @@ impl<'a> Sim<'a> {
         report.reject_baseline_wait_p99_s = baseline.wait_p99_s;
         self.report
     }
+}
+
+/// What a visitor does after a check-in.
+enum CheckIn {
+    /// Admitted after waiting `waited_ns`; registers until `done_ns`.
+    Admitted { waited_ns: u64, done_ns: u64 },
+    /// Still waiting: checks in again at `at_ns`.
+    Again { at_ns: u64 },
+    /// Out of patience: stops checking in, and lapses.
+    GivesUp,
+}
+
+/// A visitor's next step after a check-in at `now` answered `entry`.
+fn next_step(
+    cfg: &Config,
+    p: &Plan,
+    joined_ns: u64,
+    now: u64,
+    tick_ns: u64,
+    entry: Entry,
+) -> CheckIn {
+    match entry {
+        Entry::Admitted(pass) => {
+            let ttl = Duration::from_secs_f64(cfg.pass_ttl_secs);
+            let admitted_at = (pass.expires_at - ttl).as_nanos() as u64;
+            CheckIn::Admitted {
+                waited_ns: admitted_at - joined_ns,
+                done_ns: now + p.register_ns,
+            }
+        }
+        Entry::Waiting(_) if now - joined_ns >= p.patience_ns => CheckIn::GivesUp,
+        Entry::Waiting(ticket) => {
+            // Like `WaitingRoom::wait`: check in at the ETA, or sooner if a check-in is due
+            // first.
+            let eta = (ticket.eta.as_nanos() as u64).max(tick_ns);
+            let every = if p.fast {
+                cfg.fast_retry_ms * 1_000_000
+            } else {
+                secs(cfg.poll_every_secs)
+            };
+            CheckIn::Again {
+                at_ns: now + eta.min(every),
+            }
+        }
+    }
+}
+
+/// One sample per second of the whole run: the room's (zero once the room is done) beside the
+/// books', which go on until the last book event.
+fn merge_samples(
+    tick_ns: u64,
+    room: &[(u64, u64, u64)],
+    books: &[(u64, [u64; 3], [u64; 3])],
+) -> Vec<Sample> {
+    let mut room = room.iter().peekable();
+    books
+        .iter()
+        .map(|&(tick, bookings, fast_bookings)| {
+            let (waiting, admissions_per_sec) = match room.next_if(|r| r.0 == tick) {
+                Some(&(_, w, a)) => (w, a),
+                None => (0, 0),
+            };
+            Sample {
+                t_secs: (tick * tick_ns) as f64 / NS,
+                waiting,
+                admissions_per_sec,
+                bookings,
+                fast_bookings,
+            }
+        })
+        .collect()
 }
 
 /// Batches smaller than this run on the calling thread: waking the pool costs more than it saves.
