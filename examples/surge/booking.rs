@@ -4,11 +4,13 @@
 //! - **one branch**: `reserve_earliest` at the visitor's own branch, first come first served;
 //! - **alternatives**: `reserve_earliest_among` over the visitor's 1–4 acceptable branches (all in
 //!   its city), first come first served: the earliest slot with room at any of them;
-//! - **round**: whoever finishes registering in the first `round_secs` joins an
+//! - **round**: whoever finishes registering in the first `round_secs` joins their city's
 //!   `AllocationRound` with the same branches as ranked preferences; at its close it hands out
-//!   holds in an order drawn from the seed. Every `hold_ttl` after that (once the last round's
-//!   holds are confirmed or lapsed), a further round among those still left out hands out what
-//!   lapsed or was cancelled meanwhile, up to [`ROUNDS`] rounds or until one places nobody.
+//!   holds in an order drawn from the city's seed. (A city's applicants compete only for its
+//!   branches, so a round per city is the same kind of draw as one for the country, and the
+//!   cities' rounds close in parallel.) Every `hold_ttl` after that (once the last round's holds
+//!   are confirmed or lapsed), a further round among those still left out hands out what lapsed
+//!   or was cancelled meanwhile, up to [`ROUNDS`] rounds, or until a city's round places nobody.
 //!   Round applicants never reserve directly (the portal takes their requests only through
 //!   rounds); registrations after the first round's close reserve as in *alternatives*.
 //!
@@ -22,6 +24,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use surgegate::{
     AllocationRound, ApplicantId, BranchId, HoldToken, ManualClock, ReserveError, SlotBook,
@@ -125,14 +128,27 @@ enum Outcome {
 /// Follow-ups the simulation schedules: (at, visitor, mode, event).
 pub type FollowUps = Vec<(u64, u32, Mode, BookEvent)>;
 
-/// The three books, the round, and the simulation's own ledger of them.
+/// The rounds whose close is still due, one per city with applicants left.
+struct Rounds {
+    at_ns: u64,
+    /// 0 for the first round.
+    number: u32,
+    by_city: BTreeMap<u32, AllocationRound>,
+}
+
+/// The published seed of a city's round.
+fn round_seed(seed: u64, city: u32, number: u32) -> u64 {
+    seed.wrapping_add(u64::from(number)) ^ (u64::from(city) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The three books, the rounds, and the simulation's own ledger of them.
 pub struct Books<'a> {
     cfg: &'a Config,
     books: [SlotBook<ManualClock>; 3],
     caps: Vec<u32>,
     slots_per_branch: u32,
-    /// The round whose close is still due: (at, round, its number from 0).
-    round: Option<(u64, AllocationRound, u32)>,
+    /// The rounds whose close is still due.
+    round: Option<Rounds>,
     seats: Vec<[Seat; 3]>,
     /// Bookings per (mode, branch, slot), from confirm and release results.
     booked: BTreeMap<(Mode, u32, u32), u32>,
@@ -181,12 +197,10 @@ impl<'a> Books<'a> {
             books,
             caps,
             slots_per_branch,
-            round: ran[Mode::Round as usize].then(|| {
-                (
-                    (cfg.round_secs * 1e9) as u64,
-                    AllocationRound::new(cfg.seed),
-                    0,
-                )
+            round: ran[Mode::Round as usize].then(|| Rounds {
+                at_ns: (cfg.round_secs * 1e9) as u64,
+                number: 0,
+                by_city: BTreeMap::new(),
             }),
             seats: vec![[Seat::default(); 3]; visitors],
             booked: BTreeMap::new(),
@@ -206,7 +220,7 @@ impl<'a> Books<'a> {
 
     /// When the next round closes, while one is still due.
     pub fn round_due_ns(&self) -> Option<u64> {
-        self.round.as_ref().map(|&(at_ns, _, _)| at_ns)
+        self.round.as_ref().map(|r| r.at_ns)
     }
 
     /// The city a branch lies in.
@@ -233,6 +247,7 @@ impl<'a> Books<'a> {
     /// is open, else into their group. Closes the round first if it is due.
     pub fn registered(
         &mut self,
+        pool: &rayon::ThreadPool,
         now: u64,
         plans: &[Plan],
         registered: &[u32],
@@ -240,14 +255,17 @@ impl<'a> Books<'a> {
     ) -> FollowUps {
         let mut follow = FollowUps::new();
         if self.round_due_ns().is_some_and(|at_ns| now >= at_ns) {
-            self.close_round(now, plans, &mut follow);
+            self.close_round(pool, now, plans, &mut follow);
         }
         for &v in registered {
             let p = &plans[v as usize];
             let city = self.city(p.branches[0]);
             for mode in Mode::ALL.into_iter().filter(|&m| self.ran[m as usize]) {
                 match (&mut self.round, mode) {
-                    (Some((_, round, 0)), Mode::Round) => {
+                    (Some(rounds), Mode::Round) if rounds.number == 0 => {
+                        let round = rounds.by_city.entry(city).or_insert_with(|| {
+                            AllocationRound::new(round_seed(self.cfg.seed, city, 0))
+                        });
                         request(round, p, v, self.slots_per_branch);
                         self.calls += 1;
                     }
@@ -258,37 +276,56 @@ impl<'a> Books<'a> {
         follow
     }
 
-    /// Closes the due round: the holds it hands out are confirmed like any other. Those it leaves
-    /// out go to the next round, `hold_ttl` later, if it placed anybody and rounds are left;
-    /// else they have nothing.
-    fn close_round(&mut self, now: u64, plans: &[Plan], follow: &mut FollowUps) {
-        let Some((_, round, number)) = self.round.take() else {
+    /// Closes the due rounds, the cities' in parallel: the holds they hand out are confirmed
+    /// like any other. Those a city's round leaves out go to its next round, `hold_ttl` later, if
+    /// it placed anybody and rounds are left; else they have nothing.
+    fn close_round(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        now: u64,
+        plans: &[Plan],
+        follow: &mut FollowUps,
+    ) {
+        let Some(rounds) = self.round.take() else {
             return;
         };
-        let outcome = round.close(&self.books[Mode::Round as usize]);
-        self.calls += outcome.order.len() as u64;
-        let placed = !outcome.holds.is_empty();
-        for hold in outcome.holds {
-            let v = hold.applicant.0 as u32;
-            let r = Ok((hold.token, hold.branch.0, hold.slot));
-            self.apply(now, plans, v, Mode::Round, Outcome::Reserved(r), follow);
-        }
-        if placed && number + 1 < ROUNDS && !outcome.unplaced.is_empty() {
-            // Each round's seed is published like the first's.
-            let mut next = AllocationRound::new(self.cfg.seed.wrapping_add(u64::from(number) + 1));
-            for a in &outcome.unplaced {
-                request(
-                    &mut next,
-                    &plans[a.0 as usize],
-                    a.0 as u32,
-                    self.slots_per_branch,
-                );
-                self.calls += 1;
-            }
-            let at_ns = now + (self.cfg.hold_ttl_secs * 1e9) as u64;
-            self.round = Some((at_ns, next, number + 1));
+        let book = &self.books[Mode::Round as usize];
+        let cities: Vec<(u32, AllocationRound)> = rounds.by_city.into_iter().collect();
+        let applicants: usize = cities.iter().map(|(_, r)| r.len()).sum();
+        let close = |(city, round): (u32, AllocationRound)| (city, round.close(book));
+        let outcomes: Vec<_> = if applicants >= PARALLEL_MIN {
+            pool.install(|| cities.into_par_iter().map(close).collect())
         } else {
-            self.reports[Mode::Round as usize].no_slot += outcome.unplaced.len() as u64;
+            cities.into_iter().map(close).collect()
+        };
+        let number = rounds.number + 1;
+        let mut next = BTreeMap::new();
+        for (city, outcome) in outcomes {
+            self.calls += outcome.order.len() as u64;
+            let placed = !outcome.holds.is_empty();
+            for hold in outcome.holds {
+                let v = hold.applicant.0 as u32;
+                let r = Ok((hold.token, hold.branch.0, hold.slot));
+                self.apply(now, plans, v, Mode::Round, Outcome::Reserved(r), follow);
+            }
+            if placed && number < ROUNDS && !outcome.unplaced.is_empty() {
+                let mut round = AllocationRound::new(round_seed(self.cfg.seed, city, number));
+                for a in &outcome.unplaced {
+                    let v = a.0 as u32;
+                    request(&mut round, &plans[v as usize], v, self.slots_per_branch);
+                    self.calls += 1;
+                }
+                next.insert(city, round);
+            } else {
+                self.reports[Mode::Round as usize].no_slot += outcome.unplaced.len() as u64;
+            }
+        }
+        if !next.is_empty() {
+            self.round = Some(Rounds {
+                at_ns: now + (self.cfg.hold_ttl_secs * 1e9) as u64,
+                number,
+                by_city: next,
+            });
         }
     }
 
@@ -394,12 +431,26 @@ impl<'a> Books<'a> {
     /// Lets every abandoned hold lapse (the clock has moved past them), checks each book end to
     /// end against the ledger, and fills in the per-mode figures.
     /// Returns the figures and the library calls made here.
-    pub fn finish(mut self) -> ([ModeReport; 3], u64) {
-        for mode in Mode::ALL.into_iter().filter(|&m| self.ran[m as usize]) {
+    pub fn finish(mut self, pool: &rayon::ThreadPool) -> ([ModeReport; 3], u64) {
+        let modes: Vec<Mode> = Mode::ALL
+            .into_iter()
+            .filter(|&m| self.ran[m as usize])
+            .collect();
+        let books = &self.books;
+        // The books' end-to-end checks, each O(n log n), side by side.
+        let totals: Vec<_> = pool.install(|| {
+            modes
+                .par_iter()
+                .map(|&m| {
+                    books[m as usize].sweep();
+                    books[m as usize]
+                        .check_invariants()
+                        .expect("book invariants at the end")
+                })
+                .collect()
+        });
+        for (mode, totals) in modes.into_iter().zip(totals) {
             let m = mode as usize;
-            let book = &self.books[m];
-            book.sweep();
-            let totals = book.check_invariants().expect("book invariants at the end");
             self.calls += 2;
             assert_eq!(totals.holds, 0, "every unconfirmed hold has expired");
             assert_eq!(
@@ -578,7 +629,9 @@ impl<'a> BookSide<'a> {
             .iter()
             .filter(|&&v| plans[v as usize].fast)
             .count() as u64;
-        let mut follow = self.books.registered(now, plans, registered, &mut groups);
+        let mut follow = self
+            .books
+            .registered(pool, now, plans, registered, &mut groups);
         follow.extend(self.books.work(pool, now, plans, groups));
         for (at_ns, v, mode, e) in follow {
             self.wheel
@@ -595,9 +648,9 @@ impl<'a> BookSide<'a> {
 
     /// Lets every abandoned hold lapse, checks each book, and returns the per-mode figures and
     /// the library calls made on this side.
-    pub fn finish(self, hold_ttl_secs: f64) -> ([ModeReport; 3], u64) {
+    pub fn finish(self, pool: &rayon::ThreadPool, hold_ttl_secs: f64) -> ([ModeReport; 3], u64) {
         self.clock
             .advance(std::time::Duration::from_secs_f64(hold_ttl_secs));
-        self.books.finish()
+        self.books.finish(pool)
     }
 }

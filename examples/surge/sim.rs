@@ -663,7 +663,7 @@ impl<'a> Sim<'a> {
         report.registered = books.registered;
         report.fast_registered = books.fast_registered;
         report.samples = merge_samples(self.tick_ns, &self.samples, &books.samples);
-        let (modes, book_calls) = books.finish(self.cfg.hold_ttl_secs);
+        let (modes, book_calls) = books.finish(self.pool, self.cfg.hold_ttl_secs);
         self.calls.fetch_add(book_calls, Ordering::Relaxed);
         report.modes = modes;
         report.unused_passes = report.admitted - self.registrations;
