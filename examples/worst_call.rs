@@ -120,6 +120,37 @@ fn poll_after_two_in_three_abandoned() {
     );
 }
 
+fn lapse_after_a_million_check_ins_at_one_instant() {
+    let clock = ManualClock::new();
+    let room = room(&clock, 1, 1, Duration::from_secs(60));
+    let mut tokens = Vec::new();
+    for v in 0..MILLION {
+        if let Ok(Entry::Waiting(t)) = room.join(VisitorId(v)) {
+            tokens.push(t.token);
+        }
+    }
+    // One visitor checks in at 20 s, every other one at 30 s: at 60 s their join records come
+    // up and move, the first to its own bucket, the million to one bucket (deadline 90 s)...
+    clock.advance(Duration::from_secs(20));
+    let _ = room.poll(tokens[0]);
+    clock.advance(Duration::from_secs(10));
+    for token in &tokens[1..] {
+        let _ = room.poll(*token);
+    }
+    clock.advance(Duration::from_secs(31));
+    let mut times = until_done(400, || {
+        room.stats();
+        false
+    });
+    // ...which comes first at 80 s, when the first lapses; then the million lapse at 90 s.
+    clock.advance(Duration::from_secs(30));
+    times.extend(until_done(100_000, || room.stats().waiting == 0));
+    row(
+        "`stats()` while 1 M check-in records move, then lapse",
+        times,
+    );
+}
+
 fn resume_with_a_ten_million_burst() {
     let clock = ManualClock::new();
     let room = room(&clock, 10_000_000, 10_000_000, Duration::from_secs(86_400));
@@ -191,10 +222,14 @@ fn reserve_and_confirm_with_a_million_live_holds() {
 fn main() {
     // `WORST_CALL_ONLY=resume` (a part of a scenario's name) runs only the matching ones.
     let only = std::env::var("WORST_CALL_ONLY").unwrap_or_default();
-    let scenarios: [(&str, fn()); 6] = [
+    let scenarios: [(&str, fn()); 7] = [
         ("stats", stats_after_a_million_admissions_and_expiries),
         ("poll_idle", poll_after_three_idle_hours),
         ("poll_abandoned", poll_after_two_in_three_abandoned),
+        (
+            "checkins_moved",
+            lapse_after_a_million_check_ins_at_one_instant,
+        ),
         ("resume", resume_with_a_ten_million_burst),
         ("slot", slot_after_a_million_holds_expired),
         ("reserve", reserve_and_confirm_with_a_million_live_holds),

@@ -10,10 +10,12 @@
 //!   deadline ([`requeue`](CheckinQueue::requeue)): one move per visitor per check-in timeout at
 //!   most, however often it checks in.
 //! - Records of joins arrive in deadline order (a FIFO, O(1)). Moved ones go to buckets of
-//!   2^27 ns (about 134 ms) by deadline, each sorted once when it comes first (O(log b) per record for a
-//!   bucket of b, touching memory in order); a record moved into the bucket already being drained
-//!   goes to a small heap beside it. Records of visitors who left are skipped when reached, and
-//!   dropped by a compaction once they outnumber the live ones (see [`DeadlineQueue`]).
+//!   2^27 ns (about 134 ms) by deadline (O(1)); the first bucket is made a min-heap when it comes
+//!   first (O(b) for a bucket of b, in one pass over memory in order) and records moved into it
+//!   later join that heap (O(log b)). A bucket holds the visitors who checked in within the same
+//!   134 ms, so the heaps stay small, and no call pays more than one heapify of one bucket.
+//!   Records of visitors who left are skipped when reached, and dropped by a compaction once they
+//!   outnumber the live ones (see [`DeadlineQueue`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -31,15 +33,13 @@ const BUCKET_NS: u64 = 1 << BUCKET_SHIFT;
 #[derive(Debug)]
 pub(crate) struct CheckinQueue<K> {
     joined: DeadlineQueue<K>,
-    /// Moved records of later buckets, by bucket, unsorted.
-    later: BTreeMap<u64, Vec<(u64, K)>>,
-    /// The bucket being drained, sorted latest first (the earliest pops off the end), and its
-    /// number; every bucket in `later` is after it.
-    ready: Vec<(u64, K)>,
+    /// Moved records of later buckets, by bucket, in no order.
+    later: BTreeMap<u64, Vec<Reverse<(u64, K)>>>,
+    /// The bucket being drained (and records moved into it or an earlier one since), a
+    /// min-heap; every bucket in `later` is after `ready_bucket`.
+    ready: BinaryHeap<Reverse<(u64, K)>>,
     ready_bucket: Option<u64>,
-    /// Records moved into `ready`'s bucket or an earlier one after it was sorted.
-    late: BinaryHeap<Reverse<(u64, K)>>,
-    /// Moved records held in `later`, `ready` and `late`, stale ones included.
+    /// Moved records held in `later` and `ready`, stale ones included.
     moved: usize,
 }
 
@@ -48,9 +48,8 @@ impl<K> Default for CheckinQueue<K> {
         Self {
             joined: DeadlineQueue::default(),
             later: BTreeMap::new(),
-            ready: Vec::new(),
+            ready: BinaryHeap::new(),
             ready_bucket: None,
-            late: BinaryHeap::new(),
             moved: 0,
         }
     }
@@ -76,53 +75,34 @@ impl<K: Copy + Ord> CheckinQueue<K> {
     /// The earliest live record, dropping the stale ones before it.
     pub(crate) fn front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
         let joined = self.joined.front(&is_live);
-        [
-            joined,
-            self.ready_front(&is_live),
-            self.late_front(&is_live),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        match (joined, self.moved_front(&is_live)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The earliest live record of the bucket being drained, sorting the next bucket in when it
-    /// runs out.
-    fn ready_front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
+    /// The earliest live moved record, making the next bucket the heap when one runs out.
+    fn moved_front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
         loop {
-            while let Some(&(d, k)) = self.ready.last() {
+            while let Some(&Reverse((d, k))) = self.ready.peek() {
                 if is_live(d, k) {
                     return Some((d, k));
                 }
                 self.ready.pop();
                 self.moved -= 1;
             }
-            let (bucket, mut records) = self.later.pop_first()?;
-            records.sort_unstable_by(|a, b| b.cmp(a));
-            self.ready = records;
+            let (bucket, records) = self.later.pop_first()?;
+            // In place, O(b): the heap takes the bucket's buffer.
+            self.ready = BinaryHeap::from(records);
             self.ready_bucket = Some(bucket);
         }
-    }
-
-    fn late_front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
-        while let Some(&Reverse((d, k))) = self.late.peek() {
-            if is_live(d, k) {
-                return Some((d, k));
-            }
-            self.late.pop();
-            self.moved -= 1;
-        }
-        None
     }
 
     /// Removes the earliest live record and returns it.
     pub(crate) fn pop_front(&mut self, is_live: impl Fn(u64, K) -> bool) -> Option<(u64, K)> {
         let front = self.front(&is_live)?;
-        if self.ready.last() == Some(&front) {
+        if self.ready.peek().is_some_and(|r| r.0 == front) {
             self.ready.pop();
-            self.moved -= 1;
-        } else if self.late.peek().is_some_and(|r| r.0 == front) {
-            self.late.pop();
             self.moved -= 1;
         } else {
             self.joined.pop();
@@ -142,13 +122,11 @@ impl<K: Copy + Ord> CheckinQueue<K> {
             self.compact(&is_live);
         }
         let bucket = deadline_ns >> BUCKET_SHIFT;
+        let record = Reverse((deadline_ns, key));
         if self.ready_bucket.is_some_and(|r| bucket <= r) {
-            self.late.push(Reverse((deadline_ns, key)));
+            self.ready.push(record);
         } else {
-            self.later
-                .entry(bucket)
-                .or_default()
-                .push((deadline_ns, key));
+            self.later.entry(bucket).or_default().push(record);
         }
         self.moved += 1;
     }
@@ -156,25 +134,21 @@ impl<K: Copy + Ord> CheckinQueue<K> {
     /// Drops the moved records of visitors who left.
     #[cold]
     fn compact(&mut self, is_live: impl Fn(u64, K) -> bool) {
-        self.ready.retain(|&(d, k)| is_live(d, k));
-        self.late.retain(|&Reverse((d, k))| is_live(d, k));
+        self.ready.retain(|&Reverse((d, k))| is_live(d, k));
         self.later.retain(|_, records| {
-            records.retain(|&(d, k)| is_live(d, k));
+            records.retain(|&Reverse((d, k))| is_live(d, k));
             !records.is_empty()
         });
-        crate::shrink::vec(&mut self.ready);
-        crate::shrink::binary_heap(&mut self.late);
-        self.moved =
-            self.ready.len() + self.late.len() + self.later.values().map(Vec::len).sum::<usize>();
+        crate::shrink::binary_heap(&mut self.ready);
+        self.moved = self.ready.len() + self.later.values().map(Vec::len).sum::<usize>();
     }
 
     /// Every record, stale ones included.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, K)> + '_ {
         self.joined
             .iter()
-            .chain(self.ready.iter().copied())
-            .chain(self.late.iter().map(|r| r.0))
-            .chain(self.later.values().flatten().copied())
+            .chain(self.ready.iter().map(|r| r.0))
+            .chain(self.later.values().flatten().map(|r| r.0))
     }
 
     /// Whether the records of joins are in deadline order (for invariant checks).
@@ -186,7 +160,7 @@ impl<K: Copy + Ord> CheckinQueue<K> {
     pub(crate) fn heap_bytes(&self) -> usize {
         let record = std::mem::size_of::<(u64, K)>();
         self.joined.heap_bytes()
-            + (self.ready.capacity() + self.late.capacity()) * record
+            + self.ready.capacity() * record
             + self
                 .later
                 .values()
@@ -235,7 +209,7 @@ mod tests {
         while let Some((d, key)) = q.front(|_, k| deadline.contains_key(&k)) {
             rounds += 1;
             // Check-ins keep coming while the queue drains: some land in the bucket being
-            // drained (the late heap), some in later buckets.
+            // drained (its heap), some in later buckets.
             if rounds % 3 == 0 {
                 let other = next(2_000) as u32;
                 if let Some(od) = deadline.get_mut(&other) {
