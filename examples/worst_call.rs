@@ -67,6 +67,16 @@ fn fill(room: &WaitingRoom<ManualClock>) -> TicketToken {
     last.expect("visitors wait")
 }
 
+/// A million join; returns the tickets of those who wait.
+fn join_a_million(room: &WaitingRoom<ManualClock>) -> Vec<TicketToken> {
+    (0..MILLION)
+        .filter_map(|v| match room.join(VisitorId(v)) {
+            Ok(Entry::Waiting(t)) => Some(t.token),
+            _ => None,
+        })
+        .collect()
+}
+
 fn stats_after_a_million_admissions_and_expiries() {
     let clock = ManualClock::new();
     let room = room(&clock, 10_000, 10_000, Duration::from_secs(86_400));
@@ -98,12 +108,7 @@ fn poll_after_three_idle_hours() {
 fn poll_after_two_in_three_abandoned() {
     let clock = ManualClock::new();
     let room = room(&clock, 1, 1, Duration::from_secs(60));
-    let mut tokens = Vec::new();
-    for v in 0..MILLION {
-        if let Ok(Entry::Waiting(t)) = room.join(VisitorId(v)) {
-            tokens.push(t.token);
-        }
-    }
+    let tokens = join_a_million(&room);
     // Every third visitor checks in; the others leave holes all along the line when they lapse.
     clock.advance(Duration::from_secs(30));
     for token in tokens.iter().step_by(3) {
@@ -123,12 +128,7 @@ fn poll_after_two_in_three_abandoned() {
 fn lapse_after_a_million_check_ins_at_one_instant() {
     let clock = ManualClock::new();
     let room = room(&clock, 1, 1, Duration::from_secs(60));
-    let mut tokens = Vec::new();
-    for v in 0..MILLION {
-        if let Ok(Entry::Waiting(t)) = room.join(VisitorId(v)) {
-            tokens.push(t.token);
-        }
-    }
+    let tokens = join_a_million(&room);
     // One visitor checks in at 20 s, every other one at 30 s: at 60 s their join records come
     // up and move, the first to its own bucket, the million to one bucket (deadline 90 s)...
     clock.advance(Duration::from_secs(20));
