@@ -211,16 +211,11 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), JoinError>(())
     /// ```
     pub fn join(&self, visitor: VisitorId) -> Result<Entry, JoinError> {
-        let shared = self.shared(|core, now, clock| {
-            core.rejoin(visitor, now, clock)
-                .ok_or_else(|| core.fresh_token())
-        });
-        let drawn = match shared {
-            Some(Ok(entry)) => return Ok(entry),
-            Some(Err(token)) => Some(token),
-            None => None,
-        };
-        self.call(|core| core.join(visitor, drawn))
+        if let Some(Some(entry)) = self.shared(|core, now, clock| core.rejoin(visitor, now, clock))
+        {
+            return Ok(entry);
+        }
+        self.call(|core| core.join(visitor))
     }
 
     /// Where this ticket stands now. Counts as a check-in for a waiting visitor.

@@ -255,13 +255,7 @@ impl Core {
         }
     }
 
-    /// `join`; `drawn` is a token drawn for a newcomer under the shared lock (used if still
-    /// free: drawing it there, with its lookups, keeps the exclusive lock short).
-    pub(super) fn join(
-        &mut self,
-        visitor: VisitorId,
-        drawn: Option<u128>,
-    ) -> Result<Entry, JoinError> {
+    pub(super) fn join(&mut self, visitor: VisitorId) -> Result<Entry, JoinError> {
         if let Some(entry) = self.rejoin(visitor, self.now_ns, self.clock_ns) {
             return Ok(entry);
         }
@@ -276,10 +270,7 @@ impl Core {
                 retry_after: self.retry_after(),
             });
         }
-        let token = match drawn {
-            Some(t) if !self.token_in_use(t) => t,
-            _ => self.fresh_token(),
-        };
+        let token = self.fresh_token();
         let waiter = Waiter {
             token,
             visitor,
