@@ -89,8 +89,8 @@ pub use journal::{
     CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, Recovery,
 };
 pub use room::{
-    Entry, JoinError, Pass, PollError, RoomConfigError, RoomStats, Ticket, TicketToken, VisitorId,
-    WaitingRoom, WaitingRoomBuilder,
+    ClaimError, Entry, JoinError, Pass, PollError, RoomConfigError, RoomStats, Ticket, TicketToken,
+    VisitorId, WaitingRoom, WaitingRoomBuilder,
 };
 pub use token::TokenParseError;
 

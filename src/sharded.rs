@@ -43,6 +43,11 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> ShardedMap<K, V, S> {
         self.shards[self.shard(key)].get(key)
     }
 
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let i = self.shard(key);
+        self.shards[i].get_mut(key)
+    }
+
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         let i = self.shard(&key);
         let shard = &mut self.shards[i];

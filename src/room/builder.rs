@@ -24,6 +24,7 @@ struct Settings {
     max_waiting: u32,
     checkin_timeout: Duration,
     pass_ttl: Duration,
+    claim_timeout: Option<Duration>,
     ended_memory: usize,
 }
 
@@ -45,6 +46,7 @@ impl Default for Settings {
             max_waiting: 1_000_000,
             checkin_timeout: Duration::from_secs(60),
             pass_ttl: Duration::from_secs(900),
+            claim_timeout: None,
             ended_memory: 65_536,
         }
     }
@@ -85,6 +87,36 @@ impl<C: Clock> WaitingRoomBuilder<C> {
     /// A pass lapses this long after admission. Default 15 minutes; 1 ms to 7 days.
     pub fn pass_ttl(mut self, ttl: Duration) -> Self {
         self.settings.pass_ttl = ttl;
+        self
+    }
+
+    /// A pass must be claimed ([`WaitingRoom::claim`](crate::WaitingRoom::claim), which a
+    /// portal calls on the first request that presents it) within this time of its admission,
+    /// or it lapses and frees its active place at once, instead of holding it for the whole
+    /// `pass_ttl` for a visitor who left. A claimed pass lasts `pass_ttl` from its admission.
+    /// Default: off. 1 ms to `pass_ttl`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgegate::{Entry, ManualClock, VisitorId, WaitingRoom};
+    ///
+    /// let clock = ManualClock::new();
+    /// let room = WaitingRoom::builder()
+    ///     .max_active(1)
+    ///     .claim_timeout(Duration::from_secs(30))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// let Entry::Admitted(gone) = room.join(VisitorId(1))? else { unreachable!() };
+    /// let Entry::Waiting(next) = room.join(VisitorId(2))? else { unreachable!() };
+    /// assert_eq!(gone.expires_at, Duration::from_secs(30)); // unless claimed by then
+    /// clock.advance(Duration::from_secs(30)); // visitor 1 never came back
+    /// let Entry::Admitted(pass) = room.poll(next.token)? else { unreachable!() };
+    /// let claimed = room.claim(pass.token)?;
+    /// assert_eq!(claimed.expires_at, Duration::from_secs(30 + 900)); // pass_ttl from admission
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn claim_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.claim_timeout = Some(timeout);
         self
     }
 
@@ -137,6 +169,11 @@ impl<C: Clock> WaitingRoomBuilder<C> {
         }
         let visitor_hasher = ahash::RandomState::new();
         let checkin_timeout_ns = duration_to_ns(self.settings.checkin_timeout);
+        if let Some(claim) = self.settings.claim_timeout
+            && (claim < ms || claim > self.settings.pass_ttl)
+        {
+            return Err(RoomConfigError::ClaimTimeout(claim));
+        }
         let pass_ttl_ns = duration_to_ns(self.settings.pass_ttl);
         let start_ns = now_ns(&self.clock);
         Ok(WaitingRoom {
@@ -147,6 +184,7 @@ impl<C: Clock> WaitingRoomBuilder<C> {
                 max_waiting: self.settings.max_waiting,
                 checkin_timeout_ns,
                 pass_ttl_ns,
+                claim_timeout_ns: self.settings.claim_timeout.map(duration_to_ns),
                 paused: false,
                 closed: false,
                 opening: None,

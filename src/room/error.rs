@@ -50,6 +50,30 @@ pub enum PollError {
     Expired,
 }
 
+/// Why [`WaitingRoom::claim`](crate::WaitingRoom::claim) claimed nothing. The room is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ClaimError {
+    /// The token is a ticket still waiting in line: only an admitted visitor's pass is claimed.
+    #[error("this ticket is still waiting: poll it until it is admitted, then claim its pass")]
+    NotAdmitted,
+    /// The token was never issued by this room, was finished, or lapsed too long ago to be
+    /// remembered.
+    #[error("no pass has this token: join again to get a new ticket")]
+    UnknownToken,
+    /// The pass lapsed (unclaimed past `claim_timeout`, or past `pass_ttl`), or the ticket's
+    /// check-in did.
+    #[error("this pass has lapsed: join again to get a new ticket")]
+    Expired,
+}
+
+impl ClaimError {
+    /// Whether claiming the same token again can succeed: only while the ticket still waits.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ClaimError::NotAdmitted)
+    }
+}
+
 impl PollError {
     /// Whether polling the same token again can succeed: never; the caller joins again
     /// instead (which is why every variant's message says so).
@@ -81,6 +105,9 @@ pub enum RoomConfigError {
     /// `pass_ttl` is zero or longer than a week.
     #[error("pass_ttl must be between 1 ms and 7 days, got {0:?}")]
     PassTtl(Duration),
+    /// `claim_timeout` is zero or longer than `pass_ttl`.
+    #[error("claim_timeout must be between 1 ms and pass_ttl, got {0:?}")]
+    ClaimTimeout(Duration),
     /// `ended_memory` is above 2^22 tokens.
     #[error("ended_memory must be at most 4194304 tokens, got {0}")]
     EndedMemory(usize),

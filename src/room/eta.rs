@@ -61,7 +61,7 @@ impl Core {
         Pass {
             token: TicketToken(token),
             visitor: p.visitor,
-            expires_at: Duration::from_nanos(p.expires_ns),
+            expires_at: Duration::from_nanos(p.lapses_ns()),
         }
     }
 

@@ -47,7 +47,7 @@ use state::Core;
 pub use builder::WaitingRoomBuilder;
 pub(crate) use draw::shuffled as draw_order;
 pub use draw::{MAX_PREQUEUE, PrequeueTooLong, prequeue_order};
-pub use error::{JoinError, PollError, RoomConfigError};
+pub use error::{ClaimError, JoinError, PollError, RoomConfigError};
 pub use gcra::{Gcra, MAX_RATE};
 pub use state::MAX_EVENTS_PER_CALL;
 pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
@@ -278,6 +278,35 @@ impl<C: Clock> WaitingRoom<C> {
             return answer;
         }
         self.call(|core| core.peek(token.0, core.now_ns))
+    }
+
+    /// Claims a pass: the portal's first request that presents it calls this, and from then on
+    /// the pass lasts `pass_ttl` from its admission. Under a
+    /// [`claim_timeout`](WaitingRoomBuilder::claim_timeout), a pass not claimed in time lapses
+    /// and frees its active place; without one, claiming changes nothing. Claiming again returns
+    /// the same pass.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgegate::{ClaimError, Entry, ManualClock, VisitorId, WaitingRoom};
+    ///
+    /// let clock = ManualClock::new();
+    /// let room = WaitingRoom::builder()
+    ///     .rate_per_second(1)
+    ///     .burst(1)
+    ///     .claim_timeout(Duration::from_secs(20))
+    ///     .pass_ttl(Duration::from_secs(600))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// let Entry::Admitted(pass) = room.join(VisitorId(1))? else { unreachable!() };
+    /// let Entry::Waiting(ticket) = room.join(VisitorId(2))? else { unreachable!() };
+    /// assert_eq!(room.claim(ticket.token), Err(ClaimError::NotAdmitted));
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(room.claim(pass.token)?.expires_at, Duration::from_secs(600));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn claim(&self, token: TicketToken) -> Result<Pass, ClaimError> {
+        self.call(|core| core.claim(token.0))
     }
 
     /// Ends a pass (freeing its active place at once) or leaves the line (those behind move up).

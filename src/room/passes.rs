@@ -1,8 +1,10 @@
 //! Admitted visitors (passes) and the memory of recently lapsed tokens.
 //!
-//! Guarantees: one pass per visitor; passes come out of [`Passes::pop_expired`] in expiry order
-//! (one TTL for the room, admission times never decrease), in O(1) amortized, through a
-//! [`DeadlineQueue`].
+//! Guarantees: one pass per visitor; passes come out of [`Passes::pop_expired`] in the order they
+//! lapse, in O(1) amortized: at `pass_ttl` after admission, or, under a claim timeout, at
+//! `claim_timeout` after admission if still unclaimed. Both are one duration for the room added
+//! to admission times that never decrease, so each has a FIFO [`DeadlineQueue`]; a claim makes
+//! the pass's claim record stale.
 
 use std::hash::BuildHasherDefault;
 
@@ -21,7 +23,18 @@ type PassMap = ShardedMap<u128, PassRec, BuildHasherDefault<TokenHasher>>;
 pub(crate) struct PassRec {
     pub(crate) visitor: VisitorId,
     pub(crate) admitted_ns: u64,
+    /// `admitted_ns + pass_ttl`.
     pub(crate) expires_ns: u64,
+    /// When the pass lapses unless claimed first; `u64::MAX` once claimed, or with no claim
+    /// timeout.
+    pub(crate) claim_by_ns: u64,
+}
+
+impl PassRec {
+    /// When the pass lapses if nothing else happens.
+    pub(crate) fn lapses_ns(&self) -> u64 {
+        self.expires_ns.min(self.claim_by_ns)
+    }
 }
 
 #[derive(Debug)]
@@ -30,6 +43,8 @@ pub(crate) struct Passes {
     by_visitor: ShardedMap<VisitorId, u128, ahash::RandomState>,
     /// Pass tokens by expiry, in admission order.
     expiry: DeadlineQueue<u128>,
+    /// Unclaimed pass tokens by claim deadline, in admission order.
+    claims: DeadlineQueue<u128>,
 }
 
 impl Passes {
@@ -38,6 +53,7 @@ impl Passes {
             by_token: ShardedMap::with_hasher(BuildHasherDefault::default()),
             by_visitor: ShardedMap::with_hasher(ahash::RandomState::new()),
             expiry: DeadlineQueue::default(),
+            claims: DeadlineQueue::default(),
         }
     }
 
@@ -62,6 +78,12 @@ impl Passes {
             .push(pass.expires_ns, token, live.len(), |e, t| {
                 is_live(live, e, t)
             });
+        if pass.claim_by_ns != u64::MAX {
+            self.claims
+                .push(pass.claim_by_ns, token, live.len(), |c, t| {
+                    is_unclaimed(live, c, t)
+                });
+        }
         let previous = self.by_visitor.insert(pass.visitor, token);
         debug_assert!(previous.is_none(), "two passes for {:?}", pass.visitor);
         self.by_token.insert(token, pass);
@@ -73,18 +95,40 @@ impl Passes {
         Some(pass)
     }
 
-    /// The earliest expiry of a live pass.
-    pub(crate) fn next_expiry(&mut self) -> Option<u64> {
-        let live = &self.by_token;
-        self.expiry
-            .front(|e, t| is_live(live, e, t))
-            .map(|(e, _)| e)
+    /// Marks the pass claimed: it now lapses at its expiry. `None` if there is no such pass.
+    pub(crate) fn claim(&mut self, token: u128) -> Option<PassRec> {
+        let pass = self.by_token.get_mut(&token)?;
+        pass.claim_by_ns = u64::MAX;
+        Some(*pass)
     }
 
-    /// Removes the pass that expires first (after `next_expiry` returned `Some`).
+    /// The earliest time a live pass lapses (expires, or reaches its claim deadline unclaimed).
+    pub(crate) fn next_expiry(&mut self) -> Option<u64> {
+        let live = &self.by_token;
+        let expiry = self
+            .expiry
+            .front(|e, t| is_live(live, e, t))
+            .map(|(e, _)| e);
+        let claim = self
+            .claims
+            .front(|c, t| is_unclaimed(live, c, t))
+            .map(|(c, _)| c);
+        match (expiry, claim) {
+            (Some(e), Some(c)) => Some(e.min(c)),
+            (e, c) => e.or(c),
+        }
+    }
+
+    /// Removes the pass that lapses first (after `next_expiry` returned `Some`).
     pub(crate) fn pop_expired(&mut self) -> Option<(u128, PassRec)> {
-        self.next_expiry()?;
-        let (_, token) = self.expiry.pop()?;
+        let at = self.next_expiry()?;
+        // `next_expiry` left a live record at the front of each queue (or none).
+        let claim_first = self.claims.peek().is_some_and(|(c, _)| c == at);
+        let (_, token) = if claim_first {
+            self.claims.pop()?
+        } else {
+            self.expiry.pop()?
+        };
         self.remove(token).map(|p| (token, p))
     }
 
@@ -101,12 +145,19 @@ impl Passes {
             ));
         }
         let queued: std::collections::HashSet<(u64, u128)> = self.expiry.iter().collect();
+        let claims: std::collections::HashSet<(u64, u128)> = self.claims.iter().collect();
         for (&t, p) in self.by_token.iter() {
             if self.by_visitor.get(&p.visitor) != Some(&t) {
                 return Err(format!("pass of {:?} not indexed by visitor", p.visitor));
             }
-            if p.expires_ns <= now_ns {
+            if p.lapses_ns() <= now_ns {
                 return Err(format!("pass of {:?} should have lapsed", p.visitor));
+            }
+            if p.claim_by_ns != u64::MAX && !claims.contains(&(p.claim_by_ns, t)) {
+                return Err(format!(
+                    "unclaimed pass of {:?} missing from the claim queue",
+                    p.visitor
+                ));
             }
             if !queued.contains(&(p.expires_ns, t)) {
                 return Err(format!(
@@ -115,8 +166,8 @@ impl Passes {
                 ));
             }
         }
-        if !self.expiry.is_ordered() {
-            return Err("pass expiry queue out of order".into());
+        if !self.expiry.is_ordered() || !self.claims.is_ordered() {
+            return Err("pass expiry or claim queue out of order".into());
         }
         Ok(())
     }
@@ -125,6 +176,7 @@ impl Passes {
         self.by_token.capacity() * (16 + std::mem::size_of::<PassRec>() + 1)
             + self.by_visitor.capacity() * (8 + 16 + 1)
             + self.expiry.heap_bytes()
+            + self.claims.heap_bytes()
     }
 }
 
@@ -133,6 +185,13 @@ fn is_live(passes: &PassMap, expires_ns: u64, token: u128) -> bool {
     passes
         .get(&token)
         .is_some_and(|p| p.expires_ns == expires_ns)
+}
+
+/// Whether the claim entry `(claim_by_ns, token)` belongs to a live, unclaimed pass.
+fn is_unclaimed(passes: &PassMap, claim_by_ns: u64, token: u128) -> bool {
+    passes
+        .get(&token)
+        .is_some_and(|p| p.claim_by_ns == claim_by_ns)
 }
 
 /// The most recently lapsed tokens (tickets whose check-in lapsed, passes that ran out), so a

@@ -20,6 +20,8 @@ pub(super) struct Core {
     pub(super) max_waiting: u32,
     pub(super) checkin_timeout_ns: u64,
     pub(super) pass_ttl_ns: u64,
+    /// A pass lapses this long after admission unless claimed first (`None`: off).
+    pub(super) claim_timeout_ns: Option<u64>,
     pub(super) paused: bool,
     pub(super) closed: bool,
     /// A pending scheduled opening: `(at_ns, seed)`.
@@ -174,7 +176,7 @@ impl Core {
         if let Some((token, pass)) = self.passes.pop_expired() {
             self.lapsed.record(token);
             self.passes_lapsed += 1;
-            self.note_pass_duration(pass.expires_ns - pass.admitted_ns);
+            self.note_pass_duration(pass.lapses_ns() - pass.admitted_ns);
         }
     }
 
@@ -202,6 +204,9 @@ impl Core {
                 visitor: w.visitor,
                 admitted_ns: at,
                 expires_ns: at.saturating_add(self.pass_ttl_ns),
+                claim_by_ns: self
+                    .claim_timeout_ns
+                    .map_or(u64::MAX, |c| at.saturating_add(c)),
             },
         );
         #[cfg(feature = "tokio")]
@@ -357,6 +362,21 @@ impl Core {
         } else {
             PollError::UnknownToken
         }
+    }
+
+    /// Claims a live pass: it lasts `pass_ttl` from its admission (see
+    /// [`WaitingRoomBuilder::claim_timeout`]).
+    pub(super) fn claim(&mut self, token: u128) -> Result<Pass, ClaimError> {
+        if let Some(p) = self.passes.claim(token) {
+            return Ok(Self::pass(token, &p));
+        }
+        if self.line.find_token(token).is_some() || self.prequeue.find_token(token).is_some() {
+            return Err(ClaimError::NotAdmitted);
+        }
+        Err(match self.ended_error(token) {
+            PollError::Expired => ClaimError::Expired,
+            _ => ClaimError::UnknownToken,
+        })
     }
 
     pub(super) fn finish(&mut self, token: u128) -> Result<(), PollError> {
