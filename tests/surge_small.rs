@@ -172,3 +172,42 @@ fn a_mode_run_alone_has_the_figures_it_has_beside_the_others() {
     assert_eq!(alone.admitted, all.admitted);
     assert!(alone.library_calls < all.library_calls);
 }
+
+/// Claims on (the default, 30 s) against the same arrivals through a room without them: passes
+/// of visitors who gave up return their places after 30 s instead of `pass_ttl`, so the line
+/// drains no slower and never admits below the rate for want of free places.
+#[test]
+fn claims_keep_the_drain_at_the_backend_rate() {
+    let r = sim::run(&small(2, 3), |_, _| {});
+    let without = r.without_claims.as_ref().expect("claims on by default");
+    assert_eq!(r.claim_timeout_secs, 30.0);
+    assert_eq!(r.admitted + r.gave_up + r.rejected, r.visitors);
+    assert_eq!(
+        without.admitted + without.gave_up + without.rejected,
+        r.visitors
+    );
+    assert!(
+        r.line_empty_secs <= without.line_empty_secs,
+        "with claims the line empties at {} s, without at {} s",
+        r.line_empty_secs,
+        without.line_empty_secs
+    );
+    assert!(
+        r.slowest_drain_admissions_per_sec > without.slowest_drain_admissions_per_sec,
+        "slowest second of the drain: {} with claims, {} without",
+        r.slowest_drain_admissions_per_sec,
+        without.slowest_drain_admissions_per_sec
+    );
+    assert!(r.wait_p99_s <= without.wait_p99_s);
+    // Off: no comparison room.
+    let off = sim::run(
+        &sim::Config {
+            claim_timeout_secs: 0.0,
+            ..small(1, 3)
+        },
+        |_, _| {},
+    );
+    assert!(off.without_claims.is_none());
+    assert_eq!(off.admitted, without.admitted);
+    assert_eq!(off.unused_passes, without.unused_passes);
+}

@@ -20,7 +20,16 @@ const MODE_COLORS: [RGBColor; 3] = [
 
 /// A panel: its title, its series, and the top of its y axis if the data's own would hide the
 /// part that matters (values above are drawn at the top).
-type Panel = (&'static str, Vec<Series>, Option<f64>);
+type Panel = (&'static str, Vec<Series>, Option<f64>, Span);
+
+/// How much of the run a panel shows.
+#[derive(Clone, Copy)]
+enum Span {
+    /// Until the line has been empty a while: the room's part of the run.
+    Line,
+    /// The whole run.
+    Run,
+}
 
 fn panels(report: &Report) -> Vec<Panel> {
     let per_mode = |value: fn(&Sample, usize) -> f64| -> Vec<Series> {
@@ -45,25 +54,41 @@ fn panels(report: &Report) -> Vec<Panel> {
         BLACK,
         Box::new(move |_: &Sample| fast_applicants),
     ));
+    let claims = report.without_claims.is_some();
+    let ours = if claims {
+        "with claims"
+    } else {
+        "waiting room"
+    };
+    // Without claims first, so that the room's own line is drawn over it.
+    let mut waiting: Vec<Series> = Vec::new();
+    let mut admissions: Vec<Series> = Vec::new();
+    if claims {
+        waiting.push((
+            "without claims",
+            RGBColor(160, 160, 160),
+            Box::new(|s: &Sample| s.waiting_without_claims as f64),
+        ));
+        admissions.push((
+            "without claims",
+            RGBColor(160, 160, 160),
+            Box::new(|s: &Sample| s.admissions_per_sec_without_claims as f64),
+        ));
+    }
+    waiting.push((ours, BLUE, Box::new(|s: &Sample| s.waiting as f64)));
+    admissions.push((
+        ours,
+        RED,
+        Box::new(|s: &Sample| s.admissions_per_sec as f64),
+    ));
     vec![
-        (
-            "visitors waiting in line",
-            vec![("waiting", BLUE, Box::new(|s: &Sample| s.waiting as f64))],
-            None,
-        ),
-        (
-            "admissions per second",
-            vec![(
-                "admitted",
-                RED,
-                Box::new(|s: &Sample| s.admissions_per_sec as f64),
-            )],
-            None,
-        ),
+        ("visitors waiting in line", waiting, None, Span::Line),
+        ("admissions per second", admissions, None, Span::Line),
         (
             "bookings held (confirmed, not cancelled), by mode",
             per_mode(|s, m| s.bookings[m] as f64),
             None,
+            Span::Run,
         ),
         // The first bookings of a run are all fast clients' (100%): the axis stops at 4x their
         // share of applicants, where the differences between modes show.
@@ -71,6 +96,7 @@ fn panels(report: &Report) -> Vec<Panel> {
             "share of bookings held by fast clients (%), by mode",
             shares,
             Some(4.0 * fast_applicants.max(0.25)),
+            Span::Run,
         ),
     ]
 }
@@ -80,8 +106,19 @@ pub fn draw(path: &Path, report: &Report) -> Result<(), Box<dyn std::error::Erro
     root.fill(&WHITE)?;
     let panels = panels(report);
     let areas = root.split_evenly((panels.len(), 1));
-    let t_max = report.samples.last().map_or(1.0, |s| s.t_secs).max(1.0) / 60.0;
-    for (area, (title, series, cap)) in areas.iter().zip(&panels) {
+    let run_min = report.samples.last().map_or(1.0, |s| s.t_secs).max(1.0) / 60.0;
+    let line_empty_secs = report
+        .without_claims
+        .as_ref()
+        .map_or(report.line_empty_secs, |w| {
+            w.line_empty_secs.max(report.line_empty_secs)
+        });
+    let line_min = ((line_empty_secs * 1.25 + 60.0) / 60.0).min(run_min);
+    for (area, (title, series, cap, span)) in areas.iter().zip(&panels) {
+        let t_max = match span {
+            Span::Line => line_min,
+            Span::Run => run_min,
+        };
         let top = cap.unwrap_or(f64::INFINITY);
         let y_max = series
             .iter()
@@ -113,6 +150,7 @@ pub fn draw(path: &Path, report: &Report) -> Result<(), Box<dyn std::error::Erro
                     report
                         .samples
                         .iter()
+                        .take_while(|s| s.t_secs / 60.0 <= t_max)
                         .map(|s| (s.t_secs / 60.0, value(s).min(top))),
                     color.stroke_width(2),
                 ))?

@@ -154,6 +154,11 @@ struct Args {
     /// --round-secs). Fewer modes make a faster run.
     #[arg(long, value_delimiter = ',', default_value = "one,alternatives,round")]
     modes: Vec<String>,
+    /// The room's claim timeout in seconds (0: off): an admitted visitor's first request claims
+    /// its pass, and one who gave up never does. When on, the same arrivals also go through a
+    /// room without claims, shown beside it.
+    #[arg(long, default_value_t = 30.0)]
+    claim_timeout_secs: f64,
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -208,6 +213,7 @@ impl Args {
             fast_retry_ms: self.fast_retry_ms,
             fast_retry_secs: self.fast_retry_secs,
             round_secs: self.round_secs,
+            claim_timeout_secs: self.claim_timeout_secs,
             modes: self
                 .modes
                 .iter()
@@ -267,6 +273,15 @@ fn validate(c: &sim::Config) -> Result<(), String> {
         if value > max {
             return Err(format!("{name} (after --scale) must be at most {max}"));
         }
+    }
+    if c.claim_timeout_secs.is_nan()
+        || c.claim_timeout_secs < 0.0
+        || (c.claim_timeout_secs > 0.0 && c.claim_timeout_secs < 0.001)
+        || c.claim_timeout_secs > c.pass_ttl_secs
+    {
+        return Err(
+            "--claim-timeout-secs must be 0 (off) or between 0.001 and --pass-ttl-secs".into(),
+        );
     }
     if c.modes.is_empty() {
         return Err("--modes needs at least one mode".into());
@@ -368,7 +383,6 @@ fn thousands(n: u64) -> String {
 }
 
 fn print_table(cfg: &sim::Config, r: &sim::Report) {
-    let pct = |n: u64| 100.0 * n as f64 / r.visitors.max(1) as f64;
     println!(
         "\nLaunch surge: {} visitors, backend {} signups/s (burst {}), at most {} in progress; \
          {} branches x {} days x {} windows; seed {}, {} threads\n",
@@ -382,70 +396,7 @@ fn print_table(cfg: &sim::Config, r: &sim::Report) {
         r.seed,
         r.threads
     );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "", "waiting room", "reject front door"
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "visitors",
-        thousands(r.visitors),
-        thousands(r.visitors)
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "admitted to register",
-        thousands(r.admitted),
-        thousands(r.reject_baseline_admitted)
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "turned away",
-        format!("{} ({:.1}%)", thousands(r.rejected), pct(r.rejected)),
-        format!(
-            "{} ({:.1}%)",
-            thousands(r.reject_baseline_rejected),
-            pct(r.reject_baseline_rejected)
-        )
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "  refusals, retries included",
-        thousands(r.rejected),
-        thousands(r.reject_baseline_refusals)
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "gave up while waiting",
-        thousands(r.gave_up),
-        "-"
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "  admitted after giving up (unused)",
-        thousands(r.unused_passes),
-        "-"
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "peak line length",
-        thousands(r.peak_line),
-        "-"
-    );
-    println!(
-        "{:<34} {:>16} {:>20}",
-        "wait p50 / p99 (s)",
-        format!("{:.1} / {:.1}", r.wait_p50_s, r.wait_p99_s),
-        format!(
-            "{:.1} / {:.1}",
-            r.reject_baseline_wait_p50_s, r.reject_baseline_wait_p99_s
-        )
-    );
-    println!(
-        "{:<34} {:>16}",
-        "wait p95 / max (s)",
-        format!("{:.1} / {:.1}", r.wait_p95_s, r.wait_max_s)
-    );
+    print_rooms(r);
     println!();
     print_modes(r);
     println!();
@@ -459,6 +410,92 @@ fn print_table(cfg: &sim::Config, r: &sim::Report) {
         "{:<34} {:>16}",
         "library calls per second (wall)",
         thousands(r.calls_per_sec as u64)
+    );
+}
+
+/// The line: the waiting room (with claims, if on), the same without claims, and the reject
+/// front door, side by side.
+fn print_rooms(r: &sim::Report) {
+    let pct = |n: u64| {
+        format!(
+            "{} ({:.1}%)",
+            thousands(n),
+            100.0 * n as f64 / r.visitors.max(1) as f64
+        )
+    };
+    let w = r.without_claims.as_ref();
+    let other = |f: &dyn Fn(&sim::RoomFigures) -> String| w.map_or("-".to_string(), f);
+    let row = |label: &str, ours: String, without: String, reject: String| {
+        println!("{label:<34} {ours:>16} {without:>16} {reject:>18}");
+    };
+    let ours = if r.claim_timeout_secs > 0.0 {
+        format!("claims {:.0} s", r.claim_timeout_secs)
+    } else {
+        "waiting room".to_string()
+    };
+    row("", ours, "no claims".into(), "reject front door".into());
+    let v = thousands(r.visitors);
+    row("visitors", v.clone(), other(&|_| v.clone()), v.clone());
+    row(
+        "admitted to register",
+        thousands(r.admitted),
+        other(&|f| thousands(f.admitted)),
+        thousands(r.reject_baseline_admitted),
+    );
+    row(
+        "turned away",
+        pct(r.rejected),
+        other(&|f| pct(f.rejected)),
+        pct(r.reject_baseline_rejected),
+    );
+    row(
+        "  refusals, retries included",
+        thousands(r.rejected),
+        other(&|f| thousands(f.rejected)),
+        thousands(r.reject_baseline_refusals),
+    );
+    row(
+        "gave up while waiting",
+        thousands(r.gave_up),
+        other(&|f| thousands(f.gave_up)),
+        "-".into(),
+    );
+    row(
+        "  admitted after giving up (unused)",
+        thousands(r.unused_passes),
+        other(&|f| thousands(f.unused_passes)),
+        "-".into(),
+    );
+    row(
+        "peak line length",
+        thousands(r.peak_line),
+        other(&|f| thousands(f.peak_line)),
+        "-".into(),
+    );
+    let pair = |a: f64, b: f64| format!("{a:.1} / {b:.1}");
+    row(
+        "wait p50 / p99 (s)",
+        pair(r.wait_p50_s, r.wait_p99_s),
+        other(&|f| pair(f.wait_p50_s, f.wait_p99_s)),
+        pair(r.reject_baseline_wait_p50_s, r.reject_baseline_wait_p99_s),
+    );
+    row(
+        "wait p95 / max (s)",
+        pair(r.wait_p95_s, r.wait_max_s),
+        other(&|f| pair(f.wait_p95_s, f.wait_max_s)),
+        "-".into(),
+    );
+    row(
+        "line empty after (s)",
+        format!("{:.0}", r.line_empty_secs),
+        other(&|f| format!("{:.0}", f.line_empty_secs)),
+        "-".into(),
+    );
+    row(
+        "slowest second of the drain",
+        format!("{}/s", r.slowest_drain_admissions_per_sec),
+        other(&|f| format!("{}/s", f.slowest_drain_admissions_per_sec)),
+        "-".into(),
     );
 }
 

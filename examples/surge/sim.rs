@@ -93,6 +93,10 @@ pub struct Config {
     pub round_secs: f64,
     /// The appointment modes to run side by side.
     pub modes: Vec<Mode>,
+    /// The room's `claim_timeout` (0: off). An admitted visitor's first request claims its pass;
+    /// one who gave up never does. When on, the same arrivals also go through a room without
+    /// claims, for comparison.
+    pub claim_timeout_secs: f64,
 }
 
 impl Default for Config {
@@ -135,6 +139,7 @@ impl Default for Config {
             fast_retry_secs: 900.0,
             round_secs: 3600.0,
             modes: Mode::ALL.to_vec(),
+            claim_timeout_secs: 30.0,
         }
     }
 }
@@ -310,6 +315,9 @@ pub struct Sample {
     pub t_secs: f64,
     pub waiting: u64,
     pub admissions_per_sec: u64,
+    /// The same in the room without claims (zeros when the run has claims off).
+    pub waiting_without_claims: u64,
+    pub admissions_per_sec_without_claims: u64,
     /// Bookings held at this instant, per mode (`Mode::ALL` order).
     pub bookings: [u64; 3],
     /// Of those, held by fast clients.
@@ -343,6 +351,14 @@ pub struct Report {
     pub wait_p95_s: f64,
     pub wait_p99_s: f64,
     pub wait_max_s: f64,
+    /// The room's claim timeout (0: off).
+    pub claim_timeout_secs: f64,
+    /// The last second anybody waited in line: when the drain ended.
+    pub line_empty_secs: f64,
+    /// The admissions of the drain's slowest second (see [`RoomFigures`]).
+    pub slowest_drain_admissions_per_sec: u64,
+    /// The same arrivals through a room without claims, when this run's room has them.
+    pub without_claims: Option<RoomFigures>,
     /// Finished registering and asked for an appointment.
     pub registered: u64,
     pub fast_visitors: u64,
@@ -364,6 +380,24 @@ pub struct Report {
     pub reject_baseline_wait_p99_s: f64,
     #[serde(skip)]
     pub samples: Vec<Sample>,
+}
+
+/// The room's figures of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RoomFigures {
+    pub admitted: u64,
+    pub rejected: u64,
+    pub gave_up: u64,
+    pub unused_passes: u64,
+    pub peak_line: u64,
+    pub wait_p50_s: f64,
+    pub wait_p95_s: f64,
+    pub wait_p99_s: f64,
+    pub wait_max_s: f64,
+    pub line_empty_secs: f64,
+    /// The admissions of the second with the fewest, while the line was longer than the
+    /// burst (the drain's slowest second).
+    pub slowest_drain_admissions_per_sec: u64,
 }
 
 /// Percentile `p` (0..=100) of sorted `v`, in seconds.
@@ -394,7 +428,11 @@ pub fn run(cfg: &Config, progress: impl FnMut(u64, u64)) -> Report {
         .build()
         .expect("thread pool");
     let plans = plans(cfg);
-    let mut sim = Sim::new(cfg, &pool, &plans);
+    let claims = cfg.claim_timeout_secs > 0.0;
+    let mut sim = Sim::new(cfg, &pool, &plans, claims);
+    // With claims on, the same arrivals also go through a room without them (its registrations
+    // book nothing: it is there for its line and its admissions).
+    let mut without = claims.then(|| Sim::new(cfg, &pool, &plans, false));
     let mut books = BookSide::new(cfg, plans.len(), sim.tick_ns, sim.per_sample);
     let end_tick = if cfg.threads > 1 {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u32>)>(1 << 12);
@@ -405,6 +443,9 @@ pub fn run(cfg: &Config, progress: impl FnMut(u64, u64)) -> Report {
                 }
                 books.drain(&pool, &plans)
             });
+            if let Some(other) = without.as_mut() {
+                s.spawn(|| other.run_room(|_, _| {}, |_, _| {}));
+            }
             sim.run_room(progress, |tick, registered| {
                 tx.send((tick, registered)).expect("the book side runs");
             });
@@ -415,10 +456,13 @@ pub fn run(cfg: &Config, progress: impl FnMut(u64, u64)) -> Report {
         sim.run_room(progress, |tick, registered| {
             books.step(&pool, &plans, tick, &registered);
         });
+        if let Some(other) = without.as_mut() {
+            other.run_room(|_, _| {}, |_, _| {});
+        }
         books.drain(&pool, &plans)
     };
     sim.report.simulated_secs = (end_tick * sim.tick_ns) as f64 / NS;
-    sim.finish(wall, books)
+    sim.finish(wall, books, without)
 }
 
 /// The room half of the simulation between ticks.
@@ -443,6 +487,10 @@ struct Sim<'a> {
     tick: u64,
     last_admitted: u64,
     registrations: u64,
+    /// Whether admitted visitors claim their passes (the room has a claim timeout).
+    claims: bool,
+    /// The last tick anybody waited in line.
+    last_waiting_tick: u64,
 }
 
 /// The room events of one tick, sorted by what is done with them.
@@ -453,17 +501,20 @@ struct Due {
 
 impl<'a> Sim<'a> {
     /// The room and the visitors' state.
-    fn new(cfg: &'a Config, pool: &'a rayon::ThreadPool, plans: &'a [Plan]) -> Self {
+    fn new(cfg: &'a Config, pool: &'a rayon::ThreadPool, plans: &'a [Plan], claims: bool) -> Self {
         let clock = ManualClock::new();
-        let room = WaitingRoom::builder()
+        let mut builder = WaitingRoom::builder()
             .rate_per_second(cfg.rate_per_second)
             .burst(cfg.burst)
             .max_active(cfg.max_active)
             .max_waiting(cfg.max_waiting)
             .checkin_timeout(Duration::from_secs_f64(cfg.checkin_timeout_secs))
             .pass_ttl(Duration::from_secs_f64(cfg.pass_ttl_secs))
-            .clock(clock.clone())
-            .build();
+            .clock(clock.clone());
+        if claims {
+            builder = builder.claim_timeout(Duration::from_secs_f64(cfg.claim_timeout_secs));
+        }
+        let room = builder.build();
         let report = Report {
             visitors: cfg.visitors,
             threads: cfg.threads,
@@ -489,6 +540,8 @@ impl<'a> Sim<'a> {
             tick: 0,
             last_admitted: 0,
             registrations: 0,
+            claims,
+            last_waiting_tick: 0,
         }
     }
 
@@ -509,6 +562,9 @@ impl<'a> Sim<'a> {
             let stats = self.room.stats();
             self.calls.fetch_add(1, Ordering::Relaxed);
             self.report.peak_line = self.report.peak_line.max(stats.waiting);
+            if stats.waiting > 0 {
+                self.last_waiting_tick = self.tick;
+            }
             if self.tick.is_multiple_of(self.per_sample) {
                 self.sample(&stats);
                 progress(self.next_arrival as u64, self.plans.len() as u64);
@@ -551,6 +607,11 @@ impl<'a> Sim<'a> {
             self.calls.fetch_add(1, Ordering::Relaxed);
             match self.room.join(VisitorId(u64::from(v))) {
                 Ok(Entry::Admitted(pass)) => {
+                    if self.claims {
+                        // The registration form is the first request with the pass.
+                        self.room.claim(pass.token).expect("a pass just issued");
+                        self.calls.fetch_add(1, Ordering::Relaxed);
+                    }
                     self.visitors[v as usize].ticket = Some(pass.token);
                     self.waits.push(0);
                     self.registrations += 1;
@@ -600,19 +661,29 @@ impl<'a> Sim<'a> {
     /// again at their ETA (or sooner), unless they run out of patience and stop.
     fn check_ins(&mut self, now: u64, polls: &[u32]) {
         let (room, visitors, plans, cfg) = (&self.room, &self.visitors, self.plans, self.cfg);
-        let tick_ns = self.tick_ns;
+        let (tick_ns, claims) = (self.tick_ns, self.claims);
         // Each visitor's call and its next step are worked out in parallel; only the
         // scheduling, in order, is left to this thread.
         let next: Vec<(u32, CheckIn)> = self.maybe_parallel(polls, |&v| {
             let me = &visitors[v as usize];
             let ticket = me.ticket.expect("a waiting visitor has a ticket");
-            let next = match room.poll(ticket) {
-                Ok(entry) => next_step(cfg, &plans[v as usize], me.joined_ns, now, tick_ns, entry),
+            let entry = match room.poll(ticket) {
+                // The registration form is the first request with the pass.
+                Ok(Entry::Admitted(pass)) if claims => {
+                    Entry::Admitted(room.claim(pass.token).expect("a pass just issued"))
+                }
+                Ok(entry) => entry,
                 Err(e) => panic!("a visitor who checks in on time lost its ticket: {e}"),
             };
+            let next = next_step(cfg, &plans[v as usize], me.joined_ns, now, tick_ns, entry);
             (v, next)
         });
-        self.calls.fetch_add(next.len() as u64, Ordering::Relaxed);
+        let claimed = next
+            .iter()
+            .filter(|(_, n)| claims && matches!(n, CheckIn::Admitted { .. }))
+            .count();
+        self.calls
+            .fetch_add((next.len() + claimed) as u64, Ordering::Relaxed);
         for (v, step) in next {
             match step {
                 CheckIn::Admitted { waited_ns, done_ns } => {
@@ -653,25 +724,37 @@ impl<'a> Sim<'a> {
     /// Checks the room end to end, lets the book side finish (every abandoned hold runs out),
     /// and fills in the report, with the reject-when-over-rate front door on the same arrivals
     /// beside it.
-    fn finish(mut self, wall: Instant, books: BookSide) -> Report {
-        self.room
-            .check_invariants()
-            .expect("room invariants at the end");
-        self.calls.fetch_add(1, Ordering::Relaxed);
+    fn finish(mut self, wall: Instant, books: BookSide, without: Option<Sim>) -> Report {
+        let figures = self.room_figures();
+        let other = without.map(|mut other| {
+            let figures = other.room_figures();
+            self.calls
+                .fetch_add(other.calls.load(Ordering::Relaxed), Ordering::Relaxed);
+            (figures, other.samples)
+        });
         let report = &mut self.report;
+        report.claim_timeout_secs = if self.claims {
+            self.cfg.claim_timeout_secs
+        } else {
+            0.0
+        };
+        report.unused_passes = figures.unused_passes;
+        report.wait_p50_s = figures.wait_p50_s;
+        report.wait_p95_s = figures.wait_p95_s;
+        report.wait_p99_s = figures.wait_p99_s;
+        report.wait_max_s = figures.wait_max_s;
+        report.line_empty_secs = figures.line_empty_secs;
+        report.slowest_drain_admissions_per_sec = figures.slowest_drain_admissions_per_sec;
         report.appointments_offered = books.offered();
         report.registered = books.registered;
         report.fast_registered = books.fast_registered;
-        report.samples = merge_samples(self.tick_ns, &self.samples, &books.samples);
+        let no_samples = Vec::new();
+        let other_samples = other.as_ref().map_or(&no_samples, |(_, s)| s);
+        report.samples = merge_samples(self.tick_ns, &self.samples, other_samples, &books.samples);
+        report.without_claims = other.map(|(f, _)| f);
         let (modes, book_calls) = books.finish(self.pool, self.cfg.hold_ttl_secs);
         self.calls.fetch_add(book_calls, Ordering::Relaxed);
         report.modes = modes;
-        report.unused_passes = report.admitted - self.registrations;
-        self.waits.sort_unstable();
-        report.wait_p50_s = percentile(&self.waits, 50.0);
-        report.wait_p95_s = percentile(&self.waits, 95.0);
-        report.wait_p99_s = percentile(&self.waits, 99.0);
-        report.wait_max_s = percentile(&self.waits, 100.0);
         let wall_secs = wall.elapsed().as_secs_f64();
         report.library_calls = self.calls.load(Ordering::Relaxed);
         report.wall_secs = wall_secs;
@@ -684,6 +767,38 @@ impl<'a> Sim<'a> {
         report.reject_baseline_wait_p50_s = baseline.wait_p50_s;
         report.reject_baseline_wait_p99_s = baseline.wait_p99_s;
         self.report
+    }
+}
+
+impl Sim<'_> {
+    /// Checks the room end to end, and its figures.
+    fn room_figures(&mut self) -> RoomFigures {
+        self.room
+            .check_invariants()
+            .expect("room invariants at the end");
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.waits.sort_unstable();
+        let burst = u64::from(self.cfg.burst);
+        RoomFigures {
+            admitted: self.report.admitted,
+            rejected: self.report.rejected,
+            gave_up: self.report.gave_up,
+            unused_passes: self.report.admitted - self.registrations,
+            peak_line: self.report.peak_line,
+            wait_p50_s: percentile(&self.waits, 50.0),
+            wait_p95_s: percentile(&self.waits, 95.0),
+            wait_p99_s: percentile(&self.waits, 99.0),
+            wait_max_s: percentile(&self.waits, 100.0),
+            line_empty_secs: (self.last_waiting_tick * self.tick_ns) as f64 / NS,
+            slowest_drain_admissions_per_sec: self
+                .samples
+                .iter()
+                .skip(1)
+                .filter(|&&(_, waiting, _)| waiting > burst)
+                .map(|&(_, _, admitted)| admitted)
+                .min()
+                .unwrap_or(0),
+        }
     }
 }
 
@@ -737,9 +852,10 @@ fn next_step(
 fn merge_samples(
     tick_ns: u64,
     room: &[(u64, u64, u64)],
+    without_claims: &[(u64, u64, u64)],
     books: &[(u64, [u64; 3], [u64; 3])],
 ) -> Vec<Sample> {
-    let mut room = room.iter().peekable();
+    let (mut room, mut other) = (room.iter().peekable(), without_claims.iter().peekable());
     books
         .iter()
         .map(|&(tick, bookings, fast_bookings)| {
@@ -747,10 +863,17 @@ fn merge_samples(
                 Some(&(_, w, a)) => (w, a),
                 None => (0, 0),
             };
+            let (waiting_without_claims, admissions_per_sec_without_claims) =
+                match other.next_if(|r| r.0 == tick) {
+                    Some(&(_, w, a)) => (w, a),
+                    None => (0, 0),
+                };
             Sample {
                 t_secs: (tick * tick_ns) as f64 / NS,
                 waiting,
                 admissions_per_sec,
+                waiting_without_claims,
+                admissions_per_sec_without_claims,
                 bookings,
                 fast_bookings,
             }
