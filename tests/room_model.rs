@@ -13,6 +13,7 @@ fn op() -> impl Strategy<Value = RoomOp> {
         8 => any::<u8>().prop_map(|visitor| RoomOp::Join { visitor }),
         6 => any::<u16>().prop_map(|ticket| RoomOp::Poll { ticket }),
         3 => any::<u16>().prop_map(|ticket| RoomOp::Finish { ticket }),
+        2 => any::<u16>().prop_map(|ticket| RoomOp::Claim { ticket }),
         1 => any::<u128>().prop_map(|bits| RoomOp::PollForged { bits }),
         6 => any::<u16>().prop_map(|ms| RoomOp::AdvanceMs { ms }),
         1 => any::<u8>().prop_map(|rate| RoomOp::SetRate { rate }),
@@ -27,19 +28,25 @@ fn op() -> impl Strategy<Value = RoomOp> {
     ]
 }
 
-fn config() -> impl Strategy<Value = (u32, u32, u32)> {
-    (1u32..=20, 1u32..=4, prop_oneof![Just(u32::MAX), 1u32..=3])
+fn config() -> impl Strategy<Value = (u32, u32, u32, Option<u64>)> {
+    (
+        1u32..=20,
+        1u32..=4,
+        prop_oneof![Just(u32::MAX), 1u32..=3],
+        // No claims, or a claim timeout up to the pass's whole ttl.
+        prop_oneof![Just(None), (1u64..=room_model::PASS_TTL_MS).prop_map(Some)],
+    )
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn room_agrees_with_model((rate, burst, max_active) in config(), ops in proptest::collection::vec(op(), 1..150)) {
-        let mut h = RoomHarness::new(rate, burst, max_active);
+    fn room_agrees_with_model((rate, burst, max_active, claim_ms) in config(), ops in proptest::collection::vec(op(), 1..150)) {
+        let mut h = RoomHarness::with_claims(rate, burst, max_active, claim_ms);
         for (i, op) in ops.iter().enumerate() {
             if let Err(e) = h.step(op) {
-                prop_assert!(false, "config ({rate}, {burst}, {max_active}), step {i} {op:?}: {e}");
+                prop_assert!(false, "config ({rate}, {burst}, {max_active}, claims {claim_ms:?}), step {i} {op:?}: {e}");
             }
         }
     }
@@ -53,8 +60,12 @@ fn a_long_run_covers_every_outcome() {
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
     let mut runner = TestRunner::new_with_rng(Config::default(), rng);
     let mut total = std::collections::BTreeMap::new();
-    for (rate, burst, max_active) in [(3, 1, u32::MAX), (10, 2, 2), (20, 4, u32::MAX)] {
-        let mut h = RoomHarness::new(rate, burst, max_active);
+    for (rate, burst, max_active, claim_ms) in [
+        (3, 1, u32::MAX, None),
+        (10, 2, 2, Some(2_000)),
+        (20, 4, u32::MAX, Some(500)),
+    ] {
+        let mut h = RoomHarness::with_claims(rate, burst, max_active, claim_ms);
         for _ in 0..3_000 {
             let op = op().new_tree(&mut runner).unwrap().current();
             h.step(&op).unwrap_or_else(|e| panic!("{op:?}: {e}"));
@@ -70,6 +81,8 @@ fn a_long_run_covers_every_outcome() {
         "poll:Err",
         "finish:Ok",
         "finish:Err",
+        "claim:Ok",
+        "claim:Err",
     ] {
         assert!(
             total.get(outcome).copied().unwrap_or(0) > 0,
