@@ -13,9 +13,10 @@
 //!   2^27 ns (about 134 ms) by deadline (O(1)); the first bucket is made a min-heap when it comes
 //!   first (O(b) for a bucket of b, in one pass over memory in order) and records moved into it
 //!   later join that heap (O(log b)). A bucket holds the visitors who checked in within the same
-//!   134 ms, so the heaps stay small, and no call pays more than one heapify of one bucket.
-//!   Records of visitors who left are skipped when reached, and dropped by a compaction once they
-//!   outnumber the live ones (see [`DeadlineQueue`]).
+//!   134 ms, so the heaps stay small.
+//! - Records of visitors who left are skipped when reached, and dropped by a compaction (one pass
+//!   over the records) once they outnumber the live ones, as in [`DeadlineQueue`]: so the
+//!   records are never more than twice the waiting visitors, plus a slack.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -151,9 +152,18 @@ impl<K: Copy + Ord> CheckinQueue<K> {
             .chain(self.later.values().flatten().map(|r| r.0))
     }
 
-    /// Whether the records of joins are in deadline order (for invariant checks).
+    /// Whether the records of joins are in deadline order, and every moved record in the bucket
+    /// of its deadline, the later buckets after the one being drained (for invariant checks).
     pub(crate) fn is_ordered(&self) -> bool {
+        let after_ready = |b: u64| self.ready_bucket.is_none_or(|r| b > r);
         self.joined.is_ordered()
+            && self.later.iter().all(|(&b, records)| {
+                after_ready(b) && records.iter().all(|r| r.0.0 >> BUCKET_SHIFT == b)
+            })
+            && self
+                .ready
+                .iter()
+                .all(|r| !after_ready(r.0.0 >> BUCKET_SHIFT))
     }
 
     /// Heap bytes of every part (a bucket's map node counted as 64 bytes).
@@ -225,6 +235,7 @@ mod tests {
             if current > d {
                 let live = deadline.len();
                 q.requeue(current, key, live, |_, k| deadline.contains_key(&k));
+                assert!(q.is_ordered());
             } else {
                 deadline.remove(&key);
                 lapsed.push(d);
