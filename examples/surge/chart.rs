@@ -110,8 +110,8 @@ pub fn draw(path: &Path, report: &Report) -> Result<(), Box<dyn std::error::Erro
     let line_empty_secs = report
         .without_claims
         .as_ref()
-        .map_or(report.line_empty_secs, |w| {
-            w.line_empty_secs.max(report.line_empty_secs)
+        .map_or(report.room.line_empty_secs, |w| {
+            w.line_empty_secs.max(report.room.line_empty_secs)
         });
     let line_min = ((line_empty_secs * 1.25 + 60.0) / 60.0).min(run_min);
     for (area, (title, series, cap, span)) in areas.iter().zip(&panels) {

@@ -438,62 +438,62 @@ fn print_rooms(r: &sim::Report) {
     row("visitors", v.clone(), other(&|_| v.clone()), v.clone());
     row(
         "admitted to register",
-        thousands(r.admitted),
+        thousands(r.room.admitted),
         other(&|f| thousands(f.admitted)),
         thousands(r.reject_baseline_admitted),
     );
     row(
         "turned away",
-        pct(r.rejected),
+        pct(r.room.rejected),
         other(&|f| pct(f.rejected)),
         pct(r.reject_baseline_rejected),
     );
     row(
         "  refusals, retries included",
-        thousands(r.rejected),
+        thousands(r.room.rejected),
         other(&|f| thousands(f.rejected)),
         thousands(r.reject_baseline_refusals),
     );
     row(
         "gave up while waiting",
-        thousands(r.gave_up),
+        thousands(r.room.gave_up),
         other(&|f| thousands(f.gave_up)),
         "-".into(),
     );
     row(
         "  admitted after giving up (unused)",
-        thousands(r.unused_passes),
+        thousands(r.room.unused_passes),
         other(&|f| thousands(f.unused_passes)),
         "-".into(),
     );
     row(
         "peak line length",
-        thousands(r.peak_line),
+        thousands(r.room.peak_line),
         other(&|f| thousands(f.peak_line)),
         "-".into(),
     );
     let pair = |a: f64, b: f64| format!("{a:.1} / {b:.1}");
     row(
         "wait p50 / p99 (s)",
-        pair(r.wait_p50_s, r.wait_p99_s),
+        pair(r.room.wait_p50_s, r.room.wait_p99_s),
         other(&|f| pair(f.wait_p50_s, f.wait_p99_s)),
         pair(r.reject_baseline_wait_p50_s, r.reject_baseline_wait_p99_s),
     );
     row(
         "wait p95 / max (s)",
-        pair(r.wait_p95_s, r.wait_max_s),
+        pair(r.room.wait_p95_s, r.room.wait_max_s),
         other(&|f| pair(f.wait_p95_s, f.wait_max_s)),
         "-".into(),
     );
     row(
         "line empty after (s)",
-        format!("{:.0}", r.line_empty_secs),
+        format!("{:.0}", r.room.line_empty_secs),
         other(&|f| format!("{:.0}", f.line_empty_secs)),
         "-".into(),
     );
     row(
         "slowest second of the drain",
-        format!("{}/s", r.slowest_drain_admissions_per_sec),
+        format!("{}/s", r.room.slowest_drain_admissions_per_sec),
         other(&|f| format!("{}/s", f.slowest_drain_admissions_per_sec)),
         "-".into(),
     );

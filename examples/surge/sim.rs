@@ -339,24 +339,10 @@ pub struct Baseline {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub visitors: u64,
-    pub admitted: u64,
-    /// Refused by the waiting room (`JoinError::Full`).
-    pub rejected: u64,
-    /// Stopped checking in while waiting, and lapsed.
-    pub gave_up: u64,
-    /// Admitted after they had stopped checking in: the pass held a place until it ran out.
-    pub unused_passes: u64,
-    pub peak_line: u64,
-    pub wait_p50_s: f64,
-    pub wait_p95_s: f64,
-    pub wait_p99_s: f64,
-    pub wait_max_s: f64,
+    /// The waiting room's figures.
+    pub room: RoomFigures,
     /// The room's claim timeout (0: off).
     pub claim_timeout_secs: f64,
-    /// The last second anybody waited in line: when the drain ended.
-    pub line_empty_secs: f64,
-    /// The admissions of the drain's slowest second (see [`RoomFigures`]).
-    pub slowest_drain_admissions_per_sec: u64,
     /// The same arrivals through a room without claims, when this run's room has them.
     pub without_claims: Option<RoomFigures>,
     /// Finished registering and asked for an appointment.
@@ -386,14 +372,18 @@ pub struct Report {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RoomFigures {
     pub admitted: u64,
+    /// Refused by the waiting room (`JoinError::Full`).
     pub rejected: u64,
+    /// Stopped checking in while waiting, and lapsed.
     pub gave_up: u64,
+    /// Admitted after they had stopped checking in: the pass held a place until it lapsed.
     pub unused_passes: u64,
     pub peak_line: u64,
     pub wait_p50_s: f64,
     pub wait_p95_s: f64,
     pub wait_p99_s: f64,
     pub wait_max_s: f64,
+    /// The last second anybody waited in line: when the drain ended.
     pub line_empty_secs: f64,
     /// The admissions of the second with the fewest, while the line was longer than the
     /// burst (the drain's slowest second).
@@ -561,7 +551,7 @@ impl<'a> Sim<'a> {
             self.check_ins(now, &due.polls);
             let stats = self.room.stats();
             self.calls.fetch_add(1, Ordering::Relaxed);
-            self.report.peak_line = self.report.peak_line.max(stats.waiting);
+            self.report.room.peak_line = self.report.room.peak_line.max(stats.waiting);
             if stats.waiting > 0 {
                 self.last_waiting_tick = self.tick;
             }
@@ -571,8 +561,8 @@ impl<'a> Sim<'a> {
             }
             if self.next_arrival == self.plans.len() && self.wheel.is_empty() && stats.waiting == 0
             {
-                self.report.admitted = stats.admitted_total;
-                self.report.gave_up = stats.dropped_total;
+                self.report.room.admitted = stats.admitted_total;
+                self.report.room.gave_up = stats.dropped_total;
                 return;
             }
             self.skip_to_next_tick();
@@ -622,7 +612,7 @@ impl<'a> Sim<'a> {
                     let eta = (t.eta.as_nanos() as u64).max(self.tick_ns);
                     self.schedule(now + eta.min(p.first_poll_ns), v, Event::Poll);
                 }
-                Err(JoinError::Full { .. }) => self.report.rejected += 1,
+                Err(JoinError::Full { .. }) => self.report.room.rejected += 1,
                 Err(e) => panic!("join: {e}"),
             }
         }
@@ -738,13 +728,7 @@ impl<'a> Sim<'a> {
         } else {
             0.0
         };
-        report.unused_passes = figures.unused_passes;
-        report.wait_p50_s = figures.wait_p50_s;
-        report.wait_p95_s = figures.wait_p95_s;
-        report.wait_p99_s = figures.wait_p99_s;
-        report.wait_max_s = figures.wait_max_s;
-        report.line_empty_secs = figures.line_empty_secs;
-        report.slowest_drain_admissions_per_sec = figures.slowest_drain_admissions_per_sec;
+        report.room = figures;
         report.appointments_offered = books.offered();
         report.registered = books.registered;
         report.fast_registered = books.fast_registered;
@@ -780,11 +764,11 @@ impl Sim<'_> {
         self.waits.sort_unstable();
         let burst = u64::from(self.cfg.burst);
         RoomFigures {
-            admitted: self.report.admitted,
-            rejected: self.report.rejected,
-            gave_up: self.report.gave_up,
-            unused_passes: self.report.admitted - self.registrations,
-            peak_line: self.report.peak_line,
+            admitted: self.report.room.admitted,
+            rejected: self.report.room.rejected,
+            gave_up: self.report.room.gave_up,
+            unused_passes: self.report.room.admitted - self.registrations,
+            peak_line: self.report.room.peak_line,
             wait_p50_s: percentile(&self.waits, 50.0),
             wait_p95_s: percentile(&self.waits, 95.0),
             wait_p99_s: percentile(&self.waits, 99.0),

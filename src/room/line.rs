@@ -10,12 +10,12 @@
 //!   at most once per check-in timeout (see [`super::checkins`]).
 //!
 //! Memory: one 32-byte entry per visitor, two index cells of 8 bytes at 4/5 load or less, one
-//! check-in record of 16 bytes, and a bit. Entries are numbered by a
-//! *virtual index* that never changes while the visitor waits, so nothing that points at an entry
-//! is ever renumbered (see [`super::slots`]). Entries of visitors who left stay in place until
-//! their block is re-packed or, in front of the first visitor still waiting (where admissions and
-//! most lapses leave them), dropped in steps of [`TRIM_STEP`]; positions are ranks, so they cost
-//! nothing to skip. No call does more than one step of this.
+//! check-in record of 16 bytes, and a bit. Entries are numbered by a *virtual index* that never
+//! changes while the visitor waits, so nothing that points at an entry is ever renumbered (see
+//! [`super::slots`]). Entries of visitors who left stay in place until their block is re-packed
+//! or, in front of the first visitor still waiting (where admissions and most lapses leave
+//! them), dropped in steps of [`TRIM_STEP`]; positions are ranks, so they cost nothing to skip.
+//! No call does more than one step of this.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -152,12 +152,12 @@ impl Line {
     /// Appends a visitor at the back. The caller has checked it is not in line.
     pub(crate) fn push(&mut self, waiter: Waiter) -> u32 {
         debug_assert!(self.find_visitor(waiter.visitor).is_none());
-        let deadline_ns = waiter.deadline_ns.get();
-        let key = CheckinKey::new(0, waiter.token);
+        let (deadline_ns, token) = (waiter.deadline_ns.get(), waiter.token);
         let index = self.append(waiter);
         let slots = &self.slots;
+        let key = CheckinKey::new(index, token);
         self.checkins
-            .push(deadline_ns, key.at(index), slots.live.ones(), |d, k| {
+            .push(deadline_ns, key, slots.live.ones(), |d, k| {
                 is_current(slots, d, k)
             });
         index
@@ -415,11 +415,6 @@ struct CheckinKey(u64);
 impl CheckinKey {
     fn new(index: u32, token: u128) -> Self {
         Self(u64::from(index) << 32 | u64::from(token as u32))
-    }
-
-    /// The same token's key at another index.
-    fn at(self, index: u32) -> Self {
-        Self(u64::from(index) << 32 | (self.0 & 0xffff_ffff))
     }
 
     fn index(self) -> u32 {

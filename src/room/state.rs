@@ -300,8 +300,8 @@ impl Core {
     /// Where a token stands: a live pass, or a place in the line or the pre-queue.
     ///
     /// The line is looked in first: in a surge nearly every call with a token is a waiting
-    /// visitor's check-in, and this spares it a probe of the passes (a cache miss in a large
-    /// room). A token is in one place at most, so the order changes no answer.
+    /// visitor's check-in, and this spares it a probe of the passes. A token is in one place at
+    /// most, so the order changes no answer.
     pub(super) fn locate(&self, token: u128) -> Option<Place> {
         if let Some(i) = self.line.find_token(token) {
             return Some(Place::Line(i));
