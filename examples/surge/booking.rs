@@ -218,6 +218,12 @@ impl<'a> Books<'a> {
         }
     }
 
+    /// The modes this run runs, in `Mode::ALL` order.
+    fn ran_modes(&self) -> impl Iterator<Item = Mode> + use<> {
+        let ran = self.ran;
+        Mode::ALL.into_iter().filter(move |&m| ran[m as usize])
+    }
+
     /// When the next round closes, while one is still due.
     pub fn round_due_ns(&self) -> Option<u64> {
         self.round.as_ref().map(|r| r.at_ns)
@@ -260,7 +266,7 @@ impl<'a> Books<'a> {
         for &v in registered {
             let p = &plans[v as usize];
             let city = self.city(p.branches[0]);
-            for mode in Mode::ALL.into_iter().filter(|&m| self.ran[m as usize]) {
+            for mode in self.ran_modes() {
                 match (&mut self.round, mode) {
                     (Some(rounds), Mode::Round) if rounds.number == 0 => {
                         let round = rounds.by_city.entry(city).or_insert_with(|| {
@@ -417,7 +423,7 @@ impl<'a> Books<'a> {
 
     /// Reclaims lapsed holds in every book (once a simulated second).
     pub fn sweep(&mut self) {
-        for mode in Mode::ALL.into_iter().filter(|&m| self.ran[m as usize]) {
+        for mode in self.ran_modes() {
             self.books[mode as usize].sweep();
             self.calls += 1;
         }
@@ -432,10 +438,7 @@ impl<'a> Books<'a> {
     /// end against the ledger, and fills in the per-mode figures.
     /// Returns the figures and the library calls made here.
     pub fn finish(mut self, pool: &rayon::ThreadPool) -> ([ModeReport; 3], u64) {
-        let modes: Vec<Mode> = Mode::ALL
-            .into_iter()
-            .filter(|&m| self.ran[m as usize])
-            .collect();
+        let modes: Vec<Mode> = self.ran_modes().collect();
         let books = &self.books;
         // The books' end-to-end checks, each O(n log n), side by side.
         let totals: Vec<_> = pool.install(|| {

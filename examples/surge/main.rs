@@ -423,10 +423,13 @@ fn print_rooms(r: &sim::Report) {
             100.0 * n as f64 / r.visitors.max(1) as f64
         )
     };
-    let w = r.without_claims.as_ref();
-    let other = |f: &dyn Fn(&sim::RoomFigures) -> String| w.map_or("-".to_string(), f);
     let row = |label: &str, ours: String, without: String, reject: String| {
         println!("{label:<34} {ours:>16} {without:>16} {reject:>18}");
+    };
+    // One figure of both rooms (the one without claims shows "-" when the run has none).
+    let rooms = |label: &str, cell: &dyn Fn(&sim::RoomFigures) -> String, reject: String| {
+        let without = r.without_claims.as_ref().map_or("-".to_string(), cell);
+        row(label, cell(&r.room), without, reject);
     };
     let ours = if r.claim_timeout_secs > 0.0 {
         format!("claims {:.0} s", r.claim_timeout_secs)
@@ -435,66 +438,52 @@ fn print_rooms(r: &sim::Report) {
     };
     row("", ours, "no claims".into(), "reject front door".into());
     let v = thousands(r.visitors);
-    row("visitors", v.clone(), other(&|_| v.clone()), v.clone());
-    row(
+    rooms("visitors", &|_| v.clone(), v.clone());
+    rooms(
         "admitted to register",
-        thousands(r.room.admitted),
-        other(&|f| thousands(f.admitted)),
+        &|f| thousands(f.admitted),
         thousands(r.reject_baseline_admitted),
     );
-    row(
+    rooms(
         "turned away",
-        pct(r.room.rejected),
-        other(&|f| pct(f.rejected)),
+        &|f| pct(f.rejected),
         pct(r.reject_baseline_rejected),
     );
-    row(
+    rooms(
         "  refusals, retries included",
-        thousands(r.room.rejected),
-        other(&|f| thousands(f.rejected)),
+        &|f| thousands(f.rejected),
         thousands(r.reject_baseline_refusals),
     );
-    row(
+    rooms(
         "gave up while waiting",
-        thousands(r.room.gave_up),
-        other(&|f| thousands(f.gave_up)),
+        &|f| thousands(f.gave_up),
         "-".into(),
     );
-    row(
+    rooms(
         "  admitted after giving up (unused)",
-        thousands(r.room.unused_passes),
-        other(&|f| thousands(f.unused_passes)),
+        &|f| thousands(f.unused_passes),
         "-".into(),
     );
-    row(
-        "peak line length",
-        thousands(r.room.peak_line),
-        other(&|f| thousands(f.peak_line)),
-        "-".into(),
-    );
+    rooms("peak line length", &|f| thousands(f.peak_line), "-".into());
     let pair = |a: f64, b: f64| format!("{a:.1} / {b:.1}");
-    row(
+    rooms(
         "wait p50 / p99 (s)",
-        pair(r.room.wait_p50_s, r.room.wait_p99_s),
-        other(&|f| pair(f.wait_p50_s, f.wait_p99_s)),
+        &|f| pair(f.wait_p50_s, f.wait_p99_s),
         pair(r.reject_baseline_wait_p50_s, r.reject_baseline_wait_p99_s),
     );
-    row(
+    rooms(
         "wait p95 / max (s)",
-        pair(r.room.wait_p95_s, r.room.wait_max_s),
-        other(&|f| pair(f.wait_p95_s, f.wait_max_s)),
+        &|f| pair(f.wait_p95_s, f.wait_max_s),
         "-".into(),
     );
-    row(
+    rooms(
         "line empty after (s)",
-        format!("{:.0}", r.room.line_empty_secs),
-        other(&|f| format!("{:.0}", f.line_empty_secs)),
+        &|f| format!("{:.0}", f.line_empty_secs),
         "-".into(),
     );
-    row(
+    rooms(
         "slowest second of the drain",
-        format!("{}/s", r.room.slowest_drain_admissions_per_sec),
-        other(&|f| format!("{}/s", f.slowest_drain_admissions_per_sec)),
+        &|f| format!("{}/s", f.slowest_drain_admissions_per_sec),
         "-".into(),
     );
 }
