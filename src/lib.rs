@@ -59,6 +59,7 @@
 //!
 //! - `tokio`: [`WaitingRoom::wait`], an async, cancel-safe wait for a ticket's turn, and
 //!   `TokioClock`.
+//! - `pass`: [`pass`], passes signed with HMAC-SHA256 that any node holding the keys can verify.
 
 #![warn(missing_docs)]
 
@@ -69,6 +70,8 @@ pub mod clock;
 mod deadline;
 mod invariant;
 pub mod journal;
+#[cfg(feature = "pass")]
+pub mod pass;
 pub mod room;
 mod sharded;
 mod shrink;

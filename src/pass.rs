@@ -1,0 +1,324 @@
+//! Signed passes: admission that any node can check without asking the node that admitted.
+//!
+//! A [`Keyring`] signs [`PassClaims`] (room, visitor, the pass's [`TicketToken`], issue and
+//! expiry times in Unix seconds) into a short ASCII text, safe in a cookie, a header and a URL,
+//! and verifies such a text back into its claims. Every portal node holds the same keyring;
+//! the node that serves a registration checks the pass with its own keys.
+//!
+//! # Guarantees
+//!
+//! - **Unforgeable without a key**: the tag is HMAC-SHA256 over every other byte, keyed by a
+//!   secret of at least [`MIN_SECRET_BYTES`]. Verification recomputes it and compares through
+//!   the MAC's own constant-time check, so the time it takes says nothing about how many bytes
+//!   of a forged tag were right.
+//! - **One text per pass**: the text is exactly [`PASS_TEXT_LEN`] characters of unpadded
+//!   base64url, encoding exactly 81 bytes (a multiple of 3, so no character carries spare bits).
+//!   Changing any byte of a valid text gives an error, never a different valid pass; a text that
+//!   verifies is the one [`Keyring::sign`] makes of its claims.
+//! - **Bounded work**: a text of the wrong length is refused before anything is decoded; no
+//!   input panics.
+//! - **Rotation**: a keyring signs with one key and also verifies with up to
+//!   [`MAX_KEYS`]` - 1` older ones ([`Keyring::with_verify_key`]), so a new key can be rolled out
+//!   while passes signed by the old one drain.
+//!
+//! A pass says who was admitted and until when; it does not say whether the room has since
+//! ended it (a visitor who left). A node that must know asks the room too, which is what the
+//! HTTP layer does when it can reach the room.
+//!
+//! # Layout of the 81 signed bytes
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0 | format version, 1 |
+//! | 1..5 | key id, big-endian `u32` |
+//! | 5..9 | room, big-endian `u32` |
+//! | 9..17 | visitor, big-endian `u64` |
+//! | 17..33 | token, big-endian `u128` |
+//! | 33..41 | issued at, Unix seconds, big-endian `u64` |
+//! | 41..49 | expires at, Unix seconds, big-endian `u64` |
+//! | 49..81 | HMAC-SHA256 of bytes 0..49 |
+//!
+//! ```
+//! use surgegate::pass::{KeyId, Keyring, PassClaims, PassError};
+//! use surgegate::{TicketToken, VisitorId};
+//!
+//! let secret = [7u8; 32]; // in a portal: 32 random bytes from its secret store
+//! let keys = Keyring::new(KeyId(1), &secret)?;
+//! let claims = PassClaims {
+//!     room: 3,
+//!     visitor: VisitorId(42),
+//!     token: "0123456789abcdef0123456789abcdef".parse()?,
+//!     issued_at_unix_s: 1_800_000_000,
+//!     expires_at_unix_s: 1_800_000_900,
+//! };
+//! let text = keys.sign(&claims);
+//! assert_eq!(text.len(), surgegate::pass::PASS_TEXT_LEN);
+//! assert_eq!(keys.verify(&text, 1_800_000_100)?, claims);
+//! assert_eq!(keys.verify(&text, 1_800_000_900), Err(PassError::Expired));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::room::{TicketToken, VisitorId};
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// The shortest secret a key accepts, in bytes (the output size of SHA-256).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The most keys a keyring holds: the signing key and up to `MAX_KEYS - 1` verify-only keys.
+pub const MAX_KEYS: usize = 8;
+
+/// The length of every pass text, in ASCII characters.
+pub const PASS_TEXT_LEN: usize = 108;
+
+const VERSION: u8 = 1;
+const BODY_BYTES: usize = 49;
+const TAG_BYTES: usize = 32;
+const PASS_BYTES: usize = BODY_BYTES + TAG_BYTES;
+const _: () = assert!(PASS_BYTES.is_multiple_of(3) && PASS_BYTES / 3 * 4 == PASS_TEXT_LEN);
+
+/// The name of a key, carried in every pass it signs so that verification picks the right one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub u32);
+
+/// What a pass says: who was admitted to which room, with which token, and until when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PassClaims {
+    /// The portal's number for the room (a portal with several services gives each its own), so
+    /// a pass for one room is not accepted by another that shares the keys.
+    pub room: u32,
+    /// The visitor who was admitted.
+    pub visitor: VisitorId,
+    /// The pass's token, as the room knows it ([`crate::Pass::token`]).
+    pub token: TicketToken,
+    /// When the pass was issued, in Unix seconds.
+    pub issued_at_unix_s: u64,
+    /// The first Unix second at which the pass is no longer accepted.
+    pub expires_at_unix_s: u64,
+}
+
+/// Why a keyring could not be built or extended.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The secret is shorter than [`MIN_SECRET_BYTES`].
+    #[error(
+        "the secret of key {key:?} is {len} bytes; use at least {MIN_SECRET_BYTES} random bytes"
+    )]
+    ShortSecret {
+        /// The key being added.
+        key: KeyId,
+        /// The secret's length in bytes.
+        len: usize,
+    },
+    /// The keyring already has a key of this id.
+    #[error("the keyring already has key {0:?}; give each key its own id")]
+    DuplicateKey(KeyId),
+    /// The keyring already holds [`MAX_KEYS`] keys.
+    #[error("the keyring already holds {MAX_KEYS} keys; drop a key that no live pass uses")]
+    TooManyKeys,
+}
+
+/// Why a pass text was not accepted. Every variant means "no valid pass": treat the visitor as
+/// one who has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum PassError {
+    /// Not a pass text of this format: wrong length, characters outside base64url, or an
+    /// unknown format version.
+    #[error("not a pass: expected {PASS_TEXT_LEN} base64url characters of format version 1")]
+    Malformed,
+    /// Signed by a key this keyring does not hold (retired, or never issued here).
+    #[error("the pass was signed by a key this keyring does not hold")]
+    UnknownKey,
+    /// The tag does not match: the text was forged or changed.
+    #[error("the pass's signature does not match; it was forged or altered")]
+    BadSignature,
+    /// The pass was genuine but its expiry time has come.
+    #[error("the pass has expired; join the line again")]
+    Expired,
+}
+
+/// The keys a portal signs and verifies passes with. Cheap to share behind an `Arc`; `Debug`
+/// shows the key ids only, never a secret.
+#[derive(Clone)]
+pub struct Keyring {
+    /// `keys[0]` signs; all of them verify. At most [`MAX_KEYS`], ids distinct.
+    keys: Vec<(KeyId, HmacSha256)>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<KeyId> = self.keys.iter().map(|(id, _)| *id).collect();
+        f.debug_struct("Keyring")
+            .field("signing", &ids[0])
+            .field("keys", &ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// A keyring that signs (and verifies) with `secret` under the name `id`.
+    ///
+    /// # Errors
+    /// [`KeyError::ShortSecret`] if `secret` is shorter than [`MIN_SECRET_BYTES`].
+    pub fn new(id: KeyId, secret: &[u8]) -> Result<Self, KeyError> {
+        Ok(Self {
+            keys: vec![(id, keyed(id, secret)?)],
+        })
+    }
+
+    /// The same keyring, also accepting passes signed with `secret` under `id` (an older key
+    /// during a rotation). Signing still uses the key given to [`Keyring::new`].
+    ///
+    /// # Errors
+    /// [`KeyError::ShortSecret`], [`KeyError::DuplicateKey`] if `id` is already held,
+    /// [`KeyError::TooManyKeys`] beyond [`MAX_KEYS`].
+    pub fn with_verify_key(mut self, id: KeyId, secret: &[u8]) -> Result<Self, KeyError> {
+        if self.keys.iter().any(|(held, _)| *held == id) {
+            return Err(KeyError::DuplicateKey(id));
+        }
+        if self.keys.len() >= MAX_KEYS {
+            return Err(KeyError::TooManyKeys);
+        }
+        let mac = keyed(id, secret)?;
+        self.keys.push((id, mac));
+        Ok(self)
+    }
+
+    /// The id of the key that [`Keyring::sign`] uses.
+    pub fn signing_key(&self) -> KeyId {
+        self.keys[0].0
+    }
+
+    /// The pass text of `claims`, signed with the signing key: [`PASS_TEXT_LEN`] characters of
+    /// base64url.
+    pub fn sign(&self, claims: &PassClaims) -> String {
+        let (id, mac) = &self.keys[0];
+        let mut bytes = [0u8; PASS_BYTES];
+        write_body(&mut bytes[..BODY_BYTES], *id, claims);
+        let tag = mac.clone().chain_update(&bytes[..BODY_BYTES]).finalize();
+        bytes[BODY_BYTES..].copy_from_slice(&tag.into_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The claims of a pass text, if it was signed by one of this keyring's keys and has not
+    /// expired at `now_unix_s`.
+    ///
+    /// # Errors
+    /// [`PassError::Malformed`], [`PassError::UnknownKey`], [`PassError::BadSignature`] (checked
+    /// in constant time), then [`PassError::Expired`] once `now_unix_s >= expires_at_unix_s`.
+    pub fn verify(&self, text: &str, now_unix_s: u64) -> Result<PassClaims, PassError> {
+        if text.len() != PASS_TEXT_LEN {
+            return Err(PassError::Malformed);
+        }
+        let mut bytes = [0u8; PASS_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
+            Ok(PASS_BYTES) => {}
+            _ => return Err(PassError::Malformed),
+        }
+        let (body, tag) = bytes.split_at(BODY_BYTES);
+        if body[0] != VERSION {
+            return Err(PassError::Malformed);
+        }
+        let id = KeyId(u32::from_be_bytes(field(body, 1)));
+        let (_, mac) = self
+            .keys
+            .iter()
+            .find(|(held, _)| *held == id)
+            .ok_or(PassError::UnknownKey)?;
+        mac.clone()
+            .chain_update(body)
+            .verify_slice(tag)
+            .map_err(|_| PassError::BadSignature)?;
+        let claims = read_body(body);
+        if now_unix_s >= claims.expires_at_unix_s {
+            return Err(PassError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+fn keyed(id: KeyId, secret: &[u8]) -> Result<HmacSha256, KeyError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(KeyError::ShortSecret {
+            key: id,
+            len: secret.len(),
+        });
+    }
+    // HMAC takes a key of any length; the length was checked above, so this cannot fail.
+    HmacSha256::new_from_slice(secret).map_err(|_| KeyError::ShortSecret {
+        key: id,
+        len: secret.len(),
+    })
+}
+
+fn write_body(body: &mut [u8], id: KeyId, claims: &PassClaims) {
+    body[0] = VERSION;
+    body[1..5].copy_from_slice(&id.0.to_be_bytes());
+    body[5..9].copy_from_slice(&claims.room.to_be_bytes());
+    body[9..17].copy_from_slice(&claims.visitor.0.to_be_bytes());
+    body[17..33].copy_from_slice(&claims.token.to_u128().to_be_bytes());
+    body[33..41].copy_from_slice(&claims.issued_at_unix_s.to_be_bytes());
+    body[41..49].copy_from_slice(&claims.expires_at_unix_s.to_be_bytes());
+}
+
+fn read_body(body: &[u8]) -> PassClaims {
+    PassClaims {
+        room: u32::from_be_bytes(field(body, 5)),
+        visitor: VisitorId(u64::from_be_bytes(field(body, 9))),
+        token: TicketToken::from_u128(u128::from_be_bytes(field(body, 17))),
+        issued_at_unix_s: u64::from_be_bytes(field(body, 33)),
+        expires_at_unix_s: u64::from_be_bytes(field(body, 41)),
+    }
+}
+
+/// `N` bytes of `body` from `at`; the layout above keeps every field inside the body.
+fn field<const N: usize>(body: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&body[at..at + N]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> PassClaims {
+        PassClaims {
+            room: 9,
+            visitor: VisitorId(u64::MAX - 1),
+            token: TicketToken::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+            issued_at_unix_s: 1_000,
+            expires_at_unix_s: 2_000,
+        }
+    }
+
+    #[test]
+    fn the_layout_round_trips_every_field() {
+        let mut body = [0u8; BODY_BYTES];
+        write_body(&mut body, KeyId(0xdead_beef), &claims());
+        assert_eq!(body[0], VERSION);
+        assert_eq!(u32::from_be_bytes(field(&body, 1)), 0xdead_beef);
+        assert_eq!(read_body(&body), claims());
+    }
+
+    #[test]
+    fn debug_shows_key_ids_and_no_secret() {
+        let keys = Keyring::new(KeyId(2), &[0xab; 32])
+            .unwrap()
+            .with_verify_key(KeyId(1), &[0xcd; 40])
+            .unwrap();
+        let shown = format!("{keys:?}");
+        assert!(
+            shown.contains("KeyId(2)") && shown.contains("KeyId(1)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("171") && !shown.contains("205"), "{shown}");
+    }
+}
