@@ -38,6 +38,11 @@
 //! | 41..49 | expires at, Unix seconds, big-endian `u64` |
 //! | 49..81 | HMAC-SHA256 of bytes 0..49 |
 //!
+//! A visitor text ([`Keyring::sign_visitor`], an identity kept in a cookie) is format version 2:
+//! version, key id, room, visitor (as above), two zero bytes, and the tag over those 19 bytes:
+//! 51 bytes, [`VISITOR_TEXT_LEN`] characters. The version byte and the length keep either kind of
+//! text from being taken for the other.
+//!
 //! ```
 //! use surgegate::pass::{KeyId, Keyring, PassClaims, PassError};
 //! use surgegate::{TicketToken, VisitorId};
@@ -76,11 +81,18 @@ pub const MAX_KEYS: usize = 8;
 /// The length of every pass text, in ASCII characters.
 pub const PASS_TEXT_LEN: usize = 108;
 
-const VERSION: u8 = 1;
+/// The length of every visitor text ([`Keyring::sign_visitor`]), in ASCII characters.
+pub const VISITOR_TEXT_LEN: usize = 68;
+
+const PASS_VERSION: u8 = 1;
+const VISITOR_VERSION: u8 = 2;
 const BODY_BYTES: usize = 49;
 const TAG_BYTES: usize = 32;
 const PASS_BYTES: usize = BODY_BYTES + TAG_BYTES;
+/// Version, key id, room, visitor, two zero bytes that make the whole a multiple of 3; the tag.
+const VISITOR_BYTES: usize = 19 + TAG_BYTES;
 const _: () = assert!(PASS_BYTES.is_multiple_of(3) && PASS_BYTES / 3 * 4 == PASS_TEXT_LEN);
+const _: () = assert!(VISITOR_BYTES.is_multiple_of(3) && VISITOR_BYTES / 3 * 4 == VISITOR_TEXT_LEN);
 
 /// The name of a key, carried in every pass it signs so that verification picks the right one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -199,12 +211,9 @@ impl Keyring {
     /// The pass text of `claims`, signed with the signing key: [`PASS_TEXT_LEN`] characters of
     /// base64url.
     pub fn sign(&self, claims: &PassClaims) -> String {
-        let (id, mac) = &self.keys[0];
         let mut bytes = [0u8; PASS_BYTES];
-        write_body(&mut bytes[..BODY_BYTES], *id, claims);
-        let tag = mac.clone().chain_update(&bytes[..BODY_BYTES]).finalize();
-        bytes[BODY_BYTES..].copy_from_slice(&tag.into_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
+        write_claims(&mut bytes[..BODY_BYTES], claims);
+        self.seal(PASS_VERSION, &mut bytes)
     }
 
     /// The claims of a pass text, if it was signed by one of this keyring's keys and has not
@@ -214,16 +223,79 @@ impl Keyring {
     /// [`PassError::Malformed`], [`PassError::UnknownKey`], [`PassError::BadSignature`] (checked
     /// in constant time), then [`PassError::Expired`] once `now_unix_s >= expires_at_unix_s`.
     pub fn verify(&self, text: &str, now_unix_s: u64) -> Result<PassClaims, PassError> {
-        if text.len() != PASS_TEXT_LEN {
+        let mut bytes = [0u8; PASS_BYTES];
+        let claims = read_claims(self.open(PASS_VERSION, text, &mut bytes)?);
+        if now_unix_s >= claims.expires_at_unix_s {
+            return Err(PassError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// A signed text naming a visitor of a room ([`VISITOR_TEXT_LEN`] characters of base64url):
+    /// an identity for visitors who have no account, kept in a cookie. It never expires by
+    /// itself (the cookie's lifetime bounds it) and is never accepted as a pass.
+    ///
+    /// ```
+    /// use surgegate::VisitorId;
+    /// use surgegate::pass::{KeyId, Keyring};
+    ///
+    /// let keys = Keyring::new(KeyId(1), &[9u8; 32])?;
+    /// let text = keys.sign_visitor(3, VisitorId(77));
+    /// assert_eq!(keys.verify_visitor(&text)?, (3, VisitorId(77)));
+    /// assert!(keys.verify(&text, 0).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sign_visitor(&self, room: u32, visitor: VisitorId) -> String {
+        let mut bytes = [0u8; VISITOR_BYTES];
+        bytes[5..9].copy_from_slice(&room.to_be_bytes());
+        bytes[9..17].copy_from_slice(&visitor.0.to_be_bytes());
+        self.seal(VISITOR_VERSION, &mut bytes)
+    }
+
+    /// The room and visitor of a text made by [`Keyring::sign_visitor`] with one of this
+    /// keyring's keys.
+    ///
+    /// # Errors
+    /// [`PassError::Malformed`], [`PassError::UnknownKey`] or [`PassError::BadSignature`].
+    pub fn verify_visitor(&self, text: &str) -> Result<(u32, VisitorId), PassError> {
+        let mut bytes = [0u8; VISITOR_BYTES];
+        let body = self.open(VISITOR_VERSION, text, &mut bytes)?;
+        if body[17..].iter().any(|&b| b != 0) {
             return Err(PassError::Malformed);
         }
-        let mut bytes = [0u8; PASS_BYTES];
-        match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
-            Ok(PASS_BYTES) => {}
+        let room = u32::from_be_bytes(field(body, 5));
+        Ok((room, VisitorId(u64::from_be_bytes(field(body, 9)))))
+    }
+
+    /// Writes the format `version` and the signing key's id into `bytes` (a body followed by
+    /// room for the tag), the tag over the body after them, and encodes the whole.
+    fn seal(&self, version: u8, bytes: &mut [u8]) -> String {
+        let (id, mac) = &self.keys[0];
+        let body_len = bytes.len() - TAG_BYTES;
+        bytes[0] = version;
+        bytes[1..5].copy_from_slice(&id.0.to_be_bytes());
+        let tag = mac.clone().chain_update(&bytes[..body_len]).finalize();
+        bytes[body_len..].copy_from_slice(&tag.into_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Decodes `text` into `bytes` (whose length is the format's) and checks its version, key
+    /// and tag; the body, on success.
+    fn open<'b>(
+        &self,
+        version: u8,
+        text: &str,
+        bytes: &'b mut [u8],
+    ) -> Result<&'b [u8], PassError> {
+        if text.len() != bytes.len() / 3 * 4 {
+            return Err(PassError::Malformed);
+        }
+        match URL_SAFE_NO_PAD.decode_slice(text, bytes) {
+            Ok(n) if n == bytes.len() => {}
             _ => return Err(PassError::Malformed),
         }
-        let (body, tag) = bytes.split_at(BODY_BYTES);
-        if body[0] != VERSION {
+        let (body, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
+        if body[0] != version {
             return Err(PassError::Malformed);
         }
         let id = KeyId(u32::from_be_bytes(field(body, 1)));
@@ -236,11 +308,7 @@ impl Keyring {
             .chain_update(body)
             .verify_slice(tag)
             .map_err(|_| PassError::BadSignature)?;
-        let claims = read_body(body);
-        if now_unix_s >= claims.expires_at_unix_s {
-            return Err(PassError::Expired);
-        }
-        Ok(claims)
+        Ok(body)
     }
 }
 
@@ -258,9 +326,8 @@ fn keyed(id: KeyId, secret: &[u8]) -> Result<HmacSha256, KeyError> {
     })
 }
 
-fn write_body(body: &mut [u8], id: KeyId, claims: &PassClaims) {
-    body[0] = VERSION;
-    body[1..5].copy_from_slice(&id.0.to_be_bytes());
+/// Writes the claims' fields (bytes 5..49; `seal` writes the version and key id).
+fn write_claims(body: &mut [u8], claims: &PassClaims) {
     body[5..9].copy_from_slice(&claims.room.to_be_bytes());
     body[9..17].copy_from_slice(&claims.visitor.0.to_be_bytes());
     body[17..33].copy_from_slice(&claims.token.to_u128().to_be_bytes());
@@ -268,7 +335,7 @@ fn write_body(body: &mut [u8], id: KeyId, claims: &PassClaims) {
     body[41..49].copy_from_slice(&claims.expires_at_unix_s.to_be_bytes());
 }
 
-fn read_body(body: &[u8]) -> PassClaims {
+fn read_claims(body: &[u8]) -> PassClaims {
     PassClaims {
         room: u32::from_be_bytes(field(body, 5)),
         visitor: VisitorId(u64::from_be_bytes(field(body, 9))),
@@ -301,11 +368,13 @@ mod tests {
 
     #[test]
     fn the_layout_round_trips_every_field() {
-        let mut body = [0u8; BODY_BYTES];
-        write_body(&mut body, KeyId(0xdead_beef), &claims());
-        assert_eq!(body[0], VERSION);
-        assert_eq!(u32::from_be_bytes(field(&body, 1)), 0xdead_beef);
-        assert_eq!(read_body(&body), claims());
+        let keys = Keyring::new(KeyId(0xdead_beef), &[1; 32]).unwrap();
+        let mut bytes = [0u8; PASS_BYTES];
+        let text = keys.sign(&claims());
+        let body = keys.open(PASS_VERSION, &text, &mut bytes).unwrap();
+        assert_eq!(body[0], PASS_VERSION);
+        assert_eq!(u32::from_be_bytes(field(body, 1)), 0xdead_beef);
+        assert_eq!(read_claims(body), claims());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 use surgegate::pass::{
     KeyError, KeyId, Keyring, MAX_KEYS, MIN_SECRET_BYTES, PASS_TEXT_LEN, PassClaims, PassError,
+    VISITOR_TEXT_LEN,
 };
 use surgegate::{TicketToken, VisitorId};
 
@@ -154,6 +155,41 @@ fn keyring_errors_change_nothing_and_say_what_to_do() {
     for id in 2..=MAX_KEYS as u32 {
         let text = keyring(id, id as u8).sign(&claims());
         assert_eq!(full.verify(&text, NOW), Ok(claims()), "key {id}");
+    }
+}
+
+#[test]
+fn a_visitor_text_names_its_visitor_and_is_never_a_pass() {
+    let keys = keyring(1, 3);
+    let text = keys.sign_visitor(4, VisitorId(u64::MAX));
+    assert_eq!(text.len(), VISITOR_TEXT_LEN);
+    assert!(text.bytes().all(|b| BASE64URL.contains(&b)), "{text}");
+    assert_eq!(keys.verify_visitor(&text), Ok((4, VisitorId(u64::MAX))));
+    assert_eq!(keys.verify(&text, 0), Err(PassError::Malformed));
+    assert_eq!(
+        keys.verify_visitor(&keys.sign(&claims())),
+        Err(PassError::Malformed)
+    );
+    assert_eq!(
+        keyring(2, 3).verify_visitor(&text),
+        Err(PassError::UnknownKey)
+    );
+    assert_eq!(
+        keyring(1, 4).verify_visitor(&text),
+        Err(PassError::BadSignature)
+    );
+    for at in 0..text.len() {
+        for &with in BASE64URL {
+            let mut bytes = text.as_bytes().to_vec();
+            if bytes[at] != with {
+                bytes[at] = with;
+                let changed = String::from_utf8(bytes).unwrap();
+                assert!(
+                    keys.verify_visitor(&changed).is_err(),
+                    "byte {at} to {with:#x}"
+                );
+            }
+        }
     }
 }
 

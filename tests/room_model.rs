@@ -11,6 +11,7 @@ use room_model::{RoomHarness, RoomOp};
 fn op() -> impl Strategy<Value = RoomOp> {
     prop_oneof![
         8 => any::<u8>().prop_map(|visitor| RoomOp::Join { visitor }),
+        2 => any::<u8>().prop_map(|visitor| RoomOp::EntryOf { visitor }),
         6 => any::<u16>().prop_map(|ticket| RoomOp::Poll { ticket }),
         3 => any::<u16>().prop_map(|ticket| RoomOp::Finish { ticket }),
         2 => any::<u16>().prop_map(|ticket| RoomOp::Claim { ticket }),

@@ -28,6 +28,7 @@ impl ReferenceStateMachine for RoomReference {
         let ids = state.next_id.max(1) as u16;
         prop_oneof![
             6 => any::<u8>().prop_map(|visitor| RoomOp::Join { visitor }),
+            1 => any::<u8>().prop_map(|visitor| RoomOp::EntryOf { visitor }),
             5 => (0..ids).prop_map(|id| RoomOp::PollId { id }),
             3 => (0..ids).prop_map(|id| RoomOp::FinishId { id }),
             5 => any::<u16>().prop_map(|ms| RoomOp::AdvanceMs { ms }),

@@ -1,6 +1,6 @@
 //! Pass texts, valid and altered, through `Keyring::verify`: never a panic; a valid pass with
 //! any byte changed is always an error; and any text that verifies is exactly the text that
-//! `sign` makes of its claims (one text per pass).
+//! `sign` makes of its claims (one text per pass); the same for visitor texts.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -64,4 +64,14 @@ fuzz_target!(|input: Input| {
             input.raw
         );
     }
+    if let Ok((room, visitor)) = keys.verify_visitor(input.raw) {
+        assert!(
+            keys.sign_visitor(room, visitor) == input.raw
+                || old.sign_visitor(room, visitor) == input.raw,
+            "a visitor text that verified is not the signed form of its visitor: {:?}",
+            input.raw
+        );
+    }
+    let visitor_text = signer.sign_visitor(input.room, VisitorId(input.visitor));
+    assert_eq!(keys.verify_visitor(&visitor_text), Ok((input.room, VisitorId(input.visitor))));
 });

@@ -306,7 +306,33 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn claim(&self, token: TicketToken) -> Result<Pass, ClaimError> {
+        // A portal claims on every request that presents a pass: once claimed, that is a read.
+        if let Some(Some(pass)) = self.shared(|core, _, _| core.claimed(token.0)) {
+            return Ok(pass);
+        }
         self.call(|core| core.claim(token.0))
+    }
+
+    /// The pass or ticket of a visitor already in the room (a check-in for a waiting one), or
+    /// `None` for a visitor who is not in it. Unlike [`join`](Self::join), never adds anyone:
+    /// for a portal that must find a visitor's token, to let them leave, say.
+    ///
+    /// ```
+    /// use surgegate::{Entry, ManualClock, VisitorId, WaitingRoom};
+    ///
+    /// let room = WaitingRoom::builder().rate_per_second(1).burst(1).clock(ManualClock::new()).build();
+    /// room.join(VisitorId(1))?;
+    /// let Entry::Waiting(ticket) = room.join(VisitorId(2))? else { unreachable!() };
+    /// assert_eq!(room.entry_of(VisitorId(2)), Some(Entry::Waiting(ticket)));
+    /// assert_eq!(room.entry_of(VisitorId(3)), None);
+    /// assert_eq!(room.stats().waiting, 1);
+    /// # Ok::<(), surgegate::JoinError>(())
+    /// ```
+    pub fn entry_of(&self, visitor: VisitorId) -> Option<Entry> {
+        if let Some(entry) = self.shared(|core, now, clock| core.rejoin(visitor, now, clock)) {
+            return entry;
+        }
+        self.call(|core| core.rejoin(visitor, core.now_ns, core.clock_ns))
     }
 
     /// Ends a pass (freeing its active place at once) or leaves the line (those behind move up).

@@ -356,6 +356,13 @@ impl Core {
         Some(Entry::Waiting(self.prequeue_ticket_at(i, now)))
     }
 
+    /// A pass already claimed, answered without changing anything (shared access); `None` when
+    /// the claim needs the exclusive path (unclaimed, waiting, or ended).
+    pub(super) fn claimed(&self, token: u128) -> Option<Pass> {
+        let p = self.passes.get(token)?;
+        (p.claim_by_ns == u64::MAX).then(|| Self::pass(token, &p))
+    }
+
     pub(super) fn ended_error(&self, token: u128) -> PollError {
         if self.lapsed.contains(token) {
             PollError::Expired

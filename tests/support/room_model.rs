@@ -29,6 +29,10 @@ pub enum RoomOp {
     Join {
         visitor: u8,
     },
+    /// `WaitingRoom::entry_of`: a lookup that never adds anyone.
+    EntryOf {
+        visitor: u8,
+    },
     /// `ticket` picks one of the tokens issued so far (modulo their number).
     Poll {
         ticket: u16,
@@ -306,19 +310,24 @@ impl RoomModel {
         }
     }
 
-    pub fn join(&mut self, visitor: VisitorId) -> Result<MEntry, JoinError> {
+    /// The pass or ticket of a visitor in the room, checking a waiting one in.
+    pub fn entry_of(&mut self, visitor: VisitorId) -> Option<MEntry> {
         if let Some(p) = self.passes.iter().find(|p| p.visitor == visitor) {
-            return Ok(MEntry::Admitted(*p));
+            return Some(MEntry::Admitted(*p));
         }
-        if let Some(w) = self
+        let w = self
             .line
             .iter()
             .chain(&self.pre)
             .find(|w| w.visitor == visitor)
-            .copied()
-        {
-            self.check_in(w.id);
-            return Ok(self.waiting_entry(w.id).unwrap());
+            .copied()?;
+        self.check_in(w.id);
+        self.waiting_entry(w.id)
+    }
+
+    pub fn join(&mut self, visitor: VisitorId) -> Result<MEntry, JoinError> {
+        if let Some(entry) = self.entry_of(visitor) {
+            return Ok(entry);
         }
         if self.closed {
             return Err(JoinError::Closed);
@@ -422,6 +431,9 @@ impl RoomModel {
         match *op {
             RoomOp::Join { visitor } => {
                 let _ = self.join(visitor_of(visitor));
+            }
+            RoomOp::EntryOf { visitor } => {
+                let _ = self.entry_of(visitor_of(visitor));
             }
             RoomOp::PollId { id } => {
                 let _ = self.poll(usize::from(id));
@@ -655,6 +667,18 @@ impl RoomHarness {
                     }
                     (Err(r), Err(m)) if r == m => {}
                     _ => return Err(format!("join({v:?}): room {real:?}, model {model:?}")),
+                }
+            }
+            RoomOp::EntryOf { visitor } => {
+                let v = visitor_of(visitor);
+                let real = self.room.entry_of(v);
+                let model = self.model.entry_of(v);
+                match (&real, &model) {
+                    (Some(r), Some(m)) => self
+                        .same_entry(r, m)
+                        .map_err(|e| format!("entry_of({v:?}): {e}"))?,
+                    (None, None) => {}
+                    _ => return Err(format!("entry_of({v:?}): room {real:?}, model {model:?}")),
                 }
             }
             RoomOp::Poll { ticket } => {
