@@ -59,6 +59,7 @@
 //!
 //! - `tokio`: [`WaitingRoom::wait`], an async, cancel-safe wait for a ticket's turn, and
 //!   `TokioClock`.
+//! - `http`: [`http`], a tower layer that puts routes behind a waiting room (implies `pass`).
 //! - `pass`: [`pass`], passes signed with HMAC-SHA256 that any node holding the keys can verify.
 
 #![warn(missing_docs)]
@@ -68,6 +69,8 @@ pub mod book;
 pub mod calendar;
 pub mod clock;
 mod deadline;
+#[cfg(feature = "http")]
+pub mod http;
 mod invariant;
 pub mod journal;
 #[cfg(feature = "pass")]

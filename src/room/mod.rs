@@ -356,6 +356,28 @@ impl<C: Clock> WaitingRoom<C> {
         self.call(|core| core.finish(token.0))
     }
 
+    /// How many visitors wait, in line or in the pre-queue of a scheduled opening, as of now:
+    /// [`RoomStats::waiting`] plus [`RoomStats::prequeued`], without the rest of the stats (and,
+    /// when nothing is due, under the shared lock): for a page that shows "place N of M".
+    ///
+    /// ```
+    /// use surgegate::{ManualClock, VisitorId, WaitingRoom};
+    ///
+    /// let room = WaitingRoom::builder().rate_per_second(5).burst(1).clock(ManualClock::new()).build();
+    /// for v in 0..4 {
+    ///     room.join(VisitorId(v))?;
+    /// }
+    /// assert_eq!(room.waiting(), 3);
+    /// # Ok::<(), surgegate::JoinError>(())
+    /// ```
+    pub fn waiting(&self) -> u64 {
+        let count = |core: &Core| (core.line.waiting() + core.prequeue.waiting()) as u64;
+        if let Some(n) = self.shared(|core, _, _| count(core)) {
+            return n;
+        }
+        self.call(|core| count(core))
+    }
+
     /// Counts and settings, as of now.
     ///
     /// ```
