@@ -60,6 +60,8 @@
 //! - `tokio`: [`WaitingRoom::wait`], an async, cancel-safe wait for a ticket's turn, and
 //!   `TokioClock`.
 //! - `http`: [`http`], a tower layer that puts routes behind a waiting room (implies `pass`).
+//! - `serde`: `Serialize`/`Deserialize` for the result types (`Ticket`, `Pass`, `Entry`,
+//!   `RoomStats`, `Hold`, `Booking`, `SlotState`, ids and tokens; tokens as their text).
 //! - `pass`: [`pass`], passes signed with HMAC-SHA256 that any node holding the keys can verify.
 
 #![warn(missing_docs)]

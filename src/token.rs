@@ -112,6 +112,23 @@ macro_rules! token_type {
             }
         }
 
+        /// As its text: 32 lowercase hex digits.
+        #[cfg(feature = "serde")]
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        /// From its text (32 hex digits); anything else is an error.
+        #[cfg(feature = "serde")]
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(::serde::de::Error::custom)
+            }
+        }
+
         /// Accepts exactly 32 hex digits (either case) and nothing else: no sign, no prefix,
         /// no whitespace.
         impl ::core::str::FromStr for $name {

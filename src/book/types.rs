@@ -7,10 +7,14 @@ use crate::token::token_type;
 
 /// A branch (office) of the authority, as numbered by the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 pub struct BranchId(pub u32);
 
 /// An applicant, as numbered by the caller (an account id, say).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 pub struct ApplicantId(pub u64);
 
 /// A bookable time window of a branch. The caller maps its calendar to indices, for example
@@ -53,6 +57,7 @@ token_type!(
 ///
 /// `held` counts live holds only: an expired hold is never shown, swept or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SlotState {
     /// Units the authority opened in this slot.
     pub capacity: u32,
@@ -72,6 +77,7 @@ impl SlotState {
 
 /// A unit of a slot set aside for one applicant until `expires_at`, unless confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Hold {
     /// Confirms or releases this hold; the booking keeps it.
     pub token: HoldToken,
@@ -88,6 +94,7 @@ pub struct Hold {
 
 /// A confirmed appointment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Booking {
     /// The token of the hold it came from.
     pub token: HoldToken,

@@ -7,6 +7,8 @@ use crate::token::token_type;
 /// A visitor, as identified by the caller (a session or account id). One visitor has at most one
 /// ticket or pass at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 pub struct VisitorId(pub u64);
 
 token_type!(
@@ -25,6 +27,7 @@ token_type!(
 
 /// A place in line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Ticket {
     /// Polls this ticket; the pass keeps it.
     pub token: TicketToken,
@@ -40,6 +43,7 @@ pub struct Ticket {
 
 /// Admission: the visitor may proceed until `expires_at` or until [`WaitingRoom::finish`](crate::WaitingRoom::finish).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Pass {
     /// The ticket's token.
     pub token: TicketToken,
@@ -51,6 +55,8 @@ pub struct Pass {
 
 /// The answer to a join or a poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "status", rename_all = "lowercase"))]
 pub enum Entry {
     /// Admitted: go ahead.
     Admitted(Pass),
@@ -72,6 +78,7 @@ impl Entry {
 /// A snapshot of the room, from [`WaitingRoom::stats`](crate::WaitingRoom::stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RoomStats {
     /// Visitors in line (not counting the pre-queue).
     pub waiting: u64,
