@@ -496,6 +496,10 @@ fn every_durability_mode_survives_a_close_and_group_commit_batches_concurrent_ca
         );
         if durability == Durability::Fsync {
             assert_eq!(stats.syncs, stats.batches);
+            // Every fsync was timed: the slowest is at most their sum, and a real fsync of a
+            // written file takes some time (at least one of them a microsecond or more).
+            assert!(stats.sync_us_max <= stats.sync_us_total, "{stats:?}");
+            assert!(stats.sync_us_total > 0, "{stats:?}");
         }
         drop(book);
         let book = SlotBook::builder().open(dir.path()).unwrap();

@@ -74,7 +74,24 @@ pub(crate) struct Counters {
     pub(crate) records: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) syncs: AtomicU64,
+    /// Microseconds spent in those syncs, in all and in the slowest one.
+    pub(crate) sync_us_total: AtomicU64,
+    pub(crate) sync_us_max: AtomicU64,
     pub(crate) bytes: AtomicU64,
+}
+
+impl Counters {
+    /// Runs one sync, counting it and its duration (wall time: a measurement of the disk, not a
+    /// decision of the book, so it does not come from the book's clock).
+    fn timed_sync(&self, sync: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        let result = sync();
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.sync_us_total.fetch_add(us, Ordering::Relaxed);
+        self.sync_us_max.fetch_max(us, Ordering::Relaxed);
+        result
+    }
 }
 
 pub(crate) struct Committer {
@@ -241,8 +258,7 @@ impl Committer {
         }
         let end = at + a.buf.len() as u64;
         if self.durability == Durability::Fsync {
-            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = a.io.sync() {
+            if let Err(e) = self.counters.timed_sync(|| a.io.sync()) {
                 // After a failed fsync the kernel may have dropped the written pages, so what is
                 // on disk is unknown. Try to cut the batch off, and stop either way.
                 let _ = a.io.truncate(at).and_then(|()| a.io.sync());
@@ -269,8 +285,7 @@ impl Committer {
         if a.synced_len == a.len {
             return Ok(());
         }
-        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        match a.io.sync() {
+        match self.counters.timed_sync(|| a.io.sync()) {
             Ok(()) => {
                 a.synced_len = a.len;
                 Ok(())

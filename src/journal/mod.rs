@@ -223,6 +223,10 @@ pub struct JournalStats {
     pub batches: u64,
     /// fsyncs of journal segments.
     pub syncs: u64,
+    /// Microseconds spent in those fsyncs (their mean latency is this over `syncs`).
+    pub sync_us_total: u64,
+    /// The slowest of those fsyncs, in microseconds.
+    pub sync_us_max: u64,
     /// Journal bytes written since the last checkpoint (or the open).
     pub bytes_since_checkpoint: u64,
     /// Checkpoints written.
@@ -402,6 +406,8 @@ impl Journal {
             records: c.records.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
+            sync_us_total: c.sync_us_total.load(Ordering::Relaxed),
+            sync_us_max: c.sync_us_max.load(Ordering::Relaxed),
             bytes_since_checkpoint: self.bytes_since_checkpoint(),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             failed_checkpoints: self.failed_checkpoints.load(Ordering::Relaxed),
