@@ -332,6 +332,31 @@ async fn a_full_line_and_a_closed_room_answer_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_counters_add_up_to_the_requests() {
+    let clock = ManualClock::new();
+    let room = room(&clock, 1);
+    let layer = WaitingRoomLayer::new(room.clone(), keys());
+    let app = router(layer.clone());
+    let first = send(&app, get_req("/register", &[])).await; // admitted
+    let pass = first.cookie("sg_pass").unwrap();
+    send(&app, get_req("/register", &[("sg-pass", &pass)])).await; // a pass
+    send(&app, get_req("/register", &[])).await; // waiting
+    send(&app, get_req("/register", &[])).await; // full
+    room.close();
+    send(&app, get_req("/register", &[])).await; // closed
+    send(
+        &app,
+        Request::post("/surgegate/leave")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let c = layer.counters();
+    assert_eq!((c.passes, c.joins, c.admitted, c.waiting), (1, 4, 1, 1));
+    assert_eq!((c.full, c.closed, c.limited, c.left), (1, 1, 0, 1));
+}
+
+#[tokio::test]
 async fn leave_gives_the_place_or_the_pass_back_and_never_adds_anyone() {
     let p = portal();
     let (pass, _) = admit_first(&p).await;
@@ -452,6 +477,7 @@ async fn new_identities_are_limited_per_address_but_refreshes_are_not() {
         })
         .build()
         .unwrap();
+    let layer_counters = layer.clone();
     let app = router(layer);
     let ip = ("x-test-ip", "192.0.2.7");
     let mut first_visitor = None;
@@ -476,6 +502,8 @@ async fn new_identities_are_limited_per_address_but_refreshes_are_not() {
         assert!(refresh.status.is_success(), "{}", refresh.body);
     }
     assert_eq!(room.stats().admitted_total + room.stats().waiting, 4);
+    let c = layer_counters.counters();
+    assert_eq!((c.limited, c.joins), (1, 14));
 }
 
 #[tokio::test]

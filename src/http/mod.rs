@@ -58,6 +58,6 @@ mod service;
 
 pub use backend::RoomBackend;
 pub use service::{
-    AddressHook, IdentityHook, LayerConfigError, MAX_REFRESH_SECONDS, PASS_HEADER, VISITOR_HEADER,
-    WaitingRoomLayer, WaitingRoomLayerBuilder, WaitingRoomService,
+    AddressHook, IdentityHook, LayerConfigError, LayerCounters, MAX_REFRESH_SECONDS, PASS_HEADER,
+    VISITOR_HEADER, WaitingRoomLayer, WaitingRoomLayerBuilder, WaitingRoomService,
 };

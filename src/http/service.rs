@@ -63,6 +63,46 @@ impl<R> Clone for WaitingRoomLayer<R> {
     }
 }
 
+/// Counts of what a layer answered (for a portal's metrics): each gated request adds one to
+/// `passes` or to `joins`, and each join one to exactly one of the outcomes after it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerCounters {
+    /// Requests let through on a live pass they presented.
+    pub passes: u64,
+    /// Requests that joined the room (no live pass).
+    pub joins: u64,
+    /// Joins admitted at once (the request went through with a new pass).
+    pub admitted: u64,
+    /// Joins answered with a place in line.
+    pub waiting: u64,
+    /// Joins refused because the line was full.
+    pub full: u64,
+    /// Joins refused because the room was closed.
+    pub closed: u64,
+    /// New identities refused by the limit per address (these never joined).
+    pub limited: u64,
+    /// `POST <prefix>/leave` requests.
+    pub left: u64,
+}
+
+/// The live counters behind [`LayerCounters`]. Relaxed: statistics, read without ordering.
+#[derive(Default)]
+struct Counts {
+    passes: AtomicU64,
+    joins: AtomicU64,
+    admitted: AtomicU64,
+    waiting: AtomicU64,
+    full: AtomicU64,
+    closed: AtomicU64,
+    limited: AtomicU64,
+    left: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Settings of a [`WaitingRoomLayer`]; from [`WaitingRoomLayer::builder`].
 pub struct WaitingRoomLayerBuilder<R> {
     room: R,
@@ -93,6 +133,22 @@ impl<R: RoomBackend> WaitingRoomLayer<R> {
             identity: None,
             limit: None,
             closed_retry_seconds: 60,
+        }
+    }
+
+    /// What the layer has answered since it was built.
+    pub fn counters(&self) -> LayerCounters {
+        let c = &self.shared.counts;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LayerCounters {
+            passes: load(&c.passes),
+            joins: load(&c.joins),
+            admitted: load(&c.admitted),
+            waiting: load(&c.waiting),
+            full: load(&c.full),
+            closed: load(&c.closed),
+            limited: load(&c.limited),
+            left: load(&c.left),
         }
     }
 
@@ -174,6 +230,7 @@ impl<R: RoomBackend> WaitingRoomLayerBuilder<R> {
                 identity: self.identity,
                 limiter,
                 limited_checks: AtomicU64::new(0),
+                counts: Counts::default(),
                 closed_retry_seconds: self.closed_retry_seconds,
             }),
         })
@@ -279,6 +336,7 @@ struct Shared<R> {
     /// Limiter checks since its table was last trimmed.
     limited_checks: AtomicU64,
     closed_retry_seconds: u64,
+    counts: Counts,
 }
 
 impl<R: RoomBackend> Shared<R> {
@@ -294,21 +352,26 @@ impl<R: RoomBackend> Shared<R> {
         let (mut parts, body) = request.into_parts();
         let asked = Asked::read(&parts);
         if parts.uri.path() == self.leave_path {
+            bump(&self.counts.left);
             return Ok(self.leave(&parts, &asked).await.map(ResBody::from));
         }
         if let Some(pass) = self.live_pass(&asked).await {
+            bump(&self.counts.passes);
             parts.extensions.insert(pass);
             return inner.call(Request::from_parts(parts, body)).await;
         }
         let identity = match self.identify(&parts, &asked) {
             Ok(identity) => identity,
             Err(retry_s) => {
+                bump(&self.counts.limited);
                 return Ok(refusal(&asked, Refusal::Limited, retry_s).map(ResBody::from));
             }
         };
         let https = asked.https;
+        bump(&self.counts.joins);
         let answer = match self.room.join(identity.visitor).await {
             Ok(Entry::Admitted(pass)) => {
+                bump(&self.counts.admitted);
                 // The request goes through now: that is the pass's first use.
                 let pass = self.room.claim(pass.token).await.unwrap_or(pass);
                 let text = self.sign(&pass);
@@ -326,11 +389,18 @@ impl<R: RoomBackend> Shared<R> {
                 set_visitor(headers, &identity, https);
                 return Ok(response);
             }
-            Ok(Entry::Waiting(ticket)) => self.waiting(ticket, &asked).await,
+            Ok(Entry::Waiting(ticket)) => {
+                bump(&self.counts.waiting);
+                self.waiting(ticket, &asked).await
+            }
             Err(JoinError::Full { retry_after }) => {
+                bump(&self.counts.full);
                 refusal(&asked, Refusal::Full, ceil_s(retry_after).max(1))
             }
-            Err(JoinError::Closed) => refusal(&asked, Refusal::Closed, self.closed_retry_seconds),
+            Err(JoinError::Closed) => {
+                bump(&self.counts.closed);
+                refusal(&asked, Refusal::Closed, self.closed_retry_seconds)
+            }
         };
         let mut answer = answer.map(ResBody::from);
         set_visitor(answer.headers_mut(), &identity, https);
