@@ -1,0 +1,185 @@
+//! `/admin/…`: the operator's controls, behind `Authorization: Bearer <admin token>` (compared
+//! in constant time; `401` without it). A browser never sends that header by itself, so these
+//! endpoints cannot be triggered from another site's page.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State as Shared};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use surgegate::WaitingRoom;
+
+use super::{State, plan};
+
+/// The largest capacity plan accepted, in bytes.
+pub const MAX_PLAN_BYTES: usize = 64 << 20;
+
+pub fn router(state: Arc<State>) -> Router<Arc<State>> {
+    Router::new()
+        .route("/", get(index))
+        .route("/stats", get(stats))
+        .route("/pause", post(|s: Shared<Arc<State>>| control(s, "pause")))
+        .route(
+            "/resume",
+            post(|s: Shared<Arc<State>>| control(s, "resume")),
+        )
+        .route("/close", post(|s: Shared<Arc<State>>| control(s, "close")))
+        .route(
+            "/reopen",
+            post(|s: Shared<Arc<State>>| control(s, "reopen")),
+        )
+        .route("/limits", post(limits))
+        .route(
+            "/capacity",
+            post(capacity).layer(DefaultBodyLimit::max(MAX_PLAN_BYTES)),
+        )
+        .route_layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// Lets the request through only with the admin token.
+async fn require_token(
+    Shared(state): Shared<Arc<State>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests first: equal lengths, so the comparison's time says nothing about the token.
+    let expected = Sha256::digest(state.settings.admin_token.as_bytes());
+    let given = Sha256::digest(given.as_bytes());
+    if bool::from(expected.ct_eq(&given)) {
+        return next.run(request).await;
+    }
+    let body = Json(json!({"error": "send the admin token as 'Authorization: Bearer <token>'"}));
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Json<Value> {
+    Json(json!({
+        "GET /admin/stats": "the room, the book, the journal and the portal's counters",
+        "POST /admin/pause | /resume | /close | /reopen": "stop or restart admissions, or joins",
+        "POST /admin/limits": {"rate_per_second": "N", "burst": "N", "max_active": "N"},
+        "POST /admin/capacity": "a CSV plan: branch,day,window,capacity (checked whole)",
+    }))
+}
+
+async fn stats(Shared(state): Shared<Arc<State>>) -> Json<Value> {
+    let c = &state.counters;
+    let layer = state.layer.counters();
+    let journal = state.book.journal_stats().unwrap_or_default();
+    Json(json!({
+        "room": state.room.stats(),
+        "gate": {
+            "passes": layer.passes, "joins": layer.joins, "admitted": layer.admitted,
+            "waiting": layer.waiting, "full": layer.full, "closed": layer.closed,
+            "limited": layer.limited, "left": layer.left,
+        },
+        "portal": {
+            "registrations": c.registrations.load(Ordering::Relaxed),
+            "holds": c.holds.load(Ordering::Relaxed),
+            "bookings": c.bookings.load(Ordering::Relaxed),
+            "cancellations": c.cancellations.load(Ordering::Relaxed),
+        },
+        "journal": {
+            "records": journal.records, "fsyncs": journal.syncs,
+            "fsync_us_total": journal.sync_us_total, "fsync_us_max": journal.sync_us_max,
+        },
+        "data_dir": state.settings.data_dir.display().to_string(),
+    }))
+}
+
+async fn control(Shared(state): Shared<Arc<State>>, what: &'static str) -> Json<Value> {
+    match what {
+        "pause" => state.room.pause(),
+        "resume" => state.room.resume(),
+        "close" => state.room.close(),
+        _ => state.room.reopen(),
+    }
+    let s = state.room.stats();
+    Json(json!({"done": what, "paused": s.paused, "closed": s.closed}))
+}
+
+#[derive(Deserialize)]
+struct Limits {
+    rate_per_second: Option<u32>,
+    burst: Option<u32>,
+    max_active: Option<u32>,
+}
+
+/// Changes any of the three limits; all are checked before any changes.
+async fn limits(Shared(state): Shared<Arc<State>>, Json(l): Json<Limits>) -> Response {
+    let s = state.room.stats();
+    let rate = l.rate_per_second.unwrap_or(s.rate_per_second);
+    let burst = l.burst.unwrap_or(s.burst);
+    let max_active = l.max_active.unwrap_or(s.max_active);
+    // The room's own builder checks the three together, by the same rules as the setters.
+    let check = WaitingRoom::builder()
+        .rate_per_second(rate)
+        .burst(burst)
+        .max_active(max_active)
+        .try_build();
+    if let Err(e) = check {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response();
+    }
+    let applied = state
+        .room
+        .set_rate_per_second(rate)
+        .and(state.room.set_burst(burst))
+        .and(state.room.set_max_active(max_active));
+    match applied {
+        Ok(()) => Json(json!({"rate_per_second": rate, "burst": burst, "max_active": max_active}))
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// Loads a capacity plan: every line checked first; any bad line rejects the file and changes
+/// nothing.
+async fn capacity(Shared(state): Shared<Arc<State>>, body: String) -> Response {
+    let changes = match plan::parse(&body, &state.calendar, state.settings.branches) {
+        Ok(changes) => changes,
+        Err(errors) => {
+            let shown: Vec<Value> = errors
+                .iter()
+                .take(100)
+                .map(|e| json!({"line": e.line, "error": e.error}))
+                .collect();
+            let body = json!({"error": "the plan was not applied", "bad_lines": errors.len(), "errors": shown});
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    for (done, c) in changes.iter().enumerate() {
+        if let Err(e) = state.book.set_capacity(c.branch, c.slot, c.capacity) {
+            // Only the journal can fail here (every value was checked): say how far it got.
+            let body = json!({"error": e.to_string(), "applied": done, "of": changes.len()});
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+        }
+    }
+    Json(json!({"applied": changes.len()})).into_response()
+}

@@ -1,0 +1,306 @@
+//! The gated appointment step: choose a branch, see availability per day and window, take the
+//! earliest or pick a slot, then confirm the hold before its countdown runs out.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Extension;
+use axum::extract::{Form, Query, State as Shared};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use surgegate::{BranchId, Hold, HoldToken, Pass, ReserveError, SlotIndex, SlotState};
+
+use super::html::{csrf_field, esc, page};
+use super::{Registration, State};
+
+/// The time a window starts, as shown: windows are hours from 08:00.
+pub fn window_label(window: u32) -> String {
+    format!("{:02}:00", (8 + window) % 24)
+}
+
+/// "2027-01-05 at 09:00" for a slot of the portal's calendar.
+pub fn slot_label(state: &State, slot: SlotIndex) -> String {
+    match state.calendar.day_and_window(slot) {
+        Some((day, window)) => format!("{day} at {}", window_label(window)),
+        None => format!("slot {slot}"),
+    }
+}
+
+/// A response given instead of going on (boxed: a `Response` is large).
+type Instead = Box<Response>;
+
+fn registration(state: &State, pass: &Pass) -> Result<Registration, Instead> {
+    let found = state.registry.lock().get(pass.visitor).cloned();
+    found.ok_or_else(|| Box::new(Redirect::to("/register").into_response()))
+}
+
+fn csrf_subject(pass: &Pass) -> String {
+    pass.visitor.0.to_string()
+}
+
+fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    let body = format!(
+        "<h1>{}</h1><p>{}</p><p><a href=\"/appointments\">Back to the appointments</a></p>",
+        esc(title),
+        esc(text)
+    );
+    (status, Html(page(title, &body, ""))).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct Choice {
+    branch: Option<u32>,
+}
+
+/// `GET /appointments[?branch=N]`.
+pub async fn choose(
+    Shared(state): Shared<Arc<State>>,
+    Extension(pass): Extension<Pass>,
+    Query(choice): Query<Choice>,
+) -> Response {
+    let who = match registration(&state, &pass) {
+        Ok(who) => who,
+        Err(redirect) => return *redirect,
+    };
+    if !state.book.holds_of(who.applicant).is_empty() {
+        return Redirect::to("/appointments/hold").into_response();
+    }
+    if let Some(b) = state.book.bookings_of(who.applicant).first() {
+        let body = format!(
+            "<h1>You have an appointment</h1><p><a href=\"/booking/{}\">See your booking</a></p>",
+            b.token
+        );
+        return Html(page("Your appointment", &body, "")).into_response();
+    }
+    let links: String = state
+        .branch_ids()
+        .map(|b| format!("<a href=\"/appointments?branch={0}\"><button class=\"plain\">Branch {0}</button></a>", b.0))
+        .collect();
+    let id_tail = &who.national_id[who.national_id.len().saturating_sub(4)..];
+    let mut body = format!(
+        "<h1>Choose an appointment</h1><p>Registered as {} (national ID ending {}, phone {}).</p>\
+         <p>{links}</p>",
+        esc(&who.name),
+        esc(id_tail),
+        esc(&who.phone)
+    );
+    if let Some(branch) = choice
+        .branch
+        .filter(|b| (1..=state.settings.branches).contains(b))
+    {
+        body.push_str(&grid(&state, &pass, BranchId(branch)));
+    }
+    Html(page("Choose an appointment", &body, "")).into_response()
+}
+
+/// Branch `branch`'s days and windows, with what is left in each and a button to hold it.
+fn grid(state: &State, pass: &Pass, branch: BranchId) -> String {
+    let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
+    let windows = state.calendar.windows_per_day();
+    let first = state.first_bookable_slot();
+    let open: std::collections::HashMap<SlotIndex, SlotState> = state
+        .book
+        .availability(branch, 0..state.calendar.slots())
+        .into_iter()
+        .collect();
+    let mut out = format!(
+        "<h2>Branch {0}</h2><form method=\"post\" action=\"/appointments/hold\">{csrf}\
+         <input type=\"hidden\" name=\"branch\" value=\"{0}\"><button id=\"earliest\">Take the \
+         earliest appointment</button></form><table><tr><th>Day</th>",
+        branch.0
+    );
+    out.extend((0..windows).map(|w| format!("<th>{}</th>", window_label(w))));
+    out.push_str("</tr>");
+    for slot_of_day in (0..state.calendar.slots()).step_by(windows as usize) {
+        let day = state
+            .calendar
+            .day_and_window(slot_of_day)
+            .map_or(String::new(), |(d, _)| d.to_string());
+        out.push_str(&format!("<tr><th>{day}</th>"));
+        for slot in slot_of_day..slot_of_day + windows {
+            out.push_str(&match open.get(&slot).map(SlotState::remaining) {
+                _ if slot < first => "<td class=\"muted\">past</td>".to_owned(),
+                None => "<td class=\"muted\">closed</td>".to_owned(),
+                Some(0) => "<td class=\"muted\">full</td>".to_owned(),
+                Some(left) => format!(
+                    "<td>{left} left<form method=\"post\" action=\"/appointments/hold\">{csrf}\
+                     <input type=\"hidden\" name=\"branch\" value=\"{}\"><input type=\"hidden\" \
+                     name=\"slot\" value=\"{slot}\"><button>Hold</button></form></td>",
+                    branch.0
+                ),
+            });
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+    out
+}
+
+#[derive(Deserialize)]
+pub struct HoldForm {
+    csrf: String,
+    branch: u32,
+    slot: Option<SlotIndex>,
+}
+
+/// `POST /appointments/hold`: a chosen slot, or the earliest with room.
+pub async fn hold(
+    Shared(state): Shared<Arc<State>>,
+    Extension(pass): Extension<Pass>,
+    Form(form): Form<HoldForm>,
+) -> Response {
+    let who = match registration(&state, &pass) {
+        Ok(who) => who,
+        Err(redirect) => return *redirect,
+    };
+    if !state.csrf_ok("appointments", &csrf_subject(&pass), &form.csrf) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Open the appointments page again.",
+        );
+    }
+    if !(1..=state.settings.branches).contains(&form.branch) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Unknown branch",
+            "Choose one of the branches listed.",
+        );
+    }
+    let branch = BranchId(form.branch);
+    let bookable = state.bookable();
+    let result = match form.slot {
+        Some(slot) if !bookable.contains(&slot) => {
+            let text = "That window has passed or is not in the calendar.";
+            return message(StatusCode::BAD_REQUEST, "Not bookable", text);
+        }
+        Some(slot) => state.book.reserve(branch, slot, who.applicant),
+        None => state.book.reserve_earliest(branch, bookable, who.applicant),
+    };
+    match result {
+        Ok(_) => {
+            state.counters.holds.fetch_add(1, Ordering::Relaxed);
+            Redirect::to("/appointments/hold").into_response()
+        }
+        Err(ReserveError::ApplicantLimit) => Redirect::to("/appointments/hold").into_response(),
+        Err(ReserveError::Full | ReserveError::NoneAvailable) => message(
+            StatusCode::CONFLICT,
+            "No longer available",
+            "Someone took that place first. Choose another window or branch.",
+        ),
+        Err(e) => message(
+            StatusCode::BAD_REQUEST,
+            "Could not hold that appointment",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `GET /appointments/hold`: the applicant's hold with its countdown, or where to go instead.
+pub async fn show_hold(
+    Shared(state): Shared<Arc<State>>,
+    Extension(pass): Extension<Pass>,
+) -> Response {
+    let who = match registration(&state, &pass) {
+        Ok(who) => who,
+        Err(redirect) => return *redirect,
+    };
+    let Some(hold) = state.book.holds_of(who.applicant).into_iter().next() else {
+        return Redirect::to("/appointments").into_response();
+    };
+    Html(hold_page(&state, &pass, &hold)).into_response()
+}
+
+fn hold_page(state: &State, pass: &Pass, hold: &Hold) -> String {
+    let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
+    let left_s = hold.expires_at.saturating_sub(state.book.now()).as_secs();
+    let body = format!(
+        "<h1>Your appointment is held</h1><p>Branch {}, {}.</p>\
+         <p>Confirm within <span class=\"count\" id=\"countdown\" data-expires-in=\"{left_s}\">{}:{:02}</span> \
+         or the place goes to someone else.</p>\
+         <form method=\"post\" action=\"/appointments/confirm\">{csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
+         <button id=\"confirm\">Confirm the appointment</button></form>\
+         <form method=\"post\" action=\"/appointments/release\">{csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
+         <button class=\"plain\">Choose another</button></form>",
+        hold.branch.0,
+        slot_label(state, hold.slot),
+        left_s / 60,
+        left_s % 60,
+        t = hold.token,
+    );
+    page(
+        "Your appointment is held",
+        &body,
+        "<script src=\"/static/countdown.js\" defer></script>",
+    )
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    csrf: String,
+    token: String,
+}
+
+/// The applicant's own hold named by a form, or the response to give instead.
+fn own_hold(state: &State, pass: &Pass, form: &TokenForm) -> Result<Hold, Instead> {
+    let who = registration(state, pass)?;
+    if !state.csrf_ok("appointments", &csrf_subject(pass), &form.csrf) {
+        return Err(Box::new(message(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Open the appointments page again.",
+        )));
+    }
+    let token: HoldToken = form.token.parse().map_err(|_| {
+        Box::new(message(
+            StatusCode::BAD_REQUEST,
+            "Unknown hold",
+            "That hold does not exist.",
+        ))
+    })?;
+    match state.book.hold(token) {
+        Some(hold) if hold.applicant == who.applicant => Ok(hold),
+        _ => Err(Box::new(message(
+            StatusCode::GONE,
+            "Your hold has lapsed",
+            "Its time ran out; please choose again.",
+        ))),
+    }
+}
+
+/// `POST /appointments/confirm`: books the hold and gives the waiting-room pass back, so the
+/// next person in line can start.
+pub async fn confirm(
+    Shared(state): Shared<Arc<State>>,
+    Extension(pass): Extension<Pass>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let hold = match own_hold(&state, &pass, &form) {
+        Ok(hold) => hold,
+        Err(answer) => return *answer,
+    };
+    match state.book.confirm(hold.token) {
+        Ok(booking) => {
+            state.counters.bookings.fetch_add(1, Ordering::Relaxed);
+            let _ = state.room.finish(pass.token);
+            Redirect::to(&format!("/booking/{}", booking.token)).into_response()
+        }
+        Err(e) => message(StatusCode::CONFLICT, "Could not confirm", &e.to_string()),
+    }
+}
+
+/// `POST /appointments/release`: gives the held place back to choose another.
+pub async fn release(
+    Shared(state): Shared<Arc<State>>,
+    Extension(pass): Extension<Pass>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    match own_hold(&state, &pass, &form) {
+        Ok(hold) => {
+            let _ = state.book.release(hold.token);
+            Redirect::to("/appointments").into_response()
+        }
+        Err(answer) => *answer,
+    }
+}

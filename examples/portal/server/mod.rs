@@ -1,0 +1,317 @@
+//! The portal: its state, its routes, and what every response carries.
+//!
+//! `/`, `/booking/{token}` and `/metrics` are open; `/register` and `/appointments…` are gated by
+//! the waiting room's layer; `/admin/…` needs the admin token.
+
+pub mod admin;
+pub mod appointments;
+pub mod booking;
+pub mod html;
+pub mod metrics;
+pub mod plan;
+pub mod register;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{KeyInit, Mac};
+use parking_lot::Mutex;
+use surgegate::calendar::{Calendar, Date};
+use surgegate::http::WaitingRoomLayer;
+use surgegate::pass::{KeyId, Keyring};
+use surgegate::{BranchId, SlotBook, SlotIndex, WaitingRoom};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Everything the portal is started with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub rate_per_second: u32,
+    pub burst: u32,
+    pub max_active: u32,
+    pub max_waiting: u32,
+    pub checkin_timeout: Duration,
+    pub pass_ttl: Duration,
+    /// Zero: claims off.
+    pub claim_timeout: Duration,
+    pub hold_ttl: Duration,
+    pub data_dir: PathBuf,
+    pub admin_token: String,
+    pub branches: u32,
+    pub days: u32,
+    pub windows_per_day: u32,
+    /// Capacity of every window of every branch in a new book (an admin's plan replaces it).
+    pub default_capacity: u32,
+    /// New visitor identities a minute from one client address (0: no limit).
+    pub new_visitors_per_minute: u32,
+    /// Signs passes, visitor cookies and CSRF tokens; at least 32 bytes.
+    pub secret: Vec<u8>,
+}
+
+/// A registered applicant.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub applicant: surgegate::ApplicantId,
+    pub name: String,
+    pub national_id: String,
+    pub phone: String,
+}
+
+/// Counts the portal keeps of its own work (the room and book keep theirs).
+#[derive(Default)]
+pub struct Counters {
+    pub registrations: AtomicU64,
+    pub holds: AtomicU64,
+    pub bookings: AtomicU64,
+    pub cancellations: AtomicU64,
+}
+
+/// The portal's shared state.
+pub struct State {
+    pub room: Arc<WaitingRoom>,
+    pub book: Arc<SlotBook>,
+    pub calendar: Calendar,
+    pub settings: Settings,
+    pub registry: Mutex<register::Registry>,
+    pub layer: WaitingRoomLayer<Arc<WaitingRoom>>,
+    pub counters: Counters,
+    csrf: HmacSha256,
+}
+
+impl State {
+    /// Opens the book in `settings.data_dir` (creating it and its calendar if new), builds the
+    /// room and the layer.
+    pub fn open(settings: Settings) -> Result<Arc<State>, String> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+        let calendar = calendar_in(&settings.data_dir, settings.days, settings.windows_per_day)?;
+        let book = SlotBook::builder()
+            .hold_ttl(settings.hold_ttl)
+            .max_active_per_applicant(1)
+            .max_branches(settings.branches.max(1))
+            .max_slots_per_branch(calendar.slots())
+            .open(&settings.data_dir)
+            .map_err(|e| {
+                format!(
+                    "cannot open the book in {}: {e}",
+                    settings.data_dir.display()
+                )
+            })?;
+        if book.journal_stats().is_some_and(|s| s.recovery.slots == 0) {
+            default_plan(&book, &settings, &calendar)?;
+        }
+        let mut room = WaitingRoom::builder()
+            .rate_per_second(settings.rate_per_second)
+            .burst(settings.burst)
+            .max_active(settings.max_active)
+            .max_waiting(settings.max_waiting)
+            .checkin_timeout(settings.checkin_timeout)
+            .pass_ttl(settings.pass_ttl);
+        if !settings.claim_timeout.is_zero() {
+            room = room.claim_timeout(settings.claim_timeout);
+        }
+        let room = Arc::new(room.try_build().map_err(|e| e.to_string())?);
+        let keys = Keyring::new(KeyId(1), &settings.secret).map_err(|e| e.to_string())?;
+        let mut layer = WaitingRoomLayer::builder(room.clone(), keys);
+        if settings.new_visitors_per_minute > 0 {
+            layer =
+                layer.limit_new_visitors_per_address(settings.new_visitors_per_minute, |parts| {
+                    let info = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+                    Some(info.0.ip())
+                });
+        }
+        let layer = layer.build().map_err(|e| e.to_string())?;
+        let csrf = HmacSha256::new_from_slice(&settings.secret).map_err(|e| e.to_string())?;
+        Ok(Arc::new(State {
+            room,
+            book: Arc::new(book),
+            calendar,
+            registry: Mutex::new(register::Registry::default()),
+            layer,
+            counters: Counters::default(),
+            csrf,
+            settings,
+        }))
+    }
+
+    /// A token for a form about `subject` (a visitor, a booking): HMAC-SHA256 of the purpose
+    /// and the subject under the portal's secret, in hex. A page from another site cannot know
+    /// it, so it cannot post the form in the visitor's name.
+    pub fn csrf_token(&self, purpose: &str, subject: &str) -> String {
+        let tag = self.csrf_mac(purpose, subject).finalize().into_bytes();
+        tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `token` is the form token for `purpose` and `subject` (compared in constant time
+    /// by the MAC's own check).
+    pub fn csrf_ok(&self, purpose: &str, subject: &str, token: &str) -> bool {
+        let Some(bytes) = hex_bytes(token) else {
+            return false;
+        };
+        self.csrf_mac(purpose, subject).verify_slice(&bytes).is_ok()
+    }
+
+    fn csrf_mac(&self, purpose: &str, subject: &str) -> HmacSha256 {
+        let mut mac = self.csrf.clone();
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(subject.as_bytes());
+        mac
+    }
+
+    /// The first slot that can still be booked: the first window of tomorrow (UTC), so that
+    /// nobody books a window that has begun or passed.
+    pub fn first_bookable_slot(&self) -> SlotIndex {
+        let first = self.calendar.first_day().days_since_unix_epoch();
+        let today = today_utc().map_or(first, |d| d.days_since_unix_epoch());
+        let days_in = (today + 1 - first).max(0) as u64;
+        (days_in * u64::from(self.calendar.windows_per_day())).min(u64::from(self.calendar.slots()))
+            as SlotIndex
+    }
+
+    /// The slots open for booking now.
+    pub fn bookable(&self) -> std::ops::Range<SlotIndex> {
+        self.first_bookable_slot()..self.calendar.slots()
+    }
+
+    /// The branches the portal offers: 1 to `branches`.
+    pub fn branch_ids(&self) -> impl Iterator<Item = BranchId> {
+        (1..=self.settings.branches).map(BranchId)
+    }
+}
+
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..32)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The calendar of a data directory: read from `calendar.txt`, or started today and written
+/// there, so that slot numbers mean the same days after a restart.
+fn calendar_in(dir: &Path, days: u32, windows: u32) -> Result<Calendar, String> {
+    let path = dir.join("calendar.txt");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let today = today_utc()?;
+            let text = format!("{today} {days} {windows}\n");
+            std::fs::write(&path, &text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            text
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let bad = || format!("{} is not 'YYYY-MM-DD days windows'", path.display());
+    let mut words = text.split_whitespace();
+    let first: Date = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    let days: u32 = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    let windows: u32 = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    Calendar::new(first, days, windows).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn today_utc() -> Result<Date, String> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    Date::from_days_since_unix_epoch((since.as_secs() / 86_400) as i64).map_err(|e| e.to_string())
+}
+
+/// Every window of every branch at the default capacity, for a new book.
+fn default_plan(book: &SlotBook, settings: &Settings, calendar: &Calendar) -> Result<(), String> {
+    if settings.default_capacity == 0 {
+        return Ok(());
+    }
+    for branch in 1..=settings.branches {
+        for slot in 0..calendar.slots() {
+            book.set_capacity(BranchId(branch), slot, settings.default_capacity)
+                .map_err(|e| format!("default plan: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The portal's routes.
+pub fn router(state: Arc<State>) -> Router {
+    let gated = Router::new()
+        .route("/register", get(register::form).post(register::submit))
+        .route("/appointments", get(appointments::choose))
+        .route(
+            "/appointments/hold",
+            get(appointments::show_hold).post(appointments::hold),
+        )
+        .route("/appointments/confirm", post(appointments::confirm))
+        .route("/appointments/release", post(appointments::release))
+        // Answered by the layer itself.
+        .route("/surgegate/leave", post(|| async { "" }))
+        .layer(state.layer.clone());
+    Router::new()
+        .route("/", get(landing))
+        .route("/booking/{token}", get(booking::show))
+        .route("/booking/{token}/cancel", post(booking::cancel))
+        .route("/static/countdown.js", get(countdown_js))
+        .route("/metrics", get(metrics::render))
+        .nest("/admin", admin::router(state.clone()))
+        .merge(gated)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn landing(axum::extract::State(state): axum::extract::State<Arc<State>>) -> Html<String> {
+    let s = state.room.stats();
+    let body = format!(
+        "<h1>Residence permit appointments</h1>\
+         <p>Register once, then book an appointment at one of {} branches.</p>\
+         <p>When many people arrive at once you will wait in a fair line: your place is kept, \
+         the page tells you when it is your turn, and you may close it and come back.</p>\
+         <p><a href=\"/register\"><button>Register</button></a></p>\
+         <p class=\"muted\">{} people waiting now.</p>",
+        state.settings.branches, s.waiting
+    );
+    Html(html::page("Residence permit appointments", &body, ""))
+}
+
+/// The hold page's countdown: progressive enhancement (the page shows the time without it).
+async fn countdown_js() -> impl IntoResponse {
+    const SCRIPT: &str = "for(const el of document.querySelectorAll('[data-expires-in]')){\
+        let left=Number(el.dataset.expiresIn);const tick=()=>{const m=Math.floor(left/60),\
+        s=left%60;el.textContent=m+':'+String(s).padStart(2,'0');if(left>0){left--;\
+        setTimeout(tick,1000);}else{el.textContent='expired';}};tick();}";
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+/// The security headers of every response (the layer's own pages set stricter ones).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let defaults = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'unsafe-inline'; \
+             form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in defaults {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}

@@ -1,0 +1,235 @@
+//! The gated registration form: validated whole; bad input gets a message per field and stores
+//! nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Extension;
+use axum::extract::{Form, State as Shared};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use surgegate::{ApplicantId, Pass, VisitorId};
+
+use super::html::{csrf_field, esc, page};
+use super::{Registration, State};
+
+/// The most registrations the portal keeps (its memory bound).
+pub const MAX_REGISTRATIONS: usize = 4_000_000;
+
+/// Registrations by visitor, and the national ids already registered.
+#[derive(Default)]
+pub struct Registry {
+    by_visitor: HashMap<VisitorId, Registration>,
+    national_ids: HashSet<String>,
+    next_applicant: u64,
+}
+
+impl Registry {
+    pub fn get(&self, visitor: VisitorId) -> Option<&Registration> {
+        self.by_visitor.get(&visitor)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_visitor.len()
+    }
+}
+
+/// The form's fields, as typed.
+#[derive(Debug, Default, Deserialize)]
+pub struct Fields {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub national_id: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// What is wrong with each field (empty: nothing).
+#[derive(Debug, Default)]
+pub struct Problems {
+    pub name: Option<&'static str>,
+    pub national_id: Option<&'static str>,
+    pub phone: Option<&'static str>,
+}
+
+impl Problems {
+    fn any(&self) -> bool {
+        self.name.is_some() || self.national_id.is_some() || self.phone.is_some()
+    }
+}
+
+/// Checks every field; the cleaned values on success.
+pub fn validate(f: &Fields) -> Result<(String, String, String), Problems> {
+    let name = f.name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name_chars = name.chars().count();
+    let mut p = Problems::default();
+    if !(2..=100).contains(&name_chars) {
+        p.name = Some("Enter your full name (2 to 100 characters).");
+    } else if !name
+        .chars()
+        .all(|c| c.is_alphabetic() || " -'.".contains(c))
+    {
+        p.name = Some("A name may hold letters, spaces, hyphens, apostrophes and dots only.");
+    }
+    let id = f.national_id.trim();
+    if !(6..=20).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()) {
+        p.national_id = Some("Enter your national ID number: 6 to 20 digits.");
+    }
+    let phone: String = f.phone.chars().filter(|c| !c.is_whitespace()).collect();
+    let digits = phone.strip_prefix('+').unwrap_or(&phone);
+    if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        p.phone = Some("Enter a phone number of 7 to 15 digits, optionally starting with +.");
+    }
+    if p.any() {
+        return Err(p);
+    }
+    Ok((name, id.to_owned(), phone))
+}
+
+fn render(state: &State, pass: &Pass, f: &Fields, p: &Problems, note: Option<&str>) -> String {
+    let csrf = state.csrf_token("register", &pass.visitor.0.to_string());
+    let field = |label: &str, name: &str, value: &str, problem: Option<&str>, kind: &str| {
+        let error = problem.map_or(String::new(), |m| {
+            format!("<p class=\"error\" id=\"{name}-error\">{}</p>", esc(m))
+        });
+        format!(
+            "<label for=\"{name}\">{label}</label><input id=\"{name}\" name=\"{name}\" \
+             type=\"{kind}\" value=\"{}\" required>{error}",
+            esc(value)
+        )
+    };
+    let note = note.map_or(String::new(), |n| {
+        format!("<p class=\"error\">{}</p>", esc(n))
+    });
+    let body = format!(
+        "<h1>Register</h1><p>It is your turn. Fill in the form to register, then choose an \
+         appointment.</p>{note}<form method=\"post\" action=\"/register\">{}{}{}{}\
+         <button type=\"submit\">Register</button></form>",
+        csrf_field(&csrf),
+        field("Full name", "name", &f.name, p.name, "text"),
+        field(
+            "National ID number",
+            "national_id",
+            &f.national_id,
+            p.national_id,
+            "text"
+        ),
+        field("Phone", "phone", &f.phone, p.phone, "tel"),
+    );
+    page("Register", &body, "")
+}
+
+/// `GET /register`.
+pub async fn form(Shared(state): Shared<Arc<State>>, Extension(pass): Extension<Pass>) -> Response {
+    if state.registry.lock().get(pass.visitor).is_some() {
+        return Redirect::to("/appointments").into_response();
+    }
+    Html(render(
+        &state,
+        &pass,
+        &Fields::default(),
+        &Problems::default(),
+        None,
+    ))
+    .into_response()
+}
+
+/// `POST /register`.
+pub async fn submit(
+    Shared(state): Shared<Arc<State>>,
+    Extension(pass): Extension<Pass>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    if !state.csrf_ok("register", &pass.visitor.0.to_string(), &fields.csrf) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(page(
+                "Form expired",
+                "<h1>This form has expired</h1><p><a href=\"/register\">Open it again</a>.</p>",
+                "",
+            )),
+        )
+            .into_response();
+    }
+    let (name, national_id, phone) = match validate(&fields) {
+        Ok(clean) => clean,
+        Err(problems) => {
+            let html = render(
+                &state,
+                &pass,
+                &fields,
+                &problems,
+                Some("Please correct the fields below."),
+            );
+            return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
+        }
+    };
+    let mut registry = state.registry.lock();
+    if registry.get(pass.visitor).is_some() {
+        return Redirect::to("/appointments").into_response();
+    }
+    let refusal = if registry.national_ids.contains(&national_id) {
+        Some("This national ID number is already registered.")
+    } else if registry.len() >= MAX_REGISTRATIONS {
+        Some("Registration is full for now; please try again later.")
+    } else {
+        None
+    };
+    if let Some(message) = refusal {
+        drop(registry);
+        let html = render(&state, &pass, &fields, &Problems::default(), Some(message));
+        return (StatusCode::CONFLICT, Html(html)).into_response();
+    }
+    registry.next_applicant += 1;
+    let applicant = ApplicantId(registry.next_applicant);
+    registry.national_ids.insert(national_id.clone());
+    let registration = Registration {
+        applicant,
+        name,
+        national_id,
+        phone,
+    };
+    registry.by_visitor.insert(pass.visitor, registration);
+    state.counters.registrations.fetch_add(1, Ordering::Relaxed);
+    Redirect::to("/appointments").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(name: &str, id: &str, phone: &str) -> Fields {
+        Fields {
+            name: name.into(),
+            national_id: id.into(),
+            phone: phone.into(),
+            csrf: String::new(),
+        }
+    }
+
+    #[test]
+    fn good_input_is_cleaned_and_bad_input_is_named() {
+        let ok = validate(&fields(
+            "  Amal   Haddad ",
+            "1234567890",
+            "+962 79 123 4567",
+        ))
+        .unwrap();
+        assert_eq!(
+            ok,
+            (
+                "Amal Haddad".into(),
+                "1234567890".into(),
+                "+962791234567".into()
+            )
+        );
+        assert!(validate(&fields("أمل حداد", "123456", "0791234567")).is_ok());
+        let bad = validate(&fields("<script>", "12ab", "")).unwrap_err();
+        assert!(bad.name.is_some() && bad.national_id.is_some() && bad.phone.is_some());
+    }
+}
