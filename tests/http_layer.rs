@@ -229,7 +229,7 @@ async fn the_waiting_page_is_html_in_english_or_arabic_and_refreshes_itself() {
     assert_eq!(en.header("content-type"), Some("text/html; charset=utf-8"));
     assert!(en.body.contains("lang=\"en\"") && en.body.contains("You are in line"));
     assert!(
-        en.body.contains(">4</p>") && en.body.contains("of 4 people"),
+        en.body.contains(">4</p>") && en.body.contains("of 4 waiting"),
         "{}",
         en.body
     );

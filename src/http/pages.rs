@@ -115,7 +115,7 @@ pub(crate) fn waiting_html(lang: Lang, s: Standing, leave_path: &str) -> String 
     let body = match lang {
         Lang::English => format!(
             "<h1>You are in line</h1><p>Your place in line</p><p class=\"big\">{}</p>\
-             <p>of {} people waiting. Expected wait: {}.</p>\
+             <p>of {} waiting. Expected wait: {}.</p>\
              <p>This page refreshes by itself every {} seconds. Keep it open: refreshing or \
              coming back does not lose your place.</p>\
              <form method=\"post\" action=\"{leave_path}\"><button>Leave the line</button></form>",
@@ -126,7 +126,7 @@ pub(crate) fn waiting_html(lang: Lang, s: Standing, leave_path: &str) -> String 
         ),
         Lang::Arabic => format!(
             "<h1>أنت في قائمة الانتظار</h1><p>ترتيبك في القائمة</p><p class=\"big\">{}</p>\
-             <p>من بين {} شخصًا في الانتظار. مدة الانتظار المتوقعة: {}.</p>\
+             <p>من أصل {} في الانتظار. مدة الانتظار المتوقعة: {}.</p>\
              <p>تتحدّث هذه الصفحة تلقائيًا كل {} ثانية. أبقِها مفتوحة: تحديث الصفحة أو العودة \
              إليها لا يُفقدك مكانك.</p>\
              <form method=\"post\" action=\"{leave_path}\"><button>مغادرة القائمة</button></form>",

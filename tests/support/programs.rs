@@ -1,0 +1,32 @@
+//! Real programs a test needs (a browser, a server): found on the `PATH`, or the test says so
+//! loudly and skips, except under `CI=true`, where a missing program is a failure (`.ci/run`
+//! installs them).
+
+use std::path::PathBuf;
+
+/// The path of `program`, or `None` (after a loud notice) when it is missing outside CI.
+///
+/// # Panics
+/// Under `CI=true`, when the program is missing.
+pub fn require(program: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        let note = format!("`{program}` is not installed (Debian package `{package}`)");
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{note}: CI must run this test; .ci/run installs it");
+        }
+        eprintln!("\n*** SKIPPED: {note}; install it to run this test ***\n");
+    }
+    found
+}
+
+/// A free loopback port (bound, read, released: a later bind can race another process, which
+/// the callers retry or accept on loopback).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    listener.local_addr().expect("its address").port()
+}
