@@ -60,6 +60,7 @@
 //! - `tokio`: [`WaitingRoom::wait`], an async, cancel-safe wait for a ticket's turn, and
 //!   `TokioClock`.
 //! - `http`: [`http`], a tower layer that puts routes behind a waiting room (implies `pass`).
+//! - `redis`: [`redis`], the slot book on Redis or a Redis Cluster for many portal nodes.
 //! - `serde`: `Serialize`/`Deserialize` for the result types (`Ticket`, `Pass`, `Entry`,
 //!   `RoomStats`, `Hold`, `Booking`, `SlotState`, ids and tokens; tokens as their text).
 //! - `pass`: [`pass`], passes signed with HMAC-SHA256 that any node holding the keys can verify.
@@ -67,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+mod backend;
 pub mod book;
 pub mod calendar;
 pub mod clock;
@@ -77,6 +79,8 @@ mod invariant;
 pub mod journal;
 #[cfg(feature = "pass")]
 pub mod pass;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod room;
 mod sharded;
 mod shrink;
@@ -84,6 +88,7 @@ mod sync;
 mod token;
 
 pub use alloc::{AllocationRound, RoundOutcome};
+pub use backend::BackendError;
 pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, CloseError,
     ConfirmError, Hold, HoldToken, OpenError, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,

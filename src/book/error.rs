@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::backend::BackendError;
 use crate::journal::{IoFailure, JournalError, ReplayError};
 
 /// Why [`SlotBook::reserve`](crate::SlotBook::reserve) or
@@ -49,6 +50,9 @@ pub enum ReserveError {
         /// The most branches one call may name.
         max: u32,
     },
+    /// The store behind a shared book failed (never returned by the in-process book).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 impl ReserveError {
@@ -62,7 +66,7 @@ impl ReserveError {
                 | ReserveError::NoneAvailable
                 | ReserveError::ApplicantLimit
                 | ReserveError::TooManyHolds
-        )
+        ) || matches!(self, ReserveError::Backend(e) if e.is_retryable())
     }
 
     /// How long to wait before retrying, where the book knows: never (when room comes back
@@ -85,13 +89,20 @@ pub enum ConfirmError {
     /// A durable book could not journal the booking; the hold is still held, unconfirmed.
     #[error("{0}")]
     Journal(JournalError),
+    /// The store behind a shared book failed (never returned by the in-process book).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 impl ConfirmError {
     /// Whether confirming the same token again can succeed: only after a journal write
-    /// failure that left the journal running.
+    /// failure that left the journal running, or a passing failure of a shared store.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ConfirmError::Journal(e) if e.is_retryable())
+        match self {
+            ConfirmError::Journal(e) => e.is_retryable(),
+            ConfirmError::Backend(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -108,13 +119,20 @@ pub enum ReleaseError {
     /// A durable book could not journal the cancellation; the booking stands.
     #[error("{0}")]
     Journal(JournalError),
+    /// The store behind a shared book failed (never returned by the in-process book).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 impl ReleaseError {
     /// Whether releasing the same token again can succeed: only after a journal write
-    /// failure that left the journal running.
+    /// failure that left the journal running, or a passing failure of a shared store.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ReleaseError::Journal(e) if e.is_retryable())
+        match self {
+            ReleaseError::Journal(e) => e.is_retryable(),
+            ReleaseError::Backend(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -160,6 +178,9 @@ pub enum CapacityError {
     /// slot was created.
     #[error("{0}")]
     Journal(JournalError),
+    /// The store behind a shared book failed (never returned by the in-process book).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 /// Why [`SlotBook::close_slot`](crate::SlotBook::close_slot) closed nothing.
@@ -184,9 +205,14 @@ impl CloseError {
 
 impl CapacityError {
     /// Whether the same call, unchanged, can succeed later: only after a journal write failure
-    /// that left the journal running. Every other variant is a limit of the book's settings.
+    /// that left the journal running, or a passing failure of a shared store. Every other
+    /// variant is a limit of the book's settings.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CapacityError::Journal(e) if e.is_retryable())
+        match self {
+            CapacityError::Journal(e) => e.is_retryable(),
+            CapacityError::Backend(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 

@@ -1,0 +1,81 @@
+//! The slot book on Redis (a single server or a Redis Cluster), so that every portal node shares
+//! one book (feature `redis`).
+//!
+//! # Layout
+//!
+//! Every state change is one Lua script (the `.lua` files beside this module, each opening with
+//! its keys, its arguments and the rule it enforces), run atomically on the one shard that owns
+//! its keys, with time read by `TIME` inside the script: holds expire by the server's clock,
+//! never by key expiry or notifications.
+//!
+//! - **A branch** lives under its own hash tag, `{ns:b:<branch>}`: its capacities, counts, holds,
+//!   bookings, and a sorted set of its slots with room, so `reserve_earliest` takes the first
+//!   member in the range instead of scanning slots. Branches spread over the cluster's shards, so
+//!   capacity work grows with the primaries. A hold's token carries its branch in its top 32
+//!   bits (the other 96 are random), so `confirm(token)` finds the shard.
+//! - **Lapsed holds** give their unit back at once, and the applicant's count up to 2 s later
+//!   (the margin that keeps the count covering the hold). They are reclaimed at the start of every script on their branch (at most
+//!   10 000 a call) and by [`RedisSlotBook::sweep`].
+//! - **An applicant** has a sorted set under `{ns:a:<applicant>}` (another shard, in general) of
+//!   the tokens that count against its limit, each with the time until which it counts
+//!   (a booking: forever).
+//!
+//! # The applicant limit across branches
+//!
+//! A reservation is three steps on two shards: **take** the applicant's count (refused at the
+//! limit), with a provisional token that counts until `now + hold_ttl + 2 s`; **reserve** on the
+//! branch, which refuses to make a hold that would outlive the count (so the count always
+//! covers the hold, allowing 1 s of clock difference between primaries, and a reserve slower
+//! than that is refused as a timeout); and, when no new hold
+//! was made, **drop** the count again. A confirmation marks the count as a booking *before*
+//! confirming on the branch (and drops it if the branch refuses); a release drops the count
+//! *after* the branch released. So at every instant the applicant's counted tokens include all
+//! its live holds and bookings: the limit is never exceeded. A crash between steps can only
+//! leave a count with nothing behind it: a provisional one runs out by itself within
+//! `hold_ttl + 2 s`; one marked as a booking whose confirmation never ran stays until the token
+//! is released (under-admitting that applicant, never over-admitting).
+//!
+//! # Durability, and what a failover can cost
+//!
+//! [`RedisSlotBook::builder`] refuses servers that do not run with `appendonly yes` and
+//! `appendfsync always` (unless `allow_unsynced()`), so a write is on the primary's disk before
+//! the script's reply. `confirm`, `release` of a booking and `set_capacity` return `Ok` only
+//! after `WAIT` on the branch's primary saw the replicas asked for
+//! ([`RedisSlotBookBuilder::wait_for_replicas`]; default 1 on a cluster) acknowledge it. Then:
+//!
+//! - a crash of a single server loses nothing acknowledged (it replays its append-only file);
+//! - a failover to a replica keeps every acknowledged confirmation (a replica that acknowledged
+//!   it is promoted, as the cluster prefers the most up-to-date replica); holds made in the last
+//!   moments before the failover may be lost (their unit comes back; the applicant's count
+//!   runs out by time), and so may unacknowledged confirmations: those callers got an error;
+//! - `WAIT` is not a consensus: if the primary fails and a replica that had *not* acknowledged
+//!   is promoted (all acknowledging replicas failed too), acknowledged changes can be lost.
+//!
+//! # Errors
+//!
+//! Every operation's error enum has a `Backend(BackendError)` variant: a lost connection, a
+//! timeout, a script failure, a reply of an unexpected shape (never a panic), or a change not
+//! acknowledged by enough replicas. Such a call may or may not have taken effect; retrying it
+//! is safe, since a retried reserve returns the applicant's live hold at that branch and a
+//! retried confirm the same booking.
+
+mod book;
+mod conn;
+mod reply;
+
+pub use book::{RedisSlotBook, RedisSlotBookBuilder};
+pub use conn::ConnectError;
+
+/// Checks a namespace: 1 to 64 characters of `[A-Za-z0-9_.-]` (no braces or colons, which the
+/// key layout uses).
+fn check_namespace(namespace: &str) -> Result<(), ConnectError> {
+    let ok = (1..=64).contains(&namespace.len())
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConnectError::Namespace(namespace.into()))
+    }
+}

@@ -1,0 +1,246 @@
+//! Reading the scripts' replies. A reply of any other shape is `BackendError::Reply`, never a
+//! panic: the store may not be what it claims, or something else may write under the namespace.
+
+use std::time::Duration;
+
+use redis::Value;
+
+use crate::backend::BackendError;
+use crate::book::{
+    ApplicantId, Booking, BranchId, ConfirmError, Hold, HoldToken, ReserveError, SlotIndex,
+    SlotState,
+};
+
+type Reply<T> = Result<T, BackendError>;
+
+fn int(v: &Value) -> Reply<i64> {
+    match v {
+        Value::Int(n) => Ok(*n),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+fn u32_of(v: &Value) -> Reply<u32> {
+    u32::try_from(int(v)?).map_err(|_| BackendError::Reply)
+}
+
+fn u64_of(v: &Value) -> Reply<u64> {
+    u64::try_from(int(v)?).map_err(|_| BackendError::Reply)
+}
+
+fn text(v: &Value) -> Reply<&str> {
+    match v {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).map_err(|_| BackendError::Reply),
+        Value::SimpleString(s) => Ok(s),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+fn items(v: &Value) -> Reply<&[Value]> {
+    match v {
+        Value::Array(items) => Ok(items),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+fn applicant(v: &Value) -> Reply<ApplicantId> {
+    text(v)?
+        .parse()
+        .map(ApplicantId)
+        .map_err(|_| BackendError::Reply)
+}
+
+fn token(v: &Value) -> Reply<HoldToken> {
+    text(v)?.parse().map_err(|_| BackendError::Reply)
+}
+
+/// `{capacity, held, booked}` or `{}`.
+pub(crate) fn slot_state(v: &Value) -> Reply<Option<SlotState>> {
+    match items(v)? {
+        [] => Ok(None),
+        [capacity, held, booked] => Ok(Some(SlotState {
+            capacity: u32_of(capacity)?,
+            held: u32_of(held)?,
+            booked: u32_of(booked)?,
+        })),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// The applicant script's `take`: `{1, until_ms}` or `{0}`.
+pub(crate) fn taken(v: &Value) -> Reply<Option<u64>> {
+    match items(v)? {
+        [one, until] if int(one)? == 1 => Ok(Some(u64_of(until)?)),
+        [zero] if int(zero)? == 0 => Ok(None),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+pub(crate) fn is_one(v: &Value) -> bool {
+    matches!(v, Value::Int(1))
+}
+
+/// The reserve script: `{'held', token, slot, expires_ms}` or `{'err', reason}`.
+pub(crate) fn hold(
+    v: &Value,
+    branch: BranchId,
+    who: ApplicantId,
+) -> Reply<Result<Hold, ReserveError>> {
+    match items(v)? {
+        [tag, t, slot, expires] if text(tag)? == "held" => Ok(Ok(Hold {
+            token: token(t)?,
+            branch,
+            slot: u32_of(slot)?,
+            applicant: who,
+            expires_at: Duration::from_millis(u64_of(expires)?),
+        })),
+        [tag, reason] if text(tag)? == "err" => Ok(Err(match text(reason)? {
+            "unknown_slot" => ReserveError::UnknownSlot,
+            "full" => ReserveError::Full,
+            "none_available" | "none" => ReserveError::NoneAvailable,
+            // The branch's clock ran past the applicant count's margin: a call that slow is a
+            // timeout; retrying is safe.
+            "stale" => ReserveError::Backend(BackendError::Timeout),
+            _ => return Err(BackendError::Reply),
+        })),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// The confirm script: `{'booked', slot, applicant}` or `{'err', 'expired' | 'unknown'}`.
+pub(crate) fn booking(
+    v: &Value,
+    branch: BranchId,
+    t: HoldToken,
+) -> Reply<Result<Booking, ConfirmError>> {
+    match items(v)? {
+        [tag, slot, who] if text(tag)? == "booked" => Ok(Ok(Booking {
+            token: t,
+            branch,
+            slot: u32_of(slot)?,
+            applicant: applicant(who)?,
+        })),
+        [tag, reason] if text(tag)? == "err" => match text(reason)? {
+            "expired" => Ok(Err(ConfirmError::Expired)),
+            "unknown" => Ok(Err(ConfirmError::UnknownToken)),
+            _ => Err(BackendError::Reply),
+        },
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// The read script's hold: `{slot, applicant, expires_ms}` or `{}`.
+pub(crate) fn hold_record(v: &Value) -> Reply<Option<(SlotIndex, ApplicantId, u64)>> {
+    match items(v)? {
+        [] => Ok(None),
+        [slot, who, expires] => Ok(Some((u32_of(slot)?, applicant(who)?, u64_of(expires)?))),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// The read script's booking: `{slot, applicant}` or `{}`.
+pub(crate) fn booking_record(v: &Value, branch: BranchId, t: HoldToken) -> Reply<Option<Booking>> {
+    match items(v)? {
+        [] => Ok(None),
+        [slot, who] => Ok(Some(Booking {
+            token: t,
+            branch,
+            slot: u32_of(slot)?,
+            applicant: applicant(who)?,
+        })),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// The release script: `{'released', 'hold' | 'booking', applicant}` (whether it was a booking)
+/// or `{'err', 'unknown'}` (`None`).
+pub(crate) fn released(v: &Value) -> Reply<Option<(bool, ApplicantId)>> {
+    match items(v)? {
+        [tag, kind, who] if text(tag)? == "released" => {
+            let was_booking = match text(kind)? {
+                "booking" => true,
+                "hold" => false,
+                _ => return Err(BackendError::Reply),
+            };
+            Ok(Some((was_booking, applicant(who)?)))
+        }
+        [tag, reason] if text(tag)? == "err" && text(reason)? == "unknown" => Ok(None),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn every_wrong_shape_is_a_reply_error() {
+        let wrong = [
+            Value::Nil,
+            Value::Int(-1),
+            bulk("held"),
+            Value::Array(vec![bulk("held")]),
+            Value::Array(vec![bulk("held"), bulk("zz"), Value::Int(1), Value::Int(2)]),
+            Value::Array(vec![bulk("err"), bulk("no such reason")]),
+            Value::Array(vec![Value::Int(1), Value::Int(-5), Value::Int(0)]),
+            Value::Array(vec![Value::Int(1 << 40), Value::Int(0), Value::Int(0)]),
+        ];
+        let b = BranchId(1);
+        let t = HoldToken::from_u128(1);
+        for v in &wrong {
+            assert_eq!(
+                hold(v, b, ApplicantId(1)).err(),
+                Some(BackendError::Reply),
+                "{v:?}"
+            );
+            assert_eq!(booking(v, b, t).err(), Some(BackendError::Reply), "{v:?}");
+            assert_eq!(released(v).err(), Some(BackendError::Reply), "{v:?}");
+            assert!(
+                slot_state(v).is_err() || matches!(v, Value::Array(a) if a.is_empty()),
+                "{v:?}"
+            );
+            assert!(taken(v).is_err(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn good_shapes_read_back() {
+        let state = Value::Array(vec![Value::Int(5), Value::Int(1), Value::Int(2)]);
+        assert_eq!(
+            slot_state(&state),
+            Ok(Some(SlotState {
+                capacity: 5,
+                held: 1,
+                booked: 2
+            }))
+        );
+        assert_eq!(slot_state(&Value::Array(vec![])), Ok(None));
+        let t = HoldToken::from_u128(7);
+        let held = Value::Array(vec![
+            bulk("held"),
+            bulk(&t.to_string()),
+            Value::Int(3),
+            Value::Int(9000),
+        ]);
+        let h = hold(&held, BranchId(2), ApplicantId(4)).unwrap().unwrap();
+        assert_eq!(
+            (h.token, h.slot, h.expires_at),
+            (t, 3, Duration::from_secs(9))
+        );
+        let full = Value::Array(vec![bulk("err"), bulk("full")]);
+        assert_eq!(
+            hold(&full, BranchId(2), ApplicantId(4)),
+            Ok(Err(ReserveError::Full))
+        );
+        let rel = Value::Array(vec![
+            bulk("released"),
+            bulk("booking"),
+            bulk("18446744073709551615"),
+        ]);
+        assert_eq!(released(&rel), Ok(Some((true, ApplicantId(u64::MAX)))));
+    }
+}

@@ -1,0 +1,20 @@
+-- release: a live hold or a booking gives its unit back.
+-- ARGV[1] token
+-- Returns {'released', 'hold' | 'booking', applicant} or {'err', 'unknown'}.
+local now = now_ms()
+reclaim(now, 10000)
+local token = ARGV[1]
+local rec = redis.call('HGET', KEYS[5], token)
+if rec then
+  local _, applicant = drop_hold(token, rec)
+  return {'released', 'hold', applicant}
+end
+local booking = redis.call('HGET', KEYS[7], token)
+if booking then
+  local slot, applicant = string.match(booking, '^(%d+) (%d+)$')
+  redis.call('HINCRBY', KEYS[3], slot, -1)
+  redis.call('HDEL', KEYS[7], token)
+  refresh_open(slot)
+  return {'released', 'booking', applicant}
+end
+return {'err', 'unknown'}

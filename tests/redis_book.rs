@@ -1,0 +1,596 @@
+//! `RedisSlotBook` against real Redis servers started by `tests/redis/cluster.sh` (a standalone
+//! server and a 3-primary, 3-replica cluster, `appendfsync always`): every rule on both, racing
+//! tasks, four OS processes racing through the cluster, a primary killed in the middle of a
+//! booking run, and a fake server answering garbage.
+//!
+//! Without `redis-server` the test says so and skips (and fails under `CI=true`).
+
+#[path = "support/programs.rs"]
+#[allow(dead_code)]
+mod programs;
+#[path = "support/redis_servers.rs"]
+mod redis_servers;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis_servers::Servers;
+use surgegate::redis::RedisSlotBook;
+use surgegate::{
+    ApplicantId, BranchId, ConfirmError, HoldToken, ReleaseError, ReserveError, SlotState,
+};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn book(urls: &[String], namespace: &str, ttl_ms: u64, limit: u32) -> RedisSlotBook {
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RedisSlotBook::builder()
+        .hold_ttl(Duration::from_millis(ttl_ms))
+        .max_active_per_applicant(limit)
+        .namespace(namespace)
+        .connect(&urls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {urls:?}: {e}"))
+}
+
+fn state(capacity: u32, held: u32, booked: u32) -> Option<SlotState> {
+    Some(SlotState {
+        capacity,
+        held,
+        booked,
+    })
+}
+
+/// Every rule, one step at a time, with the counts checked after each.
+async fn rules(urls: &[String], namespace: &str) {
+    let book = book(urls, namespace, 700, 1).await;
+    let (b1, b2) = (BranchId(1), BranchId(2));
+    let a = |n| ApplicantId(n);
+    assert_eq!(book.slot(b1, 0).await, Ok(None));
+    assert_eq!(
+        book.set_capacity(b1, 0, 2).await,
+        Ok(SlotState {
+            capacity: 2,
+            held: 0,
+            booked: 0
+        })
+    );
+    book.set_capacity(b1, 1, 1).await.unwrap();
+    book.set_capacity(b2, 5, 1).await.unwrap();
+    // A hold, and its retry: the same hold.
+    let h1 = book.reserve(b1, 0, a(1)).await.unwrap();
+    assert_eq!((h1.branch, h1.slot, h1.applicant), (b1, 0, a(1)));
+    assert_eq!(book.reserve(b1, 0, a(1)).await, Ok(h1));
+    assert_eq!(book.hold(h1.token).await, Ok(Some(h1)));
+    // The applicant limit spans branches.
+    assert_eq!(
+        book.reserve(b2, 5, a(1)).await,
+        Err(ReserveError::ApplicantLimit)
+    );
+    // Never overbooks; the earliest slot with room; errors for what does not exist.
+    let h2 = book.reserve(b1, 0, a(2)).await.unwrap();
+    assert_eq!(book.reserve(b1, 0, a(3)).await, Err(ReserveError::Full));
+    assert_eq!(book.slot(b1, 0).await, Ok(state(2, 2, 0)));
+    let h3 = book.reserve_earliest(b1, 0..10, a(3)).await.unwrap();
+    assert_eq!(h3.slot, 1);
+    assert_eq!(
+        book.reserve_earliest(b1, 0..10, a(4)).await,
+        Err(ReserveError::NoneAvailable)
+    );
+    assert_eq!(
+        book.reserve(b1, 7, a(4)).await,
+        Err(ReserveError::UnknownSlot)
+    );
+    assert_eq!(
+        book.reserve_earliest(b1, 5..5, a(4)).await,
+        Err(ReserveError::EmptyRange)
+    );
+    // Confirm, and its retry: the same booking.
+    let booking = book.confirm(h1.token).await.unwrap();
+    assert_eq!(
+        (booking.token, booking.slot, booking.applicant),
+        (h1.token, 0, a(1))
+    );
+    assert_eq!(book.confirm(h1.token).await, Ok(booking));
+    assert_eq!(book.booking(h1.token).await, Ok(Some(booking)));
+    assert_eq!(book.slot(b1, 0).await, Ok(state(2, 1, 1)));
+    // Release: the unit and the applicant's count come back.
+    book.release(h2.token).await.unwrap();
+    assert_eq!(
+        book.release(h2.token).await,
+        Err(ReleaseError::UnknownToken)
+    );
+    assert_eq!(book.slot(b1, 0).await, Ok(state(2, 0, 1)));
+    let h4 = book.reserve(b2, 5, a(2)).await.unwrap();
+    // Lapse by the server's clock: units back, counts back, confirmation refused.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(book.slot(b1, 1).await, Ok(state(1, 0, 0)));
+    assert_eq!(book.slot(b2, 5).await, Ok(state(1, 0, 0)));
+    assert_eq!(book.confirm(h3.token).await, Err(ConfirmError::Expired));
+    assert_eq!(book.confirm(h4.token).await, Err(ConfirmError::Expired));
+    assert_eq!(book.hold(h3.token).await, Ok(None));
+    let unknown = HoldToken::from_u128((1u128 << 96) | 12345);
+    assert_eq!(book.confirm(unknown).await, Err(ConfirmError::UnknownToken));
+    // The applicant's count comes back up to 2 s after its hold lapsed (never before).
+    assert_eq!(
+        book.reserve(b1, 1, a(3)).await,
+        Err(ReserveError::ApplicantLimit)
+    );
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let h5 = book.reserve(b1, 1, a(3)).await.unwrap();
+    assert_eq!(h5.slot, 1, "the lapsed applicant may reserve again");
+    // Cancelling a booking frees its unit and the applicant's count.
+    assert_eq!(
+        book.reserve(b2, 5, a(1)).await,
+        Err(ReserveError::ApplicantLimit)
+    );
+    book.release(booking.token).await.unwrap();
+    assert_eq!(book.slot(b1, 0).await, Ok(state(2, 0, 0)));
+    book.reserve(b2, 5, a(1)).await.unwrap();
+    // A capacity cut below what is taken keeps it and grants nothing until it fits.
+    assert_eq!(
+        book.set_capacity(b1, 1, 0).await,
+        Ok(SlotState {
+            capacity: 0,
+            held: 1,
+            booked: 0
+        })
+    );
+    assert_eq!(book.reserve(b1, 1, a(9)).await, Err(ReserveError::Full));
+    assert_eq!(
+        book.set_capacity(b1, 0, u32::MAX)
+            .await
+            .err()
+            .map(|e| e.is_retryable()),
+        Some(false)
+    );
+}
+
+/// Tasks racing for few units over several branches: exactly the capacity is booked.
+async fn race(urls: &[String], namespace: &str) {
+    let book = Arc::new(book(urls, namespace, 60_000, 1).await);
+    let branches = [BranchId(10), BranchId(11), BranchId(12)];
+    for b in branches {
+        for slot in 0..4 {
+            book.set_capacity(b, slot, 3).await.unwrap();
+        }
+    }
+    let tasks: Vec<_> = (0..120u64)
+        .map(|i| {
+            let book = book.clone();
+            tokio::spawn(async move {
+                // Every applicant appears twice, at two different branches: the limit must
+                // hold across them.
+                let applicant = ApplicantId(i % 60);
+                let branch = branches[((i % 60 + i / 60) % 3) as usize];
+                match book.reserve_earliest(branch, 0..4, applicant).await {
+                    Ok(hold) => Some(book.confirm(hold.token).await.unwrap()),
+                    Err(ReserveError::NoneAvailable | ReserveError::ApplicantLimit) => None,
+                    Err(e) => panic!("{e}"),
+                }
+            })
+        })
+        .collect();
+    let mut per_applicant: HashMap<ApplicantId, u32> = HashMap::new();
+    let mut per_slot: HashMap<(BranchId, u32), u32> = HashMap::new();
+    for task in tasks {
+        if let Some(b) = task.await.unwrap() {
+            *per_applicant.entry(b.applicant).or_default() += 1;
+            *per_slot.entry((b.branch, b.slot)).or_default() += 1;
+        }
+    }
+    assert!(per_applicant.values().all(|&n| n == 1), "{per_applicant:?}");
+    assert_eq!(
+        per_applicant.len(),
+        36,
+        "36 units for 60 applicants: all taken"
+    );
+    for b in branches {
+        for slot in 0..4 {
+            let s = book.slot(b, slot).await.unwrap().unwrap();
+            let counted = per_slot.get(&(b, slot)).copied().unwrap_or(0);
+            assert_eq!((s.booked, s.held, counted), (3, 0, 3), "{b:?} {slot}");
+        }
+    }
+}
+
+#[test]
+fn the_book_keeps_every_rule_on_a_server_and_on_a_cluster() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let rt = runtime();
+    for (name, urls) in [
+        ("single", vec![servers.standalone()]),
+        ("cluster", servers.cluster()),
+    ] {
+        rt.block_on(rules(&urls, &format!("rules-{name}")));
+        rt.block_on(race(&urls, &format!("race-{name}")));
+    }
+    four_processes(&servers, &rt);
+    // Last: it kills a primary of the cluster.
+    failover(&servers, &rt);
+}
+
+/// The port of the cluster primary that owns `key`, as node `ask` says; `None` while no
+/// connected primary owns it.
+fn primary_of(servers: &Servers, ask: u16, key: &str) -> Option<u16> {
+    let slot: u16 = servers
+        .cli(ask, &["cluster", "keyslot", key])
+        .trim()
+        .parse()
+        .ok()?;
+    for line in servers.cli(ask, &["cluster", "nodes"]).lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !fields.get(2).is_some_and(|f| f.contains("master"))
+            || fields.get(7) != Some(&"connected")
+        {
+            continue;
+        }
+        for range in &fields[8..] {
+            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+            let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>()) else {
+                continue;
+            };
+            if (lo..=hi).contains(&slot) {
+                return fields[1].split(['@', ':']).nth(1)?.parse().ok();
+            }
+        }
+    }
+    None
+}
+
+/// Confirmations race while the primary of their branch is killed with SIGKILL; its replica is
+/// promoted; every confirmation acknowledged (after `WAIT`) is still there, nothing is
+/// overbooked, and bookings go on after the failover.
+fn failover(servers: &Servers, rt: &tokio::runtime::Runtime) {
+    let urls = servers.cluster();
+    let book = Arc::new(rt.block_on(book(&urls, "failover", 60_000, 1)));
+    let branch = BranchId(1);
+    for slot in 0..200 {
+        rt.block_on(book.set_capacity(branch, slot, 500)).unwrap();
+    }
+    let key = "{failover:b:1}:cap";
+    let victim = primary_of(servers, servers.port + 1, key).expect("a primary owns the branch");
+    let stop_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let (book, stop_at) = (book.clone(), stop_at.clone());
+            rt.spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    if stop_at
+                        .lock()
+                        .unwrap()
+                        .is_some_and(|at| Instant::now() >= at)
+                    {
+                        break;
+                    }
+                    let applicant = ApplicantId(t * 1_000_000 + i);
+                    let Ok(hold) = book.reserve_earliest(branch, 0..200, applicant).await else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    if let Ok(booking) = book.confirm(hold.token).await {
+                        acknowledged.push((Instant::now(), booking.token));
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let pid = std::fs::read_to_string(servers.dir_of(victim).join("redis.pid")).unwrap();
+    let killed_at = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Wait until another node owns the slot (the replica was promoted) and the cluster is ok.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let survivor = (1..=6)
+        .map(|i| servers.port + i)
+        .find(|&p| p != victim)
+        .unwrap();
+    loop {
+        let ok = servers
+            .cli(survivor, &["cluster", "info"])
+            .contains("cluster_state:ok");
+        if ok && primary_of(servers, survivor, key).is_some_and(|p| p != victim) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica was promoted within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let promoted_after = killed_at.elapsed();
+    // The new primary has no replica until the killed node comes back (as its replica), so
+    // until then no confirmation can be acknowledged (`WAIT 1` says so: NotReplicated).
+    servers.restart(victim);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !servers
+        .cli(victim, &["info", "replication"])
+        .contains("master_link_status:up")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the killed node did not rejoin as a replica"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rejoined_after = killed_at.elapsed();
+    *stop_at.lock().unwrap() = Some(Instant::now() + Duration::from_secs(3));
+    let acknowledged: Vec<(Instant, HoldToken)> = tasks
+        .into_iter()
+        .flat_map(|t| rt.block_on(t).unwrap())
+        .collect();
+    let before = acknowledged
+        .iter()
+        .filter(|(at, _)| *at < killed_at)
+        .count();
+    let after = acknowledged
+        .iter()
+        .filter(|(at, _)| *at > killed_at + rejoined_after)
+        .count();
+    assert!(
+        before > 0 && after > 0,
+        "bookings before {before}, after the failover {after}"
+    );
+    for (_, token) in &acknowledged {
+        let found = rt.block_on(book.booking(*token)).unwrap();
+        assert!(
+            found.is_some(),
+            "an acknowledged booking was lost in the failover"
+        );
+    }
+    let mut booked = 0;
+    for slot in 0..200 {
+        let s = rt.block_on(book.slot(branch, slot)).unwrap().unwrap();
+        assert!(s.held + s.booked <= s.capacity, "slot {slot}: {s:?}");
+        booked += s.booked as usize;
+    }
+    assert!(booked >= acknowledged.len());
+    eprintln!(
+        "failover: {} confirmations acknowledged ({before} before the kill; replica promoted {:?} after it; {after} after the old primary rejoined as a replica, {:?} after the kill), all kept; {booked} booked in all",
+        acknowledged.len(),
+        promoted_after,
+        rejoined_after
+    );
+}
+
+/// Set by the parent for the worker processes: the cluster's URLs.
+const WORKER_ENV: &str = "SURGEGATE_REDIS_WORKER";
+
+/// Four copies of this test binary (`worker` below) race for the same slots through the
+/// cluster; the parent recounts what they report.
+fn four_processes(servers: &Servers, rt: &tokio::runtime::Runtime) {
+    let urls = servers.cluster();
+    let book = rt.block_on(book(&urls, "procs", 60_000, 1));
+    for branch in 1..=4 {
+        for slot in 0..5 {
+            rt.block_on(book.set_capacity(BranchId(branch), slot, 4))
+                .unwrap();
+        }
+    }
+    let children: Vec<_> = (0..4)
+        .map(|w| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "worker", "--nocapture", "--test-threads", "1"])
+                .env(WORKER_ENV, format!("{w};{}", urls.join(",")))
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut per_applicant: HashMap<u64, u32> = HashMap::new();
+    let mut per_slot: HashMap<(u32, u32), u32> = HashMap::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // The harness prints "test worker ... " before the first line of the worker's own.
+            let Some(at) = line.find("BOOKED ") else {
+                continue;
+            };
+            let rest = &line[at + "BOOKED ".len()..];
+            let token: HoldToken = rest.parse().unwrap();
+            let b = rt
+                .block_on(book.booking(token))
+                .unwrap()
+                .expect("a reported booking exists");
+            *per_applicant.entry(b.applicant.0).or_default() += 1;
+            *per_slot.entry((b.branch.0, b.slot)).or_default() += 1;
+        }
+    }
+    assert!(
+        per_applicant.values().all(|&n| n == 1),
+        "limit broken: {per_applicant:?}"
+    );
+    let mut total = 0;
+    for branch in 1..=4 {
+        for slot in 0..5 {
+            let s = rt
+                .block_on(book.slot(BranchId(branch), slot))
+                .unwrap()
+                .unwrap();
+            let counted = per_slot.get(&(branch, slot)).copied().unwrap_or(0);
+            assert_eq!(s.booked, counted, "branch {branch} slot {slot}");
+            assert!(s.booked + s.held <= s.capacity);
+            total += s.booked;
+        }
+    }
+    // 80 units, 300 distinct applicants trying: every unit is booked.
+    assert_eq!(total, 80);
+}
+
+/// A worker process of `four_processes`: 150 applicants (shared with the other workers two by
+/// two), each taking the earliest unit at its branch and confirming; prints its bookings.
+#[test]
+fn worker() {
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return;
+    };
+    let (w, urls) = spec.split_once(';').unwrap();
+    let w: u64 = w.parse().unwrap();
+    let urls: Vec<String> = urls.split(',').map(String::from).collect();
+    runtime().block_on(async {
+        let book = Arc::new(book(&urls, "procs", 60_000, 1).await);
+        let tasks: Vec<_> = (0..150u64)
+            .map(|i| {
+                let book = book.clone();
+                tokio::spawn(async move {
+                    let applicant = ApplicantId((w / 2) * 150 + i);
+                    let branch = BranchId(1 + ((i + w) % 4) as u32);
+                    match book.reserve_earliest(branch, 0..5, applicant).await {
+                        Ok(hold) => Some(book.confirm(hold.token).await.unwrap().token),
+                        Err(ReserveError::NoneAvailable | ReserveError::ApplicantLimit) => None,
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            if let Some(token) = task.await.unwrap() {
+                println!("BOOKED {token}");
+            }
+        }
+    });
+}
+
+#[test]
+fn a_server_that_answers_garbage_gives_errors_not_panics() {
+    let fake = fake_server::start();
+    let rt = runtime();
+    rt.block_on(async {
+        let url = format!("redis://{fake}");
+        let book = RedisSlotBook::builder()
+            .namespace("garbage")
+            .timeout(Duration::from_millis(500))
+            .connect(&[url.as_str()])
+            .await
+            .expect("the fake server passes the checks");
+        let started = Instant::now();
+        for round in 0..24 {
+            let outcomes = [
+                book.reserve(BranchId(1), 0, ApplicantId(1))
+                    .await
+                    .err()
+                    .map(|e| format!("{e:?}")),
+                book.confirm(HoldToken::from_u128(1 << 96))
+                    .await
+                    .err()
+                    .map(|e| format!("{e:?}")),
+                book.release(HoldToken::from_u128(1 << 96))
+                    .await
+                    .err()
+                    .map(|e| format!("{e:?}")),
+                book.set_capacity(BranchId(1), 0, 1)
+                    .await
+                    .err()
+                    .map(|e| format!("{e:?}")),
+                book.slot(BranchId(1), 0)
+                    .await
+                    .err()
+                    .map(|e| format!("Backend({e:?})")),
+            ];
+            for outcome in outcomes {
+                let text = outcome.unwrap_or_else(|| panic!("round {round}: garbage was accepted"));
+                assert!(text.contains("Backend"), "{text}");
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60));
+    });
+}
+
+/// A RESP server on loopback that passes the connection checks and answers every script with
+/// a reply of a wrong shape (a different one each time).
+mod fake_server {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    pub fn start() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        addr
+    }
+
+    fn read_command(reader: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+        let mut args = Vec::with_capacity(n);
+        for _ in 0..n {
+            line.clear();
+            reader.read_line(&mut line).ok()?;
+            let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+            let mut buf = vec![0; len + 2];
+            reader.read_exact(&mut buf).ok()?;
+            args.push(String::from_utf8_lossy(&buf[..len]).into_owned());
+        }
+        Some(args)
+    }
+
+    const GARBAGE: [&str; 6] = [
+        ":42\r\n",
+        "$5\r\nhello\r\n",
+        "*1\r\n$4\r\nheld\r\n",
+        "*4\r\n$4\r\nheld\r\n$2\r\nzz\r\n:-1\r\n:1\r\n",
+        "*2\r\n$3\r\nerr\r\n$8\r\nnonsense\r\n",
+        "*3\r\n:-7\r\n:99999999999\r\n$1\r\nx\r\n",
+    ];
+
+    fn serve(stream: TcpStream) {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut n = 0;
+        while let Some(args) = read_command(&mut reader) {
+            let name = args
+                .first()
+                .map(|a| a.to_ascii_uppercase())
+                .unwrap_or_default();
+            let reply = match name.as_str() {
+                "INFO" => "$19\r\ncluster_enabled:0\r\n\r\n".to_owned(),
+                "CONFIG" => {
+                    let setting = args.get(2).cloned().unwrap_or_default();
+                    let value = if setting == "appendonly" {
+                        "yes"
+                    } else {
+                        "always"
+                    };
+                    format!(
+                        "*2\r\n${}\r\n{setting}\r\n${}\r\n{value}\r\n",
+                        setting.len(),
+                        value.len()
+                    )
+                }
+                "EVALSHA" | "EVAL" => {
+                    n += 1;
+                    GARBAGE[n % GARBAGE.len()].to_owned()
+                }
+                "SCRIPT" => "$40\r\n0000000000000000000000000000000000000000\r\n".to_owned(),
+                _ => "+OK\r\n".to_owned(),
+            };
+            if writer.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
