@@ -26,6 +26,9 @@ use crate::room::{Entry, JoinError, Pass, Ticket, VisitorId};
 pub const PASS_HEADER: &str = "sg-pass";
 /// The header an app may send its visitor text in, instead of the `sg_visitor` cookie.
 pub const VISITOR_HEADER: &str = "sg-visitor";
+/// The `Retry-After` when the room's store cannot be reached, in seconds.
+const UNAVAILABLE_RETRY_S: u64 = 5;
+
 /// The longest interval a waiting page asks for between refreshes, in seconds.
 pub const MAX_REFRESH_SECONDS: u64 = 30;
 
@@ -82,6 +85,8 @@ pub struct LayerCounters {
     pub closed: u64,
     /// New identities refused by the limit per address (these never joined).
     pub limited: u64,
+    /// Joins the room's store could not answer (`503`, `"status":"unavailable"`).
+    pub unavailable: u64,
     /// `POST <prefix>/leave` requests.
     pub left: u64,
 }
@@ -96,6 +101,7 @@ struct Counts {
     full: AtomicU64,
     closed: AtomicU64,
     limited: AtomicU64,
+    unavailable: AtomicU64,
     left: AtomicU64,
 }
 
@@ -148,6 +154,7 @@ impl<R: RoomBackend> WaitingRoomLayer<R> {
             full: load(&c.full),
             closed: load(&c.closed),
             limited: load(&c.limited),
+            unavailable: load(&c.unavailable),
             left: load(&c.left),
         }
     }
@@ -401,6 +408,10 @@ impl<R: RoomBackend> Shared<R> {
                 bump(&self.counts.closed);
                 refusal(&asked, Refusal::Closed, self.closed_retry_seconds)
             }
+            Err(JoinError::Backend(_)) => {
+                bump(&self.counts.unavailable);
+                refusal(&asked, Refusal::Unavailable, UNAVAILABLE_RETRY_S)
+            }
         };
         let mut answer = answer.map(ResBody::from);
         set_visitor(answer.headers_mut(), &identity, https);
@@ -523,7 +534,7 @@ impl<R: RoomBackend> Shared<R> {
             None => match self.known_visitor(parts, asked) {
                 Some(visitor) => match self.room.entry_of(visitor).await {
                     Ok(entry) => entry.map(|e| e.token()),
-                    Err(_) => return refusal(asked, Refusal::Unavailable, 5),
+                    Err(_) => return refusal(asked, Refusal::Unavailable, UNAVAILABLE_RETRY_S),
                 },
                 None => None,
             },

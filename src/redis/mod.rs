@@ -62,9 +62,11 @@
 mod book;
 mod conn;
 mod reply;
+mod room;
 
 pub use book::{RedisSlotBook, RedisSlotBookBuilder};
 pub use conn::ConnectError;
+pub use room::{RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
 
 /// Checks a namespace: 1 to 64 characters of `[A-Za-z0-9_.-]` (no braces or colons, which the
 /// key layout uses).

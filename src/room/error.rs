@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::backend::BackendError;
+
 /// Why [`WaitingRoom::join`](crate::WaitingRoom::join) gave no ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -18,20 +20,27 @@ pub enum JoinError {
     /// The room was closed to newcomers.
     #[error("the room is closed to newcomers: those already in line keep their places")]
     Closed,
+    /// The store behind a shared room failed (never returned by the in-process room).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 impl JoinError {
     /// Whether the same call, unchanged, can succeed later without an operator's action: a
     /// full line gets shorter by itself; a closed room opens only when its operator reopens it.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, JoinError::Full { .. })
+        match self {
+            JoinError::Full { .. } => true,
+            JoinError::Backend(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 
     /// How long to wait before retrying, where the room knows (for an HTTP `Retry-After`).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             JoinError::Full { retry_after } => Some(*retry_after),
-            JoinError::Closed => None,
+            _ => None,
         }
     }
 }
@@ -48,6 +57,9 @@ pub enum PollError {
     /// The ticket's check-in lapsed, or the pass's time ran out.
     #[error("this ticket or pass has lapsed: join again to get a new ticket")]
     Expired,
+    /// The store behind a shared room failed (never returned by the in-process room).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 /// Why [`WaitingRoom::claim`](crate::WaitingRoom::claim) claimed nothing. The room is unchanged.
@@ -65,20 +77,28 @@ pub enum ClaimError {
     /// check-in did.
     #[error("this pass has lapsed: join again to get a new ticket")]
     Expired,
+    /// The store behind a shared room failed (never returned by the in-process room).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 impl ClaimError {
     /// Whether claiming the same token again can succeed: only while the ticket still waits.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ClaimError::NotAdmitted)
+        match self {
+            ClaimError::NotAdmitted => true,
+            ClaimError::Backend(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
 impl PollError {
-    /// Whether polling the same token again can succeed: never; the caller joins again
-    /// instead (which is why every variant's message says so).
+    /// Whether polling the same token again can succeed: only after a passing failure of a
+    /// shared store; otherwise the caller joins again instead (which is why every other
+    /// variant's message says so).
     pub fn is_retryable(&self) -> bool {
-        false
+        matches!(self, PollError::Backend(e) if e.is_retryable())
     }
 }
 

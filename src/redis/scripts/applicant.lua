@@ -21,7 +21,7 @@ if ARGV[1] == 'take' then
   if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
     return {0}
   end
-  redis.call('ZADD', KEYS[1], until_ms, token)
+  redis.call('ZADD', KEYS[1], string.format('%.0f', until_ms), token)
   return {1, until_ms}
 end
 if ARGV[1] == 'book' then

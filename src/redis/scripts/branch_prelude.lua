@@ -13,6 +13,11 @@
 -- Time is the server's (TIME), in milliseconds since the Unix epoch; holds expire by time here,
 -- never by key expiry.
 
+-- An exact integer as text (Lua's own number-to-text keeps only 14 digits).
+local function int(v)
+  return string.format('%.0f', v)
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -56,7 +61,7 @@ local function reclaim(now, budget)
     else
       redis.call('ZREM', KEYS[6], token)
     end
-    redis.call('ZADD', KEYS[9], now, token)
+    redis.call('ZADD', KEYS[9], int(now), token)
   end
   if #due > 0 then
     redis.call('ZREMRANGEBYRANK', KEYS[9], 0, -100001)

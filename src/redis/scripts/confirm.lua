@@ -20,7 +20,7 @@ end
 local _, _, exp = string.match(rec, '^(%d+) (%d+) (%d+)$')
 if tonumber(exp) <= now then
   drop_hold(token, rec)
-  redis.call('ZADD', KEYS[9], now, token)
+  redis.call('ZADD', KEYS[9], int(now), token)
   return {'err', 'expired'}
 end
 local slot, applicant = drop_hold(token, rec)

@@ -45,8 +45,8 @@ else
   slot = found[1]
 end
 redis.call('HINCRBY', KEYS[2], slot, 1)
-redis.call('HSET', KEYS[5], token, slot .. ' ' .. applicant .. ' ' .. exp)
-redis.call('ZADD', KEYS[6], exp, token)
+redis.call('HSET', KEYS[5], token, slot .. ' ' .. applicant .. ' ' .. int(exp))
+redis.call('ZADD', KEYS[6], int(exp), token)
 redis.call('HSET', KEYS[8], applicant, token)
 refresh_open(slot)
 return {'held', token, tonumber(slot), exp}

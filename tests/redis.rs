@@ -1,13 +1,16 @@
-//! `RedisSlotBook` against real Redis servers started by `tests/redis/cluster.sh` (a standalone
-//! server and a 3-primary, 3-replica cluster, `appendfsync always`): every rule on both, racing
-//! tasks, four OS processes racing through the cluster, a primary killed in the middle of a
-//! booking run, and a fake server answering garbage.
+//! `RedisSlotBook` and `RedisWaitingRoom` against real Redis servers started by
+//! `tests/redis/cluster.sh` (a standalone server and a 3-primary, 3-replica cluster,
+//! `appendfsync always`): every rule on both, racing tasks, two nodes on one line, the HTTP
+//! layer on the shared room, four OS processes racing through the cluster, a primary killed in
+//! the middle of a booking run, and a fake server answering garbage.
 //!
 //! Without `redis-server` the test says so and skips (and fails under `CI=true`).
 
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
+#[path = "support/redis_room_checks.rs"]
+mod redis_room_checks;
 #[path = "support/redis_servers.rs"]
 mod redis_servers;
 
@@ -203,7 +206,7 @@ async fn race(urls: &[String], namespace: &str) {
 }
 
 #[test]
-fn the_book_keeps_every_rule_on_a_server_and_on_a_cluster() {
+fn the_book_and_the_room_keep_every_rule_on_a_server_and_on_a_cluster() {
     let Some(servers) = Servers::start() else {
         return;
     };
@@ -214,6 +217,11 @@ fn the_book_keeps_every_rule_on_a_server_and_on_a_cluster() {
     ] {
         rt.block_on(rules(&urls, &format!("rules-{name}")));
         rt.block_on(race(&urls, &format!("race-{name}")));
+        rt.block_on(redis_room_checks::rules(&urls, &format!("room-{name}")));
+        rt.block_on(redis_room_checks::two_nodes_and_the_layer(
+            &urls,
+            &format!("nodes-{name}"),
+        ));
     }
     four_processes(&servers, &rt);
     // Last: it kills a primary of the cluster.
