@@ -9,6 +9,8 @@
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
+#[path = "support/redis_model.rs"]
+mod redis_model;
 #[path = "support/redis_room_checks.rs"]
 mod redis_room_checks;
 #[path = "support/redis_servers.rs"]
@@ -217,6 +219,7 @@ fn the_book_and_the_room_keep_every_rule_on_a_server_and_on_a_cluster() {
     ] {
         rt.block_on(rules(&urls, &format!("rules-{name}")));
         rt.block_on(race(&urls, &format!("race-{name}")));
+        redis_model::compare(&rt, &urls, &format!("model-{name}"), 32);
         rt.block_on(redis_room_checks::rules(&urls, &format!("room-{name}")));
         rt.block_on(redis_room_checks::two_nodes_and_the_layer(
             &urls,

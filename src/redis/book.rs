@@ -363,6 +363,7 @@ impl RedisSlotBook {
                 .map_err(ReserveError::Backend)?;
             return match reply::hold(&reply, branch, applicant).map_err(ReserveError::Backend)? {
                 Ok(hold) => Ok(hold),
+                Err(ReserveError::UnknownSlot) => Err(ReserveError::UnknownSlot),
                 Err(_) => Err(ReserveError::ApplicantLimit),
             };
         };

@@ -21,6 +21,11 @@ if existing then
   end
 end
 if ARGV[8] == 'peek' then
+  -- At the applicant's limit: a slot that does not exist is still the first thing to say.
+  if (ARGV[1] == 'slot' and not redis.call('HGET', KEYS[1], ARGV[2]))
+      or (ARGV[1] ~= 'slot' and redis.call('HLEN', KEYS[1]) == 0) then
+    return {'err', 'unknown_slot'}
+  end
   return {'err', 'none'}
 end
 local exp = now + tonumber(ARGV[6])
@@ -38,6 +43,9 @@ if ARGV[1] == 'slot' then
     return {'err', 'full'}
   end
 else
+  if redis.call('HLEN', KEYS[1]) == 0 then
+    return {'err', 'unknown_slot'} -- a branch with no slot at all, as in the in-process book
+  end
   local found = redis.call('ZRANGEBYSCORE', KEYS[4], first, last, 'LIMIT', 0, 1)
   if #found == 0 then
     return {'err', 'none_available'}
