@@ -123,6 +123,11 @@ async fn wait_for_heading(client: &Client, heading: &str, limit: Duration) {
     }
 }
 
+async fn click(client: &Client, locator: Locator<'_>) {
+    let element = client.find(locator).await.unwrap();
+    element.click().await.unwrap();
+}
+
 async fn fill(client: &Client, id: &str, value: &str) {
     let field = client.find(Locator::Id(id)).await.unwrap();
     field.send_keys(value).await.unwrap();
@@ -133,25 +138,13 @@ async fn register_and_book(client: &Client, base: &str, name: &str, national_id:
     fill(client, "name", name).await;
     fill(client, "national_id", national_id).await;
     fill(client, "phone", "+962791234567").await;
-    client
-        .find(Locator::Css("form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("form button")).await;
     wait_for_heading(client, "Choose an appointment", Duration::from_secs(10)).await;
     client
         .goto(&format!("{base}/appointments?branch=1"))
         .await
         .unwrap();
-    client
-        .find(Locator::Id("earliest"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("earliest")).await;
     wait_for_heading(client, "Your appointment is held", Duration::from_secs(10)).await;
     // The countdown script runs under the page's CSP and counts down.
     let first = text_of(client, "#countdown").await;
@@ -159,13 +152,7 @@ async fn register_and_book(client: &Client, base: &str, name: &str, national_id:
     let later = text_of(client, "#countdown").await;
     assert_ne!(first, later, "the countdown does not move");
     shot(client, "hold.png").await;
-    client
-        .find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Id("confirm")).await;
     wait_for_heading(
         client,
         "Your appointment is booked",
@@ -211,13 +198,7 @@ async fn two_visitors_queue_register_and_book_in_a_real_browser() {
         .unwrap();
     assert_eq!(dir_attr.as_deref(), Some("rtl"));
     shot(&third, "waiting-ar.png").await;
-    third
-        .find(Locator::Css("form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&third, Locator::Css("form button")).await;
     wait_for_heading(&third, "لقد غادرت القائمة", Duration::from_secs(5)).await;
 
     let booked = register_and_book(&first, &base, "Amal Haddad", "1234567890").await;

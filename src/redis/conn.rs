@@ -1,6 +1,7 @@
 //! One connection to a Redis server or a Redis Cluster: scripts with a timeout, `WAIT` on the
 //! shard that ran them, and every failure mapped to a [`BackendError`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -52,6 +53,18 @@ pub(crate) fn backend_error(e: &RedisError) -> BackendError {
         BackendError::Script
     } else {
         BackendError::Reply
+    }
+}
+
+/// The value of `call`, or the error it or the `timeout` gives.
+async fn within(
+    timeout: Duration,
+    call: impl Future<Output = Result<Value, RedisError>>,
+) -> Result<Value, BackendError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(backend_error(&e)),
+        Err(_) => Err(BackendError::Timeout),
     }
 }
 
@@ -122,11 +135,7 @@ impl Conn {
                 Conn::Cluster(mut c) => invocation.invoke_async::<Value>(&mut c).await,
             }
         };
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(backend_error(&e)),
-            Err(_) => Err(BackendError::Timeout),
-        }
+        within(timeout, call).await
     }
 
     /// Runs one command on the primary that owns `key` (every primary for `None`), within
@@ -154,11 +163,7 @@ impl Conn {
                 }
             }
         };
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(backend_error(&e)),
-            Err(_) => Err(BackendError::Timeout),
-        }
+        within(timeout, call).await
     }
 
     /// `WAIT replicas timeout` on the primary that owns `key`: `Ok` once that many replicas
