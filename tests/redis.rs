@@ -106,6 +106,31 @@ async fn rules(urls: &[String], namespace: &str) {
     );
     assert_eq!(book.confirm(h1.token).await, Ok(booking));
     assert_eq!(book.booking(h1.token).await, Ok(Some(booking)));
+    assert_eq!(book.bookings_of(a(1)).await, Ok(vec![booking]));
+    assert_eq!(book.holds_of(a(2)).await, Ok(vec![h2]));
+    assert_eq!(book.holds_of(a(1)).await, Ok(vec![]));
+    let open = book.availability(b1, 0..10).await.unwrap();
+    assert_eq!(
+        open,
+        vec![
+            (
+                0,
+                SlotState {
+                    capacity: 2,
+                    held: 1,
+                    booked: 1
+                }
+            ),
+            (
+                1,
+                SlotState {
+                    capacity: 1,
+                    held: 1,
+                    booked: 0
+                }
+            )
+        ]
+    );
     assert_eq!(book.slot(b1, 0).await, Ok(state(2, 1, 1)));
     // Release: the unit and the applicant's count come back.
     book.release(h2.token).await.unwrap();

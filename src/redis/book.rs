@@ -450,6 +450,70 @@ impl RedisSlotBook {
         Ok(())
     }
 
+    /// Every open slot of `branch` in `slots` (at most 4 096 of them from its start), in index
+    /// order, as [`SlotBook::availability`](crate::SlotBook::availability).
+    ///
+    /// # Errors
+    /// [`BackendError`].
+    pub async fn availability(
+        &self,
+        branch: BranchId,
+        slots: Range<SlotIndex>,
+    ) -> Result<Vec<(SlotIndex, SlotState)>, BackendError> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let i = &self.inner;
+        let args = [
+            "range".into(),
+            slots.start.to_string(),
+            (slots.end - 1).to_string(),
+        ];
+        reply::slot_states(&i.on_branch(&i.scripts.read, branch, &args).await?)
+    }
+
+    /// The tokens counted against an applicant's limit (its live holds and bookings, and a
+    /// reservation in progress).
+    async fn counted(&self, applicant: ApplicantId) -> Result<Vec<HoldToken>, BackendError> {
+        let i = &self.inner;
+        let mut cmd = redis::cmd("ZRANGE");
+        let key = i.applicant_key(applicant);
+        cmd.arg(&key).arg(0).arg(-1);
+        reply::tokens(&i.conn.command(cmd, Some(&key), i.timeout).await?)
+    }
+
+    /// The applicant's live holds, as [`SlotBook::holds_of`](crate::SlotBook::holds_of).
+    ///
+    /// # Errors
+    /// [`BackendError`].
+    pub async fn holds_of(&self, applicant: ApplicantId) -> Result<Vec<Hold>, BackendError> {
+        let mut out = Vec::new();
+        for token in self.counted(applicant).await? {
+            if let Some(hold) = self.hold(token).await?.filter(|h| h.applicant == applicant) {
+                out.push(hold);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The applicant's bookings, as [`SlotBook::bookings_of`](crate::SlotBook::bookings_of).
+    ///
+    /// # Errors
+    /// [`BackendError`].
+    pub async fn bookings_of(&self, applicant: ApplicantId) -> Result<Vec<Booking>, BackendError> {
+        let mut out = Vec::new();
+        for token in self.counted(applicant).await? {
+            if let Some(booking) = self
+                .booking(token)
+                .await?
+                .filter(|b| b.applicant == applicant)
+            {
+                out.push(booking);
+            }
+        }
+        Ok(out)
+    }
+
     /// The live hold of this token, if any.
     ///
     /// # Errors

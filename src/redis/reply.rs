@@ -67,6 +67,30 @@ pub(crate) fn slot_state(v: &Value) -> Reply<Option<SlotState>> {
     }
 }
 
+/// The read script's range: `{slot, capacity, held, booked, ...}`.
+pub(crate) fn slot_states(v: &Value) -> Reply<Vec<(SlotIndex, SlotState)>> {
+    let items = items(v)?;
+    if !items.len().is_multiple_of(4) {
+        return Err(BackendError::Reply);
+    }
+    items
+        .chunks(4)
+        .map(|c| {
+            let state = SlotState {
+                capacity: u32_of(&c[1])?,
+                held: u32_of(&c[2])?,
+                booked: u32_of(&c[3])?,
+            };
+            Ok((u32_of(&c[0])?, state))
+        })
+        .collect()
+}
+
+/// The tokens counted against an applicant (`ZRANGE` of its key).
+pub(crate) fn tokens(v: &Value) -> Reply<Vec<HoldToken>> {
+    items(v)?.iter().map(token).collect()
+}
+
 /// The applicant script's `take`: `{1, until_ms}` or `{0}`.
 pub(crate) fn taken(v: &Value) -> Reply<Option<u64>> {
     match items(v)? {
