@@ -66,7 +66,7 @@ mod room;
 
 pub use book::{RedisSlotBook, RedisSlotBookBuilder};
 pub use conn::ConnectError;
-pub use room::{RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
+pub use room::{LimitsError, RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
 
 /// Checks a namespace: 1 to 64 characters of `[A-Za-z0-9_.-]` (no braces or colons, which the
 /// key layout uses).

@@ -293,6 +293,18 @@ fn poll_error(reason: &str) -> PollError {
     }
 }
 
+/// Why [`RedisWaitingRoom::set_limits`] changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// A value out of its range.
+    #[error("{0}")]
+    Config(crate::RoomConfigError),
+    /// The store failed.
+    #[error("{0}")]
+    Backend(BackendError),
+}
+
 /// Counts of a shared room, as of the server's now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -313,6 +325,12 @@ pub struct RedisRoomStats {
     pub closed: bool,
     /// The server's time, since the Unix epoch.
     pub server_time: Duration,
+    /// Admissions per second in force.
+    pub rate_per_second: u32,
+    /// The burst in force.
+    pub burst: u32,
+    /// `max_active` in force.
+    pub max_active: u32,
 }
 
 impl RedisWaitingRoom {
@@ -458,6 +476,48 @@ impl RedisWaitingRoom {
         self.set("closed", "0").await
     }
 
+    /// Changes the rate, the burst and `max_active` together, for every node (checked first by
+    /// the in-process room's rules; nothing changes on an error).
+    ///
+    /// # Errors
+    /// [`RoomConfigError`](crate::RoomConfigError) for a value out of range, or the store's
+    /// failure.
+    pub async fn set_limits(
+        &self,
+        rate_per_second: u32,
+        burst: u32,
+        max_active: u32,
+    ) -> Result<(), LimitsError> {
+        crate::WaitingRoom::builder()
+            .rate_per_second(rate_per_second)
+            .burst(burst)
+            .max_active(max_active)
+            .try_build()
+            .map_err(LimitsError::Config)?;
+        let (rate, burst, max_active) = (
+            rate_per_second.to_string(),
+            burst.to_string(),
+            max_active.to_string(),
+        );
+        match self
+            .inner
+            .answer(&[
+                "set",
+                "rate",
+                &rate,
+                "burst",
+                &burst,
+                "max_active",
+                &max_active,
+            ])
+            .await
+            .map_err(LimitsError::Backend)?
+        {
+            Answer::Done => Ok(()),
+            _ => Err(LimitsError::Backend(BackendError::Reply)),
+        }
+    }
+
     /// Counts, as of the server's now.
     ///
     /// # Errors
@@ -476,10 +536,14 @@ impl RedisWaitingRoom {
             paused,
             closed,
             now,
+            rate,
+            burst,
+            max_active,
         ] = v.as_slice()
         else {
             return Err(BackendError::Reply);
         };
+        let u32_of = |v: &Value| u32::try_from(unsigned(v)?).map_err(|_| BackendError::Reply);
         Ok(RedisRoomStats {
             waiting: unsigned(waiting)?,
             active: unsigned(active)?,
@@ -489,6 +553,9 @@ impl RedisWaitingRoom {
             paused: unsigned(paused)? == 1,
             closed: unsigned(closed)? == 1,
             server_time: Duration::from_micros(unsigned(now)?),
+            rate_per_second: u32_of(rate)?,
+            burst: u32_of(burst)?,
+            max_active: u32_of(max_active)?,
         })
     }
 

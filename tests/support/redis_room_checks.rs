@@ -102,6 +102,11 @@ pub async fn rules(urls: &[String], namespace: &str) {
     // The rate bound over the whole run, on the server's clock.
     let s = room.stats().await.unwrap();
     assert!(s.admitted_total <= 2 + 4 * 4, "{s:?}");
+    // Limits change together, or not at all.
+    assert!(room.set_limits(0, 5, 5).await.is_err());
+    room.set_limits(9, 3, 7).await.unwrap();
+    let s = room.stats().await.unwrap();
+    assert_eq!((s.rate_per_second, s.burst, s.max_active), (9, 3, 7));
 }
 
 /// Two nodes (two connections) joining in turn share one line with exact positions, and the

@@ -1,7 +1,7 @@
 -- One call of the room, after advancing it to the server's now.
 -- ARGV[1] op: 'join' (ARGV[2] visitor, ARGV[3] new token) | 'entry_of' (ARGV[2] visitor) |
 --   'poll' | 'peek' | 'claim' | 'finish' (ARGV[2] token) | 'stats' |
---   'set' (ARGV[2] field, ARGV[3] value: pause/close flags and limits)
+--   'set' (ARGV[2], ARGV[3], ... field and value pairs: pause/close flags and limits)
 -- Rules: FIFO admission at the rate; exact positions; a refresh keeps the place (a returning
 -- visitor gets the same ticket or pass); a full line changes nothing; live passes never
 -- exceed max_active.
@@ -83,12 +83,15 @@ if op == 'poll' or op == 'peek' or op == 'claim' or op == 'finish' then
   return {'err', 'unknown'}
 end
 if op == 'set' then
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  for i = 2, #ARGV, 2 do
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
   admit(now)
   return {'done'}
 end
 -- stats
 return {
   redis.call('ZCARD', KEYS[3]), redis.call('HLEN', KEYS[7]), st('admitted_total'),
-  st('dropped_total'), st('left_total'), cfg('paused'), cfg('closed'), now
+  st('dropped_total'), st('left_total'), cfg('paused'), cfg('closed'), now,
+  cfg('rate'), cfg('burst'), cfg('max_active')
 }
