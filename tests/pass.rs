@@ -193,6 +193,34 @@ fn a_visitor_text_names_its_visitor_and_is_never_a_pass() {
     }
 }
 
+#[test]
+fn a_place_text_names_its_place_and_is_nothing_else() {
+    let keys = keyring(1, 3);
+    let token = claims().token;
+    let text = keys.sign_place(7, VisitorId(9), token, 123_456);
+    assert_eq!(text.len(), surgegate::pass::PLACE_TEXT_LEN);
+    assert_eq!(
+        keys.verify_place(&text),
+        Ok((7, VisitorId(9), token, 123_456))
+    );
+    assert_eq!(keys.verify(&text, 0), Err(PassError::Malformed));
+    assert_eq!(keys.verify_visitor(&text), Err(PassError::Malformed));
+    assert_eq!(
+        keys.verify_place(&keys.sign(&claims())),
+        Err(PassError::Malformed)
+    );
+    assert_eq!(
+        keyring(1, 4).verify_place(&text),
+        Err(PassError::BadSignature)
+    );
+    for at in 0..text.len() {
+        let mut bytes = text.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(bytes).unwrap();
+        assert!(keys.verify_place(&changed).is_err(), "byte {at}");
+    }
+}
+
 proptest! {
     #[test]
     fn any_claims_round_trip(

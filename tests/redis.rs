@@ -250,6 +250,10 @@ fn the_book_and_the_room_keep_every_rule_on_a_server_and_on_a_cluster() {
             &urls,
             &format!("nodes-{name}"),
         ));
+        let places = format!("places-{name}");
+        rt.block_on(redis_room_checks::places_survive_a_lost_entry(
+            &urls, &places,
+        ));
     }
     four_processes(&servers, &rt);
     // Last: it kills a primary of the cluster.

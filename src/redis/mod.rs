@@ -35,6 +35,19 @@
 //! `hold_ttl + 2 s`; one marked as a booking whose confirmation never ran stays until the token
 //! is released (under-admitting that applicant, never over-admitting).
 //!
+//! # The room
+//!
+//! The room is one line, so it lives under one hash tag, `{ns:room}`, on one shard: a sorted
+//! set of tickets by sequence number (positions are ranks), check-in deadlines and pass lapses
+//! in sorted sets by time, the rate as exact integer credit on the server's clock in
+//! microseconds, at most 4 096 events handled per call. The first node to connect under a
+//! namespace writes the settings; the others run with them. Room writes are not `WAIT`ed for:
+//! a failover can lose the last moments of the line. With
+//! [`keys`](RedisWaitingRoomBuilder::keys), [`RedisWaitingRoom::join_with_place`] gives a
+//! waiting visitor a signed place text (its ticket's token and sequence number); after a
+//! failover that lost the entry, [`RedisWaitingRoom::rejoin`] puts the visitor back at that
+//! place, and an ended ticket's text gives no place back.
+//!
 //! # Durability, and what a failover can cost
 //!
 //! [`RedisSlotBook::builder`] refuses servers that do not run with `appendonly yes` and

@@ -25,6 +25,7 @@ pub struct RedisWaitingRoomBuilder {
     claim_timeout: Option<Duration>,
     namespace: String,
     timeout: Duration,
+    keys: Option<crate::pass::Keyring>,
 }
 
 /// The waiting room on Redis: one line shared by every process connected under the same
@@ -42,6 +43,8 @@ struct Inner {
     keys: [String; 9],
     timeout: Duration,
     checkin_timeout: Duration,
+    /// Signs place texts, with the room's number in them (from its namespace).
+    signer: Option<(crate::pass::Keyring, u32)>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -62,6 +65,7 @@ impl RedisWaitingRoom {
             claim_timeout: None,
             namespace: "surgegate".into(),
             timeout: Duration::from_secs(2),
+            keys: None,
         }
     }
 }
@@ -118,6 +122,14 @@ impl RedisWaitingRoomBuilder {
     /// The longest a call waits for the store before answering `BackendError::Timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Signs place texts ([`RedisWaitingRoom::join_with_place`]) with these keys (every node
+    /// holds the same), so that a visitor whose entry the store lost in a failover takes the same
+    /// place again ([`RedisWaitingRoom::rejoin`]).
+    pub fn keys(mut self, keys: crate::pass::Keyring) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -202,6 +214,9 @@ impl RedisWaitingRoomBuilder {
                 keys,
                 timeout: self.timeout,
                 checkin_timeout: Duration::from_micros(checkin_us),
+                signer: self
+                    .keys
+                    .map(|k| (k, crc32c::crc32c(self.namespace.as_bytes()))),
             }),
         })
     }
@@ -209,7 +224,8 @@ impl RedisWaitingRoomBuilder {
 
 /// What a room script answered.
 enum Answer {
-    Entry(Entry),
+    /// An entry, with its sequence number in the line while it waits.
+    Entry(Entry, Option<u64>),
     Err(String, u64),
     Done,
     None,
@@ -245,18 +261,20 @@ fn answer(v: &Value) -> Result<Answer, BackendError> {
     };
     Ok(match items.as_slice() {
         [tag, t, visitor, lapses_us, _claimed] if text(tag)? == "admitted" => {
-            Answer::Entry(Entry::Admitted(Pass {
+            let pass = Pass {
                 token: token(t)?,
                 visitor: VisitorId(text(visitor)?.parse().map_err(|_| BackendError::Reply)?),
                 expires_at: Duration::from_micros(unsigned(lapses_us)?),
-            }))
+            };
+            Answer::Entry(Entry::Admitted(pass), None)
         }
-        [tag, t, position, eta_us] if text(tag)? == "waiting" => {
-            Answer::Entry(Entry::Waiting(Ticket {
+        [tag, t, position, eta_us, seq] if text(tag)? == "waiting" => {
+            let ticket = Ticket {
                 token: token(t)?,
                 position: unsigned(position)?,
                 eta: Duration::from_micros(unsigned(eta_us)?),
-            }))
+            };
+            Answer::Entry(Entry::Waiting(ticket), Some(unsigned(seq)?))
         }
         [tag, reason] if text(tag)? == "err" => Answer::Err(text(reason)?.to_owned(), 0),
         [tag, reason, retry_us] if text(tag)? == "err" => {
@@ -341,15 +359,67 @@ impl RedisWaitingRoom {
     /// # Errors
     /// [`JoinError::Full`], [`JoinError::Closed`], [`JoinError::Backend`].
     pub async fn join(&self, visitor: VisitorId) -> Result<Entry, JoinError> {
+        self.join_at(visitor, None).await.map(|(entry, _)| entry)
+    }
+
+    /// [`join`](Self::join), with a signed place text while the visitor waits (when the room
+    /// has [`keys`](RedisWaitingRoomBuilder::keys)): a client keeps it, and after a failover
+    /// that lost its entry, [`rejoin`](Self::rejoin) takes the same place back.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    pub async fn join_with_place(
+        &self,
+        visitor: VisitorId,
+    ) -> Result<(Entry, Option<String>), JoinError> {
+        self.join_at(visitor, None).await
+    }
+
+    /// Joins with a place text from [`join_with_place`](Self::join_with_place): if the store
+    /// knows nothing of that ticket (its entry was lost), the visitor takes its old place in
+    /// line; if the ticket is live, this is a refresh; if it ended (lapsed, left, admitted and
+    /// finished) or the text is not a valid place of this visitor in this room, it is a plain
+    /// join.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    pub async fn rejoin(
+        &self,
+        visitor: VisitorId,
+        place: &str,
+    ) -> Result<(Entry, Option<String>), JoinError> {
+        let old = self.inner.signer.as_ref().and_then(|(keys, room)| {
+            let (r, v, token, seq) = keys.verify_place(place).ok()?;
+            (r == *room && v == visitor).then_some((token, seq))
+        });
+        self.join_at(visitor, old).await
+    }
+
+    async fn join_at(
+        &self,
+        visitor: VisitorId,
+        old: Option<(TicketToken, u64)>,
+    ) -> Result<(Entry, Option<String>), JoinError> {
         let token = TicketToken::from_u128(crate::token::random_u128()).to_string();
         let v = visitor.0.to_string();
-        match self
+        let (old_token, old_seq) = old.map_or((String::new(), String::new()), |(t, seq)| {
+            (t.to_string(), seq.to_string())
+        });
+        let answer = self
             .inner
-            .answer(&["join", &v, &token])
+            .answer(&["join", &v, &token, &old_token, &old_seq])
             .await
-            .map_err(JoinError::Backend)?
-        {
-            Answer::Entry(entry) => Ok(entry),
+            .map_err(JoinError::Backend)?;
+        match answer {
+            Answer::Entry(entry, seq) => {
+                let place = match (&self.inner.signer, entry, seq) {
+                    (Some((keys, room)), Entry::Waiting(t), Some(seq)) => {
+                        Some(keys.sign_place(*room, visitor, t.token, seq))
+                    }
+                    _ => None,
+                };
+                Ok((entry, place))
+            }
             Answer::Err(reason, retry_us) => Err(match reason.as_str() {
                 "closed" => JoinError::Closed,
                 "full" => JoinError::Full {
@@ -372,7 +442,7 @@ impl RedisWaitingRoom {
             .answer(&["entry_of", &visitor.0.to_string()])
             .await?
         {
-            Answer::Entry(entry) => Ok(Some(entry)),
+            Answer::Entry(entry, _) => Ok(Some(entry)),
             Answer::None => Ok(None),
             _ => Err(BackendError::Reply),
         }
@@ -392,7 +462,7 @@ impl RedisWaitingRoom {
             .await
             .map_err(PollError::Backend)?
         {
-            Answer::Entry(entry) => Ok(entry),
+            Answer::Entry(entry, _) => Ok(entry),
             Answer::Err(reason, _) => Err(poll_error(&reason)),
             _ => Err(PollError::Backend(BackendError::Reply)),
         }
@@ -410,7 +480,7 @@ impl RedisWaitingRoom {
             .await
             .map_err(ClaimError::Backend)?
         {
-            Answer::Entry(Entry::Admitted(pass)) => Ok(pass),
+            Answer::Entry(Entry::Admitted(pass), _) => Ok(pass),
             Answer::Err(reason, _) => Err(match reason.as_str() {
                 "not_admitted" => ClaimError::NotAdmitted,
                 "expired" => ClaimError::Expired,

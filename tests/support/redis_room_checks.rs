@@ -157,3 +157,98 @@ async fn layer(room: Arc<RedisWaitingRoom>) {
     );
     assert_eq!(json["waiting"], 5);
 }
+
+/// Runs raw commands on the store (to play a failover that lost an entry).
+async fn raw(urls: &[String], commands: &[Vec<String>]) {
+    let run = |cmd: &Vec<String>| {
+        let mut c = redis::cmd(&cmd[0]);
+        for arg in &cmd[1..] {
+            c.arg(arg);
+        }
+        c
+    };
+    if urls.len() > 1 {
+        let client = redis::cluster::ClusterClient::new(urls.to_vec()).unwrap();
+        let mut conn = client.get_async_connection().await.unwrap();
+        for cmd in commands {
+            run(cmd)
+                .query_async::<redis::Value>(&mut conn)
+                .await
+                .unwrap();
+        }
+    } else {
+        let client = redis::Client::open(urls[0].as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        for cmd in commands {
+            run(cmd)
+                .query_async::<redis::Value>(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A visitor whose entry the store lost takes its old place back with its signed place text;
+/// nobody else can, and an ended ticket's place is not given back.
+pub async fn places_survive_a_lost_entry(urls: &[String], namespace: &str) {
+    use surgegate::pass::{KeyId, Keyring};
+    let addresses: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let room = RedisWaitingRoom::builder()
+        .rate_per_second(1)
+        .burst(1)
+        .max_waiting(100)
+        .keys(Keyring::new(KeyId(1), &[8; 32]).unwrap())
+        .namespace(namespace)
+        .connect(&addresses)
+        .await
+        .unwrap();
+    room.pause().await.unwrap();
+    let mut places = Vec::new();
+    for v in 1..=3 {
+        let (entry, place) = room.join_with_place(VisitorId(v)).await.unwrap();
+        assert_eq!(waiting(&entry).1, v);
+        places.push((
+            waiting(&entry).0,
+            place.expect("a place text while waiting"),
+        ));
+    }
+    // The store loses visitor 2's entry, as a failover that had not replicated it would.
+    let (t2, place2) = places[1].clone();
+    let key = |k: &str| format!("{{{namespace}:room}}:{k}");
+    let s = |x: &str| x.to_owned();
+    raw(
+        urls,
+        &[
+            vec![s("ZREM"), key("line"), t2.to_string()],
+            vec![s("ZREM"), key("deadlines"), t2.to_string()],
+            vec![s("HDEL"), key("tickets"), t2.to_string()],
+            vec![s("HDEL"), key("visitors"), s("2")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        waiting(&room.entry_of(VisitorId(3)).await.unwrap().unwrap()).1,
+        2
+    );
+    let (back, _) = room.rejoin(VisitorId(2), &place2).await.unwrap();
+    assert_eq!(
+        (waiting(&back).0, waiting(&back).1),
+        (t2, 2),
+        "the old place, the old token"
+    );
+    assert_eq!(
+        waiting(&room.entry_of(VisitorId(3)).await.unwrap().unwrap()).1,
+        3
+    );
+    // Another visitor's text is no use: a plain join at the back.
+    let (other, _) = room.rejoin(VisitorId(7), &place2).await.unwrap();
+    assert_eq!(waiting(&other).1, 4);
+    assert_ne!(waiting(&other).0, t2);
+    // A ticket that ended (its visitor left) is not taken back.
+    let (t1, place1) = places[0].clone();
+    room.finish(t1).await.unwrap();
+    let (again, _) = room.rejoin(VisitorId(1), &place1).await.unwrap();
+    assert_eq!(waiting(&again).1, 4, "behind everyone");
+    assert_ne!(waiting(&again).0, t1);
+    assert_eq!(room.poll(t1).await, Err(PollError::UnknownToken));
+}

@@ -1,5 +1,7 @@
 -- One call of the room, after advancing it to the server's now.
--- ARGV[1] op: 'join' (ARGV[2] visitor, ARGV[3] new token) | 'entry_of' (ARGV[2] visitor) |
+-- ARGV[1] op: 'join' (ARGV[2] visitor, ARGV[3] new token; to take back a place a store lost:
+--   ARGV[4] its token and ARGV[5] its sequence number, checked by the caller's signature) |
+--   'entry_of' (ARGV[2] visitor) |
 --   'poll' | 'peek' | 'claim' | 'finish' (ARGV[2] token) | 'stats' |
 --   'set' (ARGV[2], ARGV[3], ... field and value pairs: pause/close flags and limits)
 -- Rules: FIFO admission at the rate; exact positions; a refresh keeps the place (a returning
@@ -31,8 +33,18 @@ if op == 'join' or op == 'entry_of' then
     local owed = (waiting + 1) * MILLION - st('credit')
     return {'err', 'full', math.max(1000000, math.ceil(owed / cfg('rate')))}
   end
-  local token = ARGV[3]
-  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+  local token, seq = ARGV[3], nil
+  local old = ARGV[4]
+  -- A place is taken back only if the store knows nothing of its token (lost, not ended).
+  if old and old ~= '' and not redis.call('ZSCORE', KEYS[9], old)
+      and redis.call('HEXISTS', KEYS[7], old) == 0 and redis.call('HEXISTS', KEYS[6], old) == 0 then
+    token, seq = old, tonumber(ARGV[5])
+    if seq > st('seq') then
+      redis.call('HSET', KEYS[2], 'seq', ARGV[5])
+    end
+  else
+    seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+  end
   redis.call('ZADD', KEYS[3], seq, token)
   redis.call('HSET', KEYS[6], token, ARGV[2])
   redis.call('HSET', KEYS[5], ARGV[2], token)
@@ -67,6 +79,7 @@ if op == 'poll' or op == 'peek' or op == 'claim' or op == 'finish' then
       redis.call('HDEL', KEYS[6], token)
       redis.call('HINCRBY', KEYS[2], 'left_total', 1)
     end
+    forget(token, now, true)
     if redis.call('HGET', KEYS[5], visitor) == token then
       redis.call('HDEL', KEYS[5], visitor)
     end
@@ -77,7 +90,8 @@ if op == 'poll' or op == 'peek' or op == 'claim' or op == 'finish' then
   if found then
     return found
   end
-  if redis.call('ZSCORE', KEYS[9], token) then
+  local ended = redis.call('ZSCORE', KEYS[9], token)
+  if ended and tonumber(ended) > 0 then
     return {'err', 'expired'}
   end
   return {'err', 'unknown'}

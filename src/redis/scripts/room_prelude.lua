@@ -10,7 +10,8 @@
 -- KEYS[6] tickets   HASH token -> visitor, of each waiting visitor
 -- KEYS[7] passes    HASH token -> "visitor admitted_us expires_us claimed"
 -- KEYS[8] lapses    ZSET token -> when the pass lapses (its claim deadline while unclaimed)
--- KEYS[9] ended     ZSET token -> when it lapsed (the newest 100 000), to tell "expired"
+-- KEYS[9] ended     ZSET token -> when it lapsed (minus when, if finished; the newest
+--                   100 000), to tell "expired" and to refuse taking an ended place back
 -- Time is the server's (TIME) in microseconds since the Unix epoch (exact in Lua's doubles).
 -- The admission rate is exact integer arithmetic: `credit` counts millionths of an admission;
 -- each microsecond adds `rate` of them, so one admission is owed every 1e6 / rate us.
@@ -36,8 +37,10 @@ local function st(field)
   return tonumber(redis.call('HGET', KEYS[2], field) or '0')
 end
 
-local function forget(token, now)
-  redis.call('ZADD', KEYS[9], int(now), token)
+-- Remembers an ended token: lapsed (score: when) or finished by its holder (score: minus
+-- when), so a poll says "expired" only for the first, and a place is never taken back by either.
+local function forget(token, now, finished)
+  redis.call('ZADD', KEYS[9], int(finished and -now or now), token)
   redis.call('ZREMRANGEBYRANK', KEYS[9], 0, -100001)
 end
 
@@ -124,7 +127,7 @@ local function advance(now)
 end
 
 -- The answer for a token: {'admitted', token, visitor, expires_us, claimed} |
--- {'waiting', token, position, eta_us} | nil
+-- {'waiting', token, position, eta_us, seq} | nil
 local function entry(token)
   local rec = redis.call('HGET', KEYS[7], token)
   if rec then
@@ -142,7 +145,7 @@ local function entry(token)
   if owed > 0 then
     eta = math.ceil(owed / cfg('rate'))
   end
-  return {'waiting', token, position, eta}
+  return {'waiting', token, position, eta, tonumber(redis.call('ZSCORE', KEYS[3], token))}
 end
 
 local function check_in(token, now)
