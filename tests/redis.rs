@@ -255,6 +255,7 @@ fn the_book_and_the_room_keep_every_rule_on_a_server_and_on_a_cluster() {
             &urls, &places,
         ));
     }
+    rt.block_on(refuses_unsynced_servers(&servers));
     four_processes(&servers, &rt);
     // Last: it kills a primary of the cluster.
     failover(&servers, &rt);
@@ -408,6 +409,37 @@ fn failover(servers: &Servers, rt: &tokio::runtime::Runtime) {
         acknowledged.len(),
         promoted_after,
         rejoined_after
+    );
+}
+
+/// A server that does not fsync every write is refused, unless allowed explicitly.
+async fn refuses_unsynced_servers(servers: &Servers) {
+    let port = servers.port.to_string();
+    let set = |value: &str| servers.cli(servers.port, &["config", "set", "appendfsync", value]);
+    assert!(set("everysec").contains("OK"));
+    let url = servers.standalone();
+    let refused = RedisSlotBook::builder()
+        .namespace("unsynced")
+        .connect(&[url.as_str()])
+        .await;
+    assert!(
+        matches!(refused, Err(surgegate::redis::ConnectError::NotDurable(ref at)) if at.contains(&port)),
+        "{:?}",
+        refused.err()
+    );
+    let allowed = RedisSlotBook::builder()
+        .namespace("unsynced")
+        .allow_unsynced()
+        .connect(&[url.as_str()])
+        .await;
+    assert!(allowed.is_ok());
+    assert!(set("always").contains("OK"));
+    assert!(
+        RedisSlotBook::builder()
+            .namespace("unsynced")
+            .connect(&[url.as_str()])
+            .await
+            .is_ok()
     );
 }
 

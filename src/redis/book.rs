@@ -59,8 +59,9 @@ pub struct RedisSlotBookBuilder {
 }
 
 /// The slot book on Redis: the same rules as [`SlotBook`](crate::SlotBook) across every process
-/// that connects with the same namespace, with time from the Redis server's clock. See the
-/// [module docs](super) for the layout and what a failover can cost.
+/// that connects with the same namespace, with time from the Redis server's clock (so a
+/// [`Hold::expires_at`] is a time since the Unix epoch). See the [module docs](super) for the
+/// layout and what a failover can cost.
 #[derive(Clone)]
 pub struct RedisSlotBook {
     inner: Arc<Inner>,

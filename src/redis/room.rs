@@ -31,7 +31,8 @@ pub struct RedisWaitingRoomBuilder {
 /// The waiting room on Redis: one line shared by every process connected under the same
 /// namespace, with the room's rules (FIFO, exact positions, the rate and burst, `max_active`,
 /// check-ins, claims, pass lapses) kept by scripts on the room's one shard, on the server's
-/// clock. See the [module docs](super).
+/// clock (a [`Pass::expires_at`] is a time since the Unix epoch). A ticket's ETA counts the rate
+/// alone (not passes that `max_active` waits for). See the [module docs](super).
 #[derive(Clone)]
 pub struct RedisWaitingRoom {
     inner: Arc<Inner>,
