@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
 use http::{Method, StatusCode};
-use portal_client::{ADMIN, Browser, settings};
+use portal_client::{ADMIN, Browser, book, room, settings};
 use server::State;
 use surgegate::{BranchId, HoldToken};
 
@@ -86,16 +86,16 @@ async fn an_applicant_registers_books_sees_and_cancels() {
         .trim_start_matches("/booking/")
         .parse()
         .unwrap();
-    assert!(state.book.booking(token).is_some());
+    assert!(book(&state).booking(token).is_some());
     // The pass was given back at confirmation: the next in line may start.
-    assert_eq!(state.room.stats().active, 0);
+    assert_eq!(room(&state).stats().active, 0);
     let page = b.get(&booking_path).await;
     assert!(page.body.contains("Your appointment is booked") && page.body.contains("Branch 1"));
     let cancel_csrf = page.field("csrf");
     let forged = b.post(&format!("{booking_path}/cancel"), "csrf=00").await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(
-        state.book.booking(token).is_some(),
+        book(&state).booking(token).is_some(),
         "a forged cancel changes nothing"
     );
     let cancelled = b
@@ -105,9 +105,9 @@ async fn an_applicant_registers_books_sees_and_cancels() {
         )
         .await;
     assert!(cancelled.body.contains("Cancelled"), "{}", cancelled.body);
-    assert!(state.book.booking(token).is_none());
+    assert!(book(&state).booking(token).is_none());
     assert_eq!(b.get(&booking_path).await.status, StatusCode::NOT_FOUND);
-    state.book.check_invariants().unwrap();
+    book(&state).check_invariants().unwrap();
 }
 
 #[tokio::test]
@@ -137,7 +137,7 @@ async fn forms_without_their_token_change_nothing() {
     b.register("Amal Haddad", "1234567890").await;
     let hold = b.post("/appointments/hold", "csrf=00&branch=1").await;
     assert_eq!(hold.status, StatusCode::FORBIDDEN);
-    assert_eq!(state.book.check_invariants().unwrap().holds, 0);
+    assert_eq!(book(&state).check_invariants().unwrap().holds, 0);
 }
 
 #[tokio::test]
@@ -177,9 +177,9 @@ async fn admin_needs_the_token_and_checks_plans_whole() {
     assert_eq!(json["room"]["rate_per_second"], 100);
     let paused = b.send(Method::POST, "/admin/pause", None, &auth).await;
     assert!(paused.body.contains("\"paused\":true"), "{}", paused.body);
-    assert!(state.room.stats().paused);
+    assert!(room(&state).stats().paused);
     b.send(Method::POST, "/admin/resume", None, &auth).await;
-    assert!(!state.room.stats().paused);
+    assert!(!room(&state).stats().paused);
     let json_auth = [auth[0], ("content-type", "application/json")];
     let limits = b
         .send(
@@ -199,7 +199,7 @@ async fn admin_needs_the_token_and_checks_plans_whole() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let s = state.room.stats();
+    let s = room(&state).stats();
     assert_eq!(
         (s.rate_per_second, s.burst, s.max_active),
         (7, 100, 9),
@@ -222,7 +222,7 @@ async fn admin_needs_the_token_and_checks_plans_whole() {
         .collect();
     assert_eq!(lines, [3, 4, 5], "{}", refused.body);
     assert_eq!(
-        state.book.slot(BranchId(1), 0).unwrap().capacity,
+        book(&state).slot(BranchId(1), 0).unwrap().capacity,
         2,
         "nothing applied"
     );
@@ -231,8 +231,8 @@ async fn admin_needs_the_token_and_checks_plans_whole() {
         .send(Method::POST, "/admin/capacity", Some(&good_plan), &auth)
         .await;
     assert_eq!(applied.body, r#"{"applied":2}"#);
-    assert_eq!(state.book.slot(BranchId(1), 0).unwrap().capacity, 9);
-    assert_eq!(state.book.slot(BranchId(2), 3).unwrap().capacity, 0);
+    assert_eq!(book(&state).slot(BranchId(1), 0).unwrap().capacity, 9);
+    assert_eq!(book(&state).slot(BranchId(2), 3).unwrap().capacity, 0);
 }
 
 #[tokio::test]
@@ -285,15 +285,15 @@ async fn bookings_survive_a_restart_of_the_portal() {
         let state = State::open(settings(dir.path(), 100)).unwrap();
         let mut b = Browser::new(&state);
         let path = book_one(&mut b, "Amal Haddad", "1234567890").await;
-        state.book.checkpoint().unwrap();
+        book(&state).checkpoint().unwrap();
         path
     };
     let state = State::open(settings(dir.path(), 100)).unwrap();
     let token: HoldToken = path.trim_start_matches("/booking/").parse().unwrap();
-    let booking = state.book.booking(token).expect("the booking is back");
+    let booking = book(&state).booking(token).expect("the booking is back");
     assert_eq!(booking.branch, BranchId(1));
     assert_eq!(
-        state.book.slot(BranchId(1), booking.slot).unwrap().booked,
+        book(&state).slot(BranchId(1), booking.slot).unwrap().booked,
         1
     );
     let page = Browser::new(&state).get(&path).await;

@@ -6,6 +6,8 @@
 //!
 //! Without `redis-server` the test says so and skips (and fails under `CI=true`).
 
+#[path = "support/http1.rs"]
+mod http1;
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
@@ -256,6 +258,7 @@ fn the_book_and_the_room_keep_every_rule_on_a_server_and_on_a_cluster() {
         ));
     }
     rt.block_on(refuses_unsynced_servers(&servers));
+    two_portal_nodes(&servers);
     four_processes(&servers, &rt);
     // Last: it kills a primary of the cluster.
     failover(&servers, &rt);
@@ -440,6 +443,157 @@ async fn refuses_unsynced_servers(servers: &Servers) {
             .connect(&[url.as_str()])
             .await
             .is_ok()
+    );
+}
+
+/// Builds the example portal (a no-op after `cargo test` built it) and returns its path.
+fn portal_binary() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--example", "portal"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
+    std::path::Path::new(&target).join("debug/examples/portal")
+}
+
+/// A portal process, stopped (SIGINT) when dropped.
+struct Node(std::process::Child, String);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_node(urls: &[String], data: &std::path::Path) -> Node {
+    use std::io::BufRead;
+    let mut child = Command::new(portal_binary())
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--rate",
+            "1",
+            "--burst",
+            "1",
+            "--max-active",
+            "1",
+        ])
+        .args([
+            "--namespace",
+            "two-nodes",
+            "--new-visitors-per-minute",
+            "0",
+            "--redis",
+            &urls.join(","),
+        ])
+        .arg("--data")
+        .arg(data)
+        .env("PORTAL_SECRET", "ab".repeat(32))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    Node(child, addr)
+}
+
+/// Two portal processes on the cluster serve one line and one book: places count across both,
+/// a pass from one works on the other, a booking made on one is seen on the other, and the
+/// next in line on the other node is admitted when the first confirms.
+fn two_portal_nodes(servers: &Servers) {
+    let dir = tempfile::tempdir().unwrap();
+    let urls = servers.cluster();
+    let a = start_node(&urls, dir.path());
+    let b = start_node(&urls, dir.path());
+    let json = [("Accept", "application/json")];
+    let mut x = http1::Visitor::default();
+    let form = x.send(&a.1, "GET", "/register", &[], "");
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(
+        form.body.contains("name=\"csrf\""),
+        "admitted on node A: {}",
+        form.body
+    );
+    let mut y = http1::Visitor::default();
+    let waiting = y.send(&b.1, "GET", "/register", &json, "");
+    assert!(
+        waiting.body.contains("\"position\":1"),
+        "first in line, on node B: {}",
+        waiting.body
+    );
+    let mut z = http1::Visitor::default();
+    let behind = z.send(&a.1, "GET", "/register", &json, "");
+    assert!(
+        behind.body.contains("\"position\":2"),
+        "second in line, on node A: {}",
+        behind.body
+    );
+    // X's pass, signed on A, lets it through on B.
+    let on_b = x.send(&b.1, "GET", "/register", &[], "");
+    assert!(on_b.body.contains("name=\"csrf\""), "{}", on_b.body);
+    // X registers and books on A; the booking is seen on B.
+    let csrf = form.field("csrf");
+    let body = format!("csrf={csrf}&name=Amal+Haddad&national_id=1234567890&phone=0791234567");
+    assert_eq!(x.send(&a.1, "POST", "/register", &[], &body).status, 303);
+    let grid = x.send(&a.1, "GET", "/appointments?branch=1", &[], "");
+    let csrf = grid.field("csrf");
+    let held = x.send(
+        &a.1,
+        "POST",
+        "/appointments/hold",
+        &[],
+        &format!("csrf={csrf}&branch=1"),
+    );
+    assert_eq!(held.status, 303, "{}", held.body);
+    let token = x
+        .send(&a.1, "GET", "/appointments/hold", &[], "")
+        .field("token");
+    let confirmed = x.send(
+        &a.1,
+        "POST",
+        "/appointments/confirm",
+        &[],
+        &format!("csrf={csrf}&token={token}"),
+    );
+    let booking = confirmed
+        .header("location")
+        .expect("a booking page")
+        .to_owned();
+    let seen = x.send(&b.1, "GET", &booking, &[], "");
+    assert!(
+        seen.body.contains("Your appointment is booked"),
+        "{}",
+        seen.body
+    );
+    // The confirmation gave X's place back: Y, waiting on B, is admitted there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = y.send(&b.1, "GET", "/register", &json, "");
+        if r.body.contains("name=\"csrf\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Y was not admitted: {}", r.body);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let z_now = z.send(&a.1, "GET", "/register", &json, "");
+    assert!(
+        z_now.body.contains("\"position\":1"),
+        "Z moved up: {}",
+        z_now.body
     );
 }
 

@@ -288,26 +288,30 @@ fn summarize(
     }
 }
 
+fn book_of(state: &State) -> &surgegate::SlotBook {
+    state
+        .book
+        .local()
+        .expect("the surge runs the portal's book in this process")
+}
+
 /// Units booked beyond capacity, recounted from the bookings the visitors were given (and the
 /// book's own invariant check, which must pass).
 fn overbooked(state: &State, outcomes: &[Option<Outcome>]) -> Result<u64, String> {
-    state
-        .book
+    book_of(state)
         .check_invariants()
         .map_err(|e| format!("book invariant broken: {e}"))?;
     let mut per_slot: std::collections::HashMap<(BranchId, SlotIndex), u64> = Default::default();
     for outcome in outcomes {
         if let Some(Outcome::Booked(token)) = outcome {
-            let booking = state
-                .book
+            let booking = book_of(state)
                 .booking(*token)
                 .ok_or("a confirmed booking is missing")?;
             *per_slot.entry((booking.branch, booking.slot)).or_default() += 1;
         }
     }
     let over = per_slot.iter().map(|(&(branch, slot), &n)| {
-        let capacity = state
-            .book
+        let capacity = book_of(state)
             .slot(branch, slot)
             .map_or(0, |s| u64::from(s.capacity));
         n.saturating_sub(capacity)

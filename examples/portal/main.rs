@@ -5,6 +5,10 @@
 //!
 //! Prints `listening on http://ADDR` once it accepts connections. Ctrl-C (or SIGTERM) stops
 //! taking connections, lets requests in flight finish, checkpoints the book and closes it.
+//!
+//! With `--redis URL,…` the line and the book live on Redis (a server or a cluster), so any
+//! number of portal nodes share them; every node needs the same `PORTAL_SECRET` (64 or more hex
+//! digits) in its environment. Registrations stay in each node.
 
 mod server;
 
@@ -36,9 +40,14 @@ struct Args {
     /// Directory of the durable book (default: a new directory under the system temp dir).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Redis (Cluster) URLs, for running many portal nodes on one line and one book.
+    /// Redis (Cluster) URLs, for running many portal nodes on one line and one book. Every node
+    /// needs the same PORTAL_SECRET (hex, at least 32 bytes) in its environment, so that each
+    /// accepts the others' passes, cookies and forms.
     #[arg(long, value_delimiter = ',')]
     redis: Vec<String>,
+    /// The prefix of the portal's keys on Redis.
+    #[arg(long, default_value = "portal")]
+    namespace: String,
     /// The operator's bearer token for /admin/ (default: a random one, printed at start).
     #[arg(long)]
     admin_token: Option<String>,
@@ -84,9 +93,10 @@ fn settings(args: &Args) -> server::Settings {
             .map(|_| format!("{:02x}", rng.random::<u8>()))
             .collect()
     });
-    // Passes and cookies are signed with a key of this process: a restart asks visitors to
-    // join again (their place is gone with the in-process room anyway).
-    let secret: Vec<u8> = (0..32).map(|_| rng.random::<u8>()).collect();
+    // Passes, cookies and form tokens are signed with PORTAL_SECRET when given (every node of
+    // a portal on Redis needs the same), else with a key of this process: a restart then asks
+    // visitors to join again (their place is gone with the in-process room anyway).
+    let secret = secret_from_env().unwrap_or_else(|| (0..32).map(|_| rng.random::<u8>()).collect());
     server::Settings {
         rate_per_second: args.rate,
         burst: args.burst,
@@ -105,6 +115,17 @@ fn settings(args: &Args) -> server::Settings {
         new_visitors_per_minute: args.new_visitors_per_minute,
         secret,
     }
+}
+
+/// PORTAL_SECRET as bytes, if set to at least 64 hex digits.
+fn secret_from_env() -> Option<Vec<u8>> {
+    let hex = std::env::var("PORTAL_SECRET").ok()?;
+    if hex.len() < 64 || hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 async fn shutdown_signal() {
@@ -128,12 +149,16 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
-    if !args.redis.is_empty() {
-        return Err(
-            "--redis: this build has no Redis backend; run one node without --redis".into(),
-        );
-    }
-    let state = server::State::open(settings(&args))?;
+    let state = if args.redis.is_empty() {
+        server::State::open(settings(&args))?
+    } else {
+        if secret_from_env().is_none() {
+            return Err(
+                "--redis: set PORTAL_SECRET to the same 64 or more hex digits on every node".into(),
+            );
+        }
+        server::State::open_shared(settings(&args), &args.redis, &args.namespace).await?
+    };
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -146,13 +171,15 @@ async fn main() -> Result<(), String> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
-    eprintln!("stopping: checkpointing the book");
-    match state.book.checkpoint() {
-        Ok(info) => eprintln!(
-            "checkpoint written: {} open slots, {} bookings",
-            info.slots, info.bookings
-        ),
-        Err(e) => eprintln!("checkpoint failed ({e}); the journal still holds every booking"),
+    if let Some(book) = state.book.local() {
+        eprintln!("stopping: checkpointing the book");
+        match book.checkpoint() {
+            Ok(info) => eprintln!(
+                "checkpoint written: {} open slots, {} bookings",
+                info.slots, info.bookings
+            ),
+            Err(e) => eprintln!("checkpoint failed ({e}); the journal still holds every booking"),
+        }
     }
     drop(state);
     eprintln!("the book is closed");

@@ -15,6 +15,19 @@ use super::server::{self, Settings, State};
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// The portal's book, in this process.
+pub fn book(state: &State) -> &surgegate::SlotBook {
+    state.book.local().expect("a book in this process")
+}
+
+/// The portal's room, in this process.
+pub fn room(state: &State) -> &surgegate::WaitingRoom {
+    match &state.room {
+        server::stores::Room::Local(room) => room,
+        server::stores::Room::Shared(_) => panic!("a room in this process"),
+    }
+}
+
 pub fn settings(dir: &std::path::Path, rate: u32) -> Settings {
     Settings {
         rate_per_second: rate,

@@ -85,8 +85,12 @@ async fn stats(Shared(state): Shared<Arc<State>>) -> Json<Value> {
     let c = &state.counters;
     let layer = state.layer.counters();
     let journal = state.book.journal_stats().unwrap_or_default();
+    let room = match state.room.view().await {
+        Ok(view) => json!(view),
+        Err(e) => json!({"error": e.to_string()}),
+    };
     Json(json!({
-        "room": state.room.stats(),
+        "room": room,
         "gate": {
             "passes": layer.passes, "joins": layer.joins, "admitted": layer.admitted,
             "waiting": layer.waiting, "full": layer.full, "closed": layer.closed,
@@ -106,15 +110,18 @@ async fn stats(Shared(state): Shared<Arc<State>>) -> Json<Value> {
     }))
 }
 
-async fn control(Shared(state): Shared<Arc<State>>, what: &'static str) -> Json<Value> {
-    match what {
-        "pause" => state.room.pause(),
-        "resume" => state.room.resume(),
-        "close" => state.room.close(),
-        _ => state.room.reopen(),
+async fn control(Shared(state): Shared<Arc<State>>, what: &'static str) -> Response {
+    let done = state.room.control(what).await;
+    match (done, state.room.view().await) {
+        (Ok(()), Ok(s)) => {
+            Json(json!({"done": what, "paused": s.paused, "closed": s.closed})).into_response()
+        }
+        (Err(e), _) | (_, Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
     }
-    let s = state.room.stats();
-    Json(json!({"done": what, "paused": s.paused, "closed": s.closed}))
 }
 
 #[derive(Deserialize)]
@@ -126,7 +133,16 @@ struct Limits {
 
 /// Changes any of the three limits; all are checked before any changes.
 async fn limits(Shared(state): Shared<Arc<State>>, Json(l): Json<Limits>) -> Response {
-    let s = state.room.stats();
+    let s = match state.room.view().await {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
+        }
+    };
     let rate = l.rate_per_second.unwrap_or(s.rate_per_second);
     let burst = l.burst.unwrap_or(s.burst);
     let max_active = l.max_active.unwrap_or(s.max_active);
@@ -143,19 +159,10 @@ async fn limits(Shared(state): Shared<Arc<State>>, Json(l): Json<Limits>) -> Res
         )
             .into_response();
     }
-    let applied = state
-        .room
-        .set_rate_per_second(rate)
-        .and(state.room.set_burst(burst))
-        .and(state.room.set_max_active(max_active));
-    match applied {
+    match state.room.set_limits(rate, burst, max_active).await {
         Ok(()) => Json(json!({"rate_per_second": rate, "burst": burst, "max_active": max_active}))
             .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
     }
 }
 
@@ -175,8 +182,9 @@ async fn capacity(Shared(state): Shared<Arc<State>>, body: String) -> Response {
         }
     };
     for (done, c) in changes.iter().enumerate() {
-        if let Err(e) = state.book.set_capacity(c.branch, c.slot, c.capacity) {
-            // Only the journal can fail here (every value was checked): say how far it got.
+        if let Err(e) = state.book.set_capacity(c.branch, c.slot, c.capacity).await {
+            // Only the journal or the store can fail here (every value was checked): say how
+            // far it got.
             let body = json!({"error": e.to_string(), "applied": done, "of": changes.len()});
             return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
         }

@@ -9,6 +9,7 @@ use axum::extract::{Form, Query, State as Shared};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use surgegate::http::RoomBackend as _;
 use surgegate::{BranchId, Hold, HoldToken, Pass, ReserveError, SlotIndex, SlotState};
 
 use super::html::{csrf_field, esc, page};
@@ -63,10 +64,17 @@ pub async fn choose(
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
-    if !state.book.holds_of(who.applicant).is_empty() {
+    let (holds, bookings) = match (
+        state.book.holds_of(who.applicant).await,
+        state.book.bookings_of(who.applicant).await,
+    ) {
+        (Ok(h), Ok(b)) => (h, b),
+        _ => return unavailable(),
+    };
+    if !holds.is_empty() {
         return Redirect::to("/appointments/hold").into_response();
     }
-    if let Some(b) = state.book.bookings_of(who.applicant).first() {
+    if let Some(b) = bookings.first() {
         let body = format!(
             "<h1>You have an appointment</h1><p><a href=\"/booking/{}\">See your booking</a></p>",
             b.token
@@ -89,19 +97,34 @@ pub async fn choose(
         .branch
         .filter(|b| (1..=state.settings.branches).contains(b))
     {
-        body.push_str(&grid(&state, &pass, BranchId(branch)));
+        match grid(&state, &pass, BranchId(branch)).await {
+            Some(table) => body.push_str(&table),
+            None => return unavailable(),
+        }
     }
     Html(page("Choose an appointment", &body, "")).into_response()
 }
 
-/// Branch `branch`'s days and windows, with what is left in each and a button to hold it.
-fn grid(state: &State, pass: &Pass, branch: BranchId) -> String {
+/// The page when the book's store cannot be reached.
+fn unavailable() -> Response {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again shortly",
+        "The appointment service is busy.",
+    )
+}
+
+/// Branch `branch`'s days and windows, with what is left in each and a button to hold it;
+/// `None` when the book cannot be read.
+async fn grid(state: &State, pass: &Pass, branch: BranchId) -> Option<String> {
     let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
     let windows = state.calendar.windows_per_day();
     let first = state.first_bookable_slot();
     let open: std::collections::HashMap<SlotIndex, SlotState> = state
         .book
         .availability(branch, 0..state.calendar.slots())
+        .await
+        .ok()?
         .into_iter()
         .collect();
     let mut out = format!(
@@ -134,7 +157,7 @@ fn grid(state: &State, pass: &Pass, branch: BranchId) -> String {
         out.push_str("</tr>");
     }
     out.push_str("</table>");
-    out
+    Some(out)
 }
 
 #[derive(Deserialize)]
@@ -175,8 +198,13 @@ pub async fn hold(
             let text = "That window has passed or is not in the calendar.";
             return message(StatusCode::BAD_REQUEST, "Not bookable", text);
         }
-        Some(slot) => state.book.reserve(branch, slot, who.applicant),
-        None => state.book.reserve_earliest(branch, bookable, who.applicant),
+        Some(slot) => state.book.reserve(branch, slot, who.applicant).await,
+        None => {
+            state
+                .book
+                .reserve_earliest(branch, bookable, who.applicant)
+                .await
+        }
     };
     match result {
         Ok(_) => {
@@ -206,7 +234,11 @@ pub async fn show_hold(
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
-    let Some(hold) = state.book.holds_of(who.applicant).into_iter().next() else {
+    let holds = match state.book.holds_of(who.applicant).await {
+        Ok(holds) => holds,
+        Err(_) => return unavailable(),
+    };
+    let Some(hold) = holds.into_iter().next() else {
         return Redirect::to("/appointments").into_response();
     };
     Html(hold_page(&state, &pass, &hold)).into_response()
@@ -214,7 +246,7 @@ pub async fn show_hold(
 
 fn hold_page(state: &State, pass: &Pass, hold: &Hold) -> String {
     let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
-    let left_s = hold.expires_at.saturating_sub(state.book.now()).as_secs();
+    let left_s = state.book.seconds_left(hold);
     let body = format!(
         "<h1>Your appointment is held</h1><p>Branch {}, {}.</p>\
          <p>Confirm within <span class=\"count\" id=\"countdown\" data-expires-in=\"{left_s}\">{}:{:02}</span> \
@@ -243,7 +275,7 @@ pub struct TokenForm {
 }
 
 /// The applicant's own hold named by a form, or the response to give instead.
-fn own_hold(state: &State, pass: &Pass, form: &TokenForm) -> Result<Hold, Instead> {
+async fn own_hold(state: &State, pass: &Pass, form: &TokenForm) -> Result<Hold, Instead> {
     let who = registration(state, pass)?;
     if !state.csrf_ok("appointments", &csrf_subject(pass), &form.csrf) {
         return Err(Box::new(message(
@@ -259,8 +291,9 @@ fn own_hold(state: &State, pass: &Pass, form: &TokenForm) -> Result<Hold, Instea
             "That hold does not exist.",
         ))
     })?;
-    match state.book.hold(token) {
-        Some(hold) if hold.applicant == who.applicant => Ok(hold),
+    match state.book.hold(token).await {
+        Err(_) => Err(Box::new(unavailable())),
+        Ok(Some(hold)) if hold.applicant == who.applicant => Ok(hold),
         _ => Err(Box::new(message(
             StatusCode::GONE,
             "Your hold has lapsed",
@@ -276,14 +309,14 @@ pub async fn confirm(
     Extension(pass): Extension<Pass>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let hold = match own_hold(&state, &pass, &form) {
+    let hold = match own_hold(&state, &pass, &form).await {
         Ok(hold) => hold,
         Err(answer) => return *answer,
     };
-    match state.book.confirm(hold.token) {
+    match state.book.confirm(hold.token).await {
         Ok(booking) => {
             state.counters.bookings.fetch_add(1, Ordering::Relaxed);
-            let _ = state.room.finish(pass.token);
+            let _ = state.room.finish(pass.token).await;
             Redirect::to(&format!("/booking/{}", booking.token)).into_response()
         }
         Err(e) => message(StatusCode::CONFLICT, "Could not confirm", &e.to_string()),
@@ -296,9 +329,9 @@ pub async fn release(
     Extension(pass): Extension<Pass>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    match own_hold(&state, &pass, &form) {
+    match own_hold(&state, &pass, &form).await {
         Ok(hold) => {
-            let _ = state.book.release(hold.token);
+            let _ = state.book.release(hold.token).await;
             Redirect::to("/appointments").into_response()
         }
         Err(answer) => *answer,

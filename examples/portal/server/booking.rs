@@ -29,7 +29,7 @@ pub async fn show(Shared(state): Shared<Arc<State>>, Path(token): Path<String>) 
     let Ok(token) = token.parse::<HoldToken>() else {
         return not_found();
     };
-    let Some(booking) = state.book.booking(token) else {
+    let Ok(Some(booking)) = state.book.booking(token).await else {
         return not_found();
     };
     let csrf = csrf_field(&state.csrf_token("cancel", &token.to_string()));
@@ -63,7 +63,7 @@ pub async fn cancel(
         let body = "<h1>This form has expired</h1><p>Open your booking's page again.</p>";
         return (StatusCode::FORBIDDEN, Html(page("Form expired", body, ""))).into_response();
     }
-    match state.book.release(token) {
+    match state.book.release(token).await {
         Ok(()) => {
             state.counters.cancellations.fetch_add(1, Ordering::Relaxed);
             let body = "<h1>Cancelled</h1><p>Your appointment is cancelled and its place is free \

@@ -28,20 +28,24 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
 
 pub async fn render(Shared(state): Shared<Arc<State>>) -> impl IntoResponse {
     let mut r = Registry::with_prefix("surgegate");
-    let room = state.room.stats();
-    gauge(&mut r, "waiting", "Visitors in line", room.waiting as f64);
-    gauge(&mut r, "active", "Live passes", room.active as f64);
-    counter(
+    let room = state.room.view().await.ok();
+    let room = room.as_ref();
+    let field = |f: fn(&super::stores::RoomView) -> u64| room.map_or(0, f);
+    gauge(
         &mut r,
-        "admissions",
-        "Visitors admitted",
-        room.admitted_total,
+        "waiting",
+        "Visitors in line",
+        field(|s| s.waiting) as f64,
     );
+    gauge(&mut r, "active", "Live passes", field(|s| s.active) as f64);
+    let admitted = field(|s| s.admitted_total);
+    counter(&mut r, "admissions", "Visitors admitted", admitted);
+    let dropped = field(|s| s.dropped_total);
     counter(
         &mut r,
         "dropped",
         "Waiting visitors dropped for not checking in",
-        room.dropped_total,
+        dropped,
     );
     let gate = state.layer.counters();
     counter(

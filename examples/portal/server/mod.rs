@@ -10,6 +10,7 @@ pub mod html;
 pub mod metrics;
 pub mod plan;
 pub mod register;
+pub mod stores;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,12 +78,12 @@ pub struct Counters {
 
 /// The portal's shared state.
 pub struct State {
-    pub room: Arc<WaitingRoom>,
-    pub book: Arc<SlotBook>,
+    pub room: stores::Room,
+    pub book: stores::Book,
     pub calendar: Calendar,
     pub settings: Settings,
     pub registry: Mutex<register::Registry>,
-    pub layer: WaitingRoomLayer<Arc<WaitingRoom>>,
+    pub layer: WaitingRoomLayer<stores::Room>,
     pub counters: Counters,
     csrf: HmacSha256,
 }
@@ -120,6 +121,69 @@ impl State {
             room = room.claim_timeout(settings.claim_timeout);
         }
         let room = Arc::new(room.try_build().map_err(|e| e.to_string())?);
+        let (book, room) = (
+            stores::Book::Local(Arc::new(book)),
+            stores::Room::Local(room),
+        );
+        Self::assemble(settings, calendar, book, room)
+    }
+
+    /// The portal on Redis (`--redis`): every node started with the same URLs, namespace and
+    /// secret shares one line and one book. The calendar is still read from (or started in)
+    /// `settings.data_dir`: give every node the same one. Registrations stay in each node.
+    pub async fn open_shared(
+        settings: Settings,
+        urls: &[String],
+        namespace: &str,
+    ) -> Result<Arc<State>, String> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+        let calendar = calendar_in(&settings.data_dir, settings.days, settings.windows_per_day)?;
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let book = surgegate::redis::RedisSlotBook::builder()
+            .hold_ttl(settings.hold_ttl)
+            .max_active_per_applicant(1)
+            .namespace(namespace)
+            .connect(&urls)
+            .await
+            .map_err(|e| e.to_string())?;
+        let book = stores::Book::Shared(book);
+        // The first node writes the default plan; the others find the slots open.
+        if book
+            .availability(BranchId(1), 0..1)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            for branch in 1..=settings.branches {
+                for slot in 0..calendar.slots() {
+                    book.set_capacity(BranchId(branch), slot, settings.default_capacity)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        let mut room = surgegate::redis::RedisWaitingRoom::builder()
+            .rate_per_second(settings.rate_per_second)
+            .burst(settings.burst)
+            .max_active(settings.max_active)
+            .max_waiting(settings.max_waiting)
+            .checkin_timeout(settings.checkin_timeout)
+            .pass_ttl(settings.pass_ttl)
+            .namespace(namespace);
+        if !settings.claim_timeout.is_zero() {
+            room = room.claim_timeout(settings.claim_timeout);
+        }
+        let room = stores::Room::Shared(room.connect(&urls).await.map_err(|e| e.to_string())?);
+        Self::assemble(settings, calendar, book, room)
+    }
+
+    fn assemble(
+        settings: Settings,
+        calendar: Calendar,
+        book: stores::Book,
+        room: stores::Room,
+    ) -> Result<Arc<State>, String> {
         let keys = Keyring::new(KeyId(1), &settings.secret).map_err(|e| e.to_string())?;
         let mut layer = WaitingRoomLayer::builder(room.clone(), keys);
         if settings.new_visitors_per_minute > 0 {
@@ -133,7 +197,7 @@ impl State {
         let csrf = HmacSha256::new_from_slice(&settings.secret).map_err(|e| e.to_string())?;
         Ok(Arc::new(State {
             room,
-            book: Arc::new(book),
+            book,
             calendar,
             registry: Mutex::new(register::Registry::default()),
             layer,
@@ -269,7 +333,7 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 async fn landing(axum::extract::State(state): axum::extract::State<Arc<State>>) -> Html<String> {
-    let s = state.room.stats();
+    let waiting = state.room.view().await.map_or(0, |s| s.waiting);
     let body = format!(
         "<h1>Residence permit appointments</h1>\
          <p>Register once, then book an appointment at one of {} branches.</p>\
@@ -277,7 +341,7 @@ async fn landing(axum::extract::State(state): axum::extract::State<Arc<State>>) 
          the page tells you when it is your turn, and you may close it and come back.</p>\
          <p><a href=\"/register\"><button>Register</button></a></p>\
          <p class=\"muted\">{} people waiting now.</p>",
-        state.settings.branches, s.waiting
+        state.settings.branches, waiting
     );
     Html(html::page("Residence permit appointments", &body, ""))
 }
