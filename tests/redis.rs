@@ -15,6 +15,8 @@ mod programs;
 mod redis_model;
 #[path = "support/redis_room_checks.rs"]
 mod redis_room_checks;
+#[path = "support/redis_room_model.rs"]
+mod redis_room_model;
 #[path = "support/redis_servers.rs"]
 mod redis_servers;
 
@@ -247,6 +249,7 @@ fn the_book_and_the_room_keep_every_rule_on_a_server_and_on_a_cluster() {
         rt.block_on(rules(&urls, &format!("rules-{name}")));
         rt.block_on(race(&urls, &format!("race-{name}")));
         redis_model::compare(&rt, &urls, &format!("model-{name}"), 32);
+        redis_room_model::compare(&rt, &urls, &format!("room-model-{name}"), 32);
         rt.block_on(redis_room_checks::rules(&urls, &format!("room-{name}")));
         rt.block_on(redis_room_checks::two_nodes_and_the_layer(
             &urls,
