@@ -10,6 +10,7 @@
 #[allow(dead_code)]
 mod portal_client;
 #[path = "support/programs.rs"]
+#[allow(dead_code)]
 mod programs;
 #[path = "../examples/portal/server/mod.rs"]
 #[allow(dead_code)]

@@ -5,6 +5,9 @@
 #[path = "support/portal_client.rs"]
 #[allow(dead_code)]
 mod portal_client;
+#[path = "support/programs.rs"]
+#[allow(dead_code)]
+mod programs;
 #[path = "../examples/portal/server/mod.rs"]
 #[allow(dead_code)]
 mod server;
@@ -300,23 +303,10 @@ async fn bookings_survive_a_restart_of_the_portal() {
     assert!(page.body.contains("Your appointment is booked"));
 }
 
-/// Builds the example (a no-op after `cargo test` built it) and returns its path.
-fn portal_binary() -> std::path::PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--example", "portal"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
-    std::path::Path::new(&target).join("debug/examples/portal")
-}
-
 #[test]
 fn the_command_line_prints_its_address_serves_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(portal_binary())
+    let mut child = Command::new(programs::example("portal"))
         .args([
             "--addr",
             "127.0.0.1:0",

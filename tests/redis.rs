@@ -449,19 +449,6 @@ async fn refuses_unsynced_servers(servers: &Servers) {
     );
 }
 
-/// Builds the example portal (a no-op after `cargo test` built it) and returns its path.
-fn portal_binary() -> std::path::PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--example", "portal"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
-    std::path::Path::new(&target).join("debug/examples/portal")
-}
-
 /// A portal process, stopped (SIGINT) when dropped.
 struct Node(std::process::Child, String);
 
@@ -476,7 +463,7 @@ impl Drop for Node {
 
 fn start_node(urls: &[String], data: &std::path::Path) -> Node {
     use std::io::BufRead;
-    let mut child = Command::new(portal_binary())
+    let mut child = Command::new(programs::example("portal"))
         .args([
             "--addr",
             "127.0.0.1:0",

@@ -30,3 +30,16 @@ pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     listener.local_addr().expect("its address").port()
 }
+
+/// Builds example `name` (a no-op once `cargo test` has built it) and returns its path.
+pub fn example(name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--example", name])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building example {name}");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
+    PathBuf::from(target).join("debug/examples").join(name)
+}
