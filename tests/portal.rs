@@ -12,7 +12,7 @@ mod programs;
 #[allow(dead_code)]
 mod server;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use http::{Method, StatusCode};
@@ -321,15 +321,7 @@ fn the_command_line_prints_its_address_serves_and_shuts_down_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let addr = programs::listening_address(&mut child);
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     stream.write_all(b"GET /admin/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();

@@ -462,7 +462,6 @@ impl Drop for Node {
 }
 
 fn start_node(urls: &[String], data: &std::path::Path) -> Node {
-    use std::io::BufRead;
     let mut child = Command::new(programs::example("portal"))
         .args([
             "--addr",
@@ -489,15 +488,7 @@ fn start_node(urls: &[String], data: &std::path::Path) -> Node {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let addr = programs::listening_address(&mut child);
     Node(child, addr)
 }
 

@@ -43,3 +43,17 @@ pub fn example(name: &str) -> PathBuf {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
     PathBuf::from(target).join("debug/examples").join(name)
 }
+
+/// The address a started portal (or any program printing `listening on http://ADDR` as its
+/// first line) serves on.
+pub fn listening_address(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .expect("its first line");
+    line.trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"))
+        .to_owned()
+}

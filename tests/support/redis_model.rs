@@ -46,26 +46,37 @@ fn op() -> impl Strategy<Value = Op> {
 /// Runs `cases` random sequences against the store at `urls`.
 pub fn compare(rt: &tokio::runtime::Runtime, urls: &[String], prefix: &str, cases: u32) {
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    sequences(
+        prop::collection::vec(op(), 1..40),
+        prefix,
+        cases,
+        |namespace, ops| rt.block_on(run_case(&urls, namespace, ops)),
+    );
+}
+
+/// Runs `cases` sequences drawn from `strategy` through `case`, each under a namespace of its
+/// own (so no case sees another's keys); fails with the shrunk sequence on the first error.
+pub fn sequences<S: Strategy>(
+    strategy: S,
+    prefix: &str,
+    cases: u32,
+    case: impl Fn(&str, &S::Value) -> Result<(), String>,
+) {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
     });
-    let case = std::sync::atomic::AtomicU32::new(0);
+    let count = std::sync::atomic::AtomicU32::new(0);
     runner
-        .run(&prop::collection::vec(op(), 1..40), |ops| {
-            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let namespace = format!("{prefix}-{n}-{}", rand_suffix());
-            rt.block_on(run_case(&urls, &namespace, &ops))
-                .map_err(TestCaseError::fail)
+        .run(&strategy, |value| {
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            case(&format!("{prefix}-{n}-{stamp}"), &value).map_err(TestCaseError::fail)
         })
         .unwrap();
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 async fn run_case(urls: &[&str], namespace: &str, ops: &[Op]) -> Result<(), String> {

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use surgegate::redis::RedisWaitingRoom;
 use surgegate::{Entry, JoinError, ManualClock, TicketToken, VisitorId, WaitingRoom};
 
@@ -61,23 +60,10 @@ fn join_shape(r: Result<Entry, JoinError>, tokens: &mut Vec<TicketToken>) -> Str
 
 pub fn compare(rt: &tokio::runtime::Runtime, urls: &[String], prefix: &str, cases: u32) {
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
+    let strategy = prop::collection::vec(op(), 1..40);
+    crate::redis_model::sequences(strategy, prefix, cases, |namespace, ops| {
+        rt.block_on(run_case(&urls, namespace, ops))
     });
-    let case = std::sync::atomic::AtomicU32::new(0);
-    runner
-        .run(&prop::collection::vec(op(), 1..40), |ops| {
-            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let namespace = format!("{prefix}-{n}-{stamp}");
-            rt.block_on(run_case(&urls, &namespace, &ops))
-                .map_err(TestCaseError::fail)
-        })
-        .unwrap();
 }
 
 async fn run_case(urls: &[&str], namespace: &str, ops: &[Op]) -> Result<(), String> {
