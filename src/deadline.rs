@@ -75,6 +75,16 @@ impl<K: Copy> DeadlineQueue<K> {
         self.entries = merged;
     }
 
+    /// The `n`-th entry from the front, stale or not.
+    pub(crate) fn nth(&self, n: usize) -> Option<(u64, K)> {
+        self.entries.get(n).copied()
+    }
+
+    /// The last deadline pushed, if any entry is queued.
+    pub(crate) fn last_deadline(&self) -> Option<u64> {
+        self.entries.back().map(|&(d, _)| d)
+    }
+
     /// Drops the stale entries.
     #[cold]
     #[inline(never)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use surgegate::{Entry, ManualClock, VisitorId, WaitingRoom};
+use surgegate::{Entry, ManualClock, Pass, VisitorId, WaitingRoom};
 
 /// Two joins race an admission step (the clock reaching the next admission, observed by a third
 /// call): positions stay exact and nobody is admitted twice.
@@ -71,6 +71,24 @@ fn loom_two_joins_race_an_admission_step() {
     );
 }
 
+/// A room admitting 1 000 a second with one active place and a 10 s check-in timeout, and the
+/// pass of its first visitor, who takes that place.
+fn one_active_place(clock: &ManualClock) -> (Arc<WaitingRoom<ManualClock>>, Pass) {
+    let room = Arc::new(
+        WaitingRoom::builder()
+            .rate_per_second(1_000)
+            .burst(1)
+            .max_active(1)
+            .checkin_timeout(Duration::from_secs(10))
+            .clock(clock.clone())
+            .build(),
+    );
+    let Entry::Admitted(pass) = room.join(VisitorId(0)).unwrap() else {
+        panic!("an empty room admits at once")
+    };
+    (room, pass)
+}
+
 /// Two polls under the shared lock race a `finish` under the exclusive lock that admits the head
 /// of the line: each poll sees the line before or after the admission, never between; the
 /// check-ins made under the shared lock are not lost (the visitor outlives its join's deadline).
@@ -80,18 +98,7 @@ fn loom_shared_polls_race_an_exclusive_admission() {
     loom::model(|| {
         EXECUTIONS.fetch_add(1, Ordering::Relaxed);
         let clock = ManualClock::new();
-        let room = Arc::new(
-            WaitingRoom::builder()
-                .rate_per_second(1_000)
-                .burst(1)
-                .max_active(1)
-                .checkin_timeout(Duration::from_secs(10))
-                .clock(clock.clone())
-                .build(),
-        );
-        let Entry::Admitted(pass) = room.join(VisitorId(0)).unwrap() else {
-            panic!("an empty room admits at once")
-        };
+        let (room, pass) = one_active_place(&clock);
         let tickets: Vec<_> = [1u64, 2]
             .iter()
             .map(|&v| match room.join(VisitorId(v)).unwrap() {
@@ -137,6 +144,61 @@ fn loom_shared_polls_race_an_exclusive_admission() {
     });
     println!(
         "loom model shared polls vs exclusive admission: {} executions",
+        EXECUTIONS.load(Ordering::Relaxed)
+    );
+}
+
+/// A newcomer joins twice at once under the shared lock (an arrival behind the line) while a
+/// `finish` under the exclusive lock appends the arrivals to the line and admits its head: the
+/// two joins get one ticket, its place is exact before and after, and the arrival is found at its
+/// place in the line afterwards.
+#[test]
+fn loom_shared_arrivals_race_an_exclusive_call() {
+    static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
+    loom::model(|| {
+        EXECUTIONS.fetch_add(1, Ordering::Relaxed);
+        let clock = ManualClock::new();
+        let (room, pass) = one_active_place(&clock);
+        assert!(matches!(
+            room.join(VisitorId(1)).unwrap(),
+            Entry::Waiting(_)
+        ));
+        // The rate allows the next admission: only the active place holds visitor 1 back.
+        clock.advance(Duration::from_secs(1));
+        let joiners: Vec<_> = (0..2)
+            .map(|_| {
+                let room = room.clone();
+                loom::thread::spawn(move || room.join(VisitorId(2)).unwrap())
+            })
+            .collect();
+        let finisher = {
+            let room = room.clone();
+            loom::thread::spawn(move || room.finish(pass.token).unwrap())
+        };
+        let tickets: Vec<_> = joiners
+            .into_iter()
+            .map(|h| match h.join().unwrap() {
+                // Behind visitor 1, or first once 1 was admitted.
+                Entry::Waiting(t) if t.position == 1 || t.position == 2 => t,
+                other => panic!("the newcomer got {other:?}"),
+            })
+            .collect();
+        finisher.join().unwrap();
+        assert_eq!(
+            tickets[0].token, tickets[1].token,
+            "one visitor, one ticket"
+        );
+        room.check_invariants().unwrap();
+        match room.poll(tickets[0].token).unwrap() {
+            Entry::Waiting(t) => assert_eq!(t.position, 1),
+            Entry::Admitted(p) => panic!("{p:?}: the active place is taken"),
+        }
+        let stats = room.stats();
+        assert_eq!((stats.admitted_total, stats.waiting), (2, 1));
+        room.check_invariants().unwrap();
+    });
+    println!(
+        "loom model shared arrivals vs exclusive call: {} executions",
         EXECUTIONS.load(Ordering::Relaxed)
     );
 }

@@ -480,6 +480,37 @@ fn the_prequeue_draw_is_fair_reproducible_and_auditable() {
 }
 
 #[test]
+fn drawn_visitors_are_found_by_their_tokens_at_their_new_places() {
+    // The draw stores the pre-queue's visitors at new places in the line, away from where their
+    // tokens were drawn: polls, peeks and leaving by token must still find each of them.
+    let (order, room, _) = prequeue_scenario(99, 40);
+    let tickets: Vec<Ticket> = order
+        .iter()
+        .filter_map(|&x| match room.join(x) {
+            Ok(Entry::Waiting(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(tickets.len() >= 40, "the pre-queue's visitors still wait");
+    for (k, t) in tickets.iter().enumerate() {
+        assert_eq!(waiting(room.poll(t.token)).position, k as u64 + 1);
+        assert_eq!(waiting(room.peek(t.token)), waiting(room.poll(t.token)));
+    }
+    room.finish(tickets[10].token).unwrap();
+    assert_eq!(room.poll(tickets[10].token), Err(PollError::UnknownToken));
+    assert_eq!(waiting(room.poll(tickets[11].token)).position, 11);
+    let last = tickets.last().unwrap();
+    assert_eq!(
+        waiting(room.poll(last.token)).position,
+        tickets.len() as u64 - 1
+    );
+    // A token that differs from a drawn visitor's in one bit finds nobody.
+    let forged = TicketToken::from_u128(tickets[5].token.to_u128() ^ 1 << 40);
+    assert_eq!(room.poll(forged), Err(PollError::UnknownToken));
+    room.check_invariants().unwrap();
+}
+
+#[test]
 fn a_bot_joining_a_thousand_times_has_one_prequeue_ticket() {
     let clock = ManualClock::new();
     let room = WaitingRoom::builder().clock(clock.clone()).build();

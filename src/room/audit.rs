@@ -11,6 +11,7 @@ impl Core {
             .check(now, "pre-queue")
             .map_err(InvariantViolation)?;
         self.passes.check(now).map_err(InvariantViolation)?;
+        self.check_arrivals(now)?;
         ensure!(
             self.opening.is_some() || self.prequeue.waiting() == 0,
             "{} pre-queued with no opening pending",
@@ -20,10 +21,12 @@ impl Core {
             ensure!(at > now, "opening at {at} still pending at {now}");
         }
         let mut visitors = std::collections::HashSet::new();
+        let batch = self.arrivals.lock();
         for v in self
             .line
             .iter()
             .map(|(_, w)| w.visitor)
+            .chain(batch.iter().map(|w| w.visitor))
             .chain(self.prequeue.iter().map(|(_, w)| w.visitor))
             .chain(self.passes.iter().map(|(_, p)| p.visitor))
         {
@@ -35,10 +38,11 @@ impl Core {
             self.passes.len(),
             self.max_active
         );
+        let waiting = self.line.waiting() + batch.len() + self.prequeue.waiting();
+        drop(batch);
         ensure!(
-            (self.line.waiting() + self.prequeue.waiting()) <= self.max_waiting as usize,
-            "{} waiting above max_waiting {}",
-            self.line.waiting() + self.prequeue.waiting(),
+            waiting <= self.max_waiting as usize,
+            "{waiting} waiting above max_waiting {}",
             self.max_waiting
         );
         ensure!(
@@ -61,6 +65,50 @@ impl Core {
             ensure!(
                 !self.gcra.conforms_ns(now),
                 "the head of the line could be admitted at {now} but waits"
+            );
+        }
+        Ok(())
+    }
+
+    /// Arrivals behind the line (see `room::arrivals`): only where others wait and no opening
+    /// is pending, each at its token's home index to be, found by its token, not lapsed, and
+    /// not due before the room's next event.
+    fn check_arrivals(&self, now: u64) -> Result<(), InvariantViolation> {
+        let batch = self.arrivals.lock();
+        if batch.len() == 0 {
+            return Ok(());
+        }
+        ensure!(
+            self.line.waiting() > 0 && self.opening.is_none() && !self.closed,
+            "{} arrivals behind a line of {} (opening pending: {}, closed: {})",
+            batch.len(),
+            self.line.waiting(),
+            self.opening.is_some(),
+            self.closed
+        );
+        ensure!(
+            batch.len() <= arrivals::MAX_ARRIVALS,
+            "{} arrivals, above {}",
+            batch.len(),
+            arrivals::MAX_ARRIVALS
+        );
+        let first = self.line.next_index();
+        for (k, w) in batch.iter().enumerate() {
+            let home = Line::home_index(w.token);
+            ensure!(
+                home == first.wrapping_add(k as u32),
+                "arrival {k}'s token has home index {home}, not {}",
+                first.wrapping_add(k as u32)
+            );
+            ensure!(
+                self.line.find_token(w.token).is_none() && self.passes.get(w.token).is_none(),
+                "arrival {k}'s token is also in line or a pass"
+            );
+            let deadline = w.deadline_ns.get();
+            ensure!(
+                deadline > now && deadline >= self.next_event_ns,
+                "arrival {k}'s deadline {deadline} is due by {now} or before the next event {}",
+                self.next_event_ns
             );
         }
         Ok(())

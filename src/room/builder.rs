@@ -190,6 +190,7 @@ impl<C: Clock> WaitingRoomBuilder<C> {
                 opening: None,
                 last_seed: None,
                 line: Line::new(visitor_hasher.clone()),
+                arrivals: Arrivals::new(),
                 prequeue: Line::new(visitor_hasher),
                 passes: Passes::new(),
                 lapsed: LapsedTokens::new(self.settings.ended_memory),

@@ -57,6 +57,16 @@ impl Core {
         }
     }
 
+    /// The ticket of arrival `k` behind the line (see `room::arrivals`), as of `now`.
+    pub(super) fn arrival_ticket(&self, token: u128, k: u32, now: u64) -> Ticket {
+        let position = self.line.waiting() as u64 + u64::from(k) + 1;
+        Ticket {
+            token: TicketToken(token),
+            position,
+            eta: Duration::from_nanos(self.eta_at_ns(now, position)),
+        }
+    }
+
     pub(super) fn pass(token: u128, p: &PassRec) -> Pass {
         Pass {
             token: TicketToken(token),

@@ -165,6 +165,17 @@ impl IndexTable {
         self.shards[s].find(tag, eq).map(|(_, index)| index)
     }
 
+    /// Asks the CPU to bring the cell where a lookup or insert of `hash` starts into cache: a
+    /// hint for a key the caller handles soon (no effect on any answer).
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let (s, tag) = split(hash);
+        let cells = &self.shards[s].cells;
+        if let Some(cell) = cells.get(home(tag, cells.len())) {
+            super::slots::prefetch_read(cell);
+        }
+    }
+
     /// Stores `index` under `hash`. The caller has checked that the key is absent.
     pub(crate) fn insert(&mut self, hash: u64, index: u32) {
         let (s, tag) = split(hash);

@@ -4,17 +4,22 @@
 //! - Order is join order (or the drawn order of a pre-queue), and admission takes the head.
 //! - Positions are exact: the waiting visitors' positions are `1..=waiting` at every instant,
 //!   however many left from the middle; `position` is O(log n) (see [`super::rank`]).
-//! - Lookups by token and by visitor are O(1) expected (see [`super::index`]).
+//! - Lookups by token and by visitor are O(1) expected. A token carries the virtual index its
+//!   entry got at the join in its low 32 bits (its *home index*), so a poll reads the entry
+//!   there and compares the whole token: no hash table, one cache line. Only entries stored away
+//!   from their home index (the pre-queue's visitors after the opening draw) are in a token
+//!   table (see [`super::index`]); visitors are always found through one.
 //! - Check-in lapses come out in deadline order. A check-in is one atomic store and may run under
 //!   the room's shared lock, beside other check-ins; the replay moves a visitor's check-in record
 //!   at most once per check-in timeout (see [`super::checkins`]).
 //!
-//! Memory: one 32-byte entry per visitor, two index cells of 8 bytes at 4/5 load or less, one
-//! check-in record of 16 bytes, and a bit. Entries are numbered by a *virtual index* that never
-//! changes while the visitor waits, so nothing that points at an entry is ever renumbered (see
-//! [`super::slots`]). Entries of visitors who left stay in place until their block is re-packed
-//! or, in front of the first visitor still waiting (where admissions and most lapses leave
-//! them), dropped in steps of [`TRIM_STEP`]; positions are ranks, so they cost nothing to skip.
+//! Memory: one 32-byte entry per visitor, one index cell of 8 bytes at 4/5 load or less (two
+//! for a visitor away from its home index), one check-in record of 16 bytes, and a bit. Entries
+//! are numbered by a *virtual index* that never changes while the visitor waits, so nothing that
+//! points at an entry is ever renumbered (see [`super::slots`]). Entries of visitors who left
+//! stay in place until their block is re-packed or, in front of the first visitor still waiting
+//! (where admissions and most lapses leave them), dropped in steps of [`TRIM_STEP`]; positions
+//! are ranks, so they cost nothing to skip.
 //! No call does more than one step of this.
 
 use crate::sync::{AtomicU64, Ordering};
@@ -28,7 +33,12 @@ use super::slots::{BLOCK, Slots};
 /// are this many (whole blocks).
 const TRIM_STEP: usize = 8 * BLOCK;
 
+/// How many check-in records ahead of the one being handled the replay prefetches the entry of.
+const PREFETCH_AHEAD: usize = 8;
+
+/// 32 bytes, aligned to 32 so that an entry never straddles two cache lines: a poll reads one.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(align(32))]
 pub(crate) struct Waiter {
     pub(crate) token: u128,
     pub(crate) visitor: VisitorId,
@@ -119,13 +129,38 @@ impl Line {
         self.slots.get(index)
     }
 
+    /// Indices spanned from the first stored entry to the back, waiting or not.
+    pub(crate) fn span(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Whether the line can take no more entries (see [`super::slots::MAX_SPAN`]).
     pub(crate) fn is_span_full(&self) -> bool {
         self.slots.is_span_full()
     }
 
+    /// The index at which an entry of this token is looked for first: the index the line had
+    /// free when the token was drawn (see [`Self::next_index`]).
+    #[inline]
+    pub(crate) fn home_index(token: u128) -> u32 {
+        token as u32
+    }
+
+    /// The virtual index the next entry appended gets: a new token carries it in its low 32 bits,
+    /// so that a poll finds the entry without a hash lookup (one cache line for the entry).
+    pub(crate) fn next_index(&self) -> u32 {
+        self.slots.virtual_of(self.slots.len())
+    }
+
     pub(crate) fn find_token(&self, token: u128) -> Option<u32> {
         let slots = &self.slots;
+        let home = Self::home_index(token);
+        if slots.is_live(home) && slots.get(home).token == token {
+            return Some(home);
+        }
+        if self.by_token.len() == 0 {
+            return None;
+        }
         self.by_token.find(token_hash(token), |i| {
             slots.is_live(i) && slots.get(i).token == token
         })
@@ -138,12 +173,21 @@ impl Line {
         })
     }
 
+    /// Asks the CPU to bring the visitor index's cell for `visitor` into cache (see
+    /// [`IndexTable::prefetch`]).
+    pub(crate) fn prefetch_visitor(&self, visitor: VisitorId) {
+        self.by_visitor.prefetch(self.visitor_hash(visitor));
+    }
+
     /// Adds an entry at the back, waiting and indexed by token and visitor; the caller queues its
     /// check-in. Returns its index.
     fn append(&mut self, waiter: Waiter) -> u32 {
         let (token, visitor) = (waiter.token, waiter.visitor);
         let index = self.slots.push(waiter);
-        self.by_token.insert(token_hash(token), index);
+        if Self::home_index(token) != index {
+            // Away from its home (the pre-queue's visitors after the draw): found by the table.
+            self.by_token.insert(token_hash(token), index);
+        }
         let h = self.visitor_hash(visitor);
         self.by_visitor.insert(h, index);
         index
@@ -210,6 +254,12 @@ impl Line {
     /// visitor if it has not checked in since, else moves the record to the visitor's current
     /// deadline and returns `None`.
     pub(crate) fn pop_lapsed(&mut self) -> Option<Waiter> {
+        // The records that come up next are known: fetch their entries while this one is
+        // handled (a replay handles them one after another, each a cache miss otherwise).
+        let (joined, moved) = self.checkins.ahead(PREFETCH_AHEAD);
+        for key in [joined, moved].into_iter().flatten() {
+            self.slots.prefetch(key.index());
+        }
         let slots = &self.slots;
         let (d, key) = self.checkins.pop_front(|d, k| is_current(slots, d, k))?;
         let current = slots.get(key.index()).deadline_ns.get();
@@ -230,7 +280,8 @@ impl Line {
     pub(crate) fn remove(&mut self, index: u32) -> Waiter {
         let at = self.slots.at(index);
         let w = self.slots.remove(index);
-        let removed_token = self.by_token.remove(token_hash(w.token), index);
+        let removed_token =
+            Self::home_index(w.token) == index || self.by_token.remove(token_hash(w.token), index);
         let h = self.visitor_hash(w.visitor);
         let removed_visitor = self.by_visitor.remove(h, index);
         debug_assert!(removed_token && removed_visitor);
@@ -289,9 +340,14 @@ impl Line {
     /// Checks the line's internal consistency; `now_ns` is the time the room has advanced to.
     pub(crate) fn check(&self, now_ns: u64, what: &str) -> Result<(), String> {
         let waiting = self.waiting();
-        if self.by_token.len() != waiting || self.by_visitor.len() != waiting {
+        let away = self
+            .iter()
+            .filter(|&(i, w)| Self::home_index(w.token) != i)
+            .count();
+        if self.by_token.len() != away || self.by_visitor.len() != waiting {
             return Err(format!(
-                "{what}: {waiting} waiting but indexes hold {} tokens and {} visitors",
+                "{what}: {waiting} waiting ({away} away from their token's home index) but \
+                 indexes hold {} tokens and {} visitors",
                 self.by_token.len(),
                 self.by_visitor.len()
             ));
@@ -414,7 +470,8 @@ struct CheckinKey(u64);
 
 impl CheckinKey {
     fn new(index: u32, token: u128) -> Self {
-        Self(u64::from(index) << 32 | u64::from(token as u32))
+        // Bits 32..64 of the token: its low 32 are often the index itself (its home index).
+        Self(u64::from(index) << 32 | u64::from((token >> 32) as u32))
     }
 
     fn index(self) -> u32 {

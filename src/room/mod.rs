@@ -14,8 +14,10 @@
 //! behind the lock and its replay), `eta` (tickets, ETAs and stats), `audit` (the whole-room
 //! check), `wait` (the async wait); below them, `gcra` (the admission schedule), `line` with
 //! `index`, `rank`, `slots` and `checkins` (the FIFO line with exact positions and its check-in
-//! deadlines), `passes` (admitted visitors) and `draw` (the pre-queue's fair order).
+//! deadlines), `arrivals` (newcomers queued behind the line under the shared lock), `passes`
+//! (admitted visitors) and `draw` (the pre-queue's fair order).
 
+mod arrivals;
 mod audit;
 mod builder;
 mod checkins;
@@ -40,6 +42,7 @@ use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
 use crate::invariant::{InvariantViolation, ensure};
 use crate::sync::{RwLock, RwLockWriteGuard};
 use crate::token::random_u128;
+use arrivals::Arrivals;
 use line::{CheckinNs, Line, Waiter};
 use passes::{LapsedTokens, PassRec, Passes};
 use state::Core;
@@ -105,12 +108,14 @@ pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
 ///
 /// # Who waits for whom
 ///
-/// Calls that change the line (a newcomer's `join`, `finish`, the operator's calls) and calls
-/// that find events due (an admission, a lapse) take the lock exclusively. The common calls of
-/// a surge, `poll`, `peek` and `join` by a visitor already in the room, take it shared whenever
-/// nothing falls due before the clock's now: many run at once, each answered exactly as of its
-/// own reading of the clock. A check-in under the shared lock is one atomic store; the replay
-/// moves the visitor's lapse record later when it comes up (see `room::checkins`).
+/// Calls that change the line (`finish`, the operator's calls) and calls that find events due
+/// (an admission, a lapse) take the lock exclusively. The common calls of a surge, `poll`,
+/// `peek` and `join`, take it shared whenever nothing falls due before the clock's now: many run
+/// at once, each answered exactly as of its own reading of the clock. A check-in under the
+/// shared lock is one atomic store; the replay moves the visitor's lapse record later when it
+/// comes up (see `room::checkins`). A newcomer who joins behind others is queued behind the line
+/// under a small lock of its own, at its exact place, and the next exclusive call appends the
+/// newcomers (at most 1 024) to the line before anything else (see `room::arrivals`).
 ///
 /// # After a long idle spell
 ///
@@ -142,7 +147,7 @@ impl<C> fmt::Debug for WaitingRoom<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let core = self.core.read();
         f.debug_struct("WaitingRoom")
-            .field("waiting", &core.line.waiting())
+            .field("waiting", &core.waiting_in_line())
             .field("prequeued", &core.prequeue.waiting())
             .field("active", &core.passes.len())
             .field("rate_per_second", &core.gcra.rate_per_second())
@@ -155,6 +160,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// Locks the core exclusively and advances it to the clock's now.
     fn advanced(&self) -> RwLockWriteGuard<'_, Core> {
         let mut core = self.core.write();
+        core.settle_arrivals();
         // Read the time under the lock so that calls advance the room in time order.
         let now = now_ns(&self.clock);
         core.advance(now);
@@ -211,8 +217,8 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), JoinError>(())
     /// ```
     pub fn join(&self, visitor: VisitorId) -> Result<Entry, JoinError> {
-        if let Some(Some(entry)) = self.shared(|core, now, clock| core.rejoin(visitor, now, clock))
-        {
+        let shared = |core: &Core, now, clock| core.join_shared(visitor, now, clock);
+        if let Some(Some(entry)) = self.shared(shared) {
             return Ok(entry);
         }
         self.call(|core| core.join(visitor))
@@ -371,7 +377,7 @@ impl<C: Clock> WaitingRoom<C> {
     /// # Ok::<(), surgegate::JoinError>(())
     /// ```
     pub fn waiting(&self) -> u64 {
-        let count = |core: &Core| (core.line.waiting() + core.prequeue.waiting()) as u64;
+        let count = |core: &Core| (core.waiting_in_line() + core.prequeue.waiting()) as u64;
         if let Some(n) = self.shared(|core, _, _| count(core)) {
             return n;
         }
@@ -494,6 +500,7 @@ impl<C: Clock> WaitingRoom<C> {
     pub fn heap_bytes(&self) -> usize {
         let core = self.core.read();
         core.line.heap_bytes()
+            + core.arrivals.heap_bytes()
             + core.prequeue.heap_bytes()
             + core.passes.heap_bytes()
             + core.lapsed.heap_bytes()

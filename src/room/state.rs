@@ -28,6 +28,9 @@ pub(super) struct Core {
     pub(super) opening: Option<(u64, u64)>,
     pub(super) last_seed: Option<u64>,
     pub(super) line: Line,
+    /// Newcomers behind the line who joined under the shared lock (see `room::arrivals`); the
+    /// next exclusive call appends them to the line before anything else.
+    pub(super) arrivals: Arrivals,
     pub(super) prequeue: Line,
     pub(super) passes: Passes,
     pub(super) lapsed: LapsedTokens,
@@ -62,6 +65,8 @@ pub(super) enum Place {
     Line(u32),
     /// An index into the pre-queue.
     Prequeue(u32),
+    /// The number of an arrival behind the line.
+    Arrival(u32),
 }
 
 /// Kinds of events, in the order they are processed when they fall due at the same instant.
@@ -221,17 +226,19 @@ impl Core {
     }
 
     /// Whether a live ticket or pass has this token. (The lapsed-token memory is not consulted:
-    /// a fresh 128-bit draw matching one of its entries has probability about 2^-112, and could
-    /// only change which error a late poll of the lapsed token gets.)
+    /// a fresh draw of 96 bits matching one of its 2^16 or so entries has probability about
+    /// 2^-80, and could only change which error a late poll of the lapsed token gets.)
     pub(super) fn token_in_use(&self, token: u128) -> bool {
         self.passes.get(token).is_some()
             || self.line.find_token(token).is_some()
             || self.prequeue.find_token(token).is_some()
     }
 
-    pub(super) fn fresh_token(&self) -> u128 {
+    /// A token no live ticket or pass has: 96 random bits and, in the low 32, `home`, the index
+    /// its entry will have (see `Line::home_index`).
+    pub(super) fn fresh_token(&self, home: u32) -> u128 {
         loop {
-            let t = random_u128();
+            let t = random_u128() & !u128::from(u32::MAX) | u128::from(home);
             if !self.token_in_use(t) {
                 return t;
             }
@@ -260,6 +267,69 @@ impl Core {
         }
     }
 
+    /// Visitors in line, arrivals behind it included.
+    pub(super) fn waiting_in_line(&self) -> usize {
+        self.line.waiting() + self.arrivals.lock().len()
+    }
+
+    /// Appends the arrivals to the line, in order (the first step of every exclusive call).
+    pub(super) fn settle_arrivals(&mut self) {
+        let mut batch = self.arrivals.lock();
+        // Each append inserts into the visitor index at a random place: ask for all those cells
+        // first (at most `MAX_ARRIVALS` lines, fetched side by side), then insert.
+        for w in batch.iter() {
+            self.line.prefetch_visitor(w.visitor);
+        }
+        for w in batch.take() {
+            let home = Line::home_index(w.token);
+            let index = self.line.push(w);
+            debug_assert_eq!(
+                index, home,
+                "an arrival is appended at its token's home index"
+            );
+        }
+    }
+
+    /// `join` under the shared lock, at `now` (see [`poll`](Self::poll)): the ticket of a
+    /// visitor already in the room, or of a newcomer queued behind the line as an arrival;
+    /// `None` when the join needs the exclusive path.
+    pub(super) fn join_shared(&self, visitor: VisitorId, now: u64, clock: u64) -> Option<Entry> {
+        if let Some(entry) = self.rejoin_settled(visitor, now, clock) {
+            return Some(entry);
+        }
+        let deadline = self.deadline_at(clock);
+        // Others wait and none is due before `now` (the caller checked `quiet_at`), so neither
+        // is the newcomer, who is behind them; its lapse must not come before the next event.
+        if self.closed
+            || self.opening.is_some()
+            || self.line.waiting() == 0
+            || deadline < self.next_event_ns
+        {
+            return None;
+        }
+        let mut batch = self.arrivals.lock();
+        // Among the arrivals already (that lookup and the push under one lock: two joins of one
+        // visitor at once queue it once).
+        if let Some((k, token)) = batch.check_in_visitor(visitor, deadline) {
+            return Some(Entry::Waiting(self.arrival_ticket(token, k, now)));
+        }
+        let waiting = self.line.waiting() + batch.len();
+        if batch.is_full()
+            || waiting >= self.max_waiting as usize
+            || self.line.span() + batch.len() >= slots::MAX_SPAN
+        {
+            return None;
+        }
+        let home = self.line.next_index().wrapping_add(batch.len() as u32);
+        let token = self.fresh_token(home);
+        let k = batch.push(Waiter {
+            token,
+            visitor,
+            deadline_ns: CheckinNs::new(deadline),
+        });
+        Some(Entry::Waiting(self.arrival_ticket(token, k, now)))
+    }
+
     pub(super) fn join(&mut self, visitor: VisitorId) -> Result<Entry, JoinError> {
         if let Some(entry) = self.rejoin(visitor, self.now_ns, self.clock_ns) {
             return Ok(entry);
@@ -275,7 +345,12 @@ impl Core {
                 retry_after: self.retry_after(),
             });
         }
-        let token = self.fresh_token();
+        let home = if self.opening.is_some() {
+            self.prequeue.next_index()
+        } else {
+            self.line.next_index()
+        };
+        let token = self.fresh_token(home);
         let waiter = Waiter {
             token,
             visitor,
@@ -309,7 +384,13 @@ impl Core {
         if let Some(p) = self.passes.get(token) {
             return Some(Place::Pass(p));
         }
-        self.prequeue.find_token(token).map(Place::Prequeue)
+        if let Some(i) = self.prequeue.find_token(token) {
+            return Some(Place::Prequeue(i));
+        }
+        let first = self.line.next_index();
+        self.arrivals
+            .find_token(token, first, None)
+            .map(Place::Arrival)
     }
 
     /// The answer, as of `now`, for a token found at `place`.
@@ -318,6 +399,7 @@ impl Core {
             Place::Pass(p) => Entry::Admitted(Self::pass(token, &p)),
             Place::Line(i) => Entry::Waiting(self.ticket_at(i, now)),
             Place::Prequeue(i) => Entry::Waiting(self.prequeue_ticket_at(i, now)),
+            Place::Arrival(k) => Entry::Waiting(self.arrival_ticket(token, k, now)),
         }
     }
 
@@ -330,6 +412,10 @@ impl Core {
         match place {
             Place::Line(i) => self.line.check_in(i, deadline),
             Place::Prequeue(i) => self.prequeue.check_in(i, deadline),
+            Place::Arrival(_) => {
+                let first = self.line.next_index();
+                self.arrivals.find_token(token, first, Some(deadline));
+            }
             Place::Pass(_) => {}
         }
         Ok(self.entry(token, place, now))
@@ -344,6 +430,16 @@ impl Core {
     /// The pass or ticket of a visitor already in the room, with a check-in for a waiting one;
     /// `None` for a newcomer. Needs only shared access (see [`poll`](Self::poll)).
     pub(super) fn rejoin(&self, visitor: VisitorId, now: u64, clock: u64) -> Option<Entry> {
+        if let Some(entry) = self.rejoin_settled(visitor, now, clock) {
+            return Some(entry);
+        }
+        let batch = self.arrivals.lock();
+        let (k, token) = batch.check_in_visitor(visitor, self.deadline_at(clock))?;
+        Some(Entry::Waiting(self.arrival_ticket(token, k, now)))
+    }
+
+    /// [`rejoin`](Self::rejoin), not looking among the arrivals.
+    fn rejoin_settled(&self, visitor: VisitorId, now: u64, clock: u64) -> Option<Entry> {
         if let Some((token, p)) = self.passes.find_visitor(visitor) {
             return Some(Entry::Admitted(Self::pass(token, &p)));
         }

@@ -12,8 +12,11 @@ use crate::token::token_type;
 pub struct VisitorId(pub u64);
 
 token_type!(
-    /// The unguessable proof of a place in line, and of the pass it becomes: 128 bits of CSPRNG
-    /// output, shown as exactly 32 lowercase hex digits. A ticket keeps its token when admitted.
+    /// The unguessable proof of a place in line, and of the pass it becomes, shown as exactly 32
+    /// lowercase hex digits. A ticket keeps its token when admitted. At least 96 of its bits are
+    /// CSPRNG output; [`WaitingRoom`](crate::WaitingRoom) puts where the ticket is stored in the
+    /// low 32 (so a poll reads one entry and no hash table), which tells nothing about anyone
+    /// else's token.
     ///
     /// ```
     /// use surgegate::TicketToken;
