@@ -5,7 +5,8 @@
 //! one thread and on two threads; the median over the rounds of throughput(2) / throughput(1) is
 //! printed for:
 //! - `polls`: check-ins of random waiting visitors (the refresh of a waiting page);
-//! - `mixed`: 90% such polls, 10% joins of newcomers at the back of the line.
+//! - `mixed`: 90% such polls, 10% joins of newcomers at the back of the line (their ids from a
+//!   counter per thread).
 //!
 //! Interleaving keeps the ratio steady on a shared machine whose speed drifts over seconds. On a
 //! machine with two cores, 2.0 is perfect scaling.
@@ -15,6 +16,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use surgegate::{Entry, ManualClock, TicketToken, VisitorId, WaitingRoom};
 
 const ROUNDS: usize = 31;
@@ -106,10 +108,14 @@ fn main() {
         black_box(room.poll(token).expect("a waiting visitor"));
     };
     let polls = scaling(&poll);
-    let next_visitor = AtomicU64::new(1 << 40);
+    // Newcomers' ids come from a counter per thread, each on its own cache line: the harness
+    // shares no counter between the threads it measures (a portal's ids come with requests).
+    let next_ids: Vec<CachePadded<AtomicU64>> = (1..=2)
+        .map(|t| CachePadded::new(AtomicU64::new(t << 40)))
+        .collect();
     let mixed = |thread: usize, i: u64| {
         if i % 10 == 9 {
-            let v = next_visitor.fetch_add(1, Ordering::Relaxed);
+            let v = next_ids[thread].fetch_add(1, Ordering::Relaxed);
             black_box(room.join(VisitorId(v)).expect("room has space"));
         } else {
             poll(thread, i);

@@ -170,6 +170,24 @@ fn resume_with_a_ten_million_burst() {
     );
 }
 
+fn joins_behind_a_million() {
+    let clock = ManualClock::new();
+    let room = room(&clock, 1, 1, Duration::from_secs(86_400));
+    room.pause();
+    fill(&room);
+    // Newcomers queue behind the line under the shared lock; every 1 024th join finds the queue
+    // full and appends them all under the exclusive lock.
+    let mut next = MILLION;
+    row(
+        "`join()` of 100 000 newcomers behind 1 M waiting",
+        until_done(100_000, || {
+            next += 1;
+            room.join(VisitorId(next)).expect("room has space");
+            false
+        }),
+    );
+}
+
 fn book_with_a_million_holds(clock: &ManualClock) -> SlotBook<ManualClock> {
     let book = SlotBook::builder()
         .clock(clock.clone())
@@ -222,7 +240,7 @@ fn reserve_and_confirm_with_a_million_live_holds() {
 fn main() {
     // `WORST_CALL_ONLY=resume` (a part of a scenario's name) runs only the matching ones.
     let only = std::env::var("WORST_CALL_ONLY").unwrap_or_default();
-    let scenarios: [(&str, fn()); 7] = [
+    let scenarios: [(&str, fn()); 8] = [
         ("stats", stats_after_a_million_admissions_and_expiries),
         ("poll_idle", poll_after_three_idle_hours),
         ("poll_abandoned", poll_after_two_in_three_abandoned),
@@ -231,6 +249,7 @@ fn main() {
             lapse_after_a_million_check_ins_at_one_instant,
         ),
         ("resume", resume_with_a_ten_million_burst),
+        ("joins", joins_behind_a_million),
         ("slot", slot_after_a_million_holds_expired),
         ("reserve", reserve_and_confirm_with_a_million_live_holds),
     ];

@@ -150,8 +150,9 @@ pub struct Books<'a> {
     /// The rounds whose close is still due.
     round: Option<Rounds>,
     seats: Vec<[Seat; 3]>,
-    /// Bookings per (mode, branch, slot), from confirm and release results.
-    booked: BTreeMap<(Mode, u32, u32), u32>,
+    /// Bookings per (mode, branch, slot), from confirm and release results: indexed by
+    /// [`Books::booked_at`].
+    booked: Vec<u32>,
     pub reports: [ModeReport; 3],
     confirmed: [u64; 3],
     pub bookings_now: [u64; 3],
@@ -192,6 +193,7 @@ impl<'a> Books<'a> {
                 offered += u64::from(caps[b as usize]);
             }
         }
+        let booked = vec![0; Mode::ALL.len() * caps.len() * slots_per_branch as usize];
         Self {
             cfg,
             books,
@@ -203,7 +205,7 @@ impl<'a> Books<'a> {
                 by_city: BTreeMap::new(),
             }),
             seats: vec![[Seat::default(); 3]; visitors],
-            booked: BTreeMap::new(),
+            booked,
             reports: Mode::ALL.map(|m| ModeReport {
                 mode: m.name(),
                 ran: ran[m as usize],
@@ -376,22 +378,21 @@ impl<'a> Books<'a> {
     ) {
         let p = &plans[v as usize];
         let m = mode as usize;
+        let (branches, slots) = (self.caps.len(), self.slots_per_branch);
         let seat = &mut self.seats[v as usize][m];
         let report = &mut self.reports[m];
         match r {
             Outcome::Cancelled(false) | Outcome::Confirmed(None) => {}
             Outcome::Cancelled(true) => {
-                *self
-                    .booked
-                    .get_mut(&(mode, seat.branch, seat.slot))
-                    .expect("cancelled a booking we counted") -= 1;
+                let n = &mut self.booked[booked_at(branches, slots, mode, seat.branch, seat.slot)];
+                *n = n.checked_sub(1).expect("cancelled a booking we counted");
                 self.bookings_now[m] -= 1;
                 self.fast_now[m] -= u64::from(p.fast);
                 report.cancelled += 1;
             }
             Outcome::Confirmed(Some(slot)) => {
                 debug_assert_eq!(slot, seat.slot);
-                *self.booked.entry((mode, seat.branch, slot)).or_default() += 1;
+                self.booked[booked_at(branches, slots, mode, seat.branch, slot)] += 1;
                 self.bookings_now[m] += 1;
                 self.fast_now[m] += u64::from(p.fast);
                 self.confirmed[m] += 1;
@@ -466,14 +467,22 @@ impl<'a> Books<'a> {
             report.fast_bookings = self.fast_now[m];
             report.holds_expired = report.holds_granted - self.confirmed[m];
             report.unused_capacity = self.offered - report.bookings;
-            report.overbooked = self
-                .booked
-                .iter()
-                .filter(|&(&(md, b, _), &n)| md == mode && n > caps[b as usize])
-                .count() as u64;
+            let slots = self.slots_per_branch as usize;
+            let start = booked_at(caps.len(), self.slots_per_branch, mode, 0, 0);
+            report.overbooked = self.booked[start..start + caps.len() * slots]
+                .chunks(slots)
+                .zip(caps)
+                .map(|(branch, &cap)| branch.iter().filter(|&&n| n > cap).count() as u64)
+                .sum();
         }
         (self.reports, self.calls)
     }
+}
+
+/// Where `Books::booked` counts the bookings of `(mode, branch, slot)`, with `branches` branches of
+/// `slots` slots each.
+fn booked_at(branches: usize, slots: u32, mode: Mode, branch: u32, slot: u32) -> usize {
+    (mode as usize * branches + branch as usize) * slots as usize + slot as usize
 }
 
 /// Puts a visitor's acceptable branches, over every slot, into a round as ranked preferences.

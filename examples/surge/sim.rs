@@ -895,21 +895,30 @@ pub fn par_map_if<T: Sync, R: Send>(
 /// rate or its concurrency limit ("registration unavailable, try again later"). A refused visitor
 /// tries again up to `baseline_retries` times. Its own token bucket, not the library's.
 pub fn baseline(cfg: &Config, plans: &[Plan]) -> Baseline {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    // (time, kind, visitor, attempt): kind 0 = a registration ends, 1 = an attempt.
-    let mut events: BinaryHeap<Reverse<(u64, u8, u32, u8)>> = plans
+    // (time, kind, visitor, attempt): kind 0 = a registration ends, 1 = an attempt. First
+    // attempts come from the plans, in arrival order; the calendar holds what follows them
+    // (registrations under way and retries).
+    let mut first_attempts = plans
         .iter()
         .enumerate()
-        .map(|(v, p)| Reverse((p.arrival_ns, 1, v as u32, 0)))
-        .collect();
+        .map(|(v, p)| (p.arrival_ns, 1u8, v as u32, 0u8))
+        .peekable();
+    let mut events = Calendar::default();
     let unit = 1_000_000_000i128;
     let cap = i128::from(cfg.burst) * unit;
     let (mut level, mut level_t) = (cap, 0u64);
     let mut active = 0u32;
     let mut out = Baseline::default();
     let mut waits = Vec::new();
-    while let Some(Reverse((t, kind, v, attempt))) = events.pop() {
+    loop {
+        let next = match (first_attempts.peek(), events.peek()) {
+            (Some(a), Some(e)) if e < *a => events.pop(),
+            (Some(_), _) => first_attempts.next(),
+            (None, _) => events.pop(),
+        };
+        let Some((t, kind, v, attempt)) = next else {
+            break;
+        };
         if kind == 0 {
             active -= 1;
             continue;
@@ -922,12 +931,12 @@ pub fn baseline(cfg: &Config, plans: &[Plan]) -> Baseline {
             active += 1;
             out.admitted += 1;
             waits.push(t - p.arrival_ns);
-            events.push(Reverse((t + p.register_ns, 0, v, 0)));
+            events.push((t + p.register_ns, 0, v, 0));
         } else {
             out.refusals += 1;
             if u32::from(attempt) < cfg.baseline_retries.min(4) {
                 let retry = p.baseline_retry_ns[attempt as usize];
-                events.push(Reverse((t + retry, 1, v, attempt + 1)));
+                events.push((t + retry, 1, v, attempt + 1));
             } else {
                 out.turned_away += 1;
             }
@@ -937,4 +946,44 @@ pub fn baseline(cfg: &Config, plans: &[Plan]) -> Baseline {
     out.wait_p50_s = percentile(&waits, 50.0);
     out.wait_p99_s = percentile(&waits, 99.0);
     out
+}
+
+/// The baseline's pending events in time order: by millisecond, each millisecond's events
+/// sorted once when it comes up. (One binary heap of every event took 12.8 s of the ten-million
+/// run; the plans in arrival order and this calendar, under 8.6 s. Events are nearly always
+/// scheduled seconds ahead, never into the millisecond being handled, but one that is goes into
+/// its sorted place.)
+#[derive(Default)]
+struct Calendar {
+    /// The millisecond being handled, its events sorted latest first.
+    current: Option<u64>,
+    now: Vec<(u64, u8, u32, u8)>,
+    later: std::collections::BTreeMap<u64, Vec<(u64, u8, u32, u8)>>,
+}
+
+impl Calendar {
+    fn push(&mut self, e: (u64, u8, u32, u8)) {
+        let ms = e.0 / 1_000_000;
+        if self.current.is_some_and(|c| ms <= c) {
+            let at = self.now.partition_point(|x| *x > e);
+            self.now.insert(at, e);
+        } else {
+            self.later.entry(ms).or_default().push(e);
+        }
+    }
+
+    fn peek(&mut self) -> Option<(u64, u8, u32, u8)> {
+        if self.now.is_empty() {
+            let (ms, mut events) = self.later.pop_first()?;
+            events.sort_unstable_by(|a, b| b.cmp(a));
+            self.current = Some(ms);
+            self.now = events;
+        }
+        self.now.last().copied()
+    }
+
+    fn pop(&mut self) -> Option<(u64, u8, u32, u8)> {
+        self.peek()?;
+        self.now.pop()
+    }
 }
