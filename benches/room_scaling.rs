@@ -6,7 +6,9 @@
 //! printed for:
 //! - `polls`: check-ins of random waiting visitors (the refresh of a waiting page);
 //! - `mixed`: 90% such polls, 10% joins of newcomers at the back of the line (their ids from a
-//!   counter per thread).
+//!   counter per thread);
+//! - `joins`: the other way round, 90% joins of newcomers and 10% polls (the opening minute of
+//!   a launch, when nearly every request is a first visit).
 //!
 //! Interleaving keeps the ratio steady on a shared machine whose speed drifts over seconds. On a
 //! machine with two cores, 2.0 is perfect scaling.
@@ -113,15 +115,26 @@ fn main() {
     let next_ids: Vec<CachePadded<AtomicU64>> = (1..=2)
         .map(|t| CachePadded::new(AtomicU64::new(t << 40)))
         .collect();
+    let newcomer = |thread: usize| {
+        let v = next_ids[thread].fetch_add(1, Ordering::Relaxed);
+        black_box(room.join(VisitorId(v)).expect("room has space"));
+    };
     let mixed = |thread: usize, i: u64| {
         if i % 10 == 9 {
-            let v = next_ids[thread].fetch_add(1, Ordering::Relaxed);
-            black_box(room.join(VisitorId(v)).expect("room has space"));
+            newcomer(thread);
         } else {
             poll(thread, i);
         }
     };
     let mixed = scaling(&mixed);
+    let joins = |thread: usize, i: u64| {
+        if i % 10 == 9 {
+            poll(thread, i);
+        } else {
+            newcomer(thread);
+        }
+    };
+    let joins = scaling(&joins);
     println!(
         "room scaling, {waiting} waiting, 2 threads / 1 thread (throughput, median of {ROUNDS} interleaved rounds):"
     );
@@ -132,5 +145,9 @@ fn main() {
     println!(
         "  joins + polls mixed 10/90      {:.2}x   (one thread: {:.0} ns per call)",
         mixed.0, mixed.1
+    );
+    println!(
+        "  joins + polls mixed 90/10      {:.2}x   (one thread: {:.0} ns per call)",
+        joins.0, joins.1
     );
 }
