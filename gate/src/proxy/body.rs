@@ -219,6 +219,10 @@ impl Body for Outgoing {
 /// [`BodyError::TooLarge`] past the limit, [`BodyError::Idle`] after `idle` without a frame,
 /// [`BodyError::Connection`].
 pub async fn read_limited(body: Incoming, limit: u64, idle: Duration) -> Result<Bytes, BodyError> {
+    // A declared length over the limit is refused before anything is read.
+    if body.size_hint().lower() > limit {
+        return Err(BodyError::TooLarge);
+    }
     let flag = Arc::new(AtomicBool::new(false));
     let mut body = Outgoing::new(body, limit, idle, flag);
     let mut out = Vec::new();

@@ -97,7 +97,8 @@ pub fn raw(addr: &str, bytes: &[u8]) -> Vec<u8> {
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    stream.write_all(bytes).unwrap();
+    // A server may answer (a 413, say) and close before it read everything: read its answer.
+    let _ = stream.write_all(bytes);
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
     out
