@@ -8,3 +8,4 @@ pub mod client;
 pub mod procs;
 #[path = "../../../tests/support/programs.rs"]
 pub mod programs;
+pub mod redis;
