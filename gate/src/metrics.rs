@@ -252,11 +252,41 @@ fn gauge(r: &mut Registry, name: &str, help: &str, v: i64) {
     r.register(name, help, ConstGauge::new(v));
 }
 
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
 /// The text of one scrape.
 pub fn render(s: &Scrape<'_>) -> String {
-    let m = s.metrics;
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut r = Registry::with_prefix("surgegate_gate");
+    traffic(&mut r, s.metrics);
+    upstream(&mut r, s.metrics);
+    room(&mut r, s);
+    let j = s.journal.unwrap_or_default();
+    counter(
+        &mut r,
+        "journal_records",
+        "Journal records written",
+        j.records,
+    );
+    counter(&mut r, "journal_fsyncs", "Journal fsyncs", j.syncs);
+    let spent = "Microseconds spent in journal fsyncs";
+    counter(&mut r, "journal_fsync_microseconds", spent, j.sync_us_total);
+    let draining = i64::from(s.draining);
+    gauge(
+        &mut r,
+        "draining",
+        "1 while the gate drains for a stop",
+        draining,
+    );
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut text, &r);
+    text
+}
+
+/// Requests by class and status, book operations by outcome.
+fn traffic(r: &mut Registry, m: &Metrics) {
     let mut requests = Vec::new();
     for (ci, c) in CLASSES.iter().enumerate() {
         for st in 0..STATUSES {
@@ -266,11 +296,8 @@ pub fn render(s: &Scrape<'_>) -> String {
             }
         }
     }
-    r.register(
-        "requests",
-        "Requests answered, by route class and status",
-        Requests(requests),
-    );
+    let help = "Requests answered, by route class and status";
+    r.register("requests", help, Requests(requests));
     let book = OPS
         .iter()
         .enumerate()
@@ -281,121 +308,60 @@ pub fn render(s: &Scrape<'_>) -> String {
             ]
         })
         .collect();
-    r.register(
-        "book_operations",
-        "Book operations through the booking and admin APIs, by outcome",
-        BookOps(book),
-    );
+    let help = "Book operations through the booking and admin APIs, by outcome";
+    r.register("book_operations", help, BookOps(book));
+}
+
+/// The upstream's latency and failures.
+fn upstream(r: &mut Registry, m: &Metrics) {
     let buckets = BUCKETS_S
         .iter()
         .copied()
         .chain([f64::INFINITY])
         .zip(m.latency_buckets.iter().map(load))
         .collect();
-    r.register(
-        "upstream_latency_seconds",
-        "Time until the upstream's response headers",
-        Latency {
-            sum_s: load(&m.latency_sum_us) as f64 / 1e6,
-            count: load(&m.latency_count),
-            buckets,
-        },
-    );
-    counter(
-        &mut r,
-        "upstream_errors",
-        "Upstream requests that failed (502)",
-        load(&m.upstream_errors),
-    );
-    counter(
-        &mut r,
-        "upstream_timeouts",
-        "Upstream requests that did not answer in time (504)",
-        load(&m.upstream_timeouts),
-    );
+    let latency = Latency {
+        sum_s: load(&m.latency_sum_us) as f64 / 1e6,
+        count: load(&m.latency_count),
+        buckets,
+    };
+    let help = "Time until the upstream's response headers";
+    r.register("upstream_latency_seconds", help, latency);
+    let help = "Upstream requests that failed (502)";
+    counter(r, "upstream_errors", help, load(&m.upstream_errors));
+    let help = "Upstream requests that did not answer in time (504)";
+    counter(r, "upstream_timeouts", help, load(&m.upstream_timeouts));
+}
+
+/// The room's counts and the layer's answers.
+fn room(r: &mut Registry, s: &Scrape<'_>) {
     let room = s.room.unwrap_or_default();
-    gauge(
-        &mut r,
-        "room_up",
-        "1 when the room answered this scrape",
-        i64::from(s.room.is_some()),
-    );
-    gauge(&mut r, "waiting", "Visitors in line", room.waiting as i64);
-    gauge(
-        &mut r,
-        "prequeued",
-        "Visitors in the pre-queue of a scheduled opening",
-        room.prequeued as i64,
-    );
-    gauge(&mut r, "active", "Live passes", room.active as i64);
-    counter(
-        &mut r,
-        "admissions",
-        "Visitors admitted by the room",
-        room.admitted_total,
-    );
-    counter(
-        &mut r,
-        "dropped",
-        "Waiting visitors dropped for not checking in",
-        room.dropped_total,
-    );
+    let up = i64::from(s.room.is_some());
+    gauge(r, "room_up", "1 when the room answered this scrape", up);
+    gauge(r, "waiting", "Visitors in line", room.waiting as i64);
+    let help = "Visitors in the pre-queue of a scheduled opening";
+    gauge(r, "prequeued", help, room.prequeued as i64);
+    gauge(r, "active", "Live passes", room.active as i64);
+    let help = "Visitors admitted by the room";
+    counter(r, "admissions", help, room.admitted_total);
+    let help = "Waiting visitors dropped for not checking in";
+    counter(r, "dropped", help, room.dropped_total);
     let l = &s.layer;
-    counter(
-        &mut r,
-        "joins",
-        "Gated requests without a live pass that joined the room",
-        l.joins,
-    );
-    counter(
-        &mut r,
-        "admitted_at_once",
-        "Joins admitted at once",
-        l.admitted,
-    );
-    counter(
-        &mut r,
-        "pass_requests",
-        "Gated requests let through on a live pass",
-        l.passes,
-    );
-    for (why, n) in [
+    let help = "Gated requests without a live pass that joined the room";
+    counter(r, "joins", help, l.joins);
+    counter(r, "admitted_at_once", "Joins admitted at once", l.admitted);
+    let help = "Gated requests let through on a live pass";
+    counter(r, "pass_requests", help, l.passes);
+    let refusals = [
         ("full", l.full),
         ("closed", l.closed),
         ("limited", l.limited),
         ("unavailable", l.unavailable),
-    ] {
-        counter(
-            &mut r,
-            &format!("refused_{why}"),
-            &format!("Joins refused: {why}"),
-            n,
-        );
+    ];
+    for (why, n) in refusals {
+        let help = format!("Joins refused: {why}");
+        counter(r, &format!("refused_{why}"), &help, n);
     }
-    let j = s.journal.unwrap_or_default();
-    counter(
-        &mut r,
-        "journal_records",
-        "Journal records written",
-        j.records,
-    );
-    counter(&mut r, "journal_fsyncs", "Journal fsyncs", j.syncs);
-    counter(
-        &mut r,
-        "journal_fsync_microseconds",
-        "Microseconds spent in journal fsyncs",
-        j.sync_us_total,
-    );
-    gauge(
-        &mut r,
-        "draining",
-        "1 while the gate drains for a stop",
-        i64::from(s.draining),
-    );
-    let mut text = String::new();
-    // Writing to a String cannot fail.
-    let _ = encode(&mut text, &r);
-    text
 }
 
 #[cfg(test)]

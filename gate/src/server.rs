@@ -49,7 +49,6 @@ pub async fn serve<B: GateBook, R: GateRoom>(
 ) {
     let builder = Arc::new(builder(&app));
     let graceful = GracefulShutdown::new();
-    let handshake_timeout = app.settings.proxy.header_timeout;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -64,38 +63,7 @@ pub async fn serve<B: GateBook, R: GateRoom>(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let builder = builder.clone();
-        match &tls {
-            None => {
-                let conn = ConnInfo { peer, tls: false };
-                let served = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service(app, conn))
-                    .into_owned();
-                let watched = graceful.watch(served);
-                tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(error = %e, %peer, "a connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let Some(tls) = handshake(acceptor, stream, handshake_timeout).await else {
-                        return;
-                    };
-                    let conn = ConnInfo { peer, tls: true };
-                    let served = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), service(app, conn))
-                        .into_owned();
-                    if let Err(e) = watcher.watch(served).await {
-                        tracing::debug!(error = %e, %peer, "a connection ended with an error");
-                    }
-                });
-            }
-        }
+        spawn_connection(&app, &builder, &graceful, tls.as_ref(), stream, peer);
     }
     drop(listener);
     let drain = app.settings.proxy.drain_timeout;
@@ -112,6 +80,45 @@ pub async fn serve<B: GateBook, R: GateRoom>(
             "connections still open after the drain timeout were dropped"
         );
     }
+}
+
+/// Serves one accepted connection on a task of its own, watched for the drain.
+fn spawn_connection<B: GateBook, R: GateRoom>(
+    app: &Arc<App<B, R>>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    graceful: &GracefulShutdown,
+    tls: Option<&TlsAcceptor>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+) {
+    let (app, builder) = (app.clone(), builder.clone());
+    let Some(acceptor) = tls.cloned() else {
+        let conn = ConnInfo { peer, tls: false };
+        let served = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service(app, conn))
+            .into_owned();
+        let watched = graceful.watch(served);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(error = %e, %peer, "a connection ended with an error");
+            }
+        });
+        return;
+    };
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let timeout = app.settings.proxy.header_timeout;
+        let Some(tls) = handshake(acceptor, stream, timeout).await else {
+            return;
+        };
+        let conn = ConnInfo { peer, tls: true };
+        let served = builder
+            .serve_connection_with_upgrades(TokioIo::new(tls), service(app, conn))
+            .into_owned();
+        if let Err(e) = watcher.watch(served).await {
+            tracing::debug!(error = %e, %peer, "a connection ended with an error");
+        }
+    });
 }
 
 async fn handshake(

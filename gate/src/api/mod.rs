@@ -117,47 +117,11 @@ impl<B: GateBook> Api<B> {
         let path = request.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let method = request.method().clone();
-        if segments.len() > 6 {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such route: see GET /v1/openapi.json",
-            );
-        }
-        let allowed = allowed_methods(&segments);
-        if allowed.is_empty() {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such route: see GET /v1/openapi.json",
-            );
-        }
-        if !allowed.contains(&method.as_str()) {
-            let detail = format!("{method} is not allowed here; use {}", allowed.join(" or "));
-            return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail);
+        if let Err(refused) = self.admit(&request, &segments) {
+            return refused;
         }
         if segments == ["v1", "openapi.json"] {
             return (StatusCode::OK, Some(openapi::document()));
-        }
-        let Some(token) = &self.token else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the booking API is off: set service_token_file",
-            );
-        };
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !token.matches(presented) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send the service token as 'Authorization: Bearer <token>'",
-            );
         }
         let query = request.uri().query().unwrap_or("").to_owned();
         let key = request
@@ -168,11 +132,8 @@ impl<B: GateBook> Api<B> {
             match read_limited(request.into_body(), MAX_BODY_BYTES, self.idle).await {
                 Ok(bytes) => bytes,
                 Err(BodyError::TooLarge) => {
-                    return error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_large",
-                        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                    );
+                    let detail = format!("the body is larger than {MAX_BODY_BYTES} bytes");
+                    return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", detail);
                 }
                 Err(e) => return bad_request(format!("the body could not be read: {e}")),
             }
@@ -187,6 +148,53 @@ impl<B: GateBook> Api<B> {
             key,
         };
         self.route(call).await
+    }
+
+    /// Whether the route exists, takes the method, and (but for the document) the request
+    /// carries the service token.
+    fn admit(&self, request: &Request<Incoming>, segments: &[&str]) -> Result<(), Answer> {
+        let no_route = || {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route: see GET /v1/openapi.json",
+            )
+        };
+        let allowed = if segments.len() > 6 {
+            Vec::new()
+        } else {
+            allowed_methods(segments)
+        };
+        if allowed.is_empty() {
+            return Err(no_route());
+        }
+        let method = request.method().as_str();
+        if !allowed.contains(&method) {
+            let detail = format!("{method} is not allowed here; use {}", allowed.join(" or "));
+            return Err(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                detail,
+            ));
+        }
+        if segments == ["v1", "openapi.json"] {
+            return Ok(());
+        }
+        let Some(token) = &self.token else {
+            let detail = "the booking API is off: set service_token_file";
+            return Err(error(StatusCode::NOT_FOUND, "not_found", detail));
+        };
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !token.matches(presented) {
+            let detail = "send the service token as 'Authorization: Bearer <token>'";
+            return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", detail));
+        }
+        Ok(())
     }
 }
 

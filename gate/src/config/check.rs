@@ -106,6 +106,75 @@ pub(super) fn resolve(path: &Path, f: FileConfig) -> Result<Settings, ConfigErro
         .iter()
         .map(|g| crate::paths::gated_prefix(g).map_err(|p| c.err("gated", p)))
         .collect::<Result<Vec<_>, _>>()?;
+    let (secret, admin_token, service_token) = secrets_of(&c, &f)?;
+    let trusted_proxies = proxies_of(&c, &f.trusted_proxies)?;
+    let room = room(&c, &f.room, f.redis.is_some())?;
+    let redis = match f.redis {
+        Some(r) => Some(redis(&c, r)?),
+        None => None,
+    };
+    let book = book(&c, &f.book)?;
+    let proxy = proxy(&c, &f.proxy)?;
+    let tls = f.tls.map(|t| (c.beside(&t.cert), c.beside(&t.key)));
+    let pages = pages_of(&c, &f.pages)?;
+    let log = log_of(&c, f.log)?;
+    Ok(Settings {
+        path: path.to_owned(),
+        listen,
+        upstream,
+        gated,
+        secret,
+        admin_token,
+        service_token,
+        trusted_proxies,
+        served_over_https: f.served_over_https,
+        room,
+        book,
+        redis,
+        proxy,
+        tls,
+        pages,
+        log,
+    })
+}
+
+/// `trusted_proxies`: addresses or ranges.
+fn proxies_of(c: &Check<'_>, list: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    c.list_len("trusted_proxies", list.len())?;
+    list.iter()
+        .map(|t| {
+            cidr(t).ok_or_else(|| {
+                c.err(
+                    "trusted_proxies",
+                    format!("{t:?} is not an address or a range like \"10.0.0.0/8\""),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `[log]`: the level must be a filter `tracing` takes.
+fn log_of(c: &Check<'_>, log: super::file::LogFile) -> Result<LogSettings, ConfigError> {
+    if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
+        return Err(c.err(
+            "log.level",
+            format!(
+                "{:?} is not a level or filter like \"info\" or \"surgegate_gate=debug\"",
+                log.level
+            ),
+        ));
+    }
+    Ok(LogSettings {
+        format: log.format,
+        level: log.level,
+        access: log.access,
+    })
+}
+
+type Secrets = (super::Secret, super::Token, Option<super::Token>);
+
+/// `secret_file`, `admin_token_file` and `service_token_file`, read and checked.
+fn secrets_of(c: &Check<'_>, f: &FileConfig) -> Result<Secrets, ConfigError> {
     let secret =
         secrets::read_secret(&c.beside(&f.secret_file)).map_err(|p| c.err("secret_file", p))?;
     let admin_token = secrets::read_token(&c.beside(&f.admin_token_file))
@@ -125,35 +194,15 @@ pub(super) fn resolve(path: &Path, f: FileConfig) -> Result<Settings, ConfigErro
             "holds the same token as admin_token_file: give the booking API a token of its own",
         ));
     }
-    c.list_len("trusted_proxies", f.trusted_proxies.len())?;
-    let trusted_proxies = f
-        .trusted_proxies
-        .iter()
-        .map(|t| {
-            cidr(t).ok_or_else(|| {
-                c.err(
-                    "trusted_proxies",
-                    format!("{t:?} is not an address or a range like \"10.0.0.0/8\""),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let room = room(&c, &f.room, f.redis.is_some())?;
-    let redis = match f.redis {
-        Some(r) => Some(redis(&c, r)?),
-        None => None,
-    };
-    let book = book(&c, &f.book)?;
-    let proxy = proxy(&c, &f.proxy)?;
-    let tls = f.tls.map(|t| (c.beside(&t.cert), c.beside(&t.key)));
+    Ok((secret, admin_token, service_token))
+}
+
+/// `[pages]`: the files read, the room's two pages given together, every template compiled.
+fn pages_of(c: &Check<'_>, p: &super::file::PagesFile) -> Result<PageSources, ConfigError> {
     let pages = PageSources {
-        waiting: page(&c, "pages.waiting", f.pages.waiting.as_deref())?,
-        refusal: page(&c, "pages.refusal", f.pages.refusal.as_deref())?,
-        upstream_error: page(
-            &c,
-            "pages.upstream_error",
-            f.pages.upstream_error.as_deref(),
-        )?,
+        waiting: page(c, "pages.waiting", p.waiting.as_deref())?,
+        refusal: page(c, "pages.refusal", p.refusal.as_deref())?,
+        upstream_error: page(c, "pages.upstream_error", p.upstream_error.as_deref())?,
     };
     if pages.waiting.is_some() != pages.refusal.is_some() {
         let missing = if pages.waiting.is_some() {
@@ -167,38 +216,7 @@ pub(super) fn resolve(path: &Path, f: FileConfig) -> Result<Settings, ConfigErro
         ));
     }
     crate::pages::Templates::compile(&pages).map_err(|(key, problem)| c.err(key, problem))?;
-    if tracing_subscriber::EnvFilter::try_new(&f.log.level).is_err() {
-        return Err(c.err(
-            "log.level",
-            format!(
-                "{:?} is not a level or filter like \"info\" or \"surgegate_gate=debug\"",
-                f.log.level
-            ),
-        ));
-    }
-    let log = LogSettings {
-        format: f.log.format,
-        level: f.log.level,
-        access: f.log.access,
-    };
-    Ok(Settings {
-        path: path.to_owned(),
-        listen,
-        upstream,
-        gated,
-        secret,
-        admin_token,
-        service_token,
-        trusted_proxies,
-        served_over_https: f.served_over_https,
-        room,
-        book,
-        redis,
-        proxy,
-        tls,
-        pages,
-        log,
-    })
+    Ok(pages)
 }
 
 fn upstream(c: &Check<'_>, text: &str) -> Result<http::uri::Authority, ConfigError> {
@@ -269,20 +287,7 @@ fn room(c: &Check<'_>, r: &RoomFile, on_redis: bool) -> Result<RoomSettings, Con
         };
         return Err(c.err(key, e.to_string()));
     }
-    let open_at_unix_s = match &r.open_at {
-        Some(at) if on_redis => {
-            let _ = at;
-            return Err(c.err("room.open_at", "a scheduled opening with a pre-queue draw needs the in-process room; with [redis], close the room before the hour and reopen it then (POST /admin/close, /admin/reopen)"));
-        }
-        Some(at) => Some(unix_seconds(at).map_err(|p| c.err("room.open_at", p))?),
-        None => None,
-    };
-    if r.open_at_seed.is_some() && open_at_unix_s.is_none() {
-        return Err(c.err(
-            "room.open_at_seed",
-            "a seed without room.open_at draws nothing: set room.open_at too",
-        ));
-    }
+    let open_at_unix_s = opening(c, r, on_redis)?;
     let leave_prefix = r.leave_prefix.clone();
     let prefix_ok = leave_prefix.starts_with('/')
         && !leave_prefix.ends_with('/')
@@ -310,6 +315,29 @@ fn room(c: &Check<'_>, r: &RoomFile, on_redis: bool) -> Result<RoomSettings, Con
             .secs("room.closed_retry_secs", r.closed_retry_secs, 1, 86_400)?
             .as_secs(),
     })
+}
+
+/// `room.open_at` in Unix seconds (refused on Redis, whose room has no pre-queue), and its seed.
+fn opening(c: &Check<'_>, r: &RoomFile, on_redis: bool) -> Result<Option<u64>, ConfigError> {
+    let open_at_unix_s = match &r.open_at {
+        Some(_) if on_redis => {
+            return Err(c.err(
+                "room.open_at",
+                "a scheduled opening with a pre-queue draw needs the in-process room; with [redis], \
+                 pause the room before the hour and resume it then (POST /admin/pause, /admin/resume): \
+                 visitors then queue in the order they came, without a draw",
+            ));
+        }
+        Some(at) => Some(unix_seconds(at).map_err(|p| c.err("room.open_at", p))?),
+        None => None,
+    };
+    if r.open_at_seed.is_some() && open_at_unix_s.is_none() {
+        return Err(c.err(
+            "room.open_at_seed",
+            "a seed without room.open_at draws nothing: set room.open_at too",
+        ));
+    }
+    Ok(open_at_unix_s)
 }
 
 /// Unix seconds of a TOML date-time with an offset.

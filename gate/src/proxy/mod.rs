@@ -85,53 +85,31 @@ impl Proxy {
     /// # Cancel safety
     /// Dropping the future drops the upstream request (hyper closes or reuses the connection).
     pub async fn forward(&self, mut request: Request<Incoming>) -> Response<GateBody> {
-        let asked = request.headers().clone();
-        if content_length(&asked).is_some_and(|n| n > self.settings.max_body_bytes) {
+        if content_length(request.headers()).is_some_and(|n| n > self.settings.max_body_bytes) {
             return too_large();
         }
-        let upgrade = request.version() == Version::HTTP_11 && headers::wants_upgrade(&asked);
+        // What an error page needs of the request: two header values, not the whole map.
+        let asked = [header::ACCEPT, header::ACCEPT_LANGUAGE]
+            .map(|n| (n.clone(), request.headers().get(n).cloned()));
+        let upgrade =
+            request.version() == Version::HTTP_11 && headers::wants_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let Ok(uri) = Uri::builder()
-            .scheme("http")
-            .authority(self.upstream.clone())
-            .path_and_query(path)
-            .build()
-        else {
-            return pages::json(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({"error": "bad_request", "detail": "the request target is not a path"}),
-            );
-        };
-        if self.settings.preserve_host
-            && !parts.headers.contains_key(header::HOST)
-            && let Some(a) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            parts.headers.insert(header::HOST, a);
-        } else if !self.settings.preserve_host {
-            parts.headers.remove(header::HOST);
+        if !self.to_upstream(&mut parts, upgrade) {
+            let body = serde_json::json!({"error": "bad_request", "detail": "the request target is not a path"});
+            return pages::json(StatusCode::BAD_REQUEST, &body);
         }
-        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-        parts.uri = uri;
-        parts.version = Version::HTTP_11;
         let too_large_flag = Arc::new(AtomicBool::new(false));
+        let p = &self.settings;
         let body = Outgoing::new(
             body,
-            self.settings.max_body_bytes,
-            self.settings.idle_timeout,
+            p.max_body_bytes,
+            p.idle_timeout,
             too_large_flag.clone(),
         );
         let started = Instant::now();
-        let sent = tokio::time::timeout(
-            self.settings.response_timeout,
-            self.client.request(Request::from_parts(parts, body)),
-        )
-        .await;
-        let mut response = match sent {
+        let request = self.client.request(Request::from_parts(parts, body));
+        let mut response = match tokio::time::timeout(p.response_timeout, request).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) if too_large_flag.load(Ordering::Relaxed) => {
                 tracing::debug!(error = %e, "request body over the limit");
@@ -140,21 +118,18 @@ impl Proxy {
             Ok(Err(e)) => {
                 let timeout = is_connect_timeout(&e);
                 tracing::warn!(error = %error_chain(&e), timeout, "the upstream failed");
-                return self.failed(timeout, &asked);
+                return self.failed(timeout, asked);
             }
             Err(_) => {
-                tracing::warn!(after = ?self.settings.response_timeout, "the upstream did not answer in time");
-                return self.failed(true, &asked);
+                tracing::warn!(after = ?p.response_timeout, "the upstream did not answer in time");
+                return self.failed(true, asked);
             }
         };
         self.metrics.upstream_latency(started.elapsed());
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching && let Some(client_upgrade) = client_upgrade {
-            upgrade::tunnel(
-                client_upgrade,
-                hyper::upgrade::on(&mut response),
-                self.settings.idle_timeout,
-            );
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            upgrade::tunnel(client_upgrade, upstream_upgrade, p.idle_timeout);
         }
         let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, switching);
@@ -162,17 +137,54 @@ impl Proxy {
             parts.extensions.insert(UpstreamCommand(command));
         }
         parts.extensions.insert(FromUpstream);
-        Response::from_parts(parts, GateBody::upstream(body, self.settings.idle_timeout))
+        Response::from_parts(parts, GateBody::upstream(body, p.idle_timeout))
     }
 
-    fn failed(&self, timeout: bool, asked: &http::HeaderMap) -> Response<GateBody> {
+    /// The request as the upstream gets it: its URI on the upstream, HTTP/1.1, the `Host`
+    /// kept (or given from an HTTP/2 request's authority) or replaced, hop-by-hop removed.
+    /// `false` when the target is not a path the upstream can be asked for.
+    fn to_upstream(&self, parts: &mut http::request::Parts, upgrade: bool) -> bool {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let Ok(uri) = Uri::builder()
+            .scheme("http")
+            .authority(self.upstream.clone())
+            .path_and_query(path)
+            .build()
+        else {
+            return false;
+        };
+        if !self.settings.preserve_host {
+            parts.headers.remove(header::HOST);
+        } else if !parts.headers.contains_key(header::HOST)
+            && let Some(a) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, a);
+        }
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        true
+    }
+
+    fn failed(
+        &self,
+        timeout: bool,
+        asked: [(http::HeaderName, Option<HeaderValue>); 2],
+    ) -> Response<GateBody> {
         self.metrics.upstream_failed(timeout);
+        let asked: http::HeaderMap = asked
+            .into_iter()
+            .filter_map(|(n, v)| Some((n, v?)))
+            .collect();
         let status = if timeout {
             StatusCode::GATEWAY_TIMEOUT
         } else {
             StatusCode::BAD_GATEWAY
         };
-        pages::upstream_error(status, asked, &self.templates)
+        pages::upstream_error(status, &asked, &self.templates)
     }
 }
 
