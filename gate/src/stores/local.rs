@@ -50,6 +50,19 @@ pub fn open_local(s: &Settings) -> Result<(SlotBook, WaitingRoom), String> {
     Ok((book, room))
 }
 
+/// Runs a call that waits for the journal's fsync. On the gate's multi-threaded runtime the
+/// worker hands its other tasks on while it waits, so that many confirmations wait at once
+/// and share one fsync (group commit) instead of each worker waiting for its own; elsewhere
+/// (a single-threaded runtime, no runtime) the call simply runs.
+fn journaled<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
+}
+
 fn unix<C: Clock>(clock: &C, at: Duration) -> Duration {
     clock
         .system_time(at)
@@ -71,7 +84,7 @@ impl<C: Clock> BookApi for SlotBook<C> {
         s: SlotIndex,
         n: u32,
     ) -> Result<SlotState, CapacityError> {
-        SlotBook::set_capacity(self, b, s, n)
+        journaled(|| SlotBook::set_capacity(self, b, s, n))
     }
 
     async fn slot(&self, b: BranchId, s: SlotIndex) -> Result<Option<SlotState>, BackendError> {
@@ -105,11 +118,11 @@ impl<C: Clock> BookApi for SlotBook<C> {
     }
 
     async fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
-        SlotBook::confirm(self, token)
+        journaled(|| SlotBook::confirm(self, token))
     }
 
     async fn release(&self, token: HoldToken) -> Result<(), ReleaseError> {
-        SlotBook::release(self, token)
+        journaled(|| SlotBook::release(self, token))
     }
 
     async fn hold(&self, token: HoldToken) -> Result<Option<Hold>, BackendError> {
