@@ -271,3 +271,34 @@ fn a_bad_template_is_refused_naming_its_file() {
         "together",
     );
 }
+
+#[test]
+fn the_readmes_configuration_is_accepted_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme
+        .find("## Run it in front of your portal")
+        .expect("the section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let toml = &section[start..start + section[start..].find("```").unwrap()];
+    assert_eq!(
+        toml.lines().count(),
+        10,
+        "the README promises ten lines:\n{toml}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    procs::write_config(dir.path(), &base());
+    let config = dir.path().join("gate.toml");
+    std::fs::write(&config, toml).unwrap();
+    let out = Command::new(procs::binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
