@@ -21,7 +21,7 @@ use crate::pages;
 use crate::proxy::{BodyError, GateBody, read_limited};
 use crate::stores::GateBook;
 
-pub use idempotency::{Keys, MAX_KEYS};
+pub use idempotency::{Keys, MAX_KEY_LEN, MAX_KEYS};
 
 /// The largest request body of the booking API, in bytes.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::LogFormat;
-pub use secrets::{Secret, Token};
+pub use secrets::{MIN_SECRET_BYTES, MIN_TOKEN_CHARS, Secret, Token};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
