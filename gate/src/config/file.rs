@@ -9,12 +9,18 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
+    /// Address and port to listen on (port 0: any free port).
     pub listen: String,
+    /// The portal: `http://host:port`.
     pub upstream: String,
+    /// Path prefixes behind the room.
     #[serde(default)]
     pub gated: Vec<String>,
+    /// 32+ bytes that sign passes and visitor texts (the same on every node).
     pub secret_file: PathBuf,
+    /// 32+ characters for `/admin/…`.
     pub admin_token_file: PathBuf,
+    /// 32+ characters for the booking API (without it, `/v1/…` answers `404`).
     pub service_token_file: Option<PathBuf>,
     /// Addresses (CIDRs) of balancers whose `X-Forwarded-*` headers are believed.
     #[serde(default)]
@@ -40,11 +46,17 @@ pub(crate) struct FileConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RoomFile {
+    /// Sustained admissions a second.
     pub rate_per_second: u32,
+    /// Admissions at once after a quiet spell.
     pub burst: u32,
+    /// Live passes at once.
     pub max_active: u32,
+    /// The line's bound (past it: `503`, `"status":"full"`).
     pub max_waiting: u32,
+    /// A waiting visitor silent this long leaves the line (pages refresh well within it).
     pub checkin_timeout_secs: u64,
+    /// A pass lapses this long after admission unless the upstream finishes it first.
     pub pass_ttl_secs: u64,
     /// Seconds an admission waits for its first request before it lapses (0: no limit).
     pub claim_timeout_secs: u64,
@@ -86,10 +98,15 @@ impl Default for RoomFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct BookFile {
+    /// The embedded durable book's directory (unused with `[redis]`).
     pub data_dir: PathBuf,
+    /// How long a hold waits for its confirmation.
     pub hold_ttl_secs: u64,
+    /// Live holds and bookings of one applicant at once.
     pub max_active_per_applicant: u32,
+    /// Branch ids below this (the embedded book).
     pub max_branches: u32,
+    /// Slot indices below this (the embedded book; also the end of an open availability range).
     pub max_slots_per_branch: u32,
     /// Seconds between sweeps of lapsed holds (memory only: a lapsed hold never blocks).
     pub sweep_secs: u64,
@@ -112,7 +129,9 @@ impl Default for BookFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedisFile {
+    /// A server's URL, or a cluster's nodes.
     pub urls: Vec<String>,
+    /// The prefix of every key (one per site).
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// Milliseconds a call waits for the store before it fails (retrying it is safe).
@@ -130,13 +149,23 @@ fn default_namespace() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ProxyFile {
+    /// Connecting to the upstream (past it: `504`; refused: `502`).
     pub connect_timeout_ms: u64,
+    /// From sending the request to the upstream's response headers (past it: `504`).
     pub response_timeout_secs: u64,
+    /// A body (either way) or a WebSocket with nothing moving for this long is cut; an idle
+    /// pooled upstream connection is closed; HTTP/2 clients are pinged at half of it.
     pub idle_timeout_secs: u64,
+    /// A client's request head must arrive within this (slow heads are cut); an HTTP/1.1
+    /// connection waiting for its next request is closed after it too.
     pub header_timeout_secs: u64,
+    /// Bytes of a request's header names and values (past it: `431`).
     pub max_header_bytes: usize,
+    /// Bytes of a request body (past it: `413`, before or while it streams).
     pub max_body_bytes: u64,
+    /// Idle keep-alive connections kept open to the upstream.
     pub max_idle_per_upstream: usize,
+    /// How long SIGTERM waits for requests in flight before it drops them.
     pub drain_timeout_secs: u64,
     /// Keep the client's `Host` header (else send the upstream's).
     pub preserve_host: bool,
@@ -162,7 +191,9 @@ impl Default for ProxyFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TlsFile {
+    /// The certificate chain, PEM.
     pub cert: PathBuf,
+    /// The private key, PEM.
     pub key: PathBuf,
 }
 
@@ -170,8 +201,11 @@ pub(crate) struct TlsFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PagesFile {
+    /// The waiting page (given with `refusal`); variables in `pages/templates.rs`.
     pub waiting: Option<PathBuf>,
+    /// The page of a full or closed room (given with `waiting`).
     pub refusal: Option<PathBuf>,
+    /// The page of a `502` or `504`.
     pub upstream_error: Option<PathBuf>,
 }
 
@@ -179,7 +213,9 @@ pub(crate) struct PagesFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct LogFile {
+    /// `"text"` or `"json"`.
     pub format: LogFormat,
+    /// A `tracing` filter; `RUST_LOG` wins when set.
     pub level: String,
     /// One line per request (off by default: a surge writes millions).
     pub access: bool,
