@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
+use crate::clock::{Clock, SystemClock, now_ns};
 use crate::invariant::{InvariantViolation, ensure};
 use crate::journal::format::CLOSED;
 use crate::journal::{Change, Durability, Journal};
@@ -57,6 +57,9 @@ use word::{HoldRefused, SlotWord};
 
 pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
+#[cfg(feature = "redis")]
+pub(crate) use builder::{check_hold_ttl, check_max_active_per_applicant};
+pub use durable::DurableBookBuilder;
 pub use error::{
     BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,
 };
@@ -159,7 +162,7 @@ impl<C> fmt::Debug for SlotBook<C> {
 const CLAMP_GRAIN_NS: u64 = 1_000_000;
 
 /// `range` as an inclusive `(first, last)`, or `None` if it is empty.
-fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotIndex)> {
+pub(crate) fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotIndex)> {
     let first = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.checked_add(1)?,
