@@ -87,13 +87,15 @@ mod shrink;
 mod sync;
 mod token;
 
-pub use alloc::{AllocationRound, RoundOutcome};
-pub use backend::BackendError;
+pub use alloc::{AllocationRound, MAX_PREFERENCES, MAX_REQUESTS, RequestError, RoundOutcome};
+pub use backend::{BackendError, BookBackend, RoomBackend};
 pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, CloseError,
-    ConfirmError, Hold, HoldToken, OpenError, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,
-    SlotBookBuilder, SlotIndex, SlotState,
+    ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES, MAX_CAPACITY, OpenError,
+    Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook, SlotBookBuilder, SlotIndex,
+    SlotState,
 };
+pub use calendar::{Calendar, CalendarError, Date, MAX_CALENDAR_SLOTS};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{CLOCK_END, Clock, ManualClock, SystemClock};
@@ -102,8 +104,9 @@ pub use journal::{
     CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, Recovery,
 };
 pub use room::{
-    ClaimError, Entry, JoinError, Pass, PollError, RoomConfigError, RoomStats, Ticket, TicketToken,
-    VisitorId, WaitingRoom, WaitingRoomBuilder,
+    ClaimError, Entry, Gcra, JoinError, LimitsError, MAX_EVENTS_PER_CALL, MAX_PREQUEUE, MAX_RATE,
+    Pass, PollError, PrequeueTooLong, RoomConfigError, RoomStats, Ticket, TicketToken, VisitorId,
+    WaitingRoom, WaitingRoomBuilder, prequeue_order,
 };
 pub use token::TokenParseError;
 
