@@ -1,10 +1,19 @@
-//! The slot book on Redis (a single server or a Redis Cluster), so that every portal node shares
-//! one book (feature `redis`).
+//! The slot book and the waiting room on Redis (a single server or a Redis Cluster), so that
+//! every portal node shares one book and one line (feature `redis`): [`RedisSlotBook`] and
+//! [`RedisWaitingRoom`], which implement [`BookBackend`](crate::BookBackend) and
+//! [`RoomBackend`](crate::RoomBackend) with the in-process types' rules.
+//!
+//! Files: `book/` and `room/` (the two types, one protocol a file), `scripts` (the Lua scripts,
+//! their key names and shared budgets assembled in one place; the `.lua` files in `scripts/`),
+//! `conn` (one connection to a server or a cluster), `backend` (the two traits' implementations).
+//! Settings are checked by the in-process builders' own rules, so both backends accept the
+//! same ones.
 //!
 //! # Layout
 //!
 //! Every state change is one Lua script (the `.lua` files beside this module, each opening with
-//! its keys, its arguments and the rule it enforces), run atomically on the one shard that owns
+//! its arguments and the rule it enforces, after a header from `scripts.rs` that names its
+//! keys), run atomically on the one shard that owns
 //! its keys, with time read by `TIME` inside the script: holds expire by the server's clock,
 //! never by key expiry or notifications.
 //!
@@ -14,8 +23,10 @@
 //!   capacity work grows with the primaries. A hold's token carries its branch in its top 32
 //!   bits (the other 96 are random), so `confirm(token)` finds the shard.
 //! - **Lapsed holds** give their unit back at once, and the applicant's count up to 2 s later
-//!   (the margin that keeps the count covering the hold). They are reclaimed at the start of every script on their branch (at most
-//!   10 000 a call) and by [`RedisSlotBook::sweep`].
+//!   (the margin that keeps the count covering the hold). They are reclaimed at the start of
+//!   every script on their branch (at most 10 000 a call) and by [`RedisSlotBook::sweep`] (one
+//!   branch) or [`RedisSlotBook::sweep_every_branch`] (every branch in the registry
+//!   `{ns:book}:branches`, which `set_capacity` fills).
 //! - **An applicant** has a sorted set under `{ns:a:<applicant>}` (another shard, in general) of
 //!   the tokens that count against its limit, each with the time until which it counts
 //!   (a booking: forever).
@@ -50,7 +61,7 @@
 //!
 //! # Durability, and what a failover can cost
 //!
-//! [`RedisSlotBook::builder`] refuses servers that do not run with `appendonly yes` and
+//! Both builders' `connect` refuse servers that do not run with `appendonly yes` and
 //! `appendfsync always` (unless `allow_unsynced()`), so a write is on the primary's disk before
 //! the script's reply. `confirm`, `release` of a booking and `set_capacity` return `Ok` only
 //! after `WAIT` on the branch's primary saw the replicas asked for
@@ -72,14 +83,16 @@
 //! is safe, since a retried reserve returns the applicant's live hold at that branch and a
 //! retried confirm the same booking.
 
+mod backend;
 mod book;
 mod conn;
-mod reply;
 mod room;
+mod scripts;
 
+pub use crate::room::LimitsError;
 pub use book::{RedisSlotBook, RedisSlotBookBuilder};
 pub use conn::ConnectError;
-pub use room::{LimitsError, RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
+pub use room::{RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
 
 /// Checks a namespace: 1 to 64 characters of `[A-Za-z0-9_.-]` (no braces or colons, which the
 /// key layout uses).
