@@ -259,3 +259,109 @@ impl RedisWaitingRoom {
         reply::waiting(&self.inner.call(&["waiting"]).await?)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use super::RedisWaitingRoom;
+    use crate::backend::BackendError;
+
+    /// A redis-server on a free loopback port, killed when dropped (also when a test fails).
+    struct Server(Child, u16, std::path::PathBuf);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.2);
+        }
+    }
+
+    /// Starts a server, or `None` (after a loud notice) when redis-server is missing outside
+    /// CI; under `CI=true` a missing server is a failure.
+    fn server() -> Option<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir = std::env::temp_dir().join(format!("surgegate-set-op-{port}"));
+        let _ = std::fs::create_dir_all(&dir);
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn();
+        match child {
+            Ok(child) => Some(Server(child, port, dir)),
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("redis-server is needed under CI=true: {e}")
+            }
+            Err(e) => {
+                eprintln!("\n*** SKIPPED: redis-server could not start ({e}) ***\n");
+                None
+            }
+        }
+    }
+
+    async fn connect(port: u16) -> RedisWaitingRoom {
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if let Ok(room) = RedisWaitingRoom::builder()
+                .namespace("set-op")
+                .connect(&[url.as_str()])
+                .await
+            {
+                return room;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the redis-server on {port} never answered");
+    }
+
+    #[test]
+    fn the_set_op_writes_only_known_settings_and_nothing_on_an_error() {
+        let Some(server) = server() else {
+            return;
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let room = connect(server.1).await;
+            let before = room.stats().await.unwrap();
+            for bad in [
+                &["rate", "7", "max_waiting", "1"][..],
+                &["checkin_us", "1"],
+                &["rate", "0"],
+                &["burst", "-3"],
+                &["max_active", "12345678901"],
+                &["paused", "2"],
+                &["closed", "yes"],
+                &["rate"],
+                &[],
+            ] {
+                assert_eq!(room.set(bad).await, Err(BackendError::Reply), "{bad:?}");
+                assert_eq!(
+                    room.stats().await.unwrap(),
+                    before,
+                    "{bad:?} wrote something"
+                );
+            }
+            room.set(&["rate", "7", "paused", "1"]).await.unwrap();
+            let after = room.stats().await.unwrap();
+            assert_eq!((after.rate_per_second, after.paused), (7, true));
+            assert_eq!(after.max_waiting, before.max_waiting);
+        });
+    }
+}
