@@ -4,6 +4,7 @@
 //! `tests/redis/cluster.sh` starts (and stops, also when a test fails).
 //!
 //! Without `redis-server` the Redis half says so and skips (and fails under `CI=true`).
+#![cfg(all(feature = "redis", not(loom)))]
 
 #[path = "support/programs.rs"]
 #[allow(dead_code)]

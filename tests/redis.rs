@@ -8,6 +8,7 @@
 //! room, written once for both backends, is in `tests/backend_suite.rs`.
 //!
 //! Without `redis-server` the test says so and skips (and fails under `CI=true`).
+#![cfg(all(feature = "redis", feature = "http", not(loom)))]
 
 #[path = "support/http1.rs"]
 mod http1;
