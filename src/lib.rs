@@ -13,7 +13,9 @@
 //!
 //! Both read time from a [`Clock`], so every time-dependent rule can be driven by a
 //! [`ManualClock`] in tests; [`Clock::system_time`] turns their instants into wall-clock times to
-//! show. [`calendar::Calendar`] numbers a branch's days and windows as slot indices, and an
+//! show. [`BookBackend`] and [`RoomBackend`] are their calls as async traits, implemented by
+//! these in-process types and by the Redis ones (feature `redis`), so a portal is written once
+//! for one machine or many; every instant through them is a time since the Unix epoch. [`calendar::Calendar`] numbers a branch's days and windows as slot indices, and an
 //! [`AllocationRound`] hands out scarce appointments by a seeded draw instead of by speed.
 //!
 //! # An applicant's flow
@@ -60,7 +62,8 @@
 //! - `tokio`: [`WaitingRoom::wait`], an async, cancel-safe wait for a ticket's turn, and
 //!   `TokioClock`.
 //! - `http`: [`http`], a tower layer that puts routes behind a waiting room (implies `pass`).
-//! - `redis`: [`redis`], the slot book on Redis or a Redis Cluster for many portal nodes.
+//! - `redis`: [`redis`], the slot book and the waiting room on Redis or a Redis Cluster, for many
+//!   portal nodes (implies `pass`).
 //! - `serde`: `Serialize`/`Deserialize` for the result types (`Ticket`, `Pass`, `Entry`,
 //!   `RoomStats`, `Hold`, `Booking`, `SlotState`, ids and tokens; tokens as their text).
 //! - `pass`: [`pass`], passes signed with HMAC-SHA256 that any node holding the keys can verify.

@@ -112,7 +112,7 @@ impl<C: Clock> SlotBookBuilder<C> {
     /// directory per branch at the largest `max_slots_per_branch`. Default 2^18 (a bound of
     /// 1.1 GiB; 16 384 branches with a year of 30-minute windows each use 49 152); at most
     /// 2^24. When reached, `set_capacity` of a slot in a new chunk is
-    /// [`CapacityError::TooManySlotChunks`].
+    /// [`CapacityError::TooManySlotChunks`](crate::CapacityError::TooManySlotChunks).
     pub fn max_slot_chunks(mut self, n: u32) -> Self {
         self.settings.max_slot_chunks = n;
         self

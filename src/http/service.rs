@@ -28,7 +28,7 @@ use crate::room::{Entry, JoinError, Pass, Ticket, VisitorId};
 /// The `Retry-After` when the room's store cannot be reached, in seconds.
 const UNAVAILABLE_RETRY_S: u64 = 5;
 
-/// A service behind a waiting room: see [`WaitingRoomLayer`].
+/// A service behind a waiting room: see [`WaitingRoomLayer`](super::WaitingRoomLayer).
 pub struct WaitingRoomService<S, R> {
     pub(super) inner: S,
     pub(super) shared: Arc<Shared<R>>,

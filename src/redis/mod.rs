@@ -46,6 +46,22 @@
 //! `hold_ttl + 2 s`; one marked as a booking whose confirmation never ran stays until the token
 //! is released (under-admitting that applicant, never over-admitting).
 //!
+//! # One hold among several branches
+//!
+//! [`RedisSlotBook::reserve_among`] first looks for a live hold of the applicant at one of the
+//! branches in the range (through the tokens counted against its limit) and returns it (a
+//! retry); then reads each branch's lowest slot with room, chooses by the
+//! [`Preference`](crate::book::Preference) (ties: the branch listed first), takes the
+//! applicant's count under a token of the chosen branch and reserves that one slot. A race
+//! that loses the slot reads that branch again and chooses again (keeping the count while the
+//! branch stays the same), at most 32 times, then answers a timeout (safe to retry). The count
+//! is given back whenever no new hold was made under it, so the applicant protocol above holds.
+//!
+//! A closed slot ([`RedisSlotBook::close_slot`]) has capacity 0 and is in the branch's set of
+//! closed slots: readings do not show it, new holds are refused as for a slot never opened,
+//! and its holds and bookings stay (a hold granted before can still be confirmed) until
+//! `set_capacity` opens it again.
+//!
 //! # The room
 //!
 //! The room is one line, so it lives under one hash tag, `{ns:room}`, on one shard: a sorted
