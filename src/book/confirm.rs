@@ -1,8 +1,13 @@
 //! What happens to a hold: `confirm` turns it into a booking, `release` gives either back.
 
-use super::ledger::Ledger;
-use super::*;
-use crate::journal::JournalError;
+use crate::clock::Clock;
+use crate::journal::{Change, Journal, JournalError};
+
+use super::SlotBook;
+use super::error::{ConfirmError, ReleaseError};
+use super::ledger::{Ledger, return_unit};
+use super::record::{Record, State};
+use super::types::{Booking, HoldToken};
 
 impl<C: Clock> SlotBook<C> {
     /// Turns a live hold into a booking. Confirming a booked token returns the same booking.

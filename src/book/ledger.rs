@@ -10,61 +10,12 @@
 //! the shard lock, never going back), so the expiry index is a FIFO [`DeadlineQueue`] of slab
 //! entries: granting is O(1) and reclaiming costs O(expired).
 
-use super::branches::SlotRef;
-use super::records::{PlaceError, Records};
-use super::{ApplicantId, BranchId, SlotIndex};
 use crate::deadline::DeadlineQueue;
 use crate::sync::{AtomicU64, Mutex};
 
-/// What a token stands for.
-///
-/// A durable book journals a confirmation or a cancellation outside the shard lock: the record
-/// is `Confirming` or `Cancelling` while its journal record is written and synced, then becomes
-/// what the journal's answer says. Meanwhile it counts as what it was (held, or booked), a
-/// confirming hold does not lapse, and other calls on the same token wait for the outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    Held {
-        expires_ns: u64,
-    },
-    /// A hold whose booking is being journaled.
-    Confirming {
-        expires_ns: u64,
-    },
-    Booked,
-    /// A booking whose cancellation is being journaled.
-    Cancelling,
-}
-
-impl State {
-    /// Whether the record's unit counts as held (rather than booked) in its slot.
-    pub(crate) fn counts_as_held(self) -> bool {
-        matches!(self, State::Held { .. } | State::Confirming { .. })
-    }
-
-    /// Whether a durable change of the record is in flight.
-    pub(crate) fn is_settling(self) -> bool {
-        matches!(self, State::Confirming { .. } | State::Cancelling)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Record {
-    pub(crate) branch: BranchId,
-    pub(crate) slot: SlotIndex,
-    pub(crate) applicant: ApplicantId,
-    pub(crate) state: State,
-    pub(crate) at: SlotRef,
-}
-
-impl Record {
-    pub(crate) fn is_live_hold(&self, now_ns: u64) -> bool {
-        matches!(self.state, State::Held { expires_ns } if expires_ns > now_ns)
-    }
-    pub(crate) fn is_expired_hold(&self, now_ns: u64) -> bool {
-        matches!(self.state, State::Held { expires_ns } if expires_ns <= now_ns)
-    }
-}
+use super::record::{Record, State};
+use super::records::{PlaceError, Records};
+use super::types::ApplicantId;
 
 /// A shard: its expiry front (readable without the lock) and its ledger.
 pub(crate) struct Shard {

@@ -22,15 +22,17 @@ mod among;
 mod audit;
 mod branches;
 mod builder;
+mod capacity;
+mod chunk;
 mod confirm;
 mod durable;
 mod error;
 mod expiry;
 mod ledger;
 mod lookup;
+mod record;
 mod records;
 mod reserve;
-mod slots;
 mod types;
 mod word;
 
@@ -41,25 +43,22 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
-use crate::invariant::{InvariantViolation, ensure};
-use crate::journal::format::CLOSED;
-use crate::journal::{Change, Durability, Journal};
+use crate::journal::{Durability, Journal};
 use crate::sync::{AtomicU64, Mutex, Ordering};
+use branches::BranchTable;
+use chunk::CHUNK_SLOTS;
+use expiry::ExpiryHint;
+use ledger::Shard;
 
 /// Stripes of the lock that orders capacity changes and closes of the same slot.
 const CAPACITY_STRIPES: usize = 64;
-use crate::token::random_u128;
-use branches::{BranchTable, CHUNK_SLOTS, Refused};
-use expiry::ExpiryHint;
-pub use expiry::SWEEP_BUDGET;
-use ledger::{Record, Shard, State, return_unit};
-use word::{HoldRefused, SlotWord};
 
 pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
 pub use error::{
     BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,
 };
+pub use expiry::SWEEP_BUDGET;
 pub use types::{
     ApplicantId, BookTotals, Booking, BranchId, Hold, HoldToken, SlotIndex, SlotState,
 };
