@@ -17,8 +17,10 @@
 //! deadlines), `arrivals` (newcomers queued behind the line under the shared lock), `passes`
 //! (admitted visitors) and `draw` (the pre-queue's fair order).
 
+mod admitted;
 mod arrivals;
 mod audit;
+mod blocks;
 mod builder;
 mod checkins;
 mod draw;
@@ -27,24 +29,23 @@ mod eta;
 mod gcra;
 mod index;
 mod line;
-mod passes;
+mod prefetch;
 mod rank;
-mod slots;
 mod state;
 mod types;
 #[cfg(feature = "tokio")]
 mod wait;
+mod waiter;
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
-use crate::invariant::{InvariantViolation, ensure};
+use crate::invariant::InvariantViolation;
 use crate::sync::{RwLock, RwLockWriteGuard};
-use crate::token::random_u128;
+use admitted::{LapsedTokens, Passes};
 use arrivals::Arrivals;
-use line::{CheckinNs, Line, Waiter};
-use passes::{LapsedTokens, PassRec, Passes};
+use line::Line;
 use state::Core;
 
 pub use builder::WaitingRoomBuilder;
