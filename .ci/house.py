@@ -274,8 +274,9 @@ def check_uses(src, report, edges):
         for path in parse_use_tree(m.group(1)):
             if path and path[-1] == "*" and all(s == "super" for s in path[:-1]) and len(path) > 1:
                 if not src.in_test(m.start()):
+                    glob = "::".join(path)
                     report(src.path, src.line(m.start()),
-                           "`use super::*` hides what this file takes from its parent: name the items")
+                           f"`use {glob}` hides what this file takes from its parent: name the items")
             add_edge(src, m.start(), [s for s in path if s != "*"], edges)
     for m in PATH_RE.finditer(src.code):
         add_edge(src, m.start(), re.split(r"\s*::\s*", m.group(0)), edges)

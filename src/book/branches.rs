@@ -1,4 +1,6 @@
-//! Branches and their slot words: found without a lock, grown without moving.
+//! Branches and their slot words: found without a lock, grown without moving. The words
+//! themselves live in 512-slot chunks (`chunk.rs`); this file owns the table of branches and each
+//! branch's directory of chunks.
 //!
 //! Guarantees:
 //! - Looking up a branch or a slot takes no lock and writes no shared memory, so readers on a hot
@@ -13,8 +15,8 @@
 //! - A slot is created only by [`BranchTable::with_slot`], which runs the caller's first change
 //!   (a journal write, say) on the new slot *before* publishing it: a refused first change leaves
 //!   no branch, no chunk and no count behind.
-//! - Each chunk keeps a bitmap of full slots. It is exact whenever no call is in flight, so
-//!   `reserve_earliest` can skip 64 full slots with one load.
+//! - Each chunk keeps a bitmap of full slots ([`Chunk::sync_full`]). It is exact whenever no
+//!   call is in flight, so `reserve_earliest` can skip 64 full slots with one load.
 
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering};
 

@@ -1,4 +1,4 @@
-//! Opening slots and reading them: `set_capacity`, `slot` and `availability`.
+//! Opening, closing and reading slots: `set_capacity`, `close_slot`, `slot` and `availability`.
 
 use std::ops::RangeBounds;
 

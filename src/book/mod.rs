@@ -9,12 +9,15 @@
 //! A book opened from a directory ([`SlotBookBuilder::open`]) also journals its durable changes;
 //! that part lives in `durable/` and the [`journal`](crate::journal) module.
 //!
-//! One protocol per file: `types` (the plain values), `builder` (limits), `slots` (opening and
-//! reading slots), `reserve` (taking a unit), `confirm` (confirming and releasing), `lookup`
-//! (finding holds and bookings by token or applicant), `expiry` (reclaiming expired holds and
-//! the expiry hint), `audit` (the whole-book check); below them, `word` (one slot's packed
-//! counter), `branches` (the lock-free branch table and full-slot bitmaps), `ledger` (one lock
-//! shard) and `records` (its records, in a slab addressed by token bits).
+//! One protocol per file: `types` (the plain values), `error` (each call's errors), `builder`
+//! (limits), `capacity` (opening, closing and reading slots), `reserve` (taking a unit), `among`
+//! (one hold among several branches), `confirm` (confirming and releasing), `lookup` (finding
+//! holds and bookings by token or applicant), `expiry` (reclaiming expired holds, and the expiry
+//! hint), `audit` (the whole-book check), `durable` (opening a directory, restoring, checkpoints);
+//! below them, `word` (one slot's packed counter), `chunk` (512 slot words with their full-slot
+//! and closed-slot bitmaps), `branches` (the lock-free branch table), `ledger` (one lock shard:
+//! its counts and expiry queue), `records` (the shard's records, in a slab addressed by token
+//! bits) and `record` (one record and its state).
 //!
 //! The rules this module guarantees are listed on [`SlotBook`].
 

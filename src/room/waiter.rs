@@ -57,3 +57,7 @@ impl PartialEq for CheckinNs {
 }
 
 impl Eq for CheckinNs {}
+
+// The 32 bytes the module promises (loom's atomics are larger, so only outside loom builds).
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<Waiter>() == 32);
