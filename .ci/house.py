@@ -16,6 +16,7 @@ For every `.rs` file under the source directory (default: `src/` beside this scr
 Prints each violation as `file:line: what`, then a count; exits 1 if there is any, 0 otherwise.
 
 Usage: python3 .ci/house.py [SRC_DIR]
+       python3 .ci/house.py --self-test   (plants each violation in a temporary tree)
 """
 
 import os
@@ -268,12 +269,29 @@ def resolve(module, segments):
     return base + segments[k:]
 
 
-def check_uses(src, report, edges):
-    """Glob imports from `super` outside test modules; edges between sibling modules."""
+OUT_OF_LINE_MOD_RE = re.compile(
+    r"((?:#\s*\[[^\]]*\]\s*)+)(?:pub(?:\s*\([^)]*\))?\s+)?mod\s+(" + IDENT + r")\s*;"
+)
+
+
+def test_files(src):
+    """Module paths of the files that `src` declares as test-only modules (`#[cfg(test)] mod x;`)."""
+    out = set()
+    for m in OUT_OF_LINE_MOD_RE.finditer(src.code):
+        cfgs = re.findall(r"#\s*\[\s*cfg\s*\((.*)\)\s*\]", m.group(1))
+        if any(is_test_cfg(c) for c in cfgs):
+            out.add(tuple(src.module_at(m.start()) + [m.group(2)]))
+    return out
+
+
+def check_uses(src, report, edges, tests=frozenset()):
+    """Glob imports from `super` outside test modules; edges between sibling modules. `tests`
+    holds the module paths of test-only files."""
+    test_file = any(tuple(src.module[:k]) in tests for k in range(1, len(src.module) + 1))
     for m in USE_RE.finditer(src.code):
         for path in parse_use_tree(m.group(1)):
             if path and path[-1] == "*" and all(s == "super" for s in path[:-1]) and len(path) > 1:
-                if not src.in_test(m.start()):
+                if not (test_file or src.in_test(m.start())):
                     glob = "::".join(path)
                     report(src.path, src.line(m.start()),
                            f"`use {glob}` hides what this file takes from its parent: name the items")
@@ -363,28 +381,95 @@ def check_circles(root, edges, report):
                                        f"{a} -> {b}; move what they share into a module both use")
 
 
+def check_tree(root):
+    """Every violation under `root`, sorted: (path, line, what) each."""
+    found = []
+
+    def report(path, line, what):
+        found.append((os.path.relpath(path), line, what))
+
+    sources = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in sorted(files):
+            if name.endswith(".rs"):
+                sources.append(Source(root, os.path.join(dirpath, name)))
+    tests = set()
+    for src in sources:
+        tests |= test_files(src)
+    edges = {}
+    for src in sources:
+        check_sizes(src, report)
+        check_uses(src, report, edges, tests)
+    check_circles(root, edges, report)
+    return sorted(found)
+
+
+def fn_of(name, body_lines, extra=""):
+    """A function of exactly `body_lines + 2` lines (its `fn` line, the body, its brace)."""
+    body = "".join(f"    let _x{i} = {i};{extra}\n" for i in range(body_lines))
+    return f"fn {name}() {{\n{body}}}\n"
+
+
+def self_test():
+    """Runs the checks on a small tree made to break each rule once (and to come close to each
+    without breaking it), and fails unless exactly the planted violations are reported."""
+    import tempfile
+
+    # Braces in strings, characters and comments, which must not end a function early.
+    tricky = ' let _s = "}}"; let _c = \'}\'; let _r = r#"}"#; let _l: &\'static str = ""; /* } */ // }'
+    files = {
+        "lib.rs": "mod a;\nmod b;\nmod m;\nmod ok;\n",
+        # a -> b -> a: a circle between siblings, through a use tree and an inline path.
+        "a.rs": "use crate::{b::B, ok::Fine};\npub struct A;\n",
+        "b.rs": "pub struct B;\nfn f() { let _ = super::a::A; }\n",
+        "m/mod.rs": "mod child;\nmod other;\n#[cfg(test)]\nmod tests;\npub struct P;\n",
+        "m/tests.rs": "use super::*;\n",
+        # A glob of the parent outside tests; one inside a test module is fine.
+        "m/child.rs": "use super::*;\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n"
+        + fn_of("long", 69, tricky),
+        "m/other.rs": "#[cfg(all(test, not(loom)))]\nmod tests {\n    use super::super::*;\n}\n"
+        + fn_of("fits", 68, tricky),
+        # 601 lines; and a parent-child import, which is no circle.
+        "ok.rs": "use crate::m::P;\npub struct Fine;\n" + "// filler\n" * 599,
+    }
+    expected = [
+        ("a.rs", 1, "import circle"),
+        ("b.rs", 2, "import circle"),
+        ("m/child.rs", 1, "`use super::*`"),
+        ("m/child.rs", 6, "fn long: 71 lines"),
+        ("ok.rs", 1, "601 lines"),
+    ]
+    with tempfile.TemporaryDirectory() as root:
+        for name, text in files.items():
+            path = os.path.join(root, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        found = check_tree(root)
+        got = [(os.path.relpath(os.path.abspath(p), root), line, what) for p, line, what in found]
+    ok = len(got) == len(expected) and all(
+        g[0] == e[0] and g[1] == e[1] and e[2] in g[2] for g, e in zip(got, expected)
+    )
+    for g in got:
+        print(f"self-test found {g[0]}:{g[1]}: {g[2]}")
+    if not ok:
+        print(f"self-test FAILED: expected {expected}")
+        return 1
+    print("house self-test: every planted violation found, nothing else")
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     here = os.path.dirname(os.path.abspath(__file__))
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "src")
     root = os.path.normpath(root)
     if not os.path.isdir(root):
         print(f"{root}: not a directory; pass the crate's source directory", file=sys.stderr)
         return 2
-    found = []
-
-    def report(path, line, what):
-        found.append((os.path.relpath(path), line, what))
-
-    edges = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in sorted(files):
-            if not name.endswith(".rs"):
-                continue
-            src = Source(root, os.path.join(dirpath, name))
-            check_sizes(src, report)
-            check_uses(src, report, edges)
-    check_circles(root, edges, report)
-    for path, line, what in sorted(found):
+    found = check_tree(root)
+    for path, line, what in found:
         print(f"{path}:{line}: {what}")
     if found:
         print(f"{len(found)} violation(s)")
