@@ -67,7 +67,9 @@
 
 #![warn(missing_docs)]
 
-pub mod alloc;
+pub mod allocation;
+/// The allocation rounds under their first path, `surgegate::alloc`, which stays valid.
+pub use allocation as alloc;
 mod backend;
 pub mod book;
 pub mod calendar;
