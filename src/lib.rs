@@ -70,12 +70,15 @@
 
 #![warn(missing_docs)]
 
-pub mod alloc;
+pub mod allocation;
+/// The allocation rounds under their first path, `surgegate::alloc`, which stays valid.
+pub use allocation as alloc;
 mod backend;
 pub mod book;
 pub mod calendar;
 pub mod clock;
 mod deadline;
+mod failure;
 #[cfg(feature = "http")]
 pub mod http;
 mod invariant;

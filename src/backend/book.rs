@@ -6,13 +6,13 @@ use std::ops::RangeBounds;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::BackendError;
 use super::unix_time;
 use crate::book::{
     ApplicantId, Booking, BranchId, CapacityError, CloseError, ConfirmError, Hold, HoldToken,
     Preference, ReleaseError, ReserveError, SlotBook, SlotIndex, SlotState,
 };
 use crate::clock::Clock;
+use crate::failure::BackendError;
 
 /// A slot book, in this process or in a shared store: every rule of [`SlotBook`] holds on
 /// every implementation, and each method has the meaning of the `SlotBook` method of the same

@@ -3,9 +3,10 @@
 //! [`WaitingRoom`] and on the types of a shared store (`RedisSlotBook`, `RedisWaitingRoom`,
 //! feature `redis`) alike; and [`BackendError`], what such a store's failure looks like.
 //!
-//! Files: `error` (`BackendError`), `book` (`BookBackend` and its in-process implementation),
+//! Files: `book` (`BookBackend` and its in-process implementation),
 //! `room` (`RoomBackend` and its in-process implementation). The Redis implementations live
-//! beside the Redis types.
+//! beside the Redis types. `BackendError` lives in `crate::failure`, below the book and the room
+//! whose errors carry it.
 //!
 //! # One time base
 //!
@@ -25,15 +26,14 @@
 //! [`ManualClock`]: crate::ManualClock
 
 mod book;
-mod error;
 mod room;
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::clock::Clock;
 
+pub use crate::failure::BackendError;
 pub use book::BookBackend;
-pub use error::BackendError;
 pub use room::RoomBackend;
 
 /// Instant `at` of `clock` as a time since the Unix epoch (zero for an instant before it).

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::BackendError;
 use super::unix_time;
 use crate::clock::Clock;
+use crate::failure::BackendError;
 use crate::room::{
     ClaimError, Entry, JoinError, LimitsError, Pass, PollError, RoomStats, TicketToken, VisitorId,
     WaitingRoom,

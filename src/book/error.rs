@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::backend::BackendError;
+use crate::failure::BackendError;
 use crate::journal::{IoFailure, JournalError, ReplayError};
 
 /// Why [`SlotBook::reserve`](crate::SlotBook::reserve) or

@@ -59,14 +59,15 @@
 mod cookies;
 mod layer;
 mod pages;
+mod protocol;
 mod request;
 mod respond;
 mod service;
 
 /// The room the layer asks: the crate root's [`RoomBackend`](crate::RoomBackend), here too.
 pub use crate::backend::RoomBackend;
-pub use layer::{
-    AddressHook, IdentityHook, LayerConfigError, LayerCounters, MAX_REFRESH_SECONDS, PASS_HEADER,
-    VISITOR_HEADER, WaitingRoomLayer, WaitingRoomLayerBuilder,
+pub use layer::{LayerConfigError, WaitingRoomLayer, WaitingRoomLayerBuilder};
+pub use protocol::{
+    AddressHook, IdentityHook, LayerCounters, MAX_REFRESH_SECONDS, PASS_HEADER, VISITOR_HEADER,
 };
 pub use service::WaitingRoomService;

@@ -5,8 +5,8 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 
 use super::cookies;
-use super::layer::{PASS_HEADER, VISITOR_HEADER};
 use super::pages::Lang;
+use super::protocol::{PASS_HEADER, VISITOR_HEADER};
 use crate::room::VisitorId;
 
 /// What the layer reads of every request before deciding.

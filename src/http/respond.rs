@@ -7,8 +7,8 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::cookies;
-use super::layer::{MAX_REFRESH_SECONDS, VISITOR_HEADER};
 use super::pages::{self, Refusal};
+use super::protocol::{MAX_REFRESH_SECONDS, VISITOR_HEADER};
 use super::request::{Asked, Identity};
 
 /// How often a waiting visitor should come back: half the expected wait, at least 1 s, at most

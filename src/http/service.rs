@@ -17,8 +17,8 @@ use rand::RngExt;
 use tower::Service;
 
 use super::cookies;
-use super::layer::{AddressHook, Counts, IdentityHook, PASS_HEADER, bump};
 use super::pages::{self, Refusal, Standing};
+use super::protocol::{AddressHook, Counts, IdentityHook, PASS_HEADER, bump};
 use super::request::{Asked, Identity};
 use super::respond::{ceil_s, refresh_seconds, refusal, respond, set_visitor};
 use crate::backend::RoomBackend;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::backend::BackendError;
+use crate::failure::BackendError;
 
 /// Why [`WaitingRoom::join`](crate::WaitingRoom::join) gave no ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]

@@ -10,15 +10,20 @@
 //!
 //! The rules this module guarantees are listed on [`WaitingRoom`].
 //!
-//! One protocol per file: `types` (the plain values), `builder` (settings), `core` (the state
-//! behind the lock and its replay), `eta` (tickets, ETAs and stats), `audit` (the whole-room
-//! check), `wait` (the async wait); below them, `gcra` (the admission schedule), `line` with
-//! `index`, `rank`, `slots` and `checkins` (the FIFO line with exact positions and its check-in
-//! deadlines), `arrivals` (newcomers queued behind the line under the shared lock), `passes`
-//! (admitted visitors) and `draw` (the pre-queue's fair order).
+//! One protocol per file: `types` (the plain values), `error` (each call's errors), `builder`
+//! (settings), `state` (`Core`, the state behind the lock, and the replay that advances it),
+//! `eta` (tickets, ETAs and stats), `audit` (the whole-room check), `wait` (the async wait);
+//! below them, `gcra` (the admission schedule); the FIFO line with exact positions, `line`, and
+//! what it is made of: `waiter` (an entry and its atomic check-in deadline), `blocks` (entries by
+//! virtual index), `rank` (positions as ranks in a bitmap), `index` (lookups by token and by
+//! visitor) and `checkins` (check-in deadlines in order); `arrivals` (newcomers queued behind the
+//! line under the shared lock), `admitted` (admitted visitors' passes and the memory of lapsed
+//! tokens), `draw` (the pre-queue's fair order) and `prefetch` (a cache hint for the replay).
 
+mod admitted;
 mod arrivals;
 mod audit;
+mod blocks;
 mod builder;
 mod checkins;
 mod draw;
@@ -27,24 +32,23 @@ mod eta;
 mod gcra;
 mod index;
 mod line;
-mod passes;
+mod prefetch;
 mod rank;
-mod slots;
 mod state;
 mod types;
 #[cfg(feature = "tokio")]
 mod wait;
+mod waiter;
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
-use crate::invariant::{InvariantViolation, ensure};
+use crate::invariant::InvariantViolation;
 use crate::sync::{RwLock, RwLockWriteGuard};
-use crate::token::random_u128;
+use admitted::{LapsedTokens, Passes};
 use arrivals::Arrivals;
-use line::{CheckinNs, Line, Waiter};
-use passes::{LapsedTokens, PassRec, Passes};
+use line::Line;
 use state::Core;
 
 #[cfg(feature = "redis")]

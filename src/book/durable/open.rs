@@ -5,8 +5,9 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::super::*;
 use super::builder::{DurableBookBuilder, DurableSettings};
+use crate::book::{OpenError, SlotBook, SlotBookBuilder};
+use crate::clock::Clock;
 use crate::journal::format::{
     Checkpoint, MAX_RECORD, Meta, SEGMENT_HEADER, SegmentHeader, UNKNOWN_VERSION,
 };
@@ -16,6 +17,7 @@ use crate::journal::recover::{
     segment_name, write_meta,
 };
 use crate::journal::{Active, Committer, Recovery};
+use crate::journal::{Durability, Journal};
 
 impl<C: Clock> DurableBookBuilder<C> {
     /// Opens `dir` on `storage`: the durable settings checked, the directory locked, the book
