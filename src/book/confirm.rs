@@ -391,9 +391,10 @@ mod tests {
         let open = || {
             SlotBook::builder()
                 .shards(1)
-                .durability(Durability::None)
                 .hold_ttl(Duration::from_secs(600))
                 .clock(ManualClock::new())
+                .durable()
+                .durability(Durability::None)
                 .open(dir.path())
                 .unwrap()
         };

@@ -45,8 +45,8 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
-use crate::journal::{Durability, Journal};
+use crate::clock::{Clock, SystemClock, now_ns};
+use crate::journal::Journal;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use branches::BranchTable;
 use chunk::CHUNK_SLOTS;
@@ -58,6 +58,9 @@ const CAPACITY_STRIPES: usize = 64;
 
 pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
+#[cfg(feature = "redis")]
+pub(crate) use builder::{check_hold_ttl, check_max_active_per_applicant};
+pub use durable::DurableBookBuilder;
 pub use error::{
     BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,
 };
@@ -161,7 +164,7 @@ impl<C> fmt::Debug for SlotBook<C> {
 const CLAMP_GRAIN_NS: u64 = 1_000_000;
 
 /// `range` as an inclusive `(first, last)`, or `None` if it is empty.
-fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotIndex)> {
+pub(crate) fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotIndex)> {
     let first = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.checked_add(1)?,

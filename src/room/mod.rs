@@ -51,10 +51,13 @@ use arrivals::Arrivals;
 use line::Line;
 use state::Core;
 
+#[cfg(feature = "redis")]
+pub(crate) use builder::RoomSettings;
 pub use builder::WaitingRoomBuilder;
+pub(crate) use builder::check_limits;
 pub(crate) use draw::shuffled as draw_order;
 pub use draw::{MAX_PREQUEUE, PrequeueTooLong, prequeue_order};
-pub use error::{ClaimError, JoinError, PollError, RoomConfigError};
+pub use error::{ClaimError, JoinError, LimitsError, PollError, RoomConfigError};
 pub use gcra::{Gcra, MAX_RATE};
 pub use state::MAX_EVENTS_PER_CALL;
 pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
@@ -434,6 +437,45 @@ impl<C: Clock> WaitingRoom<C> {
             return Err(RoomConfigError::MaxActive(0));
         }
         self.reconfigure(|core| {
+            core.max_active = max_active;
+            if core.passes.len() > max_active as usize {
+                core.lowered_below_active = true;
+            }
+        });
+        Ok(())
+    }
+
+    /// Changes the rate, the burst and the limit on live passes together, from now on, keeping
+    /// the line and the schedule's debt: the three are checked first by the builder's rules,
+    /// and nothing changes if one is out of range. Raising the burst may admit visitors at
+    /// once; lowering `max_active` below the live passes keeps them all, and nobody is
+    /// admitted until they fit.
+    ///
+    /// ```
+    /// use surgegate::{ManualClock, RoomConfigError, WaitingRoom};
+    ///
+    /// let room = WaitingRoom::builder().clock(ManualClock::new()).build();
+    /// room.set_limits(50, 10, 1_000)?;
+    /// assert_eq!(room.set_limits(60, 0, 2_000), Err(RoomConfigError::Burst(0)));
+    /// let s = room.stats();
+    /// assert_eq!((s.rate_per_second, s.burst, s.max_active), (50, 10, 1_000)); // unchanged
+    /// # Ok::<(), RoomConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RoomConfigError::Rate`], [`RoomConfigError::Burst`] or [`RoomConfigError::MaxActive`]
+    /// for the first value out of range.
+    pub fn set_limits(
+        &self,
+        rate_per_second: u32,
+        burst: u32,
+        max_active: u32,
+    ) -> Result<(), RoomConfigError> {
+        check_limits(rate_per_second, burst, max_active)?;
+        self.reconfigure(|core| {
+            let now = core.now_ns;
+            core.gcra.set_rate_ns(now, rate_per_second);
+            core.gcra.set_burst(burst);
             core.max_active = max_active;
             if core.passes.len() > max_active as usize {
                 core.lowered_below_active = true;

@@ -34,7 +34,7 @@ impl<C: Clock> SlotBook<C> {
     /// checkpoint it replaces, so recovery reads the checkpoint plus the journal after it.
     ///
     /// Durable calls wait while the state is copied (not while it is written). Runs by itself
-    /// every [`checkpoint_after_bytes`](crate::SlotBookBuilder::checkpoint_after_bytes) of journal.
+    /// every [`checkpoint_after_bytes`](crate::DurableBookBuilder::checkpoint_after_bytes) of journal.
     ///
     /// ```
     /// use surgegate::{BranchId, SlotBook};
