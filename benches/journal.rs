@@ -52,6 +52,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn prepared(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     let book = SlotBook::builder()
+        .durable()
         .durability(Durability::None)
         .open(dir)
         .expect("open");
@@ -66,6 +67,8 @@ fn prepared(dir: &Path) {
 fn run(dir: &Path, commit: Commit, threads: u64, window: Duration) -> Sample {
     prepared(dir);
     let book = SlotBook::builder()
+        .max_live_holds(1 << 20)
+        .durable()
         .durability(Durability::Fsync)
         .max_batch_records(match commit {
             Commit::Group | Commit::GroupDelayed => 4096,
@@ -76,7 +79,6 @@ fn run(dir: &Path, commit: Commit, threads: u64, window: Duration) -> Sample {
             _ => Duration::ZERO,
         })
         .checkpoint_after_bytes(0)
-        .max_live_holds(1 << 20)
         .open(dir)
         .expect("open");
     let confirms = AtomicU64::new(0);

@@ -6,7 +6,9 @@
 //! push deadlines in nondecreasing order (one lifetime for all, measured from a time that never
 //! steps back), so a FIFO is a priority queue here. An entry made stale (a hold confirmed, a
 //! visitor who checked in again) is not searched for: it is skipped when it reaches the front,
-//! and dropped by a compaction once stale entries outnumber the live ones.
+//! and dropped by a compaction once stale entries outnumber the live ones, run by the next push
+//! or, where entries go stale without pushes (holds confirmed or released one after another), by
+//! the owner through [`DeadlineQueue::drop_stale`].
 
 use std::collections::VecDeque;
 
@@ -40,16 +42,32 @@ impl<K: Copy> DeadlineQueue<K> {
         live: usize,
         is_live: impl Fn(u64, K) -> bool,
     ) -> bool {
-        let compacted = self.entries.len() > 2 * live + SLACK;
-        if compacted {
-            self.compact(is_live);
-        }
+        let compacted = self.drop_stale(live, SLACK, is_live);
         debug_assert!(
             self.entries.back().is_none_or(|&(d, _)| d <= deadline_ns),
             "deadlines pushed out of order"
         );
         self.entries.push_back((deadline_ns, key));
         compacted
+    }
+
+    /// Drops the stale entries if they outnumber the `live` ones by more than `slack`; returns
+    /// whether it did (the front may then have changed). For owners whose entries go stale
+    /// without a push (a hold confirmed): each compaction costs O(entries) and leaves only live
+    /// ones, so the next needs more than `live + slack` entries to go stale first, and the work
+    /// is O(1) amortized per entry made stale.
+    #[inline]
+    pub(crate) fn drop_stale(
+        &mut self,
+        live: usize,
+        slack: usize,
+        is_live: impl Fn(u64, K) -> bool,
+    ) -> bool {
+        let compact = self.entries.len() > live.saturating_mul(2).saturating_add(slack);
+        if compact {
+            self.compact(is_live);
+        }
+        compact
     }
 
     /// Adds entries whose deadlines may be earlier than those queued, keeping the order

@@ -13,7 +13,9 @@
 //!
 //! Both read time from a [`Clock`], so every time-dependent rule can be driven by a
 //! [`ManualClock`] in tests; [`Clock::system_time`] turns their instants into wall-clock times to
-//! show. [`calendar::Calendar`] numbers a branch's days and windows as slot indices, and an
+//! show. [`BookBackend`] and [`RoomBackend`] are their calls as async traits, implemented by
+//! these in-process types and by the Redis ones (feature `redis`), so a portal is written once
+//! for one machine or many; every instant through them is a time since the Unix epoch. [`calendar::Calendar`] numbers a branch's days and windows as slot indices, and an
 //! [`AllocationRound`] hands out scarce appointments by a seeded draw instead of by speed.
 //!
 //! # An applicant's flow
@@ -60,19 +62,23 @@
 //! - `tokio`: [`WaitingRoom::wait`], an async, cancel-safe wait for a ticket's turn, and
 //!   `TokioClock`.
 //! - `http`: [`http`], a tower layer that puts routes behind a waiting room (implies `pass`).
-//! - `redis`: [`redis`], the slot book on Redis or a Redis Cluster for many portal nodes.
+//! - `redis`: [`redis`], the slot book and the waiting room on Redis or a Redis Cluster, for many
+//!   portal nodes (implies `pass`).
 //! - `serde`: `Serialize`/`Deserialize` for the result types (`Ticket`, `Pass`, `Entry`,
 //!   `RoomStats`, `Hold`, `Booking`, `SlotState`, ids and tokens; tokens as their text).
 //! - `pass`: [`pass`], passes signed with HMAC-SHA256 that any node holding the keys can verify.
 
 #![warn(missing_docs)]
 
-pub mod alloc;
+pub mod allocation;
+/// The allocation rounds under their first path, `surgegate::alloc`, which stays valid.
+pub use allocation as alloc;
 mod backend;
 pub mod book;
 pub mod calendar;
 pub mod clock;
 mod deadline;
+mod failure;
 #[cfg(feature = "http")]
 pub mod http;
 mod invariant;
@@ -87,13 +93,15 @@ mod shrink;
 mod sync;
 mod token;
 
-pub use alloc::{AllocationRound, RoundOutcome};
-pub use backend::BackendError;
+pub use alloc::{AllocationRound, MAX_PREFERENCES, MAX_REQUESTS, RequestError, RoundOutcome};
+pub use backend::{BackendError, BookBackend, RoomBackend};
 pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, CloseError,
-    ConfirmError, Hold, HoldToken, OpenError, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,
-    SlotBookBuilder, SlotIndex, SlotState,
+    ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES, MAX_CAPACITY, OpenError,
+    Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook, SlotBookBuilder, SlotIndex,
+    SlotState,
 };
+pub use calendar::{Calendar, CalendarError, Date, MAX_CALENDAR_SLOTS};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{CLOCK_END, Clock, ManualClock, SystemClock};
@@ -102,8 +110,9 @@ pub use journal::{
     CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, Recovery,
 };
 pub use room::{
-    ClaimError, Entry, JoinError, Pass, PollError, RoomConfigError, RoomStats, Ticket, TicketToken,
-    VisitorId, WaitingRoom, WaitingRoomBuilder,
+    ClaimError, Entry, Gcra, JoinError, LimitsError, MAX_EVENTS_PER_CALL, MAX_PREQUEUE, MAX_RATE,
+    Pass, PollError, PrequeueTooLong, RoomConfigError, RoomStats, Ticket, TicketToken, VisitorId,
+    WaitingRoom, WaitingRoomBuilder, prequeue_order,
 };
 pub use token::TokenParseError;
 

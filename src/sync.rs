@@ -1,10 +1,17 @@
-//! The one door through which the hot paths take atomics and locks.
+//! The door through which the protocols the loom models check take their atomics and locks.
 //!
-//! In a normal build these are `std`'s atomics, `parking_lot`'s mutex and crossbeam's sharded
-//! reader-writer lock. Built with
-//! `RUSTFLAGS="--cfg loom"`, they are loom's, so the loom models in `tests/loom_*.rs` explore every
-//! interleaving of the protocols that guarantee no overbooking and exact positions. Code outside
-//! this module never names `std::sync::atomic` or `parking_lot` for shared state on those paths.
+//! In a normal build these are `std`'s atomics, `parking_lot`'s mutex and condition variable and
+//! crossbeam's sharded reader-writer lock. Built with `RUSTFLAGS="--cfg loom"`, they are loom's,
+//! so the models in `tests/loom_book.rs`, `tests/loom_room.rs` and beside group commit
+//! (`journal/commit.rs`) explore every interleaving of the protocols that guarantee no
+//! overbooking, exact positions and acknowledged-only-when-synced. The book (slot words, chunks,
+//! shards, the expiry hint), the room (its lock and arrivals) and group commit take every
+//! atomic and lock from here.
+//!
+//! Not everything does: the journal's gate, statistics and fsync timer (`journal/mod.rs`),
+//! `ManualClock`'s time and the HTTP layer's counters use `std` and `parking_lot` directly. No
+//! loom model runs them (a model builds in-memory books and rooms, and group commit over an
+//! in-memory segment), and under loom they stay ordinary primitives.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};

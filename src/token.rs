@@ -33,8 +33,10 @@ pub enum TokenParseError {
     },
 }
 
-/// Hashes a token by taking 64 of its CSPRNG bits: keys that are already uniformly random need no
-/// mixing, and only tokens the book issued are ever inserted, so no caller can choose a key.
+/// Hashes a token by taking its high 64 bits, which are CSPRNG output in every token: keys that
+/// are already uniformly random need no mixing. The room's map of passes by ticket token uses it;
+/// only tokens the room drew itself are ever inserted there (a client's token is only looked up),
+/// so no caller can choose where a key lands.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct TokenHasher(u64);
 
@@ -49,7 +51,8 @@ impl Hasher for TokenHasher {
         }
     }
     fn write_u128(&mut self, n: u128) {
-        // The high 64 bits (a hold token's low bits route to a shard and are constant within one).
+        // The high 64 bits: the low ones are not random (a ticket's low 32 bits are its line
+        // index, a hold's its shard and slab entry).
         self.0 = (n >> 64) as u64;
     }
 }

@@ -113,6 +113,7 @@ fn a_durable_book_remembers_a_close_through_its_journal_and_its_checkpoints() {
     let open = || {
         SlotBook::builder()
             .clock(ManualClock::new())
+            .durable()
             .durability(Durability::None)
             .open(dir.path())
             .unwrap()

@@ -5,6 +5,7 @@
 //! admitted once the first confirms: it registers, books, and sees its booking. A third, in
 //! Arabic, sees the right-to-left page at place 2 and leaves the line with its button.
 //! Screenshots go to `target/screenshots/`.
+#![cfg(all(feature = "http", feature = "redis", feature = "serde", not(loom)))]
 
 #[path = "support/portal_client.rs"]
 #[allow(dead_code)]

@@ -1,5 +1,6 @@
 //! The HTTP protocol of a gated route, one case at a time, through an axum router driven with
 //! `tower::ServiceExt::oneshot` on a `ManualClock` (no sockets, no sleeps).
+#![cfg(all(feature = "http", not(loom)))]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,9 +39,10 @@ fn durability(round: u64) -> Durability {
 
 fn open(dir: &Path, round: u64) -> SlotBook {
     SlotBook::builder()
+        .max_slots_per_branch(SLOTS)
+        .durable()
         .durability(durability(round))
         .checkpoint_after_bytes(1 << 20)
-        .max_slots_per_branch(SLOTS)
         .open(dir)
         .expect("the journal must always reopen after a crash")
 }

@@ -21,6 +21,7 @@ type Book = SlotBook<ManualClock>;
 fn open(dir: &Path) -> Result<Book, OpenError> {
     SlotBook::builder()
         .clock(ManualClock::new())
+        .durable()
         .durability(Durability::Fsync)
         .open(dir)
 }

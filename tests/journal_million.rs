@@ -15,6 +15,7 @@ const CAPACITY: u32 = 600;
 fn open(dir: &std::path::Path) -> (SlotBook, std::time::Duration) {
     let started = Instant::now();
     let book = SlotBook::builder()
+        .durable()
         .durability(Durability::None)
         .checkpoint_after_bytes(0)
         .open(dir)

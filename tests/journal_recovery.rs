@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 
 use surgegate::{
-    ApplicantId, Booking, BranchId, CapacityError, ConfirmError, Durability, HoldToken,
-    ManualClock, OpenError, ReserveError, SlotBook, SlotState,
+    ApplicantId, BookConfigError, Booking, BranchId, CapacityError, ConfirmError, Durability,
+    HoldToken, ManualClock, OpenError, ReserveError, SlotBook, SlotState,
 };
 
 #[path = "support/journal_files.rs"]
@@ -20,6 +20,7 @@ fn open(dir: &Path) -> Result<Book, OpenError> {
         .clock(ManualClock::new())
         .max_active_per_applicant(2)
         .max_slots_per_branch(64)
+        .durable()
         .durability(Durability::None)
         .open(dir)
 }
@@ -272,6 +273,7 @@ fn automatic_checkpoints_keep_the_journal_short() {
     let dir = tempfile::tempdir().unwrap();
     let book = SlotBook::builder()
         .clock(ManualClock::new())
+        .durable()
         .durability(Durability::None)
         .checkpoint_after_bytes(EVERY)
         .open(dir.path())
@@ -300,10 +302,11 @@ fn a_checkpoint_interval_below_one_mebibyte_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     for bytes in [1, 2_000, (1 << 20) - 1] {
         let r = SlotBook::builder()
+            .durable()
             .checkpoint_after_bytes(bytes)
             .open(dir.path());
         assert!(
-            matches!(r, Err(OpenError::DurableConfig(m)) if m.contains("1 MiB")),
+            matches!(r, Err(OpenError::Config(BookConfigError::CheckpointAfterBytes(b))) if b == bytes),
             "{bytes}"
         );
     }
@@ -314,6 +317,7 @@ fn a_checkpoint_interval_below_one_mebibyte_is_refused() {
     );
     for bytes in [0, 1 << 20] {
         let book = SlotBook::builder()
+            .durable()
             .checkpoint_after_bytes(bytes)
             .open(dir.path())
             .unwrap();
@@ -397,17 +401,50 @@ fn missing_or_damaged_files_are_errors_not_guesses() {
 #[test]
 fn bad_durable_settings_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for builder in [
-        SlotBook::builder().durability(Durability::Flush {
-            every: std::time::Duration::ZERO,
-        }),
-        SlotBook::builder().max_batch_records(0),
-        SlotBook::builder().commit_delay(std::time::Duration::from_millis(11)),
+    let ms = std::time::Duration::from_millis;
+    for (builder, expected) in [
+        (
+            SlotBook::builder().durable().durability(Durability::Flush {
+                every: std::time::Duration::ZERO,
+            }),
+            BookConfigError::FlushInterval(std::time::Duration::ZERO),
+        ),
+        (
+            SlotBook::builder().durable().durability(Durability::Flush {
+                every: ms(3_600_001),
+            }),
+            BookConfigError::FlushInterval(ms(3_600_001)),
+        ),
+        (
+            SlotBook::builder().durable().max_batch_records(0),
+            BookConfigError::MaxBatchRecords(0),
+        ),
+        (
+            SlotBook::builder().durable().max_batch_records(65_537),
+            BookConfigError::MaxBatchRecords(65_537),
+        ),
+        (
+            SlotBook::builder().durable().commit_delay(ms(11)),
+            BookConfigError::CommitDelay(ms(11)),
+        ),
+        (
+            // A book setting is checked before the durable ones, and nothing is created.
+            SlotBook::builder()
+                .hold_ttl(ms(0))
+                .durable()
+                .commit_delay(ms(11)),
+            BookConfigError::HoldTtl(ms(0)),
+        ),
     ] {
-        assert!(matches!(
-            builder.open(dir.path()),
-            Err(OpenError::DurableConfig(_))
-        ));
+        let refused = builder.open(dir.path());
+        assert!(
+            matches!(refused, Err(OpenError::Config(e)) if e == expected),
+            "{expected:?}"
+        );
+        assert!(
+            !dir.path().join("META").exists(),
+            "a refused setting creates nothing"
+        );
     }
     assert!(matches!(
         SlotBook::builder().shards(3).open(dir.path()),
@@ -457,6 +494,7 @@ fn every_durability_mode_survives_a_close_and_group_commit_batches_concurrent_ca
         let dir = tempfile::tempdir().unwrap();
         let book = SlotBook::builder()
             .clock(ManualClock::new())
+            .durable()
             .durability(durability)
             .open(dir.path())
             .unwrap();
@@ -535,6 +573,7 @@ fn a_commit_delay_keeps_every_acknowledged_booking() {
     let dir = tempfile::tempdir().unwrap();
     let tokens: Vec<_> = {
         let book = SlotBook::builder()
+            .durable()
             .commit_delay(std::time::Duration::from_micros(200))
             .open(dir.path())
             .unwrap();

@@ -1,4 +1,5 @@
 //! Signed passes: every error, every changed byte, key rotation, and the text's shape.
+#![cfg(all(feature = "pass", not(loom)))]
 
 use proptest::prelude::*;
 use surgegate::pass::{

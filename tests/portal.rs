@@ -1,6 +1,7 @@
 //! The example portal (`examples/portal`): the applicant's whole flow, forms protected against
 //! cross-site posts, escaped input, the operator's endpoints, metrics, the durable book across
 //! a restart, and the command line itself (listening line, graceful shutdown).
+#![cfg(all(feature = "http", feature = "redis", feature = "serde", not(loom)))]
 
 #[path = "support/portal_client.rs"]
 #[allow(dead_code)]

@@ -1,5 +1,6 @@
 //! The public result types through serde (feature `serde`): tokens as their text, entries tagged
 //! by status, and every value back unchanged.
+#![cfg(all(feature = "serde", not(loom)))]
 
 use std::time::Duration;
 

@@ -20,7 +20,7 @@ use surgegate::pass::{KeyId, Keyring};
 use surgegate::{BranchId, SlotIndex, WaitingRoom};
 
 use super::client::{Http, Jar};
-use super::server::{self, Settings, State};
+use super::server::{self, LocalState, Settings, State};
 use super::visitor::{self, Outcome, Tally};
 
 /// A run's settings.
@@ -288,16 +288,13 @@ fn summarize(
     }
 }
 
-fn book_of(state: &State) -> &surgegate::SlotBook {
-    state
-        .book
-        .local()
-        .expect("the surge runs the portal's book in this process")
+fn book_of(state: &LocalState) -> &surgegate::SlotBook {
+    &state.book
 }
 
 /// Units booked beyond capacity, recounted from the bookings the visitors were given (and the
 /// book's own invariant check, which must pass).
-fn overbooked(state: &State, outcomes: &[Option<Outcome>]) -> Result<u64, String> {
+fn overbooked(state: &LocalState, outcomes: &[Option<Outcome>]) -> Result<u64, String> {
     book_of(state)
         .check_invariants()
         .map_err(|e| format!("book invariant broken: {e}"))?;

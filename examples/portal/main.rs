@@ -146,19 +146,11 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), String> {
-    let args = Args::parse();
-    let state = if args.redis.is_empty() {
-        server::State::open(settings(&args))?
-    } else {
-        if secret_from_env().is_none() {
-            return Err(
-                "--redis: set PORTAL_SECRET to the same 64 or more hex digits on every node".into(),
-            );
-        }
-        server::State::open_shared(settings(&args), &args.redis, &args.namespace).await?
-    };
+/// Serves the portal until Ctrl-C or SIGTERM, on whichever backends `state` has.
+async fn serve<B: surgegate::BookBackend, R: surgegate::RoomBackend>(
+    args: &Args,
+    state: std::sync::Arc<server::State<B, R>>,
+) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -166,20 +158,36 @@ async fn main() -> Result<(), String> {
     eprintln!("data directory: {}", state.settings.data_dir.display());
     eprintln!("admin token: {}", state.settings.admin_token);
     println!("listening on http://{addr}");
-    let app = server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| e.to_string())?;
-    if let Some(book) = state.book.local() {
-        eprintln!("stopping: checkpointing the book");
-        match book.checkpoint() {
-            Ok(info) => eprintln!(
-                "checkpoint written: {} open slots, {} bookings",
-                info.slots, info.bookings
-            ),
-            Err(e) => eprintln!("checkpoint failed ({e}); the journal still holds every booking"),
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args = Args::parse();
+    if !args.redis.is_empty() {
+        if secret_from_env().is_none() {
+            return Err(
+                "--redis: set PORTAL_SECRET to the same 64 or more hex digits on every node".into(),
+            );
         }
+        let state =
+            server::State::open_shared(settings(&args), &args.redis, &args.namespace).await?;
+        return serve(&args, state).await;
+    }
+    let state = server::State::open(settings(&args))?;
+    serve(&args, state.clone()).await?;
+    // The book is in this process: checkpoint it, so that the next start recovers fast.
+    eprintln!("stopping: checkpointing the book");
+    match state.book.checkpoint() {
+        Ok(info) => eprintln!(
+            "checkpoint written: {} open slots, {} bookings",
+            info.slots, info.bookings
+        ),
+        Err(e) => eprintln!("checkpoint failed ({e}); the journal still holds every booking"),
     }
     drop(state);
     eprintln!("the book is closed");

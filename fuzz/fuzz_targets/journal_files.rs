@@ -32,6 +32,7 @@ fn base() -> &'static Base {
     BASE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let book = SlotBook::builder()
+            .durable()
             .durability(Durability::None)
             .max_active_per_applicant(2)
             .open(dir.path())

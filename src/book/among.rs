@@ -5,9 +5,15 @@
 //! of the branches and the range; an error changes nothing), with the slot chosen by a
 //! [`Preference`] over every branch named, and full slots skipped 64 at a time in each.
 
+use std::ops::RangeBounds;
+
+use crate::clock::Clock;
+
 use super::branches::Branch;
+use super::error::ReserveError;
 use super::reserve::{take_earliest, try_take};
-use super::*;
+use super::types::{ApplicantId, BranchId, Hold, SlotIndex};
+use super::{SlotBook, inclusive};
 
 /// The most branches one `reserve_among` (or `reserve_earliest_among`) may name.
 pub const MAX_ALTERNATIVES: usize = 16;

@@ -2,10 +2,17 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::clock::Clock;
+use crate::invariant::{InvariantViolation, ensure};
+use crate::sync::Ordering;
+
+use super::SlotBook;
 use super::branches::Branch;
+use super::chunk::CHUNK_SLOTS;
 use super::ledger::{ExpiryKey, Ledger, is_hold_at};
-use super::word::Packed;
-use super::*;
+use super::record::{Record, State};
+use super::types::{ApplicantId, BookTotals, BranchId, SlotIndex};
+use super::word::{MAX_CAPACITY, Packed};
 
 impl<C: Clock> SlotBook<C> {
     /// Checks every invariant of the book against its records; returns its totals.

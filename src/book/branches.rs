@@ -1,4 +1,6 @@
-//! Branches and their slot words: found without a lock, grown without moving.
+//! Branches and their slot words: found without a lock, grown without moving. The words
+//! themselves live in 512-slot chunks (`chunk.rs`); this file owns the table of branches and each
+//! branch's directory of chunks.
 //!
 //! Guarantees:
 //! - Looking up a branch or a slot takes no lock and writes no shared memory, so readers on a hot
@@ -13,137 +15,14 @@
 //! - A slot is created only by [`BranchTable::with_slot`], which runs the caller's first change
 //!   (a journal write, say) on the new slot *before* publishing it: a refused first change leaves
 //!   no branch, no chunk and no count behind.
-//! - Each chunk keeps a bitmap of full slots. It is exact whenever no call is in flight, so
-//!   `reserve_earliest` can skip 64 full slots with one load.
+//! - Each chunk keeps a bitmap of full slots ([`Chunk::sync_full`]). It is exact whenever no
+//!   call is in flight, so `reserve_earliest` can skip 64 full slots with one load.
 
-use std::ptr::NonNull;
+use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering};
 
+use super::chunk::{CHUNK_SLOTS, Chunk, SlotRef};
+use super::types::{BranchId, SlotIndex};
 use super::word::{Packed, SlotWord};
-use super::{BranchId, SlotIndex};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
-
-/// Slots per chunk. 512 words of 8 bytes: one 4 KiB page of counts. (64 under loom, so that a
-/// model creates 65 atomics per chunk rather than 520.)
-#[cfg(not(loom))]
-pub(crate) const CHUNK_SLOTS: u32 = 512;
-#[cfg(loom)]
-pub(crate) const CHUNK_SLOTS: u32 = 64;
-const CHUNK_WORDS: usize = (CHUNK_SLOTS / 64) as usize;
-
-/// 512 slot words and their full-slot bitmap.
-pub(crate) struct Chunk {
-    words: Box<[SlotWord]>,
-    /// Bit `i` of word `w` is set when slot `64 w + i` of this chunk is full or not open.
-    full: [AtomicU64; CHUNK_WORDS],
-    /// Bit `i` of word `w` is set when slot `64 w + i` was closed (`close_slot`): its capacity
-    /// is 0 (so no hold is granted, atomically, by the word itself) and readings leave it out.
-    closed: [AtomicU64; CHUNK_WORDS],
-    /// The branch the chunk belongs to, so that a record pointing here need not store it.
-    branch: BranchId,
-}
-
-impl Chunk {
-    fn new(branch: BranchId) -> Self {
-        Self {
-            branch,
-            words: (0..CHUNK_SLOTS).map(|_| SlotWord::new()).collect(),
-            // Every slot starts closed, and a closed slot is "full": nothing can be reserved there.
-            full: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
-            closed: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
-
-impl Chunk {
-    fn closed_bit(&self, slot: SlotIndex) -> (&AtomicU64, u64) {
-        let offset = (slot % CHUNK_SLOTS) as usize;
-        (&self.closed[offset / 64], 1u64 << (offset % 64))
-    }
-
-    fn is_closed(&self, slot: SlotIndex) -> bool {
-        let (bits, mask) = self.closed_bit(slot);
-        // Ordering: Relaxed: the closed bit only decides what a reading shows; whether a hold can
-        // be granted is decided by the slot word alone (a closed slot's capacity is 0).
-        bits.load(Ordering::Relaxed) & mask != 0
-    }
-
-    /// The word of `slot`, which must lie in this chunk (only its offset is used).
-    #[inline]
-    fn word(&self, slot: SlotIndex) -> &SlotWord {
-        &self.words[(slot % CHUNK_SLOTS) as usize]
-    }
-
-    /// Brings the slot's full bit in line with its word. Call after every change that may have
-    /// changed whether the slot is full (a grant that filled it, a return from a full slot, a
-    /// capacity change).
-    ///
-    /// Why this converges: every access here and to slot words is `SeqCst`, so all of them lie in
-    /// one total order. Take the last bit write `W` to this slot's bit, by some thread `X`. `X`
-    /// reloads the word after `W`; if it saw a fullness different from what it wrote, it would
-    /// write again, contradicting `W` being last. Any word change after that reload is followed by
-    /// its author's own call here, which writes the bit again, again a contradiction. So once calls
-    /// stop, the bit equals the word's fullness.
-    fn sync_full(&self, slot: SlotIndex) {
-        let offset = (slot % CHUNK_SLOTS) as usize;
-        let word = &self.words[offset];
-        let bits = &self.full[offset / 64];
-        let mask = 1u64 << (offset % 64);
-        let mut full = word.load().is_full();
-        loop {
-            if full {
-                bits.fetch_or(mask, Ordering::SeqCst);
-            } else {
-                bits.fetch_and(!mask, Ordering::SeqCst);
-            }
-            let again = word.load().is_full();
-            if again == full {
-                return;
-            }
-            full = again;
-        }
-    }
-}
-
-/// A slot's chunk, kept in the record of a unit taken there, so that confirming and releasing
-/// reach the slot's word and full bit without a lookup, and without a case for a slot that
-/// does not exist: a record can only be made from a slot that does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SlotRef(NonNull<Chunk>);
-
-// SAFETY: a `SlotRef` points at a `Chunk` owned by a `Branch` of the `BranchTable` of the same
-// `SlotBook` whose records hold it. Chunks are immutable apart from their atomics (which are
-// `Sync`), are never moved (boxed) and are freed only when the book is dropped, after which no
-// record is reachable. So sharing or sending the pointer is as safe as sharing `&Chunk`.
-unsafe impl Send for SlotRef {}
-// SAFETY: as above.
-unsafe impl Sync for SlotRef {}
-
-impl SlotRef {
-    #[inline]
-    fn chunk(&self) -> &Chunk {
-        // SAFETY: see the `Send`/`Sync` impls: the chunk outlives every reachable record, and
-        // every caller reaches the record through `&SlotBook`.
-        unsafe { self.0.as_ref() }
-    }
-
-    /// The branch of the slot.
-    #[inline]
-    pub(crate) fn branch(&self) -> BranchId {
-        self.chunk().branch
-    }
-
-    /// The word of `slot`, the slot this reference was made for.
-    #[inline]
-    pub(crate) fn word(&self, slot: SlotIndex) -> &SlotWord {
-        self.chunk().word(slot)
-    }
-
-    /// Brings the full bit of `slot` (the slot this reference was made for) in line with its
-    /// word.
-    pub(crate) fn sync_full(&self, slot: SlotIndex) {
-        self.chunk().sync_full(slot);
-    }
-}
 
 /// Chunks per directory group (8 under loom, to keep models small).
 #[cfg(not(loom))]
@@ -239,13 +118,7 @@ impl Branch {
     /// Marks an allocated slot closed or open again (readings only; see [`Chunk`]).
     pub(crate) fn set_closed(&self, slot: SlotIndex, closed: bool) {
         if let Some(chunk) = self.chunk((slot / CHUNK_SLOTS) as usize) {
-            let (bits, mask) = chunk.closed_bit(slot);
-            // Ordering: Relaxed, as in `Chunk::is_closed`.
-            if closed {
-                bits.fetch_or(mask, Ordering::Relaxed);
-            } else if bits.load(Ordering::Relaxed) & mask != 0 {
-                bits.fetch_and(!mask, Ordering::Relaxed);
-            }
+            chunk.set_closed(slot, closed);
         }
     }
 
@@ -264,7 +137,7 @@ impl Branch {
     /// A reference to an existing (allocated) slot, for a record to keep.
     pub(crate) fn slot_ref(&self, slot: SlotIndex) -> Option<SlotRef> {
         let chunk = self.chunk((slot / CHUNK_SLOTS) as usize)?;
-        Some(SlotRef(NonNull::from(chunk)))
+        Some(SlotRef::new(chunk))
     }
 
     /// The lowest slot in `first..=last` whose full bit is clear, if any. A hint: the caller must
@@ -279,8 +152,7 @@ impl Branch {
                 let lo = (from - chunk_base) as usize;
                 let hi = (chunk_last - chunk_base) as usize;
                 for w in lo / 64..=hi / 64 {
-                    // Ordering: SeqCst, part of the `sync_full` protocol.
-                    let mut free = !chunk.full[w].load(Ordering::SeqCst);
+                    let mut free = !chunk.full_word(w);
                     if w == lo / 64 {
                         free &= u64::MAX << (lo % 64);
                     }
@@ -315,7 +187,7 @@ impl Branch {
                 let lo = first.max(base) - base;
                 let hi = last.min(base + (CHUNK_SLOTS - 1)) - base;
                 (lo..=hi).filter_map(move |off| {
-                    let p = chunk.words[off as usize].load();
+                    let p = chunk.load(off);
                     (p.is_open() && !chunk.is_closed(base + off)).then_some((base + off, p))
                 })
             })
@@ -326,19 +198,14 @@ impl Branch {
         (0..self.groups.len() * GROUP_CHUNKS)
             .filter_map(move |ci| self.chunk(ci).map(|c| (ci as u32 * CHUNK_SLOTS, c)))
             .flat_map(|(base, chunk)| {
-                chunk
-                    .words
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, w)| (base + i as u32, w.load()))
+                (0..CHUNK_SLOTS).map(move |off| (base + off, chunk.load(off)))
             })
     }
 
     /// Whether the full bit of an allocated slot is set (for invariant checks).
     pub(crate) fn full_bit(&self, slot: SlotIndex) -> Option<bool> {
         let chunk = self.chunk((slot / CHUNK_SLOTS) as usize)?;
-        let offset = (slot % CHUNK_SLOTS) as usize;
-        Some(chunk.full[offset / 64].load(Ordering::SeqCst) & (1 << (offset % 64)) != 0)
+        Some(chunk.full_bit(slot))
     }
 }
 

@@ -1,10 +1,39 @@
-//! The builder: every limit of a book, checked before anything is allocated.
+//! The builder: every limit of a book, checked before anything is allocated, by rules that the
+//! Redis book's builder shares (`check_hold_ttl`, `check_max_active_per_applicant`).
 
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use super::*;
+use super::{BookConfigError, BranchTable, CAPACITY_STRIPES, ExpiryHint, Shard, SlotBook};
+use crate::clock::{Clock, SystemClock, duration_to_ns};
+use crate::journal::Journal;
+use crate::sync::AtomicU64;
+
+/// The shortest hold, on every backend (a shared store keeps whole milliseconds).
+pub(crate) const MIN_HOLD_TTL: Duration = Duration::from_millis(1);
+/// The longest hold, on every backend.
+pub(crate) const MAX_HOLD_TTL: Duration = Duration::from_secs(86_400);
+/// The most live holds plus bookings an applicant may be allowed, on every backend.
+const MAX_ACTIVE_PER_APPLICANT: u32 = 1024;
+
+/// A hold lifetime of 1 ms to 24 h: the one rule for every backend.
+pub(crate) fn check_hold_ttl(ttl: Duration) -> Result<(), BookConfigError> {
+    if (MIN_HOLD_TTL..=MAX_HOLD_TTL).contains(&ttl) {
+        Ok(())
+    } else {
+        Err(BookConfigError::HoldTtl(ttl))
+    }
+}
+
+/// An applicant limit of 1 to 1024: the one rule for every backend.
+pub(crate) fn check_max_active_per_applicant(n: u32) -> Result<(), BookConfigError> {
+    if (1..=MAX_ACTIVE_PER_APPLICANT).contains(&n) {
+        Ok(())
+    } else {
+        Err(BookConfigError::MaxActivePerApplicant(n))
+    }
+}
 
 /// Builds a [`SlotBook`]. Every limit has a default; see each setter.
 #[derive(Clone, Debug)]
@@ -24,12 +53,6 @@ pub(super) struct Settings {
     pub(super) max_slot_chunks: u32,
     pub(super) max_live_holds: u64,
     pub(super) shards: u32,
-    pub(super) durability: Durability,
-    pub(super) checkpoint_after_bytes: u64,
-    pub(super) max_batch_records: u32,
-    pub(super) commit_delay: Duration,
-    /// The first durable-only setting given, if any: an error for an in-memory book.
-    pub(super) durable_only: Option<&'static str>,
 }
 
 impl Default for Settings {
@@ -42,11 +65,6 @@ impl Default for Settings {
             max_slot_chunks: 1 << 18,
             max_live_holds: 1 << 22,
             shards: 64,
-            durability: Durability::Fsync,
-            checkpoint_after_bytes: 64 << 20,
-            max_batch_records: 4096,
-            commit_delay: Duration::ZERO,
-            durable_only: None,
         }
     }
 }
@@ -61,7 +79,8 @@ impl Default for SlotBookBuilder<SystemClock> {
 }
 
 impl<C: Clock> SlotBookBuilder<C> {
-    /// How long a hold lasts before it must be confirmed. Default 10 minutes; at most 24 hours.
+    /// How long a hold lasts before it must be confirmed. Default 10 minutes; 1 ms to 24 hours
+    /// (the same range on Redis).
     pub fn hold_ttl(mut self, ttl: Duration) -> Self {
         self.settings.hold_ttl = ttl;
         self
@@ -93,7 +112,7 @@ impl<C: Clock> SlotBookBuilder<C> {
     /// directory per branch at the largest `max_slots_per_branch`. Default 2^18 (a bound of
     /// 1.1 GiB; 16 384 branches with a year of 30-minute windows each use 49 152); at most
     /// 2^24. When reached, `set_capacity` of a slot in a new chunk is
-    /// [`CapacityError::TooManySlotChunks`].
+    /// [`CapacityError::TooManySlotChunks`](crate::CapacityError::TooManySlotChunks).
     pub fn max_slot_chunks(mut self, n: u32) -> Self {
         self.settings.max_slot_chunks = n;
         self
@@ -120,26 +139,17 @@ impl<C: Clock> SlotBookBuilder<C> {
         }
     }
 
-    /// Builds the book, or says which setting is out of range.
+    /// Builds the book in memory, or says which setting is out of range. For a durable book,
+    /// see [`open`](Self::open) and [`durable`](Self::durable).
     pub fn try_build(self) -> Result<SlotBook<C>, BookConfigError> {
         self.validate()?;
-        if let Some(setting) = self.settings.durable_only {
-            return Err(BookConfigError::DurableOnly(setting));
-        }
         let shards = self.settings.shards;
         Ok(self.assemble(shards, crate::sync::random_key(), None))
     }
 
     pub(super) fn validate(&self) -> Result<(), BookConfigError> {
-        if self.settings.hold_ttl.is_zero() || self.settings.hold_ttl > Duration::from_secs(86_400)
-        {
-            return Err(BookConfigError::HoldTtl(self.settings.hold_ttl));
-        }
-        if !(1..=1024).contains(&self.settings.max_active_per_applicant) {
-            return Err(BookConfigError::MaxActivePerApplicant(
-                self.settings.max_active_per_applicant,
-            ));
-        }
+        check_hold_ttl(self.settings.hold_ttl)?;
+        check_max_active_per_applicant(self.settings.max_active_per_applicant)?;
         if !(1..=1 << 20).contains(&self.settings.max_branches) {
             return Err(BookConfigError::MaxBranches(self.settings.max_branches));
         }

@@ -1,8 +1,17 @@
-//! What happens to a hold: `confirm` turns it into a booking, `release` gives either back.
+//! What happens to a hold: `confirm` turns it into a booking, `release` gives either back, and
+//! `booking` reads one. In memory each is one shard lock; in a durable book the journal's
+//! answer is awaited outside it (the record is `Confirming` or `Cancelling` meanwhile). A hold
+//! that ends early leaves its expiry entry stale; the call drops the shard's stale entries once
+//! they outnumber its holds (see `Ledger::drop_stale_expiries`).
 
-use super::ledger::Ledger;
-use super::*;
-use crate::journal::JournalError;
+use crate::clock::Clock;
+use crate::journal::{Change, Journal, JournalError};
+
+use super::SlotBook;
+use super::error::{ConfirmError, ReleaseError};
+use super::ledger::{Ledger, return_unit};
+use super::record::{Record, State};
+use super::types::{Booking, HoldToken};
 
 impl<C: Clock> SlotBook<C> {
     /// Turns a live hold into a booking. Confirming a booked token returns the same booking.
@@ -48,6 +57,11 @@ impl<C: Clock> SlotBook<C> {
                 record.at.word(record.slot).confirm();
                 ledger.records.set_state(token.0, State::Booked);
                 ledger.live_holds -= 1;
+                // The hold's expiry entry is stale now: dropped with the others once they
+                // outnumber the shard's holds, so that a booking costs no queue memory.
+                if ledger.drop_stale_expiries() {
+                    shard.publish_front(ledger, &self.hint);
+                }
                 Ok(record.booking(token.0))
             }
             State::Held { .. } => {
@@ -108,7 +122,12 @@ impl<C: Clock> SlotBook<C> {
             let outcome = j.wait(ticket);
             let mut guard = shard.ledger.lock();
             let now = guard.clamp_now(self.now_ns());
-            guard.settle_confirmation(token.0, outcome, now)
+            let settled = guard.settle_confirmation(token.0, outcome, now);
+            // As in memory: a booked hold's expiry entry goes with the other stale ones.
+            if guard.drop_stale_expiries() {
+                shard.publish_front(&guard, &self.hint);
+            }
+            settled
         })
     }
 
@@ -159,7 +178,12 @@ impl<C: Clock> SlotBook<C> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut ledger = shard.ledger.lock();
         let now = ledger.clamp_now(self.now_ns());
-        ledger.release_now(token.0, now)
+        let released = ledger.release_now(token.0, now);
+        // A released hold leaves a stale expiry entry, as a confirmed one does.
+        if ledger.drop_stale_expiries() {
+            shard.publish_front(&ledger, &self.hint);
+        }
+        released
     }
 
     /// A durable release: a hold is given back at once (holds are not journaled); a booking's
@@ -187,7 +211,11 @@ impl<C: Clock> SlotBook<C> {
                     // A hold, or nothing: as in memory, under this same lock.
                     _ => {
                         let now = ledger.clamp_now(self.now_ns());
-                        return ledger.release_now(token.0, now);
+                        let released = ledger.release_now(token.0, now);
+                        if ledger.drop_stale_expiries() {
+                            shard.publish_front(&ledger, &self.hint);
+                        }
+                        return released;
                     }
                 }
             };
@@ -279,5 +307,162 @@ impl Ledger {
             }
             Err(e) => Err(ReleaseError::Journal(e)),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::book::SlotBook;
+    use crate::book::ledger::ENDED_SLACK;
+    use crate::book::types::{ApplicantId, BranchId, HoldToken};
+    use crate::clock::ManualClock;
+    use crate::journal::Durability;
+
+    const HOLDS: u64 = 1_000;
+
+    /// A book of one lock shard (so every expiry entry is in one queue) with `HOLDS` units.
+    fn one_shard() -> SlotBook<ManualClock> {
+        let book = SlotBook::builder()
+            .shards(1)
+            .hold_ttl(Duration::from_secs(600))
+            .clock(ManualClock::new())
+            .build();
+        book.set_capacity(BranchId(1), 0, HOLDS as u32).unwrap();
+        book
+    }
+
+    fn hold_all(book: &SlotBook<ManualClock>) -> Vec<HoldToken> {
+        (0..HOLDS)
+            .map(|a| book.reserve(BranchId(1), 0, ApplicantId(a)).unwrap().token)
+            .collect()
+    }
+
+    /// Entries in the shard's expiry queue, and its buffer's bytes.
+    fn queue(book: &SlotBook<ManualClock>) -> (usize, usize) {
+        let ledger = book.shards[0].ledger.lock();
+        (ledger.expiry.iter().count(), ledger.expiry.heap_bytes())
+    }
+
+    /// Ends every hold with `end` (checking the book after each), then checks that the queue
+    /// kept no more than the slack of stale entries, and gave its buffer back.
+    fn ends_leave_no_entries(book: &SlotBook<ManualClock>, end: impl Fn(HoldToken)) {
+        let tokens = hold_all(book);
+        let (held, held_bytes) = queue(book);
+        assert_eq!(held, HOLDS as usize);
+        for token in tokens {
+            end(token);
+            book.check_invariants().unwrap();
+            let (entries, _) = queue(book);
+            let holds = book.shards[0].ledger.lock().live_holds;
+            assert!(
+                entries <= 2 * holds + ENDED_SLACK,
+                "{entries} expiry entries for {holds} holds"
+            );
+        }
+        let (entries, bytes) = queue(book);
+        assert!(entries <= ENDED_SLACK, "{entries} entries left");
+        assert!(
+            bytes * 8 <= held_bytes,
+            "{bytes} bytes left of {held_bytes}"
+        );
+    }
+
+    #[test]
+    fn confirmed_holds_leave_no_expiry_entries_behind() {
+        let book = one_shard();
+        ends_leave_no_entries(&book, |t| {
+            book.confirm(t).unwrap();
+        });
+        assert_eq!(book.check_invariants().unwrap().bookings, HOLDS);
+    }
+
+    #[test]
+    fn released_holds_leave_no_expiry_entries_behind() {
+        let book = one_shard();
+        ends_leave_no_entries(&book, |t| book.release(t).unwrap());
+        assert_eq!(book.slot(BranchId(1), 0).unwrap().remaining(), HOLDS as u32);
+    }
+
+    #[test]
+    fn durably_confirmed_holds_leave_no_expiry_entries_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            SlotBook::builder()
+                .shards(1)
+                .hold_ttl(Duration::from_secs(600))
+                .clock(ManualClock::new())
+                .durable()
+                .durability(Durability::None)
+                .open(dir.path())
+                .unwrap()
+        };
+        let book = open();
+        book.set_capacity(BranchId(1), 0, HOLDS as u32).unwrap();
+        ends_leave_no_entries(&book, |t| {
+            book.confirm(t).unwrap();
+        });
+        let bookings: Vec<_> = (0..HOLDS)
+            .flat_map(|a| book.bookings_of(ApplicantId(a)))
+            .collect();
+        drop(book);
+        // Every booking is back after a reopen, token for token.
+        let book = open();
+        assert_eq!(book.check_invariants().unwrap().bookings, HOLDS);
+        for b in bookings {
+            assert_eq!(book.booking(b.token), Some(b));
+        }
+    }
+
+    /// Two threads hold and confirm on one shard while a third audits the book: every
+    /// compaction a confirmation runs keeps the queue, the published front and the hint exact.
+    #[test]
+    fn compactions_by_racing_confirmations_keep_the_book_exact() {
+        let book = one_shard();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let (book, done) = (&book, &done);
+                s.spawn(move || {
+                    let per = HOLDS / 2;
+                    let tokens: Vec<HoldToken> = (0..per)
+                        .map(|a| {
+                            let applicant = ApplicantId(t * per + a);
+                            book.reserve(BranchId(1), 0, applicant).unwrap().token
+                        })
+                        .collect();
+                    for token in tokens {
+                        book.confirm(token).unwrap();
+                    }
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+            while done.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+                book.check_invariants().unwrap();
+            }
+        });
+        let totals = book.check_invariants().unwrap();
+        assert_eq!((totals.holds, totals.bookings), (0, HOLDS));
+        assert!(queue(&book).0 <= ENDED_SLACK);
+    }
+
+    /// The other way round: with holds still live, the queue keeps every one of their entries
+    /// (a compaction drops only stale ones), however many bookings were made beside them.
+    #[test]
+    fn live_holds_keep_their_entries_through_compactions() {
+        let book = one_shard();
+        let tokens = hold_all(&book);
+        for t in tokens.iter().step_by(2) {
+            book.confirm(*t).unwrap();
+        }
+        book.check_invariants().unwrap();
+        let (entries, _) = queue(&book);
+        assert!(entries >= (HOLDS / 2) as usize);
+        // They still lapse on time, and only they.
+        book.clock().advance(Duration::from_secs(600));
+        assert_eq!(book.sweep(), (HOLDS / 2) as usize);
+        let totals = book.check_invariants().unwrap();
+        assert_eq!((totals.holds, totals.bookings), (0, HOLDS / 2));
     }
 }

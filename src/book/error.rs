@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::backend::BackendError;
+use crate::failure::BackendError;
 use crate::journal::{IoFailure, JournalError, ReplayError};
 
 /// Why [`SlotBook::reserve`](crate::SlotBook::reserve) or
@@ -193,13 +193,20 @@ pub enum CloseError {
     /// A durable book could not journal the close; the slot is still open.
     #[error("{0}")]
     Journal(JournalError),
+    /// The store behind a shared book failed (never returned by the in-process book).
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 impl CloseError {
     /// Whether the same call can succeed later: only after a journal write failure that left
-    /// the journal running.
+    /// the journal running, or a passing failure of a shared store.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CloseError::Journal(e) if e.is_retryable())
+        match self {
+            CloseError::Journal(e) => e.is_retryable(),
+            CloseError::Backend(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -216,18 +223,14 @@ impl CapacityError {
     }
 }
 
-/// Why a [`SlotBookBuilder`](crate::SlotBookBuilder) configuration was refused.
+/// Why a book's configuration ([`SlotBookBuilder`](crate::SlotBookBuilder),
+/// [`DurableBookBuilder`](crate::DurableBookBuilder), or the Redis book's builder) was refused.
+/// Every backend checks its settings by the same rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum BookConfigError {
-    /// A setting of the durable mode (`durability`, `checkpoint_after_bytes`,
-    /// `max_batch_records`, `commit_delay`) was given to `build`, which makes a book in memory.
-    #[error(
-        "{0} applies to a durable book only: open the book from a directory with open(dir), or drop the setting"
-    )]
-    DurableOnly(&'static str),
-    /// `hold_ttl` is zero or longer than a day.
-    #[error("hold_ttl must be between 1 ns and 24 h, got {0:?}")]
+    /// `hold_ttl` is shorter than a millisecond or longer than a day.
+    #[error("hold_ttl must be between 1 ms and 24 h, got {0:?}")]
     HoldTtl(Duration),
     /// `max_active_per_applicant` is zero or above 1024.
     #[error("max_active_per_applicant must be between 1 and 1024, got {0}")]
@@ -247,6 +250,18 @@ pub enum BookConfigError {
     /// `shards` is not a power of two between 1 and 256.
     #[error("shards must be a power of two between 1 and 256, got {0}")]
     Shards(u32),
+    /// `Durability::Flush { every }` with `every` shorter than 1 ms or longer than an hour.
+    #[error("Durability::Flush {{ every }} must be between 1 ms and 1 hour, got {0:?}")]
+    FlushInterval(Duration),
+    /// `checkpoint_after_bytes` is neither 0 (off) nor at least 1 MiB.
+    #[error("checkpoint_after_bytes must be 0 (off) or at least 1 MiB (1048576), got {0}")]
+    CheckpointAfterBytes(u64),
+    /// `max_batch_records` is zero or above 65 536.
+    #[error("max_batch_records must be between 1 and 65536, got {0}")]
+    MaxBatchRecords(u32),
+    /// `commit_delay` is longer than 10 ms.
+    #[error("commit_delay must be at most 10 ms, got {0:?}")]
+    CommitDelay(Duration),
 }
 
 /// Why [`SlotBookBuilder::open`](crate::SlotBookBuilder::open) could not open a directory.
@@ -254,12 +269,10 @@ pub enum BookConfigError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// A setting of the builder is out of range.
+    /// A setting of the builder (the book's or a durable one) is out of range; the directory
+    /// was not touched.
     #[error("invalid SlotBook configuration: {0}")]
     Config(#[from] BookConfigError),
-    /// A setting of the builder is out of range for the durable mode.
-    #[error("invalid durable SlotBook configuration: {0}")]
-    DurableConfig(&'static str),
     /// The file system refused an operation.
     #[error("{action} failed for {path}: {source}")]
     Io {

@@ -14,9 +14,11 @@
 //! earliest expiry not yet reclaimed, so each call still sees a book with no expired hold in it.
 //! [`SlotBook::sweep`] is not bounded: it reclaims everything due, one shard lock at a time.
 
+use crate::clock::Clock;
+use crate::sync::{AtomicU64, Mutex, Ordering};
+
+use super::SlotBook;
 use super::ledger::{Ledger, Shard};
-use super::*;
-use crate::sync::{AtomicU64, Mutex};
 
 impl<C: Clock> SlotBook<C> {
     /// Reclaims every expired hold now; returns how many this call reclaimed.

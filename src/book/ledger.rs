@@ -8,63 +8,17 @@
 //! Records live in a slab addressed by their tokens (`records.rs`). Holds expire in the order
 //! they were granted within a shard (one TTL for the whole book, and the grant time is read under
 //! the shard lock, never going back), so the expiry index is a FIFO [`DeadlineQueue`] of slab
-//! entries: granting is O(1) and reclaiming costs O(expired).
+//! entries: granting is O(1) and reclaiming costs O(expired). The entry of a hold confirmed or
+//! released goes stale; stale entries are dropped together once they outnumber the holds (by the
+//! next grant's push, or by the confirmation or release itself, past [`ENDED_SLACK`]), so a
+//! booking keeps no entry in the queue.
 
-use super::branches::SlotRef;
-use super::records::{PlaceError, Records};
-use super::{ApplicantId, BranchId, SlotIndex};
 use crate::deadline::DeadlineQueue;
 use crate::sync::{AtomicU64, Mutex};
 
-/// What a token stands for.
-///
-/// A durable book journals a confirmation or a cancellation outside the shard lock: the record
-/// is `Confirming` or `Cancelling` while its journal record is written and synced, then becomes
-/// what the journal's answer says. Meanwhile it counts as what it was (held, or booked), a
-/// confirming hold does not lapse, and other calls on the same token wait for the outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    Held {
-        expires_ns: u64,
-    },
-    /// A hold whose booking is being journaled.
-    Confirming {
-        expires_ns: u64,
-    },
-    Booked,
-    /// A booking whose cancellation is being journaled.
-    Cancelling,
-}
-
-impl State {
-    /// Whether the record's unit counts as held (rather than booked) in its slot.
-    pub(crate) fn counts_as_held(self) -> bool {
-        matches!(self, State::Held { .. } | State::Confirming { .. })
-    }
-
-    /// Whether a durable change of the record is in flight.
-    pub(crate) fn is_settling(self) -> bool {
-        matches!(self, State::Confirming { .. } | State::Cancelling)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Record {
-    pub(crate) branch: BranchId,
-    pub(crate) slot: SlotIndex,
-    pub(crate) applicant: ApplicantId,
-    pub(crate) state: State,
-    pub(crate) at: SlotRef,
-}
-
-impl Record {
-    pub(crate) fn is_live_hold(&self, now_ns: u64) -> bool {
-        matches!(self.state, State::Held { expires_ns } if expires_ns > now_ns)
-    }
-    pub(crate) fn is_expired_hold(&self, now_ns: u64) -> bool {
-        matches!(self.state, State::Held { expires_ns } if expires_ns <= now_ns)
-    }
-}
+use super::record::{Record, State};
+use super::records::{PlaceError, Records};
+use super::types::ApplicantId;
 
 /// A shard: its expiry front (readable without the lock) and its ledger.
 pub(crate) struct Shard {
@@ -98,6 +52,13 @@ pub(crate) struct Ledger {
     /// The latest time a call under this lock has used; see [`Ledger::clamp_now`].
     latest_ns: u64,
 }
+
+/// Stale expiry entries a shard keeps beyond twice its holds before a confirmation or a release
+/// drops them all ([`Ledger::drop_stale_expiries`]). Above the slack of a push (32), so that the
+/// reserve, confirm and release of one hold at a time, whose queue a push keeps within that,
+/// never compacts at the confirmation; small enough that a million bookings leave under a byte
+/// each of queue behind.
+pub(crate) const ENDED_SLACK: usize = 64;
 
 /// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit.
 pub(crate) fn return_unit(record: &Record) {
@@ -187,6 +148,20 @@ impl Ledger {
             return Ok(was_empty || compacted);
         }
         Ok(false)
+    }
+
+    /// Drops the expiry queue's stale entries (of holds confirmed or released) once they
+    /// outnumber the shard's holds by more than [`ENDED_SLACK`]; returns whether it did (then the
+    /// caller publishes the front: `Shard::publish_front`). Called after a hold is confirmed or
+    /// released, so that a booking keeps no queue entry until its hold's expiry time: a queue
+    /// never holds more than `2 × holds + ENDED_SLACK` entries after either call.
+    #[inline]
+    pub(crate) fn drop_stale_expiries(&mut self) -> bool {
+        let records = &self.records;
+        self.expiry
+            .drop_stale(self.live_holds, ENDED_SLACK, |d, k| {
+                is_hold_at(records, d, k)
+            })
     }
 
     /// Removes a record and its applicant entry. Does not touch the slot word.

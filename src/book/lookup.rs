@@ -1,7 +1,11 @@
 //! Finding holds and bookings again: by token, or by applicant (a signed-in user who lost a
 //! token can still see and cancel their appointment).
 
-use super::*;
+use crate::clock::Clock;
+
+use super::SlotBook;
+use super::record::{Record, State};
+use super::types::{ApplicantId, Booking, Hold, HoldToken};
 
 impl<C: Clock> SlotBook<C> {
     /// The live hold with this token: `None` once it is confirmed (see

@@ -9,12 +9,15 @@
 //! A book opened from a directory ([`SlotBookBuilder::open`]) also journals its durable changes;
 //! that part lives in `durable/` and the [`journal`](crate::journal) module.
 //!
-//! One protocol per file: `types` (the plain values), `builder` (limits), `slots` (opening and
-//! reading slots), `reserve` (taking a unit), `confirm` (confirming and releasing), `lookup`
-//! (finding holds and bookings by token or applicant), `expiry` (reclaiming expired holds and
-//! the expiry hint), `audit` (the whole-book check); below them, `word` (one slot's packed
-//! counter), `branches` (the lock-free branch table and full-slot bitmaps), `ledger` (one lock
-//! shard) and `records` (its records, in a slab addressed by token bits).
+//! One protocol per file: `types` (the plain values), `error` (each call's errors), `builder`
+//! (limits), `capacity` (opening, closing and reading slots), `reserve` (taking a unit), `among`
+//! (one hold among several branches), `confirm` (confirming and releasing), `lookup` (finding
+//! holds and bookings by token or applicant), `expiry` (reclaiming expired holds, and the expiry
+//! hint), `audit` (the whole-book check), `durable` (opening a directory, restoring, checkpoints);
+//! below them, `word` (one slot's packed counter), `chunk` (512 slot words with their full-slot
+//! and closed-slot bitmaps), `branches` (the lock-free branch table), `ledger` (one lock shard:
+//! its counts and expiry queue), `records` (the shard's records, in a slab addressed by token
+//! bits) and `record` (one record and its state).
 //!
 //! The rules this module guarantees are listed on [`SlotBook`].
 
@@ -22,15 +25,17 @@ mod among;
 mod audit;
 mod branches;
 mod builder;
+mod capacity;
+mod chunk;
 mod confirm;
 mod durable;
 mod error;
 mod expiry;
 mod ledger;
 mod lookup;
+mod record;
 mod records;
 mod reserve;
-mod slots;
 mod types;
 mod word;
 
@@ -40,26 +45,26 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
-use crate::invariant::{InvariantViolation, ensure};
-use crate::journal::format::CLOSED;
-use crate::journal::{Change, Durability, Journal};
+use crate::clock::{Clock, SystemClock, now_ns};
+use crate::journal::Journal;
 use crate::sync::{AtomicU64, Mutex, Ordering};
+use branches::BranchTable;
+use chunk::CHUNK_SLOTS;
+use expiry::ExpiryHint;
+use ledger::Shard;
 
 /// Stripes of the lock that orders capacity changes and closes of the same slot.
 const CAPACITY_STRIPES: usize = 64;
-use crate::token::random_u128;
-use branches::{BranchTable, CHUNK_SLOTS, Refused};
-use expiry::ExpiryHint;
-pub use expiry::SWEEP_BUDGET;
-use ledger::{Record, Shard, State, return_unit};
-use word::{HoldRefused, SlotWord};
 
 pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
+#[cfg(feature = "redis")]
+pub(crate) use builder::{check_hold_ttl, check_max_active_per_applicant};
+pub use durable::DurableBookBuilder;
 pub use error::{
     BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,
 };
+pub use expiry::SWEEP_BUDGET;
 pub use types::{
     ApplicantId, BookTotals, Booking, BranchId, Hold, HoldToken, SlotIndex, SlotState,
 };
@@ -159,7 +164,7 @@ impl<C> fmt::Debug for SlotBook<C> {
 const CLAMP_GRAIN_NS: u64 = 1_000_000;
 
 /// `range` as an inclusive `(first, last)`, or `None` if it is empty.
-fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotIndex)> {
+pub(crate) fn inclusive(range: &impl RangeBounds<SlotIndex>) -> Option<(SlotIndex, SlotIndex)> {
     let first = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.checked_add(1)?,

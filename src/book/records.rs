@@ -10,10 +10,11 @@
 //! and the 96 bits above are CSPRNG output, compared in full on every lookup. So a shard holds at
 //! most [`MAX_RECORDS`] records at once.
 
-use super::branches::SlotRef;
-use super::ledger::{Record, State};
-use super::{ApplicantId, SlotIndex};
 use hashbrown::HashTable;
+
+use super::chunk::SlotRef;
+use super::record::{Record, State};
+use super::types::{ApplicantId, SlotIndex};
 
 /// The most records (holds and bookings) one lock shard holds at once: 2^24.
 pub(crate) const MAX_RECORDS: u32 = 1 << 24;

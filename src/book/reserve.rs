@@ -1,7 +1,20 @@
 //! Taking a unit: `reserve` and `reserve_earliest`, and the step both share.
 
-use super::branches::{Branch, SlotRef};
-use super::*;
+use std::ops::RangeBounds;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::token::random_u128;
+
+use super::branches::Branch;
+use super::chunk::SlotRef;
+use super::error::ReserveError;
+use super::expiry::SWEEP_BUDGET;
+use super::ledger::return_unit;
+use super::record::{Record, State};
+use super::types::{ApplicantId, BranchId, Hold, HoldToken, SlotIndex};
+use super::word::HoldRefused;
+use super::{SlotBook, inclusive};
 
 impl<C: Clock> SlotBook<C> {
     /// Holds one unit of `slot` at `branch` for `applicant` until `hold_ttl` from now.

@@ -87,8 +87,9 @@ pub struct Hold {
     pub slot: SlotIndex,
     /// For whom.
     pub applicant: ApplicantId,
-    /// The book's clock time at which the hold lapses: at or after it, `confirm` fails and the
-    /// unit is free again.
+    /// When the hold lapses: at or after it, `confirm` fails and the unit is free again. On the
+    /// book's clock from the in-process book's own methods; a time since the Unix epoch through
+    /// [`BookBackend`](crate::BookBackend) and on Redis.
     pub expires_at: Duration,
 }
 

@@ -1,5 +1,10 @@
 //! The HTTP face of the waiting room: a tower [`Layer`](tower::Layer) that puts any axum or
-//! hyper route behind a [`WaitingRoom`](crate::WaitingRoom) (or any [`RoomBackend`]).
+//! hyper route behind a [`WaitingRoom`](crate::WaitingRoom), or any [`RoomBackend`] (a room
+//! shared by many nodes, `RedisWaitingRoom`, serves the same layer).
+//!
+//! Files: `layer` (the layer, its settings, hooks and counters), `service` (one gated request),
+//! `request` (what the layer reads of a request), `respond` (its own responses), `pages` (the
+//! waiting and refusal pages and JSON), `cookies`.
 //!
 //! # The protocol of a gated request
 //!
@@ -51,13 +56,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod backend;
 mod cookies;
+mod layer;
 mod pages;
+mod protocol;
+mod request;
+mod respond;
 mod service;
 
-pub use backend::RoomBackend;
-pub use service::{
-    AddressHook, IdentityHook, LayerConfigError, LayerCounters, MAX_REFRESH_SECONDS, PASS_HEADER,
-    VISITOR_HEADER, WaitingRoomLayer, WaitingRoomLayerBuilder, WaitingRoomService,
+/// The room the layer asks: the crate root's [`RoomBackend`](crate::RoomBackend), here too.
+pub use crate::backend::RoomBackend;
+pub use layer::{LayerConfigError, WaitingRoomLayer, WaitingRoomLayerBuilder};
+pub use protocol::{
+    AddressHook, IdentityHook, LayerCounters, MAX_REFRESH_SECONDS, PASS_HEADER, VISITOR_HEADER,
 };
+pub use service::WaitingRoomService;

@@ -1,4 +1,5 @@
-//! The layer and its service: one gated request, from the pass check to the page.
+//! One gated request, by the protocol in the module docs: the pass check, the visitor's
+//! identity (and the limit on new ones per address), the join and its answer, and leaving.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -6,259 +7,31 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
+use governor::DefaultKeyedRateLimiter;
 use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use rand::RngExt;
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::backend::RoomBackend;
 use super::cookies;
-use super::pages::{self, Lang, Refusal, Standing};
+use super::pages::{self, Refusal, Standing};
+use super::protocol::{AddressHook, Counts, IdentityHook, PASS_HEADER, bump};
+use super::request::{Asked, Identity};
+use super::respond::{ceil_s, refresh_seconds, refusal, respond, set_visitor};
+use crate::backend::RoomBackend;
 use crate::pass::{Keyring, PassClaims};
 use crate::room::{Entry, JoinError, Pass, Ticket, VisitorId};
 
-/// The header an app sends its pass in (its `Authorization` header is the portal's own).
-pub const PASS_HEADER: &str = "sg-pass";
-/// The header an app may send its visitor text in, instead of the `sg_visitor` cookie.
-pub const VISITOR_HEADER: &str = "sg-visitor";
 /// The `Retry-After` when the room's store cannot be reached, in seconds.
 const UNAVAILABLE_RETRY_S: u64 = 5;
 
-/// The longest interval a waiting page asks for between refreshes, in seconds.
-pub const MAX_REFRESH_SECONDS: u64 = 30;
-
-/// Who the visitor is, from the request: the portal's own identity (say, a signed-in account).
-pub type IdentityHook = Arc<dyn Fn(&Parts) -> Option<VisitorId> + Send + Sync>;
-/// The client's address, from the request (say, from the connection, or from a header set by
-/// the portal's own proxy).
-pub type AddressHook = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
-
-/// Why a layer could not be built.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LayerConfigError {
-    /// The path prefix must start with `/`, not end with one, and hold only path characters.
-    #[error(
-        "path prefix {0:?} is not usable: give one like \"/surgegate\" (leading '/', no trailing '/')"
-    )]
-    Prefix(String),
-    /// A limit of zero new visitors would turn everyone away.
-    #[error("a limit of 0 new visitors per address turns everyone away; give at least 1")]
-    ZeroLimit,
-}
-
-/// Puts the routes it wraps behind a waiting room, by the protocol in the [module
-/// docs](super). Cheap to clone.
-pub struct WaitingRoomLayer<R> {
-    shared: Arc<Shared<R>>,
-}
-
-impl<R> Clone for WaitingRoomLayer<R> {
-    fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// Counts of what a layer answered (for a portal's metrics): each gated request adds one to
-/// `passes` or to `joins`, and each join one to exactly one of the outcomes after it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LayerCounters {
-    /// Requests let through on a live pass they presented.
-    pub passes: u64,
-    /// Requests that joined the room (no live pass).
-    pub joins: u64,
-    /// Joins admitted at once (the request went through with a new pass).
-    pub admitted: u64,
-    /// Joins answered with a place in line.
-    pub waiting: u64,
-    /// Joins refused because the line was full.
-    pub full: u64,
-    /// Joins refused because the room was closed.
-    pub closed: u64,
-    /// New identities refused by the limit per address (these never joined).
-    pub limited: u64,
-    /// Joins the room's store could not answer (`503`, `"status":"unavailable"`).
-    pub unavailable: u64,
-    /// `POST <prefix>/leave` requests.
-    pub left: u64,
-}
-
-/// The live counters behind [`LayerCounters`]. Relaxed: statistics, read without ordering.
-#[derive(Default)]
-struct Counts {
-    passes: AtomicU64,
-    joins: AtomicU64,
-    admitted: AtomicU64,
-    waiting: AtomicU64,
-    full: AtomicU64,
-    closed: AtomicU64,
-    limited: AtomicU64,
-    unavailable: AtomicU64,
-    left: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Settings of a [`WaitingRoomLayer`]; from [`WaitingRoomLayer::builder`].
-pub struct WaitingRoomLayerBuilder<R> {
-    room: R,
-    keys: Keyring,
-    room_id: u32,
-    prefix: String,
-    identity: Option<IdentityHook>,
-    limit: Option<(u32, AddressHook)>,
-    closed_retry_seconds: u64,
-}
-
-impl<R: RoomBackend> WaitingRoomLayer<R> {
-    /// A layer with the default settings: room id 0, prefix `/surgegate`, the signed visitor
-    /// cookie as the identity, no limit per address.
-    pub fn new(room: R, keys: Keyring) -> Self {
-        Self::builder(room, keys)
-            .build()
-            .expect("the default settings are valid")
-    }
-
-    /// Settings for a layer in front of `room`, signing passes with `keys`.
-    pub fn builder(room: R, keys: Keyring) -> WaitingRoomLayerBuilder<R> {
-        WaitingRoomLayerBuilder {
-            room,
-            keys,
-            room_id: 0,
-            prefix: "/surgegate".into(),
-            identity: None,
-            limit: None,
-            closed_retry_seconds: 60,
-        }
-    }
-
-    /// What the layer has answered since it was built.
-    pub fn counters(&self) -> LayerCounters {
-        let c = &self.shared.counts;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        LayerCounters {
-            passes: load(&c.passes),
-            joins: load(&c.joins),
-            admitted: load(&c.admitted),
-            waiting: load(&c.waiting),
-            full: load(&c.full),
-            closed: load(&c.closed),
-            limited: load(&c.limited),
-            unavailable: load(&c.unavailable),
-            left: load(&c.left),
-        }
-    }
-
-    /// The path that gives a place or a pass back (`POST`): the prefix and `/leave`.
-    pub fn leave_path(&self) -> &str {
-        &self.shared.leave_path
-    }
-}
-
-impl<R: RoomBackend> WaitingRoomLayerBuilder<R> {
-    /// The room's number in the passes it signs: a pass of another room is not accepted here.
-    pub fn room_id(mut self, room_id: u32) -> Self {
-        self.room_id = room_id;
-        self
-    }
-
-    /// Where the layer's own endpoint lives: `POST <prefix>/leave`. Default `/surgegate`.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The portal's own identity of a visitor (a signed-in account, say). When the hook gives
-    /// `None`, the layer falls back to its signed `sg_visitor` cookie.
-    pub fn identity(
-        mut self,
-        hook: impl Fn(&Parts) -> Option<VisitorId> + Send + Sync + 'static,
-    ) -> Self {
-        self.identity = Some(Arc::new(hook));
-        self
-    }
-
-    /// At most `per_minute` new visitor identities a minute (in bursts of as many) from one
-    /// client address, as told by `address`, so that one client that drops its cookies cannot
-    /// take thousands of places. A visitor who keeps the cookie refreshes without limit; an
-    /// address the hook cannot tell is not limited. Over the limit: `429` with `Retry-After`.
-    pub fn limit_new_visitors_per_address(
-        mut self,
-        per_minute: u32,
-        address: impl Fn(&Parts) -> Option<IpAddr> + Send + Sync + 'static,
-    ) -> Self {
-        self.limit = Some((per_minute, Arc::new(address)));
-        self
-    }
-
-    /// The `Retry-After` given while the room is closed, in seconds. Default 60.
-    pub fn closed_retry_seconds(mut self, seconds: u64) -> Self {
-        self.closed_retry_seconds = seconds.max(1);
-        self
-    }
-
-    /// The layer.
-    ///
-    /// # Errors
-    /// [`LayerConfigError::Prefix`] for a prefix without a leading `/`, with a trailing one, or
-    /// with characters outside `[A-Za-z0-9/_.-]`; [`LayerConfigError::ZeroLimit`].
-    pub fn build(self) -> Result<WaitingRoomLayer<R>, LayerConfigError> {
-        let p = &self.prefix;
-        let path_chars = p
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
-        if !p.starts_with('/') || p.ends_with('/') || !path_chars || p.len() > 200 {
-            return Err(LayerConfigError::Prefix(self.prefix));
-        }
-        let limiter = match self.limit {
-            Some((0, _)) => return Err(LayerConfigError::ZeroLimit),
-            Some((per_minute, hook)) => {
-                let n = std::num::NonZeroU32::new(per_minute).ok_or(LayerConfigError::ZeroLimit)?;
-                Some((DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)), hook))
-            }
-            None => None,
-        };
-        Ok(WaitingRoomLayer {
-            shared: Arc::new(Shared {
-                leave_path: format!("{}/leave", self.prefix),
-                room: self.room,
-                keys: self.keys,
-                room_id: self.room_id,
-                identity: self.identity,
-                limiter,
-                limited_checks: AtomicU64::new(0),
-                counts: Counts::default(),
-                closed_retry_seconds: self.closed_retry_seconds,
-            }),
-        })
-    }
-}
-
-impl<S, R> Layer<S> for WaitingRoomLayer<R> {
-    type Service = WaitingRoomService<S, R>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        WaitingRoomService {
-            inner,
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// A service behind a waiting room: see [`WaitingRoomLayer`].
+/// A service behind a waiting room: see [`WaitingRoomLayer`](super::WaitingRoomLayer).
 pub struct WaitingRoomService<S, R> {
-    inner: S,
-    shared: Arc<Shared<R>>,
+    pub(super) inner: S,
+    pub(super) shared: Arc<Shared<R>>,
 }
 
 impl<S: Clone, R> Clone for WaitingRoomService<S, R> {
@@ -297,53 +70,18 @@ where
     }
 }
 
-/// What the layer reads of every request before deciding.
-struct Asked<'p> {
-    lang: Lang,
-    json: bool,
-    https: bool,
-    pass_text: Option<&'p str>,
-    visitor_text: Option<&'p str>,
-}
-
-impl<'p> Asked<'p> {
-    fn read(parts: &'p Parts) -> Self {
-        let headers = &parts.headers;
-        let text = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-        };
-        let forwarded_https = text("x-forwarded-proto")
-            .and_then(|v| v.split(',').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-        Asked {
-            lang: Lang::from_accept_language(text(header::ACCEPT_LANGUAGE.as_str())),
-            json: text(header::ACCEPT.as_str()).is_some_and(|a| a.contains("application/json")),
-            https: parts.uri.scheme_str() == Some("https") || forwarded_https,
-            pass_text: text(PASS_HEADER).or_else(|| cookies::read(headers, cookies::PASS)),
-            visitor_text: text(VISITOR_HEADER).or_else(|| cookies::read(headers, cookies::VISITOR)),
-        }
-    }
-}
-
-/// A visitor's identity for this request, and the cookie to set if it is new.
-struct Identity {
-    visitor: VisitorId,
-    new_text: Option<String>,
-}
-
-struct Shared<R> {
-    room: R,
-    keys: Keyring,
-    room_id: u32,
-    leave_path: String,
-    identity: Option<IdentityHook>,
-    limiter: Option<(DefaultKeyedRateLimiter<IpAddr>, AddressHook)>,
+/// What every request of one layer shares: the room, the keys and the settings.
+pub(super) struct Shared<R> {
+    pub(super) room: R,
+    pub(super) keys: Keyring,
+    pub(super) room_id: u32,
+    pub(super) leave_path: String,
+    pub(super) identity: Option<IdentityHook>,
+    pub(super) limiter: Option<(DefaultKeyedRateLimiter<IpAddr>, AddressHook)>,
     /// Limiter checks since its table was last trimmed.
-    limited_checks: AtomicU64,
-    closed_retry_seconds: u64,
-    counts: Counts,
+    pub(super) limited_checks: AtomicU64,
+    pub(super) closed_retry_seconds: u64,
+    pub(super) counts: Counts,
 }
 
 impl<R: RoomBackend> Shared<R> {
@@ -421,10 +159,7 @@ impl<R: RoomBackend> Shared<R> {
     /// The pass this request presents, if it is genuine, of this room, unexpired, and still
     /// live in the room (claimed now if it was not yet).
     async fn live_pass(&self, asked: &Asked<'_>) -> Option<Pass> {
-        let claims = self
-            .keys
-            .verify(asked.pass_text?, self.room.now_unix_s())
-            .ok()?;
+        let claims = self.keys.verify(asked.pass_text?, self.now_unix_s()).ok()?;
         if claims.room != self.room_id {
             return None;
         }
@@ -432,22 +167,27 @@ impl<R: RoomBackend> Shared<R> {
         (pass.visitor == claims.visitor).then_some(pass)
     }
 
+    /// The room's now, in whole Unix seconds (rounded down). A pass's `expires_at` is on the
+    /// same base: every `RoomBackend` gives times since the Unix epoch.
+    fn now_unix_s(&self) -> u64 {
+        self.room.now_unix().as_secs()
+    }
+
     fn sign(&self, pass: &Pass) -> String {
         self.keys.sign(&PassClaims {
             room: self.room_id,
             visitor: pass.visitor,
             token: pass.token,
-            issued_at_unix_s: self.room.now_unix_s(),
-            expires_at_unix_s: self.room.unix_s(pass.expires_at),
+            issued_at_unix_s: self.now_unix_s(),
+            // Rounded up: the signed pass expires no earlier than the room's pass.
+            expires_at_unix_s: ceil_s(pass.expires_at),
         })
     }
 
     fn remaining_s(&self, pass: &Pass) -> u64 {
-        let left = self
-            .room
-            .unix_s(pass.expires_at)
-            .saturating_sub(self.room.now_unix_s());
-        left.max(1)
+        ceil_s(pass.expires_at)
+            .saturating_sub(self.now_unix_s())
+            .max(1)
     }
 
     /// The portal's identity, else the signed visitor cookie, else a new identity (within the
@@ -527,7 +267,7 @@ impl<R: RoomBackend> Shared<R> {
         }
         let pass = asked
             .pass_text
-            .and_then(|text| self.keys.verify(text, self.room.now_unix_s()).ok())
+            .and_then(|text| self.keys.verify(text, self.now_unix_s()).ok())
             .filter(|claims| claims.room == self.room_id);
         let token = match pass {
             Some(claims) => Some(claims.token),
@@ -554,103 +294,5 @@ impl<R: RoomBackend> Shared<R> {
             cookies::set(cookies::PASS, "", asked.https, 0),
         );
         answer
-    }
-}
-
-/// How often a waiting visitor should come back: half the expected wait, at least 1 s, at most
-/// a third of the check-in timeout (so one lost refresh does not drop them) and
-/// [`MAX_REFRESH_SECONDS`].
-pub(crate) fn refresh_seconds(eta_seconds: u64, checkin_timeout: Duration) -> u64 {
-    let cap = (checkin_timeout.as_secs() / 3).clamp(1, MAX_REFRESH_SECONDS);
-    (eta_seconds / 2).clamp(1, cap)
-}
-
-fn ceil_s(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-fn set_visitor(headers: &mut http::HeaderMap, identity: &Identity, https: bool) {
-    let Some(text) = &identity.new_text else {
-        return;
-    };
-    let cookie = cookies::set(cookies::VISITOR, text, https, cookies::VISITOR_MAX_AGE_S);
-    headers.append(header::SET_COOKIE, cookie);
-    if let Ok(value) = HeaderValue::from_str(text) {
-        headers.insert(HeaderName::from_static(VISITOR_HEADER), value);
-    }
-}
-
-fn refusal(asked: &Asked<'_>, why: Refusal, retry_seconds: u64) -> Response<String> {
-    let status = match why {
-        Refusal::Limited => StatusCode::TOO_MANY_REQUESTS,
-        Refusal::Full | Refusal::Closed | Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    let body = if asked.json {
-        pages::refusal_json(why, retry_seconds)
-    } else {
-        pages::refusal_html(asked.lang, why, retry_seconds)
-    };
-    respond(status, asked, body, Some(retry_seconds))
-}
-
-/// A response of the layer's own, with the headers every one of them carries.
-fn respond(
-    status: StatusCode,
-    asked: &Asked<'_>,
-    body: String,
-    retry_after_s: Option<u64>,
-) -> Response<String> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    let content_type = if asked.json {
-        "application/json"
-    } else {
-        "text/html; charset=utf-8"
-    };
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Language, Cookie"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-             base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if let Some(seconds) = retry_after_s {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_comes_well_within_the_checkin_timeout() {
-        for timeout_s in 3..200u64 {
-            for eta in [0, 1, 5, 60, 3600, u64::MAX] {
-                let r = refresh_seconds(eta, Duration::from_secs(timeout_s));
-                assert!(
-                    r >= 1 && r * 3 <= timeout_s && r <= MAX_REFRESH_SECONDS,
-                    "{timeout_s} {eta} {r}"
-                );
-            }
-        }
-        assert_eq!(refresh_seconds(10, Duration::from_secs(45)), 5);
-        assert_eq!(refresh_seconds(600, Duration::from_secs(45)), 15);
     }
 }

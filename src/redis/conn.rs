@@ -10,6 +10,8 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, RedisError, ScriptInvocation, Value};
 
 use crate::backend::BackendError;
+use crate::book::BookConfigError;
+use crate::room::RoomConfigError;
 
 /// Why a shared primitive could not connect.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -33,9 +35,15 @@ pub enum ConnectError {
     /// The namespace is empty or holds characters that would break the key layout.
     #[error("namespace {0:?}: use 1 to 64 characters of [A-Za-z0-9_.-]")]
     Namespace(String),
-    /// A setting is out of its range.
+    /// A setting of the room is out of its range (the in-process room's rules).
     #[error("{0}")]
-    Setting(String),
+    Room(RoomConfigError),
+    /// A setting of the book is out of its range (the in-process book's rules).
+    #[error("{0}")]
+    Book(BookConfigError),
+    /// The store failed while the room's settings were written or read.
+    #[error("the room's settings could not be written or read: {0}")]
+    Backend(BackendError),
 }
 
 #[derive(Clone)]
@@ -189,6 +197,21 @@ impl Conn {
         }
     }
 
+    /// `Ok` if every primary fsyncs every write, or `allow_unsynced`; else
+    /// [`ConnectError::NotDurable`] naming `urls`.
+    pub(crate) async fn check_synced(
+        &self,
+        urls: &[&str],
+        allow_unsynced: bool,
+        timeout: Duration,
+    ) -> Result<(), ConnectError> {
+        if allow_unsynced || self.fsyncs_every_write(timeout).await.unwrap_or(false) {
+            Ok(())
+        } else {
+            Err(ConnectError::NotDurable(urls.join(",")))
+        }
+    }
+
     /// Whether every primary runs with `appendonly yes` and `appendfsync always`.
     pub(crate) async fn fsyncs_every_write(&self, timeout: Duration) -> Result<bool, BackendError> {
         for (setting, wanted) in [("appendonly", "yes"), ("appendfsync", "always")] {
@@ -226,7 +249,7 @@ fn all_settings_are(reply: &Value, wanted: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::key_slot;
 
     #[test]
     fn key_slots_follow_the_cluster_spec() {

@@ -1,10 +1,19 @@
-//! The slot book on Redis (a single server or a Redis Cluster), so that every portal node shares
-//! one book (feature `redis`).
+//! The slot book and the waiting room on Redis (a single server or a Redis Cluster), so that
+//! every portal node shares one book and one line (feature `redis`): [`RedisSlotBook`] and
+//! [`RedisWaitingRoom`], which implement [`BookBackend`](crate::BookBackend) and
+//! [`RoomBackend`](crate::RoomBackend) with the in-process types' rules.
+//!
+//! Files: `book/` and `room/` (the two types, one protocol a file), `scripts` (the Lua scripts,
+//! their key names and shared budgets assembled in one place; the `.lua` files in `scripts/`),
+//! `conn` (one connection to a server or a cluster), `backend` (the two traits' implementations).
+//! Settings are checked by the in-process builders' own rules, so both backends accept the
+//! same ones.
 //!
 //! # Layout
 //!
 //! Every state change is one Lua script (the `.lua` files beside this module, each opening with
-//! its keys, its arguments and the rule it enforces), run atomically on the one shard that owns
+//! its arguments and the rule it enforces, after a header from `scripts.rs` that names its
+//! keys), run atomically on the one shard that owns
 //! its keys, with time read by `TIME` inside the script: holds expire by the server's clock,
 //! never by key expiry or notifications.
 //!
@@ -14,8 +23,10 @@
 //!   capacity work grows with the primaries. A hold's token carries its branch in its top 32
 //!   bits (the other 96 are random), so `confirm(token)` finds the shard.
 //! - **Lapsed holds** give their unit back at once, and the applicant's count up to 2 s later
-//!   (the margin that keeps the count covering the hold). They are reclaimed at the start of every script on their branch (at most
-//!   10 000 a call) and by [`RedisSlotBook::sweep`].
+//!   (the margin that keeps the count covering the hold). They are reclaimed at the start of
+//!   every script on their branch (at most 10 000 a call) and by [`RedisSlotBook::sweep`] (one
+//!   branch) or [`RedisSlotBook::sweep_every_branch`] (every branch in the registry
+//!   `{ns:book}:branches`, which `set_capacity` fills).
 //! - **An applicant** has a sorted set under `{ns:a:<applicant>}` (another shard, in general) of
 //!   the tokens that count against its limit, each with the time until which it counts
 //!   (a booking: forever).
@@ -35,6 +46,22 @@
 //! `hold_ttl + 2 s`; one marked as a booking whose confirmation never ran stays until the token
 //! is released (under-admitting that applicant, never over-admitting).
 //!
+//! # One hold among several branches
+//!
+//! [`RedisSlotBook::reserve_among`] first looks for a live hold of the applicant at one of the
+//! branches in the range (through the tokens counted against its limit) and returns it (a
+//! retry); then reads each branch's lowest slot with room, chooses by the
+//! [`Preference`](crate::book::Preference) (ties: the branch listed first), takes the
+//! applicant's count under a token of the chosen branch and reserves that one slot. A race
+//! that loses the slot reads that branch again and chooses again (keeping the count while the
+//! branch stays the same), at most 32 times, then answers a timeout (safe to retry). The count
+//! is given back whenever no new hold was made under it, so the applicant protocol above holds.
+//!
+//! A closed slot ([`RedisSlotBook::close_slot`]) has capacity 0 and is in the branch's set of
+//! closed slots: readings do not show it, new holds are refused as for a slot never opened,
+//! and its holds and bookings stay (a hold granted before can still be confirmed) until
+//! `set_capacity` opens it again.
+//!
 //! # The room
 //!
 //! The room is one line, so it lives under one hash tag, `{ns:room}`, on one shard: a sorted
@@ -50,7 +77,7 @@
 //!
 //! # Durability, and what a failover can cost
 //!
-//! [`RedisSlotBook::builder`] refuses servers that do not run with `appendonly yes` and
+//! Both builders' `connect` refuse servers that do not run with `appendonly yes` and
 //! `appendfsync always` (unless `allow_unsynced()`), so a write is on the primary's disk before
 //! the script's reply. `confirm`, `release` of a booking and `set_capacity` return `Ok` only
 //! after `WAIT` on the branch's primary saw the replicas asked for
@@ -72,14 +99,16 @@
 //! is safe, since a retried reserve returns the applicant's live hold at that branch and a
 //! retried confirm the same booking.
 
+mod backend;
 mod book;
 mod conn;
-mod reply;
 mod room;
+mod scripts;
 
+pub use crate::room::LimitsError;
 pub use book::{RedisSlotBook, RedisSlotBookBuilder};
 pub use conn::ConnectError;
-pub use room::{LimitsError, RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
+pub use room::{RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
 
 /// Checks a namespace: 1 to 64 characters of `[A-Za-z0-9_.-]` (no braces or colons, which the
 /// key layout uses).

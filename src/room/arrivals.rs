@@ -22,8 +22,9 @@
 
 use crate::sync::Mutex;
 
-use super::VisitorId;
-use super::line::{Line, Waiter};
+use super::line::Line;
+use super::types::VisitorId;
+use super::waiter::Waiter;
 
 /// The most newcomers held behind the line between two exclusive calls.
 pub(crate) const MAX_ARRIVALS: usize = 1024;

@@ -1,7 +1,10 @@
 //! The whole-room consistency check that tests and audits call.
 
+use crate::invariant::{InvariantViolation, ensure};
+
+use super::arrivals::MAX_ARRIVALS;
+use super::line::Line;
 use super::state::Core;
-use super::*;
 
 impl Core {
     pub(super) fn check(&self) -> Result<(), InvariantViolation> {
@@ -87,10 +90,10 @@ impl Core {
             self.closed
         );
         ensure!(
-            batch.len() <= arrivals::MAX_ARRIVALS,
+            batch.len() <= MAX_ARRIVALS,
             "{} arrivals, above {}",
             batch.len(),
-            arrivals::MAX_ARRIVALS
+            MAX_ARRIVALS
         );
         let first = self.line.next_index();
         for (k, w) in batch.iter().enumerate() {

@@ -2,42 +2,55 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::{
+    Arrivals, Core, Gcra, LapsedTokens, Line, MAX_RATE, Passes, RoomConfigError, WaitingRoom,
+};
+use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
+use crate::sync::RwLock;
 
 /// The most lapsed tokens a room remembers.
 const MAX_ENDED_MEMORY: usize = 1 << 22;
+/// The longest line.
+const MAX_WAITING: u32 = 1 << 30;
+/// The shortest check-in timeout, pass lifetime and claim timeout.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest check-in timeout.
+const MAX_CHECKIN_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// The longest pass lifetime.
+const MAX_PASS_TTL: Duration = Duration::from_secs(7 * 86_400);
 
 /// Builds a [`WaitingRoom`]. Every setting has a default; see each setter.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct WaitingRoomBuilder<C = SystemClock> {
     clock: C,
-    settings: Settings,
+    settings: RoomSettings,
 }
 
-/// Every setting of a builder but its clock, so that changing the clock type moves them as one.
+/// Every setting of a room but its clock: what both backends' builders hold, so that changing
+/// the clock type moves them as one, and one [`check`](Self::check) rules them all.
 #[derive(Clone, Debug)]
-struct Settings {
-    rate_per_second: u32,
-    burst: u32,
-    max_active: u32,
-    max_waiting: u32,
-    checkin_timeout: Duration,
-    pass_ttl: Duration,
-    claim_timeout: Option<Duration>,
-    ended_memory: usize,
+pub(crate) struct RoomSettings {
+    pub(crate) rate_per_second: u32,
+    pub(crate) burst: u32,
+    pub(crate) max_active: u32,
+    pub(crate) max_waiting: u32,
+    pub(crate) checkin_timeout: Duration,
+    pub(crate) pass_ttl: Duration,
+    pub(crate) claim_timeout: Option<Duration>,
+    pub(crate) ended_memory: usize,
 }
 
 impl Default for WaitingRoomBuilder<SystemClock> {
     fn default() -> Self {
         Self {
             clock: SystemClock::new(),
-            settings: Settings::default(),
+            settings: RoomSettings::default(),
         }
     }
 }
 
-impl Default for Settings {
+impl Default for RoomSettings {
     fn default() -> Self {
         Self {
             rate_per_second: 100,
@@ -140,75 +153,12 @@ impl<C: Clock> WaitingRoomBuilder<C> {
 
     /// Builds the room, or says which setting is out of range.
     pub fn try_build(self) -> Result<WaitingRoom<C>, RoomConfigError> {
-        let gcra = Gcra::new(self.settings.rate_per_second, self.settings.burst).ok_or(
-            if (1..=MAX_RATE).contains(&self.settings.rate_per_second) {
-                RoomConfigError::Burst(self.settings.burst)
-            } else {
-                RoomConfigError::Rate(self.settings.rate_per_second)
-            },
-        )?;
-        if self.settings.max_active == 0 {
-            return Err(RoomConfigError::MaxActive(0));
-        }
-        if !(1..=1 << 30).contains(&self.settings.max_waiting) {
-            return Err(RoomConfigError::MaxWaiting(self.settings.max_waiting));
-        }
-        let ms = Duration::from_millis(1);
-        if self.settings.checkin_timeout < ms
-            || self.settings.checkin_timeout > Duration::from_secs(86_400)
-        {
-            return Err(RoomConfigError::CheckinTimeout(
-                self.settings.checkin_timeout,
-            ));
-        }
-        if self.settings.ended_memory > MAX_ENDED_MEMORY {
-            return Err(RoomConfigError::EndedMemory(self.settings.ended_memory));
-        }
-        if self.settings.pass_ttl < ms || self.settings.pass_ttl > Duration::from_secs(7 * 86_400) {
-            return Err(RoomConfigError::PassTtl(self.settings.pass_ttl));
-        }
-        let visitor_hasher = ahash::RandomState::new();
-        let checkin_timeout_ns = duration_to_ns(self.settings.checkin_timeout);
-        if let Some(claim) = self.settings.claim_timeout
-            && (claim < ms || claim > self.settings.pass_ttl)
-        {
-            return Err(RoomConfigError::ClaimTimeout(claim));
-        }
-        let pass_ttl_ns = duration_to_ns(self.settings.pass_ttl);
+        let gcra = self.settings.check()?;
         let start_ns = now_ns(&self.clock);
+        let core = core(&self.settings, gcra, start_ns);
         Ok(WaitingRoom {
-            core: RwLock::new(Core {
-                gcra,
-                max_active: self.settings.max_active,
-                lowered_below_active: false,
-                max_waiting: self.settings.max_waiting,
-                checkin_timeout_ns,
-                pass_ttl_ns,
-                claim_timeout_ns: self.settings.claim_timeout.map(duration_to_ns),
-                paused: false,
-                closed: false,
-                opening: None,
-                last_seed: None,
-                line: Line::new(visitor_hasher.clone()),
-                arrivals: Arrivals::new(),
-                prequeue: Line::new(visitor_hasher),
-                passes: Passes::new(),
-                lapsed: LapsedTokens::new(self.settings.ended_memory),
-                now_ns: start_ns,
-                clock_ns: start_ns,
-                behind: false,
-                // Nothing waits, nothing is active: nothing can fall due.
-                next_event_ns: u64::MAX,
-                admitted_total: 0,
-                dropped_total: 0,
-                left_total: 0,
-                passes_finished: 0,
-                passes_lapsed: 0,
-                mean_pass_ns: pass_ttl_ns,
-                #[cfg(feature = "tokio")]
-                awaited: Default::default(),
-            }),
-            checkin_timeout_ns,
+            core: RwLock::new(core),
+            checkin_timeout_ns: duration_to_ns(self.settings.checkin_timeout),
             clock: self.clock,
             #[cfg(feature = "tokio")]
             notify: tokio::sync::Notify::new(),
@@ -227,5 +177,87 @@ impl<C: Clock> WaitingRoomBuilder<C> {
             Ok(room) => room,
             Err(e) => panic!("invalid WaitingRoom configuration: {e}"),
         }
+    }
+}
+
+/// The three limits an operator changes at run time, checked together: the schedule they give,
+/// or the first one out of range (the rate before the burst before `max_active`). The one rule
+/// for every backend's builder and `set_limits`.
+pub(crate) fn check_limits(
+    rate_per_second: u32,
+    burst: u32,
+    max_active: u32,
+) -> Result<Gcra, RoomConfigError> {
+    if !(1..=MAX_RATE).contains(&rate_per_second) {
+        return Err(RoomConfigError::Rate(rate_per_second));
+    }
+    let gcra = Gcra::new(rate_per_second, burst).ok_or(RoomConfigError::Burst(burst))?;
+    if max_active == 0 {
+        return Err(RoomConfigError::MaxActive(0));
+    }
+    Ok(gcra)
+}
+
+impl RoomSettings {
+    /// Every setting checked, in the order of the setters: the admission schedule, or the
+    /// first setting out of its range. The Redis room's builder checks its settings with this
+    /// too, so both backends accept exactly the same ones.
+    pub(crate) fn check(&self) -> Result<Gcra, RoomConfigError> {
+        let gcra = check_limits(self.rate_per_second, self.burst, self.max_active)?;
+        if !(1..=MAX_WAITING).contains(&self.max_waiting) {
+            return Err(RoomConfigError::MaxWaiting(self.max_waiting));
+        }
+        if !(MIN_INTERVAL..=MAX_CHECKIN_TIMEOUT).contains(&self.checkin_timeout) {
+            return Err(RoomConfigError::CheckinTimeout(self.checkin_timeout));
+        }
+        if !(MIN_INTERVAL..=MAX_PASS_TTL).contains(&self.pass_ttl) {
+            return Err(RoomConfigError::PassTtl(self.pass_ttl));
+        }
+        if let Some(claim) = self.claim_timeout
+            && !(MIN_INTERVAL..=self.pass_ttl).contains(&claim)
+        {
+            return Err(RoomConfigError::ClaimTimeout(claim));
+        }
+        if self.ended_memory > MAX_ENDED_MEMORY {
+            return Err(RoomConfigError::EndedMemory(self.ended_memory));
+        }
+        Ok(gcra)
+    }
+}
+
+/// A new room's state: nobody waiting, nothing active, at `start_ns`.
+fn core(settings: &RoomSettings, gcra: Gcra, start_ns: u64) -> Core {
+    let visitor_hasher = ahash::RandomState::new();
+    let pass_ttl_ns = duration_to_ns(settings.pass_ttl);
+    Core {
+        gcra,
+        max_active: settings.max_active,
+        lowered_below_active: false,
+        max_waiting: settings.max_waiting,
+        checkin_timeout_ns: duration_to_ns(settings.checkin_timeout),
+        pass_ttl_ns,
+        claim_timeout_ns: settings.claim_timeout.map(duration_to_ns),
+        paused: false,
+        closed: false,
+        opening: None,
+        last_seed: None,
+        line: Line::new(visitor_hasher.clone()),
+        arrivals: Arrivals::new(),
+        prequeue: Line::new(visitor_hasher),
+        passes: Passes::new(),
+        lapsed: LapsedTokens::new(settings.ended_memory),
+        now_ns: start_ns,
+        clock_ns: start_ns,
+        behind: false,
+        // Nothing waits, nothing is active: nothing can fall due.
+        next_event_ns: u64::MAX,
+        admitted_total: 0,
+        dropped_total: 0,
+        left_total: 0,
+        passes_finished: 0,
+        passes_lapsed: 0,
+        mean_pass_ns: pass_ttl_ns,
+        #[cfg(feature = "tokio")]
+        awaited: Default::default(),
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::backend::BackendError;
+use crate::failure::BackendError;
 
 /// Why [`WaitingRoom::join`](crate::WaitingRoom::join) gave no ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
@@ -131,4 +131,26 @@ pub enum RoomConfigError {
     /// `ended_memory` is above 2^22 tokens.
     #[error("ended_memory must be at most 4194304 tokens, got {0}")]
     EndedMemory(usize),
+}
+
+/// Why [`WaitingRoom::set_limits`](crate::WaitingRoom::set_limits) (or a shared room's) changed
+/// nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// One of the three values is out of its range (the first, in the order rate, burst,
+    /// `max_active`): nothing was changed.
+    #[error("{0}")]
+    Config(RoomConfigError),
+    /// The store behind a shared room failed (never returned by the in-process room).
+    #[error("{0}")]
+    Backend(BackendError),
+}
+
+impl LimitsError {
+    /// Whether the same call can succeed later: only after a passing failure of a shared
+    /// store; a value out of range stays so.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LimitsError::Backend(e) if e.is_retryable())
+    }
 }

@@ -1,8 +1,11 @@
 //! What visitors and operators are told: tickets with their ETA, passes, `retry_after`, and the
 //! room's stats.
 
+use std::time::Duration;
+
+use super::admitted::PassRec;
 use super::state::Core;
-use super::*;
+use super::types::{Pass, RoomStats, Ticket, TicketToken};
 
 impl Core {
     /// Estimated time (ns from now) until the visitor at `position` is admitted.

@@ -12,6 +12,8 @@
 //! limits at different times instead of all in the same call: no single call stalls for a rehash
 //! of a million.
 
+use super::prefetch::prefetch_read;
+
 const SHARDS: usize = 64;
 /// Grow when a shard would be more than 4/5 full.
 const LOAD_NUM: usize = 4;
@@ -128,6 +130,11 @@ impl Shard {
     }
 }
 
+/// The hash of a token: 64 of its CSPRNG bits.
+pub(crate) fn token_hash(token: u128) -> u64 {
+    (token >> 64) as u64
+}
+
 /// A hash index from some key to a line entry index.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexTable {
@@ -172,7 +179,7 @@ impl IndexTable {
         let (s, tag) = split(hash);
         let cells = &self.shards[s].cells;
         if let Some(cell) = cells.get(home(tag, cells.len())) {
-            super::slots::prefetch_read(cell);
+            prefetch_read(cell);
         }
     }
 

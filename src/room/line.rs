@@ -16,18 +16,17 @@
 //! Memory: one 32-byte entry per visitor, one index cell of 8 bytes at 4/5 load or less (two
 //! for a visitor away from its home index), one check-in record of 16 bytes, and a bit. Entries
 //! are numbered by a *virtual index* that never changes while the visitor waits, so nothing that
-//! points at an entry is ever renumbered (see [`super::slots`]). Entries of visitors who left
+//! points at an entry is ever renumbered (see [`super::blocks`]). Entries of visitors who left
 //! stay in place until their block is re-packed or, in front of the first visitor still waiting
 //! (where admissions and most lapses leave them), dropped in steps of [`TRIM_STEP`]; positions
 //! are ranks, so they cost nothing to skip.
 //! No call does more than one step of this.
 
-use crate::sync::{AtomicU64, Ordering};
-
-use super::VisitorId;
+use super::blocks::{BLOCK, EntryBlocks};
 use super::checkins::CheckinQueue;
-use super::index::IndexTable;
-use super::slots::{BLOCK, Slots};
+use super::index::{IndexTable, token_hash};
+use super::types::VisitorId;
+use super::waiter::Waiter;
 
 /// Entries of visitors who left in front of the first one still waiting are dropped once there
 /// are this many (whole blocks).
@@ -36,78 +35,23 @@ const TRIM_STEP: usize = 8 * BLOCK;
 /// How many check-in records ahead of the one being handled the replay prefetches the entry of.
 const PREFETCH_AHEAD: usize = 8;
 
-/// 32 bytes, aligned to 32 so that an entry never straddles two cache lines: a poll reads one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[repr(align(32))]
-pub(crate) struct Waiter {
-    pub(crate) token: u128,
-    pub(crate) visitor: VisitorId,
-    /// The time at which this visitor lapses unless it checks in again.
-    pub(crate) deadline_ns: CheckinNs,
-}
-
-/// A waiting visitor's check-in deadline: raised by check-ins, which may run at once under the
-/// room's shared lock; read by the replay under the exclusive lock.
-#[derive(Debug)]
-pub(crate) struct CheckinNs(AtomicU64);
-
-impl CheckinNs {
-    pub(crate) fn new(ns: u64) -> Self {
-        Self(AtomicU64::new(ns))
-    }
-
-    #[inline]
-    pub(crate) fn get(&self) -> u64 {
-        // Relaxed: readers of this value either hold the exclusive lock, whose acquisition
-        // follows every shared holder's release (so every raise is visible), or race only with
-        // other raises, where any value read is a deadline the visitor had.
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Moves the deadline to `ns` if that is later. Relaxed: an atomic read-modify-write, so
-    /// concurrent check-ins keep the latest deadline; the lock orders it before the replay.
-    #[inline]
-    pub(crate) fn raise(&self, ns: u64) {
-        self.0.fetch_max(ns, Ordering::Relaxed);
-    }
-}
-
-impl Clone for CheckinNs {
-    fn clone(&self) -> Self {
-        Self::new(self.get())
-    }
-}
-
-impl PartialEq for CheckinNs {
-    fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
-    }
-}
-
-impl Eq for CheckinNs {}
-
 #[derive(Debug)]
 pub(crate) struct Line {
-    slots: Slots,
+    entries: EntryBlocks,
     by_token: IndexTable,
     by_visitor: IndexTable,
     /// One record per waiting visitor, at or before its deadline; records of visitors who left
     /// are skipped when reached.
     checkins: CheckinQueue<CheckinKey>,
-    /// No live entry is stored below `head` (a position in `slots`, not a virtual index).
+    /// No live entry is stored below `head` (a position in `entries`, not a virtual index).
     head: usize,
     visitor_hasher: ahash::RandomState,
-}
-
-/// The hash of a token: 64 of its CSPRNG bits.
-pub(crate) fn token_hash(token: u128) -> u64 {
-    (token >> 64) as u64
 }
 
 impl Line {
     pub(crate) fn new(visitor_hasher: ahash::RandomState) -> Self {
         Self {
-            slots: Slots::default(),
+            entries: EntryBlocks::default(),
             by_token: IndexTable::default(),
             by_visitor: IndexTable::default(),
             checkins: CheckinQueue::default(),
@@ -122,21 +66,21 @@ impl Line {
 
     /// Visitors waiting.
     pub(crate) fn waiting(&self) -> usize {
-        self.slots.live.ones()
+        self.entries.live.ones()
     }
 
     pub(crate) fn get(&self, index: u32) -> &Waiter {
-        self.slots.get(index)
+        self.entries.get(index)
     }
 
     /// Indices spanned from the first stored entry to the back, waiting or not.
     pub(crate) fn span(&self) -> usize {
-        self.slots.len()
+        self.entries.len()
     }
 
-    /// Whether the line can take no more entries (see [`super::slots::MAX_SPAN`]).
+    /// Whether the line can take no more entries (see [`super::blocks::MAX_SPAN`]).
     pub(crate) fn is_span_full(&self) -> bool {
-        self.slots.is_span_full()
+        self.entries.is_span_full()
     }
 
     /// The index at which an entry of this token is looked for first: the index the line had
@@ -149,27 +93,27 @@ impl Line {
     /// The virtual index the next entry appended gets: a new token carries it in its low 32 bits,
     /// so that a poll finds the entry without a hash lookup (one cache line for the entry).
     pub(crate) fn next_index(&self) -> u32 {
-        self.slots.virtual_of(self.slots.len())
+        self.entries.virtual_of(self.entries.len())
     }
 
     pub(crate) fn find_token(&self, token: u128) -> Option<u32> {
-        let slots = &self.slots;
+        let entries = &self.entries;
         let home = Self::home_index(token);
-        if slots.is_live(home) && slots.get(home).token == token {
+        if entries.is_live(home) && entries.get(home).token == token {
             return Some(home);
         }
         if self.by_token.len() == 0 {
             return None;
         }
         self.by_token.find(token_hash(token), |i| {
-            slots.is_live(i) && slots.get(i).token == token
+            entries.is_live(i) && entries.get(i).token == token
         })
     }
 
     pub(crate) fn find_visitor(&self, visitor: VisitorId) -> Option<u32> {
-        let slots = &self.slots;
+        let entries = &self.entries;
         self.by_visitor.find(self.visitor_hash(visitor), |i| {
-            slots.is_live(i) && slots.get(i).visitor == visitor
+            entries.is_live(i) && entries.get(i).visitor == visitor
         })
     }
 
@@ -183,7 +127,7 @@ impl Line {
     /// check-in. Returns its index.
     fn append(&mut self, waiter: Waiter) -> u32 {
         let (token, visitor) = (waiter.token, waiter.visitor);
-        let index = self.slots.push(waiter);
+        let index = self.entries.push(waiter);
         if Self::home_index(token) != index {
             // Away from its home (the pre-queue's visitors after the draw): found by the table.
             self.by_token.insert(token_hash(token), index);
@@ -198,11 +142,11 @@ impl Line {
         debug_assert!(self.find_visitor(waiter.visitor).is_none());
         let (deadline_ns, token) = (waiter.deadline_ns.get(), waiter.token);
         let index = self.append(waiter);
-        let slots = &self.slots;
+        let entries = &self.entries;
         let key = CheckinKey::new(index, token);
         self.checkins
-            .push(deadline_ns, key, slots.live.ones(), |d, k| {
-                is_current(slots, d, k)
+            .push(deadline_ns, key, entries.live.ones(), |d, k| {
+                is_current(entries, d, k)
             });
         index
     }
@@ -225,28 +169,28 @@ impl Line {
     /// queue stays where it is, and the replay moves it when it comes up.
     #[inline]
     pub(crate) fn check_in(&self, index: u32, deadline_ns: u64) {
-        self.slots.get(index).deadline_ns.raise(deadline_ns);
+        self.entries.get(index).deadline_ns.raise(deadline_ns);
     }
 
     /// 1 for the head of the line.
     pub(crate) fn position(&self, index: u32) -> u64 {
-        debug_assert!(self.slots.is_live(index));
-        self.slots.live.rank(self.slots.at(index)) as u64
+        debug_assert!(self.entries.is_live(index));
+        self.entries.live.rank(self.entries.at(index)) as u64
     }
 
     /// The index of the visitor at the head of the line.
     pub(crate) fn head(&mut self) -> Option<u32> {
-        let h = self.slots.live.first_set_from(self.head)?;
+        let h = self.entries.live.first_set_from(self.head)?;
         self.head = h;
-        Some(self.slots.virtual_of(h))
+        Some(self.entries.virtual_of(h))
     }
 
     /// When the earliest check-in record falls due: at or before the next lapse (a visitor
     /// may have checked in since its record was made).
     pub(crate) fn next_lapse(&mut self) -> Option<u64> {
-        let slots = &self.slots;
+        let entries = &self.entries;
         self.checkins
-            .front(|d, k| is_current(slots, d, k))
+            .front(|d, k| is_current(entries, d, k))
             .map(|(d, _)| d)
     }
 
@@ -258,19 +202,19 @@ impl Line {
         // handled (a replay handles them one after another, each a cache miss otherwise).
         let (joined, moved) = self.checkins.ahead(PREFETCH_AHEAD);
         for key in [joined, moved].into_iter().flatten() {
-            self.slots.prefetch(key.index());
+            self.entries.prefetch(key.index());
         }
-        let slots = &self.slots;
-        let (d, key) = self.checkins.pop_front(|d, k| is_current(slots, d, k))?;
-        let current = slots.get(key.index()).deadline_ns.get();
+        let entries = &self.entries;
+        let (d, key) = self.checkins.pop_front(|d, k| is_current(entries, d, k))?;
+        let current = entries.get(key.index()).deadline_ns.get();
         debug_assert!(
             current >= d,
             "a record is never later than its visitor's deadline"
         );
         if current > d {
-            let live = slots.live.ones();
+            let live = entries.live.ones();
             self.checkins
-                .requeue(current, key, live, |d, k| is_current(slots, d, k));
+                .requeue(current, key, live, |d, k| is_current(entries, d, k));
             return None;
         }
         Some(self.remove(key.index()))
@@ -278,14 +222,14 @@ impl Line {
 
     /// Takes a visitor out of the line (admitted, left or lapsed).
     pub(crate) fn remove(&mut self, index: u32) -> Waiter {
-        let at = self.slots.at(index);
-        let w = self.slots.remove(index);
+        let at = self.entries.at(index);
+        let w = self.entries.remove(index);
         let removed_token =
             Self::home_index(w.token) == index || self.by_token.remove(token_hash(w.token), index);
         let h = self.visitor_hash(w.visitor);
         let removed_visitor = self.by_visitor.remove(h, index);
         debug_assert!(removed_token && removed_visitor);
-        if at + 1 == self.slots.len() {
+        if at + 1 == self.entries.len() {
             self.drop_trailing();
         }
         self.trim_front();
@@ -294,25 +238,25 @@ impl Line {
 
     /// Trailing entries of visitors who left can go at once.
     fn drop_trailing(&mut self) {
-        let mut n = self.slots.len();
-        while n > 0 && !self.slots.live.get(n - 1) {
+        let mut n = self.entries.len();
+        while n > 0 && !self.entries.live.get(n - 1) {
             n -= 1;
         }
-        self.slots.truncate(n);
+        self.entries.truncate(n);
         self.head = self.head.min(n);
     }
 
     /// Drops the entries in front of the first visitor still waiting, [`TRIM_STEP`] at a time.
     fn trim_front(&mut self) {
         let first = self
-            .slots
+            .entries
             .live
             .first_set_from(self.head)
-            .unwrap_or(self.slots.len());
+            .unwrap_or(self.entries.len());
         self.head = first;
         if first >= TRIM_STEP {
             let n = first - first % TRIM_STEP;
-            self.slots.drop_front(n);
+            self.entries.drop_front(n);
             self.head -= n;
         }
     }
@@ -326,12 +270,12 @@ impl Line {
 
     /// Waiting visitors in line order, with their indices.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &Waiter)> + '_ {
-        self.slots.iter()
+        self.entries.iter()
     }
 
     /// Heap bytes in use.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.heap_bytes()
+        self.entries.heap_bytes()
             + self.by_token.heap_bytes()
             + self.by_visitor.heap_bytes()
             + self.checkins.heap_bytes()
@@ -376,7 +320,7 @@ impl Line {
                     "{what}: entry {i} has position {p}, expected {expected_position}"
                 ));
             }
-            if self.slots.at(i) < self.head {
+            if self.entries.at(i) < self.head {
                 return Err(format!(
                     "{what}: waiting entry {i} below head {}",
                     self.head
@@ -417,7 +361,7 @@ impl Line {
             .by_token
             .indices()
             .chain(self.by_visitor.indices())
-            .any(|i| !self.slots.is_live(i))
+            .any(|i| !self.entries.is_live(i))
         {
             return Err(format!(
                 "{what}: an index points at an entry that is not waiting"
@@ -428,11 +372,11 @@ impl Line {
         }
         // Records of visitors who left are told apart from current ones (else compaction could
         // not drop them): each waiting visitor has exactly one record taken for current.
-        let slots = &self.slots;
+        let entries = &self.entries;
         let current = self
             .checkins
             .iter()
-            .filter(|&(d, k)| is_current(slots, d, k))
+            .filter(|&(d, k)| is_current(entries, d, k))
             .count();
         if current != self.waiting() {
             return Err(format!(
@@ -440,12 +384,12 @@ impl Line {
                 self.waiting()
             ));
         }
-        self.slots.check().map_err(|e| format!("{what}: {e}"))?;
+        self.entries.check().map_err(|e| format!("{what}: {e}"))?;
         if self
-            .slots
+            .entries
             .live
             .first_set_from(0)
-            .unwrap_or(self.slots.len())
+            .unwrap_or(self.entries.len())
             >= TRIM_STEP
         {
             return Err(format!(
@@ -457,9 +401,9 @@ impl Line {
 }
 
 /// Whether the check-in record `(_, key)` is the one of a waiting entry (each has exactly one).
-fn is_current(slots: &Slots, _deadline_ns: u64, key: CheckinKey) -> bool {
+fn is_current(entries: &EntryBlocks, _deadline_ns: u64, key: CheckinKey) -> bool {
     let v = key.index();
-    slots.is_live(v) && key == CheckinKey::new(v, slots.get(v).token)
+    entries.is_live(v) && key == CheckinKey::new(v, entries.get(v).token)
 }
 
 /// A check-in record's entry: its index, and 32 bits of the visitor's token, so that a record

@@ -10,15 +10,20 @@
 //!
 //! The rules this module guarantees are listed on [`WaitingRoom`].
 //!
-//! One protocol per file: `types` (the plain values), `builder` (settings), `core` (the state
-//! behind the lock and its replay), `eta` (tickets, ETAs and stats), `audit` (the whole-room
-//! check), `wait` (the async wait); below them, `gcra` (the admission schedule), `line` with
-//! `index`, `rank`, `slots` and `checkins` (the FIFO line with exact positions and its check-in
-//! deadlines), `arrivals` (newcomers queued behind the line under the shared lock), `passes`
-//! (admitted visitors) and `draw` (the pre-queue's fair order).
+//! One protocol per file: `types` (the plain values), `error` (each call's errors), `builder`
+//! (settings), `state` (`Core`, the state behind the lock, and the replay that advances it),
+//! `eta` (tickets, ETAs and stats), `audit` (the whole-room check), `wait` (the async wait);
+//! below them, `gcra` (the admission schedule); the FIFO line with exact positions, `line`, and
+//! what it is made of: `waiter` (an entry and its atomic check-in deadline), `blocks` (entries by
+//! virtual index), `rank` (positions as ranks in a bitmap), `index` (lookups by token and by
+//! visitor) and `checkins` (check-in deadlines in order); `arrivals` (newcomers queued behind the
+//! line under the shared lock), `admitted` (admitted visitors' passes and the memory of lapsed
+//! tokens), `draw` (the pre-queue's fair order) and `prefetch` (a cache hint for the replay).
 
+mod admitted;
 mod arrivals;
 mod audit;
+mod blocks;
 mod builder;
 mod checkins;
 mod draw;
@@ -27,30 +32,32 @@ mod eta;
 mod gcra;
 mod index;
 mod line;
-mod passes;
+mod prefetch;
 mod rank;
-mod slots;
 mod state;
 mod types;
 #[cfg(feature = "tokio")]
 mod wait;
+mod waiter;
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, duration_to_ns, now_ns};
-use crate::invariant::{InvariantViolation, ensure};
+use crate::invariant::InvariantViolation;
 use crate::sync::{RwLock, RwLockWriteGuard};
-use crate::token::random_u128;
+use admitted::{LapsedTokens, Passes};
 use arrivals::Arrivals;
-use line::{CheckinNs, Line, Waiter};
-use passes::{LapsedTokens, PassRec, Passes};
+use line::Line;
 use state::Core;
 
+#[cfg(feature = "redis")]
+pub(crate) use builder::RoomSettings;
 pub use builder::WaitingRoomBuilder;
+pub(crate) use builder::check_limits;
 pub(crate) use draw::shuffled as draw_order;
 pub use draw::{MAX_PREQUEUE, PrequeueTooLong, prequeue_order};
-pub use error::{ClaimError, JoinError, PollError, RoomConfigError};
+pub use error::{ClaimError, JoinError, LimitsError, PollError, RoomConfigError};
 pub use gcra::{Gcra, MAX_RATE};
 pub use state::MAX_EVENTS_PER_CALL;
 pub use types::{Entry, Pass, RoomStats, Ticket, TicketToken, VisitorId};
@@ -430,6 +437,45 @@ impl<C: Clock> WaitingRoom<C> {
             return Err(RoomConfigError::MaxActive(0));
         }
         self.reconfigure(|core| {
+            core.max_active = max_active;
+            if core.passes.len() > max_active as usize {
+                core.lowered_below_active = true;
+            }
+        });
+        Ok(())
+    }
+
+    /// Changes the rate, the burst and the limit on live passes together, from now on, keeping
+    /// the line and the schedule's debt: the three are checked first by the builder's rules,
+    /// and nothing changes if one is out of range. Raising the burst may admit visitors at
+    /// once; lowering `max_active` below the live passes keeps them all, and nobody is
+    /// admitted until they fit.
+    ///
+    /// ```
+    /// use surgegate::{ManualClock, RoomConfigError, WaitingRoom};
+    ///
+    /// let room = WaitingRoom::builder().clock(ManualClock::new()).build();
+    /// room.set_limits(50, 10, 1_000)?;
+    /// assert_eq!(room.set_limits(60, 0, 2_000), Err(RoomConfigError::Burst(0)));
+    /// let s = room.stats();
+    /// assert_eq!((s.rate_per_second, s.burst, s.max_active), (50, 10, 1_000)); // unchanged
+    /// # Ok::<(), RoomConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RoomConfigError::Rate`], [`RoomConfigError::Burst`] or [`RoomConfigError::MaxActive`]
+    /// for the first value out of range.
+    pub fn set_limits(
+        &self,
+        rate_per_second: u32,
+        burst: u32,
+        max_active: u32,
+    ) -> Result<(), RoomConfigError> {
+        check_limits(rate_per_second, burst, max_active)?;
+        self.reconfigure(|core| {
+            let now = core.now_ns;
+            core.gcra.set_rate_ns(now, rate_per_second);
+            core.gcra.set_burst(burst);
             core.max_active = max_active;
             if core.passes.len() > max_active as usize {
                 core.lowered_below_active = true;

@@ -2,7 +2,17 @@
 //! the previous call (check-in lapses, passes running out, the opening draw, admissions at their
 //! exact scheduled times) is applied in time order, then the call itself.
 
-use super::*;
+use crate::token::random_u128;
+
+use super::admitted::{LapsedTokens, PassRec, Passes};
+use super::arrivals::Arrivals;
+use super::blocks::MAX_SPAN;
+use super::draw::shuffled;
+use super::error::{ClaimError, JoinError, PollError};
+use super::gcra::Gcra;
+use super::line::Line;
+use super::types::{Entry, Pass, VisitorId};
+use super::waiter::{CheckinNs, Waiter};
 
 /// The most events (admissions, check-in lapses, pass expiries, an opening's draw) one call
 /// replays before it answers. (An opening's draw is one event: it moves the whole pre-queue
@@ -190,7 +200,7 @@ impl Core {
             return;
         };
         let pre = self.prequeue.drain();
-        let order = draw::shuffled(pre.len(), seed);
+        let order = shuffled(pre.len(), seed);
         self.line
             .push_all(order.into_iter().map(|i| pre[i].clone()));
         self.last_seed = Some(seed);
@@ -316,7 +326,7 @@ impl Core {
         let waiting = self.line.waiting() + batch.len();
         if batch.is_full()
             || waiting >= self.max_waiting as usize
-            || self.line.span() + batch.len() >= slots::MAX_SPAN
+            || self.line.span() + batch.len() >= MAX_SPAN
         {
             return None;
         }

@@ -52,7 +52,9 @@ pub struct Pass {
     pub token: TicketToken,
     /// Who was admitted.
     pub visitor: VisitorId,
-    /// The room's clock time at which the pass lapses and frees its active place.
+    /// When the pass lapses and frees its active place: on the room's clock from the in-process
+    /// room's own methods, a time since the Unix epoch through
+    /// [`RoomBackend`](crate::RoomBackend) and on Redis.
     pub expires_at: Duration,
 }
 
@@ -78,14 +80,17 @@ impl Entry {
     }
 }
 
-/// A snapshot of the room, from [`WaitingRoom::stats`](crate::WaitingRoom::stats).
+/// A snapshot of the room, from [`WaitingRoom::stats`](crate::WaitingRoom::stats) or
+/// [`RoomBackend::stats`](crate::RoomBackend::stats) on any backend. A room shared on Redis has
+/// no pre-queue and no scheduled opening: it reports `prequeued` 0 and `opens_at` and
+/// `prequeue_seed` `None`, and the back of the line's ETA by the rate alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RoomStats {
     /// Visitors in line (not counting the pre-queue).
     pub waiting: u64,
-    /// Visitors in the pre-queue of a pending scheduled opening.
+    /// Visitors in the pre-queue of a pending scheduled opening (always 0 on Redis).
     pub prequeued: u64,
     /// Live passes.
     pub active: u64,
@@ -107,11 +112,14 @@ pub struct RoomStats {
     pub paused: bool,
     /// Whether newcomers are refused.
     pub closed: bool,
-    /// When the pending scheduled opening happens, on the room's clock.
+    /// When the pending scheduled opening happens: on the room's clock from
+    /// [`WaitingRoom::stats`](crate::WaitingRoom::stats), in Unix time through
+    /// [`RoomBackend`](crate::RoomBackend) (always `None` on Redis).
     pub opens_at: Option<Duration>,
     /// The seed of the pending scheduled opening, or of the last draw, so the draw can be
-    /// re-run with [`prequeue_order`](super::prequeue_order).
+    /// re-run with [`prequeue_order`](super::prequeue_order) (always `None` on Redis).
     pub prequeue_seed: Option<u64>,
-    /// The ETA of the last visitor in line (or pre-queue); zero when nobody waits.
+    /// The ETA of the last visitor in line (or pre-queue); zero when nobody waits. On Redis, by
+    /// the rate alone (as its tickets' ETAs).
     pub back_of_line_eta: Duration,
 }

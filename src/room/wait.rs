@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{Entry, Pass, PollError, TicketToken, WaitingRoom};
 use crate::clock::Clock;
+
+use super::WaitingRoom;
+use super::error::PollError;
+use super::types::{Entry, Pass, TicketToken};
 
 /// The tickets that async waiters wait on, kept in the room's core: an admission moves the
 /// ticket's wake-up to `due`, which the call that admitted it sends after unlocking.

@@ -11,21 +11,18 @@ use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use super::server::{self, Settings, State};
+use super::server::{self, LocalState, Settings};
 
 pub const ADMIN: &str = "test-admin-token";
 
 /// The portal's book, in this process.
-pub fn book(state: &State) -> &surgegate::SlotBook {
-    state.book.local().expect("a book in this process")
+pub fn book(state: &LocalState) -> &surgegate::SlotBook {
+    &state.book
 }
 
 /// The portal's room, in this process.
-pub fn room(state: &State) -> &surgegate::WaitingRoom {
-    match &state.room {
-        server::stores::Room::Local(room) => room,
-        server::stores::Room::Shared(_) => panic!("a room in this process"),
-    }
+pub fn room(state: &LocalState) -> &surgegate::WaitingRoom {
+    &state.room
 }
 
 pub fn settings(dir: &std::path::Path, rate: u32) -> Settings {
@@ -82,7 +79,7 @@ pub struct Browser {
 }
 
 impl Browser {
-    pub fn new(state: &Arc<State>) -> Self {
+    pub fn new(state: &Arc<LocalState>) -> Self {
         Browser {
             app: server::router(state.clone()),
             jar: HashMap::new(),

@@ -1,11 +1,12 @@
-//! The waiting room's rules on a `RedisWaitingRoom` (real time, short intervals), and the HTTP
-//! layer on it. Included by `tests/redis.rs`, which starts the servers.
+//! What only a shared `RedisWaitingRoom` does (two nodes on one line, signed places after a
+//! lost entry), and the HTTP layer on it. Included by `tests/redis.rs`, which starts the
+//! servers; the room's rules are in `tests/backend_suite.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use surgegate::redis::RedisWaitingRoom;
-use surgegate::{ClaimError, Entry, JoinError, PollError, TicketToken, VisitorId};
+use surgegate::{Entry, PollError, TicketToken, VisitorId};
 
 async fn room(
     urls: &[String],
@@ -33,80 +34,6 @@ fn waiting(entry: &Entry) -> (TicketToken, u64, Duration) {
         Entry::Waiting(t) => (t.token, t.position, t.eta),
         Entry::Admitted(p) => panic!("admitted: {p:?}"),
     }
-}
-
-/// Every rule of the room that real time can check, in order.
-pub async fn rules(urls: &[String], namespace: &str) {
-    let room = room(urls, namespace, 4, 2, 4).await;
-    let v = VisitorId;
-    // The burst admits two at once; then a line in order, with exact positions and ETAs.
-    let Entry::Admitted(p1) = room.join(v(1)).await.unwrap() else {
-        panic!("burst")
-    };
-    let Entry::Admitted(_) = room.join(v(2)).await.unwrap() else {
-        panic!("burst")
-    };
-    let t3 = waiting(&room.join(v(3)).await.unwrap());
-    let t4 = waiting(&room.join(v(4)).await.unwrap());
-    let t5 = waiting(&room.join(v(5)).await.unwrap());
-    assert_eq!((t3.1, t4.1, t5.1), (1, 2, 3));
-    assert!(t3.2 <= t4.2 && t4.2 <= t5.2, "ETA grows with the place");
-    assert!(
-        t5.2 <= Duration::from_millis(750),
-        "three places at 4/s: {:?}",
-        t5.2
-    );
-    // A refresh keeps the place and the token; the pass holder gets the same pass.
-    assert_eq!(waiting(&room.join(v(4)).await.unwrap()).0, t4.0);
-    assert!(matches!(room.join(v(1)).await.unwrap(), Entry::Admitted(p) if p.token == p1.token));
-    assert_eq!(room.entry_of(v(9)).await.unwrap(), None);
-    // The line's bound: a newcomer is refused and nothing changes.
-    room.join(v(6)).await.unwrap();
-    let full = room.join(v(7)).await;
-    assert!(
-        matches!(full, Err(JoinError::Full { retry_after }) if retry_after > Duration::ZERO),
-        "{full:?}"
-    );
-    assert_eq!(room.stats().await.unwrap().waiting, 4);
-    // Claims: a claimed pass lasts; a waiting ticket is not admitted yet.
-    assert_eq!(room.claim(p1.token).await.map(|p| p.token), Ok(p1.token));
-    assert_eq!(room.claim(t5.0).await, Err(ClaimError::NotAdmitted));
-    // FIFO at the rate: in 0.6 s, two more (one every 250 ms), the first two in line.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(matches!(room.poll(t3.0).await.unwrap(), Entry::Admitted(_)));
-    assert!(matches!(room.poll(t4.0).await.unwrap(), Entry::Admitted(_)));
-    assert_eq!(waiting(&room.poll(t5.0).await.unwrap()).1, 1);
-    // Leaving: those behind move up.
-    room.pause().await.unwrap();
-    room.finish(t5.0).await.unwrap();
-    let behind = room.entry_of(v(6)).await.unwrap().unwrap();
-    assert_eq!(waiting(&behind).1, 1);
-    assert_eq!(room.finish(t5.0).await, Err(PollError::UnknownToken));
-    // Abandonment: a visitor silent past the check-in timeout leaves (paused: nobody admitted).
-    tokio::time::sleep(Duration::from_millis(1_700)).await;
-    assert_eq!(room.poll(waiting(&behind).0).await, Err(PollError::Expired));
-    let s = room.stats().await.unwrap();
-    assert_eq!(
-        (s.waiting, s.dropped_total, s.left_total, s.paused),
-        (0, 1, 1, true)
-    );
-    // Unclaimed passes (v2, v3, v4) lapsed at their claim deadline; the claimed one lasts.
-    assert_eq!(s.active, 1, "{s:?}");
-    assert_eq!(room.claim(t3.0).await, Err(ClaimError::Expired));
-    // Closed: newcomers refused, the pass holder still known.
-    room.close().await.unwrap();
-    assert_eq!(room.join(v(20)).await, Err(JoinError::Closed));
-    assert!(matches!(room.join(v(1)).await.unwrap(), Entry::Admitted(_)));
-    room.reopen().await.unwrap();
-    room.resume().await.unwrap();
-    // The rate bound over the whole run, on the server's clock.
-    let s = room.stats().await.unwrap();
-    assert!(s.admitted_total <= 2 + 4 * 4, "{s:?}");
-    // Limits change together, or not at all.
-    assert!(room.set_limits(0, 5, 5).await.is_err());
-    room.set_limits(9, 3, 7).await.unwrap();
-    let s = room.stats().await.unwrap();
-    assert_eq!((s.rate_per_second, s.burst, s.max_active), (9, 3, 7));
 }
 
 /// Two nodes (two connections) joining in turn share one line with exact positions, and the

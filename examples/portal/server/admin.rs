@@ -16,38 +16,42 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use surgegate::WaitingRoom;
+use surgegate::{BookBackend, LimitsError, RoomBackend};
 
 use super::{State, plan};
 
 /// The largest capacity plan accepted, in bytes.
 pub const MAX_PLAN_BYTES: usize = 64 << 20;
 
-pub fn router(state: Arc<State>) -> Router<Arc<State>> {
+/// The operator's controls of the room.
+#[derive(Clone, Copy)]
+enum Control {
+    Pause,
+    Resume,
+    Close,
+    Reopen,
+}
+
+pub fn router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router<Arc<State<B, R>>> {
+    let control_route = |what| post(move |s: Shared<Arc<State<B, R>>>| control(s, what));
     Router::new()
         .route("/", get(index))
-        .route("/stats", get(stats))
-        .route("/pause", post(|s: Shared<Arc<State>>| control(s, "pause")))
-        .route(
-            "/resume",
-            post(|s: Shared<Arc<State>>| control(s, "resume")),
-        )
-        .route("/close", post(|s: Shared<Arc<State>>| control(s, "close")))
-        .route(
-            "/reopen",
-            post(|s: Shared<Arc<State>>| control(s, "reopen")),
-        )
-        .route("/limits", post(limits))
+        .route("/stats", get(stats::<B, R>))
+        .route("/pause", control_route(Control::Pause))
+        .route("/resume", control_route(Control::Resume))
+        .route("/close", control_route(Control::Close))
+        .route("/reopen", control_route(Control::Reopen))
+        .route("/limits", post(limits::<B, R>))
         .route(
             "/capacity",
-            post(capacity).layer(DefaultBodyLimit::max(MAX_PLAN_BYTES)),
+            post(capacity::<B, R>).layer(DefaultBodyLimit::max(MAX_PLAN_BYTES)),
         )
-        .route_layer(middleware::from_fn_with_state(state, require_token))
+        .route_layer(middleware::from_fn_with_state(state, require_token::<B, R>))
 }
 
 /// Lets the request through only with the admin token.
-async fn require_token(
-    Shared(state): Shared<Arc<State>>,
+async fn require_token<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -81,12 +85,18 @@ async fn index() -> Json<Value> {
     }))
 }
 
-async fn stats(Shared(state): Shared<Arc<State>>) -> Json<Value> {
+async fn stats<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+) -> Json<Value> {
     let c = &state.counters;
     let layer = state.layer.counters();
-    let journal = state.book.journal_stats().unwrap_or_default();
-    let room = match state.room.view().await {
-        Ok(view) => json!(view),
+    let journal = state
+        .journal
+        .as_ref()
+        .map(|read| read())
+        .unwrap_or_default();
+    let room = match state.room.stats().await {
+        Ok(stats) => json!(stats),
         Err(e) => json!({"error": e.to_string()}),
     };
     Json(json!({
@@ -110,11 +120,19 @@ async fn stats(Shared(state): Shared<Arc<State>>) -> Json<Value> {
     }))
 }
 
-async fn control(Shared(state): Shared<Arc<State>>, what: &'static str) -> Response {
-    let done = state.room.control(what).await;
-    match (done, state.room.view().await) {
+async fn control<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+    what: Control,
+) -> Response {
+    let (done, name) = match what {
+        Control::Pause => (state.room.pause().await, "pause"),
+        Control::Resume => (state.room.resume().await, "resume"),
+        Control::Close => (state.room.close().await, "close"),
+        Control::Reopen => (state.room.reopen().await, "reopen"),
+    };
+    match (done, state.room.stats().await) {
         (Ok(()), Ok(s)) => {
-            Json(json!({"done": what, "paused": s.paused, "closed": s.closed})).into_response()
+            Json(json!({"done": name, "paused": s.paused, "closed": s.closed})).into_response()
         }
         (Err(e), _) | (_, Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -131,9 +149,13 @@ struct Limits {
     max_active: Option<u32>,
 }
 
-/// Changes any of the three limits; all are checked before any changes.
-async fn limits(Shared(state): Shared<Arc<State>>, Json(l): Json<Limits>) -> Response {
-    let s = match state.room.view().await {
+/// Changes any of the three limits; all are checked (by the room, on every backend) before
+/// any changes.
+async fn limits<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+    Json(l): Json<Limits>,
+) -> Response {
+    let s = match state.room.stats().await {
         Ok(s) => s,
         Err(e) => {
             return (
@@ -146,29 +168,25 @@ async fn limits(Shared(state): Shared<Arc<State>>, Json(l): Json<Limits>) -> Res
     let rate = l.rate_per_second.unwrap_or(s.rate_per_second);
     let burst = l.burst.unwrap_or(s.burst);
     let max_active = l.max_active.unwrap_or(s.max_active);
-    // The room's own builder checks the three together, by the same rules as the setters.
-    let check = WaitingRoom::builder()
-        .rate_per_second(rate)
-        .burst(burst)
-        .max_active(max_active)
-        .try_build();
-    if let Err(e) = check {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response();
-    }
     match state.room.set_limits(rate, burst, max_active).await {
         Ok(()) => Json(json!({"rate_per_second": rate, "burst": burst, "max_active": max_active}))
             .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+        Err(e) => {
+            let status = match e {
+                LimitsError::Config(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, Json(json!({"error": e.to_string()}))).into_response()
+        }
     }
 }
 
 /// Loads a capacity plan: every line checked first; any bad line rejects the file and changes
 /// nothing.
-async fn capacity(Shared(state): Shared<Arc<State>>, body: String) -> Response {
+async fn capacity<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+    body: String,
+) -> Response {
     let changes = match plan::parse(&body, &state.calendar, state.settings.branches) {
         Ok(changes) => changes,
         Err(errors) => {

@@ -9,11 +9,12 @@ use axum::extract::{Form, Query, State as Shared};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use surgegate::http::RoomBackend as _;
-use surgegate::{BranchId, Hold, HoldToken, Pass, ReserveError, SlotIndex, SlotState};
+use surgegate::{
+    BookBackend, BranchId, Hold, HoldToken, Pass, ReserveError, RoomBackend, SlotIndex, SlotState,
+};
 
 use super::html::{csrf_field, esc, page};
-use super::{Registration, State};
+use super::{Portal, Registration, State};
 
 /// The time a window starts, as shown: windows are hours from 08:00.
 pub fn window_label(window: u32) -> String {
@@ -21,7 +22,7 @@ pub fn window_label(window: u32) -> String {
 }
 
 /// "2027-01-05 at 09:00" for a slot of the portal's calendar.
-pub fn slot_label(state: &State, slot: SlotIndex) -> String {
+pub fn slot_label(state: &Portal, slot: SlotIndex) -> String {
     match state.calendar.day_and_window(slot) {
         Some((day, window)) => format!("{day} at {}", window_label(window)),
         None => format!("slot {slot}"),
@@ -31,7 +32,7 @@ pub fn slot_label(state: &State, slot: SlotIndex) -> String {
 /// A response given instead of going on (boxed: a `Response` is large).
 type Instead = Box<Response>;
 
-fn registration(state: &State, pass: &Pass) -> Result<Registration, Instead> {
+fn registration(state: &Portal, pass: &Pass) -> Result<Registration, Instead> {
     let found = state.registry.lock().get(pass.visitor).cloned();
     found.ok_or_else(|| Box::new(Redirect::to("/register").into_response()))
 }
@@ -55,8 +56,8 @@ pub struct Choice {
 }
 
 /// `GET /appointments[?branch=N]`.
-pub async fn choose(
-    Shared(state): Shared<Arc<State>>,
+pub async fn choose<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
     Query(choice): Query<Choice>,
 ) -> Response {
@@ -116,7 +117,11 @@ fn unavailable() -> Response {
 
 /// Branch `branch`'s days and windows, with what is left in each and a button to hold it;
 /// `None` when the book cannot be read.
-async fn grid(state: &State, pass: &Pass, branch: BranchId) -> Option<String> {
+async fn grid<B: BookBackend, R: RoomBackend>(
+    state: &State<B, R>,
+    pass: &Pass,
+    branch: BranchId,
+) -> Option<String> {
     let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
     let windows = state.calendar.windows_per_day();
     let first = state.first_bookable_slot();
@@ -168,8 +173,8 @@ pub struct HoldForm {
 }
 
 /// `POST /appointments/hold`: a chosen slot, or the earliest with room.
-pub async fn hold(
-    Shared(state): Shared<Arc<State>>,
+pub async fn hold<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
     Form(form): Form<HoldForm>,
 ) -> Response {
@@ -226,8 +231,8 @@ pub async fn hold(
 }
 
 /// `GET /appointments/hold`: the applicant's hold with its countdown, or where to go instead.
-pub async fn show_hold(
-    Shared(state): Shared<Arc<State>>,
+pub async fn show_hold<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
 ) -> Response {
     let who = match registration(&state, &pass) {
@@ -244,9 +249,17 @@ pub async fn show_hold(
     Html(hold_page(&state, &pass, &hold)).into_response()
 }
 
-fn hold_page(state: &State, pass: &Pass, hold: &Hold) -> String {
+fn hold_page<B: BookBackend, R: RoomBackend>(
+    state: &State<B, R>,
+    pass: &Pass,
+    hold: &Hold,
+) -> String {
     let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
-    let left_s = state.book.seconds_left(hold);
+    // Every backend gives a hold's expiry and its now on one time base (Unix time).
+    let left_s = hold
+        .expires_at
+        .saturating_sub(state.book.now_unix())
+        .as_secs();
     let body = format!(
         "<h1>Your appointment is held</h1><p>Branch {}, {}.</p>\
          <p>Confirm within <span class=\"count\" id=\"countdown\" data-expires-in=\"{left_s}\">{}:{:02}</span> \
@@ -275,7 +288,11 @@ pub struct TokenForm {
 }
 
 /// The applicant's own hold named by a form, or the response to give instead.
-async fn own_hold(state: &State, pass: &Pass, form: &TokenForm) -> Result<Hold, Instead> {
+async fn own_hold<B: BookBackend, R: RoomBackend>(
+    state: &State<B, R>,
+    pass: &Pass,
+    form: &TokenForm,
+) -> Result<Hold, Instead> {
     let who = registration(state, pass)?;
     if !state.csrf_ok("appointments", &csrf_subject(pass), &form.csrf) {
         return Err(Box::new(message(
@@ -304,8 +321,8 @@ async fn own_hold(state: &State, pass: &Pass, form: &TokenForm) -> Result<Hold, 
 
 /// `POST /appointments/confirm`: books the hold and gives the waiting-room pass back, so the
 /// next person in line can start.
-pub async fn confirm(
-    Shared(state): Shared<Arc<State>>,
+pub async fn confirm<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
     Form(form): Form<TokenForm>,
 ) -> Response {
@@ -324,8 +341,8 @@ pub async fn confirm(
 }
 
 /// `POST /appointments/release`: gives the held place back to choose another.
-pub async fn release(
-    Shared(state): Shared<Arc<State>>,
+pub async fn release<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
     Form(form): Form<TokenForm>,
 ) -> Response {

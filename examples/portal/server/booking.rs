@@ -8,7 +8,7 @@ use axum::extract::{Form, Path, State as Shared};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use surgegate::HoldToken;
+use surgegate::{BookBackend, HoldToken, RoomBackend};
 
 use super::State;
 use super::appointments::slot_label;
@@ -25,7 +25,10 @@ fn not_found() -> Response {
 }
 
 /// `GET /booking/{token}`.
-pub async fn show(Shared(state): Shared<Arc<State>>, Path(token): Path<String>) -> Response {
+pub async fn show<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+    Path(token): Path<String>,
+) -> Response {
     let Ok(token) = token.parse::<HoldToken>() else {
         return not_found();
     };
@@ -51,8 +54,8 @@ pub struct CancelForm {
 }
 
 /// `POST /booking/{token}/cancel`.
-pub async fn cancel(
-    Shared(state): Shared<Arc<State>>,
+pub async fn cancel<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     Path(token): Path<String>,
     Form(form): Form<CancelForm>,
 ) -> Response {

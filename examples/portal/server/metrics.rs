@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format, read fresh from the room, the layer, the book's
-//! journal and the portal's counters at each scrape.
+//! journal (a book in this process; zeros on Redis, which keeps its own) and the portal's
+//! counters at each scrape.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use surgegate::{BookBackend, RoomBackend, RoomStats};
 
 use super::State;
 
@@ -26,93 +28,27 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
     registry.register(name, help, g);
 }
 
-pub async fn render(Shared(state): Shared<Arc<State>>) -> impl IntoResponse {
+pub async fn render<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+) -> impl IntoResponse {
     let mut r = Registry::with_prefix("surgegate");
-    let room = state.room.view().await.ok();
-    let room = room.as_ref();
-    let field = |f: fn(&super::stores::RoomView) -> u64| room.map_or(0, f);
-    gauge(
-        &mut r,
-        "waiting",
-        "Visitors in line",
-        field(|s| s.waiting) as f64,
-    );
-    gauge(&mut r, "active", "Live passes", field(|s| s.active) as f64);
-    let admitted = field(|s| s.admitted_total);
-    counter(&mut r, "admissions", "Visitors admitted", admitted);
-    let dropped = field(|s| s.dropped_total);
-    counter(
-        &mut r,
-        "dropped",
-        "Waiting visitors dropped for not checking in",
-        dropped,
-    );
-    let gate = state.layer.counters();
-    counter(
-        &mut r,
-        "joins",
-        "Gated requests that joined the room",
-        gate.joins,
-    );
-    counter(
-        &mut r,
-        "refused_full",
-        "Joins refused: the line was full",
-        gate.full,
-    );
-    counter(
-        &mut r,
-        "refused_closed",
-        "Joins refused: the room was closed",
-        gate.closed,
-    );
-    counter(
-        &mut r,
-        "refused_limited",
-        "New visitors refused by the limit per address",
-        gate.limited,
-    );
-    counter(
-        &mut r,
-        "pass_requests",
-        "Gated requests let through on a live pass",
-        gate.passes,
-    );
-    let c = &state.counters;
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    counter(
-        &mut r,
-        "registrations",
-        "Registrations stored",
-        load(&c.registrations),
-    );
-    counter(&mut r, "holds", "Appointment holds taken", load(&c.holds));
-    counter(
-        &mut r,
-        "bookings",
-        "Appointments confirmed",
-        load(&c.bookings),
-    );
-    counter(
-        &mut r,
-        "cancellations",
-        "Appointments cancelled",
-        load(&c.cancellations),
-    );
-    let j = state.book.journal_stats().unwrap_or_default();
-    counter(
-        &mut r,
-        "journal_records",
-        "Journal records written",
-        j.records,
-    );
-    counter(&mut r, "journal_fsyncs", "Journal fsyncs", j.syncs);
-    let total_s = j.sync_us_total as f64 / 1e6;
+    let room = state.room.stats().await.ok();
+    let (waiting, active) = room.as_ref().map_or((0, 0), |s| (s.waiting, s.active));
+    gauge(&mut r, "waiting", "Visitors in line", waiting as f64);
+    gauge(&mut r, "active", "Live passes", active as f64);
+    for (name, help, value) in counters(&state, room.as_ref()) {
+        counter(&mut r, name, help, value);
+    }
+    let j = state
+        .journal
+        .as_ref()
+        .map(|read| read())
+        .unwrap_or_default();
     gauge(
         &mut r,
         "journal_fsync_seconds_sum",
         "Seconds spent in journal fsyncs (sum)",
-        total_s,
+        j.sync_us_total as f64 / 1e6,
     );
     gauge(
         &mut r,
@@ -130,4 +66,67 @@ pub async fn render(Shared(state): Shared<Arc<State>>) -> impl IntoResponse {
         )],
         text,
     )
+}
+
+/// Every counter: its name, its help text and its value now.
+fn counters<B, R: RoomBackend>(
+    state: &State<B, R>,
+    room: Option<&RoomStats>,
+) -> Vec<(&'static str, &'static str, u64)> {
+    let field = |f: fn(&RoomStats) -> u64| room.map_or(0, f);
+    let gate = state.layer.counters();
+    let c = &state.counters;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let j = state
+        .journal
+        .as_ref()
+        .map(|read| read())
+        .unwrap_or_default();
+    vec![
+        (
+            "admissions",
+            "Visitors admitted",
+            field(|s| s.admitted_total),
+        ),
+        (
+            "dropped",
+            "Waiting visitors dropped for not checking in",
+            field(|s| s.dropped_total),
+        ),
+        ("joins", "Gated requests that joined the room", gate.joins),
+        (
+            "refused_full",
+            "Joins refused: the line was full",
+            gate.full,
+        ),
+        (
+            "refused_closed",
+            "Joins refused: the room was closed",
+            gate.closed,
+        ),
+        (
+            "refused_limited",
+            "New visitors refused by the limit per address",
+            gate.limited,
+        ),
+        (
+            "pass_requests",
+            "Gated requests let through on a live pass",
+            gate.passes,
+        ),
+        (
+            "registrations",
+            "Registrations stored",
+            load(&c.registrations),
+        ),
+        ("holds", "Appointment holds taken", load(&c.holds)),
+        ("bookings", "Appointments confirmed", load(&c.bookings)),
+        (
+            "cancellations",
+            "Appointments cancelled",
+            load(&c.cancellations),
+        ),
+        ("journal_records", "Journal records written", j.records),
+        ("journal_fsyncs", "Journal fsyncs", j.syncs),
+    ]
 }

@@ -2,6 +2,11 @@
 //!
 //! `/`, `/booking/{token}` and `/metrics` are open; `/register` and `/appointments…` are gated by
 //! the waiting room's layer; `/admin/…` needs the admin token.
+//!
+//! The handlers are written once against `BookBackend` and `RoomBackend`: [`State::open`] puts
+//! the book and the room in this process, [`State::open_shared`] on Redis, and the same router
+//! serves either. What only a book in this process has (its journal's counters, its checkpoint
+//! at shutdown) is given to the state by `open` and used by `main`, never asked of a backend.
 
 pub mod admin;
 pub mod appointments;
@@ -10,7 +15,6 @@ pub mod html;
 pub mod metrics;
 pub mod plan;
 pub mod register;
-pub mod stores;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,7 +33,10 @@ use parking_lot::Mutex;
 use surgegate::calendar::{Calendar, Date};
 use surgegate::http::WaitingRoomLayer;
 use surgegate::pass::{KeyId, Keyring};
-use surgegate::{BranchId, SlotBook, SlotIndex, WaitingRoom};
+use surgegate::redis::{RedisSlotBook, RedisWaitingRoom};
+use surgegate::{
+    BookBackend, BranchId, JournalStats, RoomBackend, SlotBook, SlotIndex, WaitingRoom,
+};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -76,22 +83,46 @@ pub struct Counters {
     pub cancellations: AtomicU64,
 }
 
-/// The portal's shared state.
-pub struct State {
-    pub room: stores::Room,
-    pub book: stores::Book,
+/// What the portal keeps whatever its backends: settings, calendar, registrations, counters
+/// and the form tokens' key. [`State`] derefs to it.
+pub struct Portal {
     pub calendar: Calendar,
     pub settings: Settings,
     pub registry: Mutex<register::Registry>,
-    pub layer: WaitingRoomLayer<stores::Room>,
     pub counters: Counters,
     csrf: HmacSha256,
 }
 
-impl State {
+/// The journal's counters of a book in this process, for the admin page and the metrics.
+pub type JournalReader = Box<dyn Fn() -> JournalStats + Send + Sync>;
+
+/// The portal's shared state: the book, the room and the layer in front of it, on any backend.
+pub struct State<B, R> {
+    pub book: B,
+    pub room: R,
+    pub layer: WaitingRoomLayer<R>,
+    /// The journal's counters, when the book has a journal (a durable book in this process).
+    pub journal: Option<JournalReader>,
+    pub portal: Portal,
+}
+
+impl<B, R> std::ops::Deref for State<B, R> {
+    type Target = Portal;
+
+    fn deref(&self) -> &Portal {
+        &self.portal
+    }
+}
+
+/// The portal on one machine: a durable book and a room in this process.
+pub type LocalState = State<Arc<SlotBook>, Arc<WaitingRoom>>;
+/// The portal on Redis: every node shares the line and the book.
+pub type SharedState = State<RedisSlotBook, RedisWaitingRoom>;
+
+impl State<Arc<SlotBook>, Arc<WaitingRoom>> {
     /// Opens the book in `settings.data_dir` (creating it and its calendar if new), builds the
     /// room and the layer.
-    pub fn open(settings: Settings) -> Result<Arc<State>, String> {
+    pub fn open(settings: Settings) -> Result<Arc<LocalState>, String> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
         let calendar = calendar_in(&settings.data_dir, settings.days, settings.windows_per_day)?;
@@ -121,13 +152,14 @@ impl State {
             room = room.claim_timeout(settings.claim_timeout);
         }
         let room = Arc::new(room.try_build().map_err(|e| e.to_string())?);
-        let (book, room) = (
-            stores::Book::Local(Arc::new(book)),
-            stores::Room::Local(room),
-        );
-        Self::assemble(settings, calendar, book, room)
+        let book = Arc::new(book);
+        let journal = book.clone();
+        let journal: JournalReader = Box::new(move || journal.journal_stats().unwrap_or_default());
+        State::assemble(settings, calendar, book, room, Some(journal))
     }
+}
 
+impl State<RedisSlotBook, RedisWaitingRoom> {
     /// The portal on Redis (`--redis`): every node started with the same URLs, namespace and
     /// secret shares one line and one book. The calendar is still read from (or started in)
     /// `settings.data_dir`: give every node the same one. Registrations stay in each node.
@@ -135,19 +167,18 @@ impl State {
         settings: Settings,
         urls: &[String],
         namespace: &str,
-    ) -> Result<Arc<State>, String> {
+    ) -> Result<Arc<SharedState>, String> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
         let calendar = calendar_in(&settings.data_dir, settings.days, settings.windows_per_day)?;
         let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        let book = surgegate::redis::RedisSlotBook::builder()
+        let book = RedisSlotBook::builder()
             .hold_ttl(settings.hold_ttl)
             .max_active_per_applicant(1)
             .namespace(namespace)
             .connect(&urls)
             .await
             .map_err(|e| e.to_string())?;
-        let book = stores::Book::Shared(book);
         // The first node writes the default plan; the others find the slots open.
         if book
             .availability(BranchId(1), 0..1)
@@ -163,7 +194,7 @@ impl State {
                 }
             }
         }
-        let mut room = surgegate::redis::RedisWaitingRoom::builder()
+        let mut room = RedisWaitingRoom::builder()
             .rate_per_second(settings.rate_per_second)
             .burst(settings.burst)
             .max_active(settings.max_active)
@@ -174,16 +205,19 @@ impl State {
         if !settings.claim_timeout.is_zero() {
             room = room.claim_timeout(settings.claim_timeout);
         }
-        let room = stores::Room::Shared(room.connect(&urls).await.map_err(|e| e.to_string())?);
-        Self::assemble(settings, calendar, book, room)
+        let room = room.connect(&urls).await.map_err(|e| e.to_string())?;
+        State::assemble(settings, calendar, book, room, None)
     }
+}
 
+impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
     fn assemble(
         settings: Settings,
         calendar: Calendar,
-        book: stores::Book,
-        room: stores::Room,
-    ) -> Result<Arc<State>, String> {
+        book: B,
+        room: R,
+        journal: Option<JournalReader>,
+    ) -> Result<Arc<Self>, String> {
         let keys = Keyring::new(KeyId(1), &settings.secret).map_err(|e| e.to_string())?;
         let mut layer = WaitingRoomLayer::builder(room.clone(), keys);
         if settings.new_visitors_per_minute > 0 {
@@ -196,17 +230,22 @@ impl State {
         let layer = layer.build().map_err(|e| e.to_string())?;
         let csrf = HmacSha256::new_from_slice(&settings.secret).map_err(|e| e.to_string())?;
         Ok(Arc::new(State {
-            room,
             book,
-            calendar,
-            registry: Mutex::new(register::Registry::default()),
+            room,
             layer,
-            counters: Counters::default(),
-            csrf,
-            settings,
+            journal,
+            portal: Portal {
+                calendar,
+                registry: Mutex::new(register::Registry::default()),
+                counters: Counters::default(),
+                csrf,
+                settings,
+            },
         }))
     }
+}
 
+impl Portal {
     /// A token for a form about `subject` (a visitor, a booking): HMAC-SHA256 of the purpose
     /// and the subject under the portal's secret, in hex. A page from another site cannot know
     /// it, so it cannot post the form in the visitor's name.
@@ -306,34 +345,39 @@ fn default_plan(book: &SlotBook, settings: &Settings, calendar: &Calendar) -> Re
     Ok(())
 }
 
-/// The portal's routes.
-pub fn router(state: Arc<State>) -> Router {
+/// The portal's routes, on any backend.
+pub fn router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router {
     let gated = Router::new()
-        .route("/register", get(register::form).post(register::submit))
-        .route("/appointments", get(appointments::choose))
+        .route(
+            "/register",
+            get(register::form::<B, R>).post(register::submit::<B, R>),
+        )
+        .route("/appointments", get(appointments::choose::<B, R>))
         .route(
             "/appointments/hold",
-            get(appointments::show_hold).post(appointments::hold),
+            get(appointments::show_hold::<B, R>).post(appointments::hold::<B, R>),
         )
-        .route("/appointments/confirm", post(appointments::confirm))
-        .route("/appointments/release", post(appointments::release))
+        .route("/appointments/confirm", post(appointments::confirm::<B, R>))
+        .route("/appointments/release", post(appointments::release::<B, R>))
         // Answered by the layer itself.
         .route("/surgegate/leave", post(|| async { "" }))
         .layer(state.layer.clone());
     Router::new()
-        .route("/", get(landing))
-        .route("/booking/{token}", get(booking::show))
-        .route("/booking/{token}/cancel", post(booking::cancel))
+        .route("/", get(landing::<B, R>))
+        .route("/booking/{token}", get(booking::show::<B, R>))
+        .route("/booking/{token}/cancel", post(booking::cancel::<B, R>))
         .route("/static/countdown.js", get(countdown_js))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(metrics::render::<B, R>))
         .nest("/admin", admin::router(state.clone()))
         .merge(gated)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-async fn landing(axum::extract::State(state): axum::extract::State<Arc<State>>) -> Html<String> {
-    let waiting = state.room.view().await.map_or(0, |s| s.waiting);
+async fn landing<B: BookBackend, R: RoomBackend>(
+    axum::extract::State(state): axum::extract::State<Arc<State<B, R>>>,
+) -> Html<String> {
+    let waiting = state.room.waiting().await.unwrap_or(0);
     let body = format!(
         "<h1>Residence permit appointments</h1>\
          <p>Register once, then book an appointment at one of {} branches.</p>\

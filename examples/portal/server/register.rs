@@ -10,10 +10,10 @@ use axum::extract::{Form, State as Shared};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use surgegate::{ApplicantId, Pass, VisitorId};
+use surgegate::{ApplicantId, BookBackend, Pass, RoomBackend, VisitorId};
 
 use super::html::{csrf_field, esc, page};
-use super::{Registration, State};
+use super::{Portal, Registration, State};
 
 /// The most registrations the portal keeps (its memory bound).
 pub const MAX_REGISTRATIONS: usize = 4_000_000;
@@ -91,7 +91,7 @@ pub fn validate(f: &Fields) -> Result<(String, String, String), Problems> {
     Ok((name, id.to_owned(), phone))
 }
 
-fn render(state: &State, pass: &Pass, f: &Fields, p: &Problems, note: Option<&str>) -> String {
+fn render(state: &Portal, pass: &Pass, f: &Fields, p: &Problems, note: Option<&str>) -> String {
     let csrf = state.csrf_token("register", &pass.visitor.0.to_string());
     let field = |label: &str, name: &str, value: &str, problem: Option<&str>, kind: &str| {
         let error = problem.map_or(String::new(), |m| {
@@ -125,7 +125,10 @@ fn render(state: &State, pass: &Pass, f: &Fields, p: &Problems, note: Option<&st
 }
 
 /// `GET /register`.
-pub async fn form(Shared(state): Shared<Arc<State>>, Extension(pass): Extension<Pass>) -> Response {
+pub async fn form<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+    Extension(pass): Extension<Pass>,
+) -> Response {
     if state.registry.lock().get(pass.visitor).is_some() {
         return Redirect::to("/appointments").into_response();
     }
@@ -140,8 +143,8 @@ pub async fn form(Shared(state): Shared<Arc<State>>, Extension(pass): Extension<
 }
 
 /// `POST /register`.
-pub async fn submit(
-    Shared(state): Shared<Arc<State>>,
+pub async fn submit<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
     Form(fields): Form<Fields>,
 ) -> Response {

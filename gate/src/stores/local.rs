@@ -5,7 +5,6 @@
 use std::ops::Range;
 use std::time::{Duration, UNIX_EPOCH};
 
-use surgegate::redis::LimitsError;
 use surgegate::{
     ApplicantId, BackendError, Booking, BranchId, CapacityError, Clock, ConfirmError, Hold,
     HoldToken, JournalStats, ReleaseError, ReserveError, SlotBook, SlotIndex, SlotState,
@@ -188,41 +187,6 @@ impl<C: Clock> GateRoom for WaitingRoom<C> {
             opens_at_unix_s: s.opens_at.map(|at| unix(self.clock(), at).as_secs()),
             prequeue_seed: s.prequeue_seed,
         })
-    }
-
-    async fn pause(&self) -> Result<(), BackendError> {
-        WaitingRoom::pause(self);
-        Ok(())
-    }
-
-    async fn resume(&self) -> Result<(), BackendError> {
-        WaitingRoom::resume(self);
-        Ok(())
-    }
-
-    async fn close(&self) -> Result<(), BackendError> {
-        WaitingRoom::close(self);
-        Ok(())
-    }
-
-    async fn reopen(&self) -> Result<(), BackendError> {
-        WaitingRoom::reopen(self);
-        Ok(())
-    }
-
-    async fn set_limits(&self, rate: u32, burst: u32, max_active: u32) -> Result<(), LimitsError> {
-        // Checked together first, by the builder's rules, so that no setter below can fail
-        // after another has changed something.
-        WaitingRoom::builder()
-            .rate_per_second(rate)
-            .burst(burst)
-            .max_active(max_active)
-            .try_build()
-            .map_err(LimitsError::Config)?;
-        self.set_rate_per_second(rate)
-            .map_err(LimitsError::Config)?;
-        self.set_burst(burst).map_err(LimitsError::Config)?;
-        self.set_max_active(max_active).map_err(LimitsError::Config)
     }
 
     fn open_at(&self, at_unix_s: u64, seed: u64) -> Result<(), &'static str> {

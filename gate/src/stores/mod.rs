@@ -14,7 +14,6 @@ use std::future::Future;
 use std::ops::Range;
 
 use serde::Serialize;
-use surgegate::redis::LimitsError;
 use surgegate::{
     ApplicantId, BackendError, Booking, BranchId, CapacityError, ConfirmError, Hold, HoldToken,
     JournalStats, ReleaseError, ReserveError, SlotIndex, SlotState,
@@ -131,21 +130,6 @@ pub struct RoomView {
 pub trait GateRoom: surgegate::http::RoomBackend {
     /// Counts and settings now.
     fn view(&self) -> impl Future<Output = Result<RoomView, BackendError>> + Send;
-    /// Stops admitting (everyone queues); passes stay valid.
-    fn pause(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
-    /// Admits again.
-    fn resume(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
-    /// Refuses newcomers.
-    fn close(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
-    /// Lets newcomers in again.
-    fn reopen(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
-    /// Sets the three limits, checked together; on an error nothing changed.
-    fn set_limits(
-        &self,
-        rate_per_second: u32,
-        burst: u32,
-        max_active: u32,
-    ) -> impl Future<Output = Result<(), LimitsError>> + Send;
     /// Schedules an opening with a pre-queue draw at Unix second `at_unix_s`.
     fn open_at(&self, at_unix_s: u64, seed: u64) -> Result<(), &'static str>;
 }

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use surgegate::book::MAX_ALTERNATIVES;
-use surgegate::redis::{LimitsError, RedisSlotBook, RedisWaitingRoom};
+use surgegate::redis::{RedisSlotBook, RedisWaitingRoom};
 use surgegate::{
     ApplicantId, BackendError, Booking, BranchId, CapacityError, ConfirmError, Hold, HoldToken,
     JournalStats, ReleaseError, ReserveError, SlotIndex, SlotState,
@@ -207,26 +207,6 @@ impl GateRoom for RedisWaitingRoom {
             opens_at_unix_s: None,
             prequeue_seed: None,
         })
-    }
-
-    async fn pause(&self) -> Result<(), BackendError> {
-        RedisWaitingRoom::pause(self).await
-    }
-
-    async fn resume(&self) -> Result<(), BackendError> {
-        RedisWaitingRoom::resume(self).await
-    }
-
-    async fn close(&self) -> Result<(), BackendError> {
-        RedisWaitingRoom::close(self).await
-    }
-
-    async fn reopen(&self) -> Result<(), BackendError> {
-        RedisWaitingRoom::reopen(self).await
-    }
-
-    async fn set_limits(&self, rate: u32, burst: u32, max_active: u32) -> Result<(), LimitsError> {
-        RedisWaitingRoom::set_limits(self, rate, burst, max_active).await
     }
 
     fn open_at(&self, _at_unix_s: u64, _seed: u64) -> Result<(), &'static str> {

@@ -3,11 +3,13 @@
 
 use std::fs;
 
-use super::super::*;
-use crate::journal::format::Checkpoint;
+use crate::book::SlotBook;
+use crate::book::record::State;
+use crate::clock::Clock;
+use crate::journal::format::{CLOSED, Checkpoint};
 use crate::journal::io::{sync_dir, write_atomically};
 use crate::journal::recover::{self, checkpoint_name, io_error};
-use crate::journal::{CheckpointError, CheckpointInfo, JournalStats};
+use crate::journal::{CheckpointError, CheckpointInfo, Journal, JournalStats};
 
 impl<C: Clock> SlotBook<C> {
     /// Runs a durable call's body under the shared gate, then (outside it) writes a checkpoint if
@@ -32,7 +34,7 @@ impl<C: Clock> SlotBook<C> {
     /// checkpoint it replaces, so recovery reads the checkpoint plus the journal after it.
     ///
     /// Durable calls wait while the state is copied (not while it is written). Runs by itself
-    /// every [`checkpoint_after_bytes`](SlotBookBuilder::checkpoint_after_bytes) of journal.
+    /// every [`checkpoint_after_bytes`](crate::DurableBookBuilder::checkpoint_after_bytes) of journal.
     ///
     /// ```
     /// use surgegate::{BranchId, SlotBook};

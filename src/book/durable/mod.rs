@@ -5,13 +5,17 @@
 //! on a slot never opened, a token booked twice or a cancellation of no booking is damage, not
 //! something to skip).
 //!
-//! `open` (opening a directory: settings, lock, recovery, the journal), `restore` (applying
-//! journal records and checkpoints, each checked against the state before it) and `checkpoint`
-//! (durable calls, checkpoints and the journal's statistics).
+//! `builder` (the durable settings, `DurableBookBuilder`), `open` (opening a directory: lock,
+//! recovery, the journal), `restore` (applying journal records and checkpoints, each checked
+//! against the state before it) and `checkpoint` (durable calls, checkpoints and the journal's
+//! statistics).
 
+mod builder;
 mod checkpoint;
 mod open;
 mod restore;
+
+pub use builder::DurableBookBuilder;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -1,120 +1,41 @@
-//! Opening a durable book: the durable settings, the directory lock, the meta file, recovery
+//! Opening a durable book: the directory lock, the meta file, recovery
 //! (the newest checkpoint, then every segment after it) and the journal that appends from there.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::super::*;
+use super::builder::{DurableBookBuilder, DurableSettings};
+use crate::book::{OpenError, SlotBook, SlotBookBuilder};
+use crate::clock::Clock;
 use crate::journal::format::{
     Checkpoint, MAX_RECORD, Meta, SEGMENT_HEADER, SegmentHeader, UNKNOWN_VERSION,
 };
-use crate::journal::io::{Files, Storage, sync_dir};
+use crate::journal::io::{Storage, sync_dir};
 use crate::journal::recover::{
     self, LOCK_FILE, Listing, META_FILE, Tail, checkpoint_name, create_segment, io_error,
     segment_name, write_meta,
 };
 use crate::journal::{Active, Committer, Recovery};
+use crate::journal::{Durability, Journal};
 
-/// The smallest automatic checkpoint interval: a checkpoint copies the whole book, so one every
-/// few records would make every durable call pay for it.
-const MIN_CHECKPOINT_AFTER_BYTES: u64 = 1 << 20;
-
-impl<C: Clock> SlotBookBuilder<C> {
-    /// What `Ok` from a durable book's `set_capacity`, `confirm` and `release` promises. Default
-    /// [`Durability::Fsync`].
-    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
-    pub fn durability(mut self, durability: Durability) -> Self {
-        self.settings.durability = durability;
-        self.settings.durable_only.get_or_insert("durability");
-        self
-    }
-
-    /// Journal bytes after which a durable call also writes a checkpoint, so that recovery
-    /// stays fast however long the book runs. Default 64 MiB (about 1.3 million bookings); at
-    /// least 1 MiB (about 21 000 bookings), or 0, which turns automatic checkpoints off
-    /// ([`SlotBook::checkpoint`] still works). The call that crosses the threshold pays for the
-    /// checkpoint.
-    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
-    pub fn checkpoint_after_bytes(mut self, bytes: u64) -> Self {
-        self.settings.checkpoint_after_bytes = bytes;
-        self.settings
-            .durable_only
-            .get_or_insert("checkpoint_after_bytes");
-        self
-    }
-
-    /// The most records one journal write (and fsync) carries. Default 4096; 1 to 65 536.
-    /// 1 gives one fsync per call, without group commit.
-    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
-    pub fn max_batch_records(mut self, n: u32) -> Self {
-        self.settings.max_batch_records = n;
-        self.settings
-            .durable_only
-            .get_or_insert("max_batch_records");
-        self
-    }
-
-    /// How long the caller that writes a batch waits for other callers to join it before the
-    /// write and fsync (like PostgreSQL's `commit_delay`). Default zero (no wait); at most
-    /// 10 ms. A short delay (50–200 µs) makes each fsync carry more records when a few threads
-    /// commit at once, at the price of that much more latency per durable call; with many
-    /// threads, batches fill by themselves while the previous fsync runs.
-    /// Only for [`open`](Self::open): given to [`build`](Self::build), it is an error.
-    pub fn commit_delay(mut self, delay: Duration) -> Self {
-        self.settings.commit_delay = delay;
-        self.settings.durable_only.get_or_insert("commit_delay");
-        self
-    }
-
-    /// Opens (or creates) a durable book in `dir`: every `set_capacity`, `confirm` and `release`
-    /// of a booking is journaled before it returns `Ok`; see [`crate::journal`] for exactly what
-    /// survives which crash.
-    ///
-    /// Recovery loads the newest checkpoint and replays the journal after it. A torn tail (a
-    /// record cut by a crash) is cut off; any other damage is an [`OpenError`] that names the
-    /// file and offset, and nothing is changed. Holds are not restored: their capacity is free.
-    ///
-    /// The directory is locked while the book is open: a second open, from this process or
-    /// another, is [`OpenError::Locked`]. The shard count is fixed when the directory is
-    /// created (tokens encode it); reopening uses the stored one, whatever
-    /// [`shards`](Self::shards) says. Other limits apply as set, and a journal that needs more
-    /// (slots, branches, bookings per applicant) than they allow is
-    /// [`OpenError::Incompatible`].
-    ///
-    /// ```
-    /// use surgegate::{ApplicantId, BranchId, Durability, SlotBook};
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// let token = {
-    ///     let book = SlotBook::builder().durability(Durability::Fsync).open(dir.path())?;
-    ///     book.set_capacity(BranchId(7), 0, 40)?;
-    ///     let hold = book.reserve(BranchId(7), 0, ApplicantId(42))?;
-    ///     book.confirm(hold.token)?.token
-    /// }; // dropped: the directory is unlocked
-    ///
-    /// let book = SlotBook::builder().open(dir.path())?;
-    /// assert_eq!(book.booking(token).map(|b| b.applicant), Some(ApplicantId(42)));
-    /// assert_eq!(book.slot(BranchId(7), 0).unwrap().remaining(), 39);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn open(self, dir: impl AsRef<Path>) -> Result<SlotBook<C>, OpenError> {
-        self.open_with(dir.as_ref(), Box::new(Files))
-    }
-
+impl<C: Clock> DurableBookBuilder<C> {
+    /// Opens `dir` on `storage`: the durable settings checked, the directory locked, the book
+    /// recovered, the journal started where recovery ended.
     pub(crate) fn open_with(
         self,
         dir: &Path,
         storage: Box<dyn Storage>,
     ) -> Result<SlotBook<C>, OpenError> {
         let started = Instant::now();
-        self.validate_durable()?;
-        let settings = self.settings.clone();
+        self.book.validate()?;
+        self.durable.check()?;
+        let settings = self.durable;
         fs::create_dir_all(dir).map_err(io_error(dir, "creating the directory"))?;
         let lock = lock_dir(dir)?;
         let mut listing = recover::list(dir)?;
-        let meta = read_or_create_meta(dir, &mut listing, settings.shards)?;
-        let mut book = self.assemble(meta.shards, meta.shard_seed, None);
+        let meta = read_or_create_meta(dir, &mut listing, self.book.settings.shards)?;
+        let mut book = self.book.assemble(meta.shards, meta.shard_seed, None);
         let (end, mut recovery) = book.recover(dir, &listing, &meta, true)?;
         let io = storage.open_segment(&end.path).map_err(io_error(
             &end.path,
@@ -149,7 +70,9 @@ impl<C: Clock> SlotBookBuilder<C> {
         )?));
         Ok(book)
     }
+}
 
+impl<C: Clock> SlotBookBuilder<C> {
     /// Reads a durable book's directory into a book in memory, for auditing a backup or a copy:
     /// the same checks as [`open`](Self::open), but the directory is not locked and nothing in
     /// it is created, repaired or removed (a torn tail is skipped, not cut). The book returned
@@ -181,7 +104,7 @@ impl<C: Clock> SlotBookBuilder<C> {
     ) -> Result<(SlotBook<C>, Recovery), OpenError> {
         let started = Instant::now();
         let dir = dir.as_ref();
-        self.validate_durable()?;
+        self.validate()?;
         let listing = recover::list(dir)?;
         let path = dir.join(META_FILE);
         let bytes = fs::read(&path).map_err(io_error(&path, "reading the meta file"))?;
@@ -190,35 +113,6 @@ impl<C: Clock> SlotBookBuilder<C> {
         let (_, mut recovery) = book.recover(dir, &listing, &meta, false)?;
         recovery.elapsed_us = started.elapsed().as_micros() as u64;
         Ok((book, recovery))
-    }
-
-    /// The durable-only settings, checked.
-    fn validate_durable(&self) -> Result<(), OpenError> {
-        self.validate()?;
-        if let Durability::Flush { every } = self.settings.durability
-            && !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&every)
-        {
-            return Err(OpenError::DurableConfig(
-                "Durability::Flush { every } must be between 1 ms and 1 hour",
-            ));
-        }
-        if self.settings.commit_delay > Duration::from_millis(10) {
-            return Err(OpenError::DurableConfig(
-                "commit_delay must be at most 10 ms",
-            ));
-        }
-        let cp_bytes = self.settings.checkpoint_after_bytes;
-        if cp_bytes != 0 && cp_bytes < MIN_CHECKPOINT_AFTER_BYTES {
-            return Err(OpenError::DurableConfig(
-                "checkpoint_after_bytes must be 0 (off) or at least 1 MiB",
-            ));
-        }
-        if !(1..=65_536).contains(&self.settings.max_batch_records) {
-            return Err(OpenError::DurableConfig(
-                "max_batch_records must be between 1 and 65536",
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -355,7 +249,7 @@ impl<C: Clock> SlotBook<C> {
 /// The batch size the meta file records for the torn-tail bound: under `Fsync` one batch is the
 /// most a crash can leave unsynced; under `Flush` and `None` a machine crash can leave many, so
 /// there is no bound (`u32::MAX`).
-fn torn_bound_records(settings: &super::super::builder::Settings) -> u32 {
+fn torn_bound_records(settings: &DurableSettings) -> u32 {
     match settings.durability {
         Durability::Fsync => settings.max_batch_records,
         _ => u32::MAX,

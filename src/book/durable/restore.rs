@@ -5,8 +5,18 @@
 
 use std::path::Path;
 
-use super::super::*;
-use crate::journal::format::{BOOKING_ENTRY, CAPACITY_ENTRY, CHECKPOINT_HEADER, Checkpoint};
+use crate::book::SlotBook;
+use crate::book::branches::Refused;
+use crate::book::error::OpenError;
+use crate::book::ledger::return_unit;
+use crate::book::record::{Record, State};
+use crate::book::types::{ApplicantId, BranchId};
+use crate::book::word::{MAX_CAPACITY, SlotWord};
+use crate::clock::Clock;
+use crate::journal::Change;
+use crate::journal::format::{
+    BOOKING_ENTRY, CAPACITY_ENTRY, CHECKPOINT_HEADER, CLOSED, Checkpoint,
+};
 use crate::journal::recover::Refusal;
 
 impl<C: Clock> SlotBook<C> {

@@ -193,6 +193,7 @@ fn a_failed_background_fsync_stops_the_journal() {
     let faults = Arc::new(Faults::default());
     let book = SlotBook::builder()
         .clock(ManualClock::new())
+        .durable()
         .durability(crate::Durability::Flush {
             every: std::time::Duration::from_millis(1),
         })

@@ -1,15 +1,19 @@
--- Shared by every script on one branch (prepended to each). Every key is under the branch's
--- hash tag {ns:b:B}, so a script runs atomically on the one shard that owns the branch.
--- KEYS[1] cap      HASH slot -> capacity (a slot exists once it has a capacity)
--- KEYS[2] held     HASH slot -> live holds
--- KEYS[3] booked   HASH slot -> bookings
--- KEYS[4] open     ZSET slots with room (held + booked < capacity), score = slot
--- KEYS[5] holds    HASH token -> "slot applicant expires_ms"
--- KEYS[6] exp      ZSET token -> expires_ms of each live hold
--- KEYS[7] bookings HASH token -> "slot applicant"
--- KEYS[8] holder   HASH applicant -> token of its live hold at this branch
--- KEYS[9] lapsed   ZSET token -> when its hold lapsed (the newest 100 000), to tell "expired"
---                  from "unknown"
+-- Shared by every script on one branch (prepended to each, after the header the Rust side
+-- writes: the key names below, in this order, and the constants RECLAIM_BUDGET, LAPSED_KEPT
+-- and RANGE_MAX). Every key is under the branch's hash tag {ns:b:B}, so a script runs
+-- atomically on the one shard that owns the branch.
+-- CAP      HASH slot -> capacity (a slot exists once it has a capacity; a closed one has 0)
+-- HELD     HASH slot -> live holds
+-- BOOKED   HASH slot -> bookings
+-- OPEN     ZSET slots with room (held + booked < capacity), score = slot
+-- HOLDS    HASH token -> "slot applicant expires_ms"
+-- EXP      ZSET token -> expires_ms of each live hold
+-- BOOKINGS HASH token -> "slot applicant"
+-- HOLDER   HASH applicant -> token of its live hold at this branch
+-- LAPSED   ZSET token -> when its hold lapsed (the newest LAPSED_KEPT), to tell "expired"
+--          from "unknown"
+-- CLOSED   SET  slots closed by close_slot (capacity 0, not shown, no new holds) until
+--          set_capacity opens them again
 -- Time is the server's (TIME), in milliseconds since the Unix epoch; holds expire by time here,
 -- never by key expiry.
 
@@ -27,53 +31,73 @@ local function count(key, slot)
   return tonumber(redis.call('HGET', key, slot) or '0')
 end
 
--- Keeps `open` true to the counts of one slot.
+-- Keeps OPEN true to the counts of one slot.
 local function refresh_open(slot)
-  local cap = redis.call('HGET', KEYS[1], slot)
-  if cap and tonumber(cap) > count(KEYS[2], slot) + count(KEYS[3], slot) then
-    redis.call('ZADD', KEYS[4], slot, slot)
+  local cap = redis.call('HGET', CAP, slot)
+  if cap and tonumber(cap) > count(HELD, slot) + count(BOOKED, slot) then
+    redis.call('ZADD', OPEN, slot, slot)
   else
-    redis.call('ZREM', KEYS[4], slot)
+    redis.call('ZREM', OPEN, slot)
   end
 end
 
 -- Ends the hold `token` (its record `rec`): its unit goes back to the slot.
 local function drop_hold(token, rec)
   local slot, applicant = string.match(rec, '^(%d+) (%d+) ')
-  redis.call('HINCRBY', KEYS[2], slot, -1)
-  redis.call('HDEL', KEYS[5], token)
-  redis.call('ZREM', KEYS[6], token)
-  if redis.call('HGET', KEYS[8], applicant) == token then
-    redis.call('HDEL', KEYS[8], applicant)
+  redis.call('HINCRBY', HELD, slot, -1)
+  redis.call('HDEL', HOLDS, token)
+  redis.call('ZREM', EXP, token)
+  if redis.call('HGET', HOLDER, applicant) == token then
+    redis.call('HDEL', HOLDER, applicant)
   end
   refresh_open(slot)
   return slot, applicant
 end
 
+-- Remembers that `token` lapsed at `now`, keeping the newest LAPSED_KEPT.
+local function remember_lapsed(token, now)
+  redis.call('ZADD', LAPSED, int(now), token)
+  redis.call('ZREMRANGEBYRANK', LAPSED, 0, -(LAPSED_KEPT + 1))
+end
+
 -- Reclaims the holds whose time ran out, at most `budget` of them (bounded work per call; the
 -- rest on the next calls, or by sweep). Returns how many.
 local function reclaim(now, budget)
-  local due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, budget)
+  local due = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, budget)
   for _, token in ipairs(due) do
-    local rec = redis.call('HGET', KEYS[5], token)
+    local rec = redis.call('HGET', HOLDS, token)
     if rec then
       drop_hold(token, rec)
     else
-      redis.call('ZREM', KEYS[6], token)
+      redis.call('ZREM', EXP, token)
     end
-    redis.call('ZADD', KEYS[9], int(now), token)
+    redis.call('ZADD', LAPSED, int(now), token)
   end
   if #due > 0 then
-    redis.call('ZREMRANGEBYRANK', KEYS[9], 0, -100001)
+    redis.call('ZREMRANGEBYRANK', LAPSED, 0, -(LAPSED_KEPT + 1))
   end
   return #due
 end
 
-local function state(slot)
-  local cap = redis.call('HGET', KEYS[1], slot)
+-- Whether a slot exists and is not closed.
+local function is_open_slot(slot)
+  return redis.call('HEXISTS', CAP, slot) == 1 and redis.call('SISMEMBER', CLOSED, slot) == 0
+end
+
+-- {capacity, held, booked} of an existing slot (closed or not), or {}.
+local function counts_of(slot)
+  local cap = redis.call('HGET', CAP, slot)
   if not cap then
     return {}
   end
-  return {tonumber(cap), count(KEYS[2], slot), count(KEYS[3], slot)}
+  return {tonumber(cap), count(HELD, slot), count(BOOKED, slot)}
+end
+
+-- {capacity, held, booked} of an open slot, or {} (never opened, or closed).
+local function state(slot)
+  if redis.call('SISMEMBER', CLOSED, slot) == 1 then
+    return {}
+  end
+  return counts_of(slot)
 end
 

@@ -1,21 +1,25 @@
--- read: a slot's counts, a hold or a booking by token, after reclaiming what lapsed.
--- ARGV[1] 'slot' (ARGV[2] slot) | 'range' (slots ARGV[2]..=ARGV[3], at most 4 096) |
---         'hold' (ARGV[2] token) | 'booking' (ARGV[2] token) | 'sweep' (ARGV[2] budget)
+-- read: a slot's counts, the first slot with room, a hold or a booking by token, after
+-- reclaiming what lapsed; or a sweep.
+-- ARGV[1] 'slot' (ARGV[2] slot) | 'range' (slots ARGV[2]..=ARGV[3], at most RANGE_MAX) |
+--         'first' (slots ARGV[2]..=ARGV[3]) | 'hold' (ARGV[2] token) |
+--         'booking' (ARGV[2] token) | 'sweep' (ARGV[2] budget)
 -- Returns {capacity, held, booked} or {} | {slot, capacity, held, booked, slot, ...} of the
---         open slots in the range | {slot, applicant, expires_ms} or {} | {slot, applicant}
---         or {} | the number of holds reclaimed.
+--         open slots in the range | {'slot', s} the lowest slot with room in the range, or
+--         {'none'}, or {'unknown'} for a branch with no slot at all | {slot, applicant,
+--         expires_ms} or {} | {slot, applicant} or {} | the number of holds reclaimed.
 local now = now_ms()
-if ARGV[1] == 'sweep' then
+local op = ARGV[1]
+if op == 'sweep' then
   return reclaim(now, tonumber(ARGV[2]))
 end
-reclaim(now, 10000)
-if ARGV[1] == 'slot' then
+reclaim(now, RECLAIM_BUDGET)
+if op == 'slot' then
   return state(ARGV[2])
 end
-if ARGV[1] == 'range' then
+if op == 'range' then
   local out = {}
   local first = tonumber(ARGV[2])
-  for slot = first, math.min(tonumber(ARGV[3]), first + 4095) do
+  for slot = first, math.min(tonumber(ARGV[3]), first + RANGE_MAX - 1) do
     local s = state(tostring(slot))
     if #s == 3 then
       table.insert(out, slot)
@@ -26,17 +30,30 @@ if ARGV[1] == 'range' then
   end
   return out
 end
-if ARGV[1] == 'hold' then
-  local rec = redis.call('HGET', KEYS[5], ARGV[2])
+if op == 'first' then
+  if redis.call('HLEN', CAP) == 0 then
+    return {'unknown'}
+  end
+  local found = redis.call('ZRANGEBYSCORE', OPEN, ARGV[2], ARGV[3], 'LIMIT', 0, 1)
+  if #found == 0 then
+    return {'none'}
+  end
+  return {'slot', tonumber(found[1])}
+end
+if op == 'hold' then
+  local rec = redis.call('HGET', HOLDS, ARGV[2])
   if not rec then
     return {}
   end
   local slot, applicant, exp = string.match(rec, '^(%d+) (%d+) (%d+)$')
   return {tonumber(slot), applicant, tonumber(exp)}
 end
-local booking = redis.call('HGET', KEYS[7], ARGV[2])
-if not booking then
-  return {}
+if op == 'booking' then
+  local booking = redis.call('HGET', BOOKINGS, ARGV[2])
+  if not booking then
+    return {}
+  end
+  local slot, applicant = string.match(booking, '^(%d+) (%d+)$')
+  return {tonumber(slot), applicant}
 end
-local slot, applicant = string.match(booking, '^(%d+) (%d+)$')
-return {tonumber(slot), applicant}
+return redis.error_reply('unknown read op')

@@ -2,18 +2,18 @@
 -- ARGV[1] token
 -- Returns {'released', 'hold' | 'booking', applicant} or {'err', 'unknown'}.
 local now = now_ms()
-reclaim(now, 10000)
+reclaim(now, RECLAIM_BUDGET)
 local token = ARGV[1]
-local rec = redis.call('HGET', KEYS[5], token)
+local rec = redis.call('HGET', HOLDS, token)
 if rec then
   local _, applicant = drop_hold(token, rec)
   return {'released', 'hold', applicant}
 end
-local booking = redis.call('HGET', KEYS[7], token)
+local booking = redis.call('HGET', BOOKINGS, token)
 if booking then
   local slot, applicant = string.match(booking, '^(%d+) (%d+)$')
-  redis.call('HINCRBY', KEYS[3], slot, -1)
-  redis.call('HDEL', KEYS[7], token)
+  redis.call('HINCRBY', BOOKED, slot, -1)
+  redis.call('HDEL', BOOKINGS, token)
   refresh_open(slot)
   return {'released', 'booking', applicant}
 end

@@ -1,5 +1,6 @@
-//! Failures of a shared store behind the primitives (the Redis backend): one small `Copy` enum
-//! that every operation's error carries as its `Backend` variant.
+//! [`BackendError`]: why a shared store behind the primitives (the Redis backend) could not
+//! answer. One small `Copy` enum that every operation's error carries as its `Backend` variant
+//! and that every reading of the backend traits returns.
 //!
 //! Such a failure says nothing certain about the call: it may or may not have taken effect. Every
 //! operation is safe to retry (a retried reserve returns the same hold, a retried confirm the

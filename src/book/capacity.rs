@@ -1,6 +1,16 @@
-//! Opening slots and reading them: `set_capacity`, `slot` and `availability`.
+//! Opening, closing and reading slots: `set_capacity`, `close_slot`, `slot` and `availability`.
 
-use super::*;
+use std::ops::RangeBounds;
+
+use crate::clock::Clock;
+use crate::journal::Change;
+use crate::journal::format::CLOSED;
+
+use super::branches::Refused;
+use super::error::{CapacityError, CloseError};
+use super::types::{BranchId, SlotIndex, SlotState};
+use super::word::{MAX_CAPACITY, SlotWord};
+use super::{SlotBook, inclusive, state_of};
 
 impl<C: Clock> SlotBook<C> {
     /// Opens a slot with `capacity` units, or changes its capacity, and returns its state.

@@ -10,11 +10,10 @@ use std::hash::BuildHasherDefault;
 
 use crate::deadline::DeadlineQueue;
 use crate::sharded::ShardedMap;
-
-use super::VisitorId;
-use super::index::IndexTable;
-use super::line::token_hash;
 use crate::token::TokenHasher;
+
+use super::index::{IndexTable, token_hash};
+use super::types::VisitorId;
 
 /// Passes by token: sharded, so that growing it never rehashes every pass in one call.
 type PassMap = ShardedMap<u128, PassRec, BuildHasherDefault<TokenHasher>>;

@@ -73,7 +73,7 @@ pub struct RoundOutcome {
 /// Requests collected for one scheduled window; see the [module docs](self).
 ///
 /// ```
-/// use surgegate::alloc::AllocationRound;
+/// use surgegate::allocation::AllocationRound;
 /// use surgegate::{ApplicantId, BranchId, SlotBook};
 ///
 /// let book = SlotBook::builder().build();

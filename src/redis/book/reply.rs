@@ -1,5 +1,6 @@
-//! Reading the scripts' replies. A reply of any other shape is `BackendError::Reply`, never a
-//! panic: the store may not be what it claims, or something else may write under the namespace.
+//! Reading the book scripts' replies. A reply of any other shape is `BackendError::Reply`, never
+//! a panic: the store may not be what it claims, or something else may write under the
+//! namespace.
 
 use std::time::Duration;
 
@@ -84,6 +85,46 @@ pub(crate) fn slot_states(v: &Value) -> Reply<Vec<(SlotIndex, SlotState)>> {
             Ok((u32_of(&c[0])?, state))
         })
         .collect()
+}
+
+/// The read script's `first`: the lowest slot with room in a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum First {
+    /// The branch has no slot at all.
+    Unknown,
+    /// No slot of the range has room.
+    Full,
+    /// This one.
+    Slot(SlotIndex),
+}
+
+/// `{'slot', s}`, `{'none'}` or `{'unknown'}`.
+pub(crate) fn first(v: &Value) -> Reply<First> {
+    match items(v)? {
+        [tag, slot] if text(tag)? == "slot" => Ok(First::Slot(u32_of(slot)?)),
+        [tag] if text(tag)? == "none" => Ok(First::Full),
+        [tag] if text(tag)? == "unknown" => Ok(First::Unknown),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// `SSCAN` of the branch registry: `[cursor, [branch, ...]]`.
+pub(crate) fn registry_page(v: &Value) -> Reply<(String, Vec<BranchId>)> {
+    match items(v)? {
+        [cursor, members] => {
+            let branches = items(members)?
+                .iter()
+                .map(|m| {
+                    text(m)?
+                        .parse()
+                        .map(BranchId)
+                        .map_err(|_| BackendError::Reply)
+                })
+                .collect::<Reply<Vec<_>>>()?;
+            Ok((text(cursor)?.to_owned(), branches))
+        }
+        _ => Err(BackendError::Reply),
+    }
 }
 
 /// The tokens counted against an applicant (`ZRANGE` of its key).
@@ -228,6 +269,11 @@ mod tests {
                 "{v:?}"
             );
             assert!(taken(v).is_err(), "{v:?}");
+            assert!(first(v).is_err(), "{v:?}");
+            assert!(
+                registry_page(v).is_err() || matches!(v, Value::Array(a) if a.len() == 2),
+                "{v:?}"
+            );
         }
     }
 
@@ -266,5 +312,15 @@ mod tests {
             bulk("18446744073709551615"),
         ]);
         assert_eq!(released(&rel), Ok(Some((true, ApplicantId(u64::MAX)))));
+        let at = Value::Array(vec![bulk("slot"), Value::Int(12)]);
+        assert_eq!(first(&at), Ok(First::Slot(12)));
+        assert_eq!(first(&Value::Array(vec![bulk("none")])), Ok(First::Full));
+        let page = Value::Array(vec![bulk("0"), Value::Array(vec![bulk("3"), bulk("9")])]);
+        assert_eq!(
+            registry_page(&page),
+            Ok(("0".to_owned(), vec![BranchId(3), BranchId(9)]))
+        );
+        let bad = Value::Array(vec![bulk("0"), Value::Array(vec![bulk("-3")])]);
+        assert_eq!(registry_page(&bad), Err(BackendError::Reply));
     }
 }

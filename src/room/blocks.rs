@@ -15,8 +15,9 @@
 
 use std::collections::VecDeque;
 
-use super::line::Waiter;
+use super::prefetch::prefetch_read;
 use super::rank::RankBitmap;
+use super::waiter::Waiter;
 
 /// Entries per block: one rank-bitmap block (512 bits), so blocks are dropped whole.
 pub(crate) const BLOCK: usize = 512;
@@ -42,7 +43,7 @@ impl Block {
         }
     }
 
-    fn slot(&self, offset: usize) -> Option<usize> {
+    fn item_of(&self, offset: usize) -> Option<usize> {
         match &self.offsets {
             None => (offset < self.items.len()).then_some(offset),
             Some(offsets) => offsets.binary_search(&(offset as u16)).ok(),
@@ -55,22 +56,8 @@ impl Block {
     }
 }
 
-/// A hint to the CPU to load the cache line of `value` (on x86-64; nothing elsewhere).
-#[inline(always)]
-pub(crate) fn prefetch_read<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch instruction never faults and changes nothing the program can observe
-    // but timing; the pointer comes from a live reference anyway.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
 #[derive(Debug, Default)]
-pub(crate) struct Slots {
+pub(crate) struct EntryBlocks {
     blocks: VecDeque<Block>,
     /// One bit per index from `base`: set while its visitor waits.
     pub(crate) live: RankBitmap,
@@ -78,7 +65,7 @@ pub(crate) struct Slots {
     base: u32,
 }
 
-impl Slots {
+impl EntryBlocks {
     /// Where virtual index `v` is in the bitmap (past the end if it is not stored).
     #[inline]
     pub(crate) fn at(&self, v: u32) -> usize {
@@ -107,7 +94,7 @@ impl Slots {
 
     fn locate(&self, i: usize) -> Option<(usize, usize)> {
         let block = self.blocks.get(i / BLOCK)?;
-        Some((i / BLOCK, block.slot(i % BLOCK)?))
+        Some((i / BLOCK, block.item_of(i % BLOCK)?))
     }
 
     /// The entry at virtual index `v`, which must be waiting.
@@ -168,7 +155,7 @@ impl Slots {
         let (mut items, mut offsets) = (Vec::with_capacity(live), Vec::with_capacity(live));
         for o in 0..BLOCK {
             if self.live.get(first + o)
-                && let Some(k) = block.slot(o)
+                && let Some(k) = block.item_of(o)
             {
                 items.push(block.items[k].clone());
                 offsets.push(o as u16);
@@ -242,7 +229,7 @@ impl Slots {
                 return Err(format!("block {b}: offsets out of order"));
             }
             for o in 0..BLOCK.min(self.len() - b * BLOCK) {
-                if self.live.get(b * BLOCK + o) && block.slot(o).is_none() {
+                if self.live.get(b * BLOCK + o) && block.item_of(o).is_none() {
                     return Err(format!("block {b}: waiting entry {o} not stored"));
                 }
             }
@@ -260,13 +247,13 @@ mod tests {
         Waiter {
             token: u128::from(n) << 64,
             visitor: VisitorId(n),
-            deadline_ns: crate::room::line::CheckinNs::new(n),
+            deadline_ns: crate::room::waiter::CheckinNs::new(n),
         }
     }
 
     #[test]
     fn agrees_with_a_model_through_pushes_removes_repacks_and_trims() {
-        let mut slots = Slots::default();
+        let mut blocks = EntryBlocks::default();
         let mut model: std::collections::BTreeMap<u32, Waiter> = Default::default();
         let mut x = 7u64;
         for n in 0..40_000u64 {
@@ -274,7 +261,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             if !x.is_multiple_of(3) || model.is_empty() {
-                let v = slots.push(w(n));
+                let v = blocks.push(w(n));
                 model.insert(v, w(n));
             } else {
                 // Mostly from the front (admissions), sometimes from anywhere (lapses).
@@ -283,54 +270,54 @@ mod tests {
                 } else {
                     *model.keys().nth((x as usize / 5) % model.len()).unwrap()
                 };
-                assert_eq!(slots.remove(v), model.remove(&v).unwrap());
+                assert_eq!(blocks.remove(v), model.remove(&v).unwrap());
             }
             // The line's own trims: the front, then the back.
-            let first = slots.live.first_set_from(0).unwrap_or(slots.len());
+            let first = blocks.live.first_set_from(0).unwrap_or(blocks.len());
             if first >= 2 * BLOCK {
-                slots.drop_front(first - first % BLOCK);
+                blocks.drop_front(first - first % BLOCK);
             }
             if n % 500 == 0 {
-                slots.check().unwrap();
-                let got: Vec<(u32, Waiter)> = slots.iter().map(|(v, w)| (v, w.clone())).collect();
+                blocks.check().unwrap();
+                let got: Vec<(u32, Waiter)> = blocks.iter().map(|(v, w)| (v, w.clone())).collect();
                 let want: Vec<(u32, Waiter)> = model.iter().map(|(v, w)| (*v, w.clone())).collect();
                 assert_eq!(got, want);
                 for (v, w) in &model {
-                    assert_eq!(slots.get(*v), w);
+                    assert_eq!(blocks.get(*v), w);
                 }
             }
         }
         // Everyone leaves from the back: the blocks go too.
         while let Some((&v, _)) = model.iter().next_back() {
             model.remove(&v);
-            slots.remove(v);
-            let mut n = slots.len();
-            while n > 0 && !slots.live.get(n - 1) {
+            blocks.remove(v);
+            let mut n = blocks.len();
+            while n > 0 && !blocks.live.get(n - 1) {
                 n -= 1;
             }
-            slots.truncate(n);
+            blocks.truncate(n);
         }
-        slots.check().unwrap();
-        assert_eq!(slots.len(), 0);
-        assert!(slots.heap_bytes() < 4096, "{}", slots.heap_bytes());
+        blocks.check().unwrap();
+        assert_eq!(blocks.len(), 0);
+        assert!(blocks.heap_bytes() < 4096, "{}", blocks.heap_bytes());
     }
 
     #[test]
     fn a_block_mostly_gone_keeps_only_its_waiting_entries() {
-        let mut slots = Slots::default();
-        let vs: Vec<u32> = (0..2 * BLOCK as u64).map(|n| slots.push(w(n))).collect();
-        let dense = slots.heap_bytes();
+        let mut blocks = EntryBlocks::default();
+        let vs: Vec<u32> = (0..2 * BLOCK as u64).map(|n| blocks.push(w(n))).collect();
+        let dense = blocks.heap_bytes();
         for &v in vs.iter().take(BLOCK).filter(|v| *v % 8 != 0) {
-            slots.remove(v);
+            blocks.remove(v);
         }
         assert!(
-            slots.heap_bytes() < dense - BLOCK * 16,
+            blocks.heap_bytes() < dense - BLOCK * 16,
             "{} vs {dense}",
-            slots.heap_bytes()
+            blocks.heap_bytes()
         );
-        slots.check().unwrap();
+        blocks.check().unwrap();
         for &v in vs.iter().take(BLOCK).filter(|v| *v % 8 == 0) {
-            assert_eq!(slots.get(v), &w(u64::from(v)));
+            assert_eq!(blocks.get(v), &w(u64::from(v)));
         }
     }
 }

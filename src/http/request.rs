@@ -1,0 +1,46 @@
+//! What the layer reads of a request before deciding: its language, whether it is an app's,
+//! HTTPS, and the pass and visitor texts it presents; and the identity decided for it.
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+
+use super::cookies;
+use super::pages::Lang;
+use super::protocol::{PASS_HEADER, VISITOR_HEADER};
+use crate::room::VisitorId;
+
+/// What the layer reads of every request before deciding.
+pub(super) struct Asked<'p> {
+    pub(super) lang: Lang,
+    pub(super) json: bool,
+    pub(super) https: bool,
+    pub(super) pass_text: Option<&'p str>,
+    pub(super) visitor_text: Option<&'p str>,
+}
+
+impl<'p> Asked<'p> {
+    pub(super) fn read(parts: &'p Parts) -> Self {
+        let headers = &parts.headers;
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let forwarded_https = text("x-forwarded-proto")
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+        Asked {
+            lang: Lang::from_accept_language(text(header::ACCEPT_LANGUAGE.as_str())),
+            json: text(header::ACCEPT.as_str()).is_some_and(|a| a.contains("application/json")),
+            https: parts.uri.scheme_str() == Some("https") || forwarded_https,
+            pass_text: text(PASS_HEADER).or_else(|| cookies::read(headers, cookies::PASS)),
+            visitor_text: text(VISITOR_HEADER).or_else(|| cookies::read(headers, cookies::VISITOR)),
+        }
+    }
+}
+
+/// A visitor's identity for this request, and the cookie to set if it is new.
+pub(super) struct Identity {
+    pub(super) visitor: VisitorId,
+    pub(super) new_text: Option<String>,
+}

@@ -1,0 +1,158 @@
+//! One reservation on one branch: `reserve` and `reserve_earliest`, and the applicant protocol
+//! around every reservation (take the applicant's count, reserve on the branch, give the count
+//! back if no new hold was made), which `among` shares.
+
+use std::ops::RangeBounds;
+
+use super::reply;
+use super::{CLOCK_SKEW_MS, COUNT_MARGIN_MS, RedisSlotBook, new_token};
+use crate::backend::BackendError;
+use crate::book::{ApplicantId, BranchId, Hold, HoldToken, ReserveError, SlotIndex, inclusive};
+
+/// How the reserve script picks its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// The one slot named (`first == last`).
+    Slot,
+    /// The lowest slot with room in `first..=last`.
+    Earliest,
+}
+
+/// One run of the reserve script: where, for whom, under which new token.
+pub(super) struct Ask {
+    pub(super) branch: BranchId,
+    pub(super) mode: Mode,
+    pub(super) first: SlotIndex,
+    pub(super) last: SlotIndex,
+    pub(super) applicant: ApplicantId,
+    pub(super) token: HoldToken,
+}
+
+impl RedisSlotBook {
+    /// A hold on `slot` for `applicant`, by the same rules as [`SlotBook::reserve`](crate::SlotBook::reserve).
+    ///
+    /// # Errors
+    /// [`ReserveError::UnknownSlot`] (also for a closed slot), [`ReserveError::Full`],
+    /// [`ReserveError::ApplicantLimit`], [`ReserveError::Backend`].
+    pub async fn reserve(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        self.take_hold(branch, Mode::Slot, slot, slot, applicant)
+            .await
+    }
+
+    /// A hold on the earliest slot in `slots` with room, as [`SlotBook::reserve_earliest`](crate::SlotBook::reserve_earliest),
+    /// found without scanning (a sorted set of the slots with room).
+    ///
+    /// # Errors
+    /// [`ReserveError::EmptyRange`], [`ReserveError::UnknownSlot`] (a branch with no slot),
+    /// [`ReserveError::NoneAvailable`], [`ReserveError::ApplicantLimit`],
+    /// [`ReserveError::Backend`].
+    pub async fn reserve_earliest(
+        &self,
+        branch: BranchId,
+        slots: impl RangeBounds<SlotIndex>,
+        applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        let (first, last) = inclusive(&slots).ok_or(ReserveError::EmptyRange)?;
+        self.take_hold(branch, Mode::Earliest, first, last, applicant)
+            .await
+    }
+
+    /// The applicant protocol around one reservation: take the applicant's count, reserve on
+    /// the branch, give the count back if no new hold was made.
+    async fn take_hold(
+        &self,
+        branch: BranchId,
+        mode: Mode,
+        first: SlotIndex,
+        last: SlotIndex,
+        applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        let ask = Ask {
+            branch,
+            mode,
+            first,
+            last,
+            applicant,
+            token: new_token(branch),
+        };
+        let backend = ReserveError::Backend;
+        let Some(until_ms) = self
+            .take_count(applicant, ask.token)
+            .await
+            .map_err(backend)?
+        else {
+            // At the limit: a retry of a reservation that succeeded returns its hold.
+            return match self.run_reserve(&ask, None).await.map_err(backend)? {
+                Ok(hold) => Ok(hold),
+                Err(ReserveError::UnknownSlot) => Err(ReserveError::UnknownSlot),
+                Err(_) => Err(ReserveError::ApplicantLimit),
+            };
+        };
+        let outcome = self
+            .run_reserve(&ask, Some(until_ms))
+            .await
+            .map_err(backend)?;
+        if !matches!(&outcome, Ok(hold) if hold.token == ask.token) {
+            // No new hold under this token: give the count back.
+            self.inner
+                .drop_count(applicant, ask.token)
+                .await
+                .map_err(backend)?;
+        }
+        outcome
+    }
+
+    /// Takes the applicant's count for `token`: `Some(until_ms)`, the time until which it
+    /// counts, or `None` at the applicant's limit.
+    pub(super) async fn take_count(
+        &self,
+        applicant: ApplicantId,
+        token: HoldToken,
+    ) -> Result<Option<u64>, BackendError> {
+        let i = &self.inner;
+        let count_ms = i.hold_ttl_ms + COUNT_MARGIN_MS;
+        let args = [
+            "take".into(),
+            token.to_string(),
+            count_ms.to_string(),
+            i.limit.to_string(),
+        ];
+        reply::taken(&i.on_applicant(applicant, &args).await?)
+    }
+
+    /// Runs the reserve script: with the applicant's count taken until `counted_until_ms`, a
+    /// new hold that expires before the count does (allowing for clock skew); with `None`,
+    /// only the applicant's live hold in the range, if any.
+    pub(super) async fn run_reserve(
+        &self,
+        ask: &Ask,
+        counted_until_ms: Option<u64>,
+    ) -> Result<Result<Hold, ReserveError>, BackendError> {
+        let i = &self.inner;
+        let (latest_ms, peek) = match counted_until_ms {
+            Some(until) => (until.saturating_sub(COUNT_MARGIN_MS.min(CLOCK_SKEW_MS)), ""),
+            None => (0, "peek"),
+        };
+        let mode = match ask.mode {
+            Mode::Slot => "slot",
+            Mode::Earliest => "earliest",
+        };
+        let args = [
+            mode.into(),
+            ask.first.to_string(),
+            ask.last.to_string(),
+            ask.applicant.0.to_string(),
+            ask.token.to_string(),
+            i.hold_ttl_ms.to_string(),
+            latest_ms.to_string(),
+            peek.into(),
+        ];
+        let reply = i.on_branch(&i.scripts.reserve, ask.branch, &args).await?;
+        reply::hold(&reply, ask.branch, ask.applicant)
+    }
+}

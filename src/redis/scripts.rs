@@ -1,0 +1,136 @@
+//! The Lua scripts, assembled in one place: every script opens with a header written here that
+//! names its keys (`local CAP, HELD, … = KEYS[1], KEYS[2], …`, in the order the Rust side
+//! passes them) and sets the constants the scripts share, so that the key order and the
+//! budgets are written once, in Rust, for the scripts and the calls alike.
+
+use redis::Script;
+
+/// The keys of one branch, under its hash tag `{ns:b:<branch>}`, in the order every branch
+/// script receives them (`branch_prelude.lua` says what each holds).
+pub(crate) const BRANCH_KEYS: [&str; 10] = [
+    "cap", "held", "booked", "open", "holds", "exp", "bookings", "holder", "lapsed", "closed",
+];
+
+/// The keys of the room, under its hash tag `{ns:room}`, in the order every room script
+/// receives them (`room_prelude.lua` says what each holds).
+pub(crate) const ROOM_KEYS: [&str; 9] = [
+    "cfg",
+    "state",
+    "line",
+    "deadlines",
+    "visitors",
+    "tickets",
+    "passes",
+    "lapses",
+    "ended",
+];
+
+/// The one key of an applicant, `{ns:a:<applicant>}` (the tag alone).
+pub(crate) const APPLICANT_KEYS: [&str; 1] = ["counts"];
+
+/// Lapsed holds one branch script reclaims at most before its own work (the rest on the next
+/// calls, or by a sweep): bounded work per call.
+pub(crate) const RECLAIM_BUDGET: u32 = 10_000;
+/// Lapsed hold tokens a branch remembers, to tell `Expired` from `UnknownToken`.
+const LAPSED_KEPT: u32 = 100_000;
+/// Slots one availability reading returns at most, from the start of its range.
+pub(crate) const RANGE_MAX: u32 = 4_096;
+/// Events (admissions, lapses) one room call handles at most; the rest on the next calls.
+pub(crate) const EVENT_BUDGET: u32 = 4_096;
+/// Ended tickets a room remembers, to tell `Expired` and to refuse taking an ended place back.
+const ENDED_KEPT: u32 = 100_000;
+
+const BRANCH_PRELUDE: &str = include_str!("scripts/branch_prelude.lua");
+const ROOM_PRELUDE: &str = include_str!("scripts/room_prelude.lua");
+
+/// `local A, B = KEYS[1], KEYS[2]` for `keys`, then `local NAME = value` for each constant.
+fn header(keys: &[&str], constants: &[(&str, u32)]) -> String {
+    let names: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+    let slots: Vec<String> = (1..=keys.len()).map(|i| format!("KEYS[{i}]")).collect();
+    let mut out = format!("local {} = {}\n", names.join(", "), slots.join(", "));
+    for (name, value) in constants {
+        out.push_str(&format!("local {name} = {value}\n"));
+    }
+    out
+}
+
+/// A branch script: the header, the branch prelude, then `body`.
+pub(crate) fn branch(body: &str) -> Script {
+    let constants = [
+        ("RECLAIM_BUDGET", RECLAIM_BUDGET),
+        ("LAPSED_KEPT", LAPSED_KEPT),
+        ("RANGE_MAX", RANGE_MAX),
+    ];
+    let header = header(&BRANCH_KEYS, &constants);
+    Script::new(&format!("{header}{BRANCH_PRELUDE}\n{body}"))
+}
+
+/// The applicant script: its key named.
+pub(crate) fn applicant() -> Script {
+    let header = header(&APPLICANT_KEYS, &[]);
+    Script::new(&format!(
+        "{header}{}",
+        include_str!("scripts/applicant.lua")
+    ))
+}
+
+/// The room's call script: the header, the room prelude, then the calls.
+pub(crate) fn room_call() -> Script {
+    let constants = [("EVENT_BUDGET", EVENT_BUDGET), ("ENDED_KEPT", ENDED_KEPT)];
+    let header = header(&ROOM_KEYS, &constants);
+    Script::new(&format!(
+        "{header}{ROOM_PRELUDE}\n{}",
+        include_str!("scripts/room_call.lua")
+    ))
+}
+
+/// The room's setup script (the first node writes the settings): its keys named.
+pub(crate) fn room_setup() -> Script {
+    let header = header(&ROOM_KEYS, &[]);
+    Script::new(&format!(
+        "{header}{}",
+        include_str!("scripts/room_setup.lua")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BRANCH_KEYS, header};
+
+    #[test]
+    fn the_header_names_every_key_in_order() {
+        assert_eq!(
+            header(&["cap", "held"], &[("BUDGET", 7)]),
+            "local CAP, HELD = KEYS[1], KEYS[2]\nlocal BUDGET = 7\n"
+        );
+        let branch = header(&BRANCH_KEYS, &[]);
+        assert!(branch.starts_with("local CAP, HELD, BOOKED, OPEN, HOLDS, EXP,"));
+        assert!(branch.trim_end().ends_with("KEYS[10]"));
+    }
+
+    #[test]
+    fn no_script_reads_a_key_by_its_number() {
+        for (name, text) in [
+            ("branch_prelude", include_str!("scripts/branch_prelude.lua")),
+            ("reserve", include_str!("scripts/reserve.lua")),
+            ("confirm", include_str!("scripts/confirm.lua")),
+            ("release", include_str!("scripts/release.lua")),
+            ("capacity", include_str!("scripts/capacity.lua")),
+            ("read", include_str!("scripts/read.lua")),
+            ("applicant", include_str!("scripts/applicant.lua")),
+            ("room_prelude", include_str!("scripts/room_prelude.lua")),
+            ("room_call", include_str!("scripts/room_call.lua")),
+            ("room_setup", include_str!("scripts/room_setup.lua")),
+        ] {
+            assert!(!text.contains("KEYS["), "{name} reads KEYS[n]");
+            let code: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .flat_map(|l| l.split(|c: char| !c.is_ascii_digit()))
+                .collect();
+            for budget in ["10000", "100000", "4096"] {
+                assert!(!code.contains(&budget), "{name} writes {budget} itself");
+            }
+        }
+    }
+}
