@@ -10,6 +10,8 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::Settings;
+use surgegate::{BookBackend, RoomBackend};
+
 use crate::stores::{self, GateBook, GateRoom};
 
 /// Runs the gate with `settings` until a stop signal; the stores are the embedded ones, or
@@ -65,7 +67,13 @@ async fn sweep<B: GateBook, R: GateRoom>(app: Arc<App<B, R>>) {
     let mut every = tokio::time::interval(app.settings.book.sweep_every);
     loop {
         every.tick().await;
-        app.book.sweep().await;
+        match app.book.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(reclaimed = n, "lapsed holds reclaimed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the sweep of lapsed holds failed; the next one retries")
+            }
+        }
     }
 }
 

@@ -14,10 +14,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use surgegate::JournalStats;
 use surgegate::http::LayerCounters;
-
-use crate::stores::RoomView;
+use surgegate::{JournalStats, RoomStats};
 
 /// Where a request went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,7 +175,7 @@ impl Metrics {
 /// What a scrape reads from the stores.
 pub struct Scrape<'a> {
     /// The room, if it answered.
-    pub room: Option<RoomView>,
+    pub room: Option<RoomStats>,
     /// What the layer answered.
     pub layer: LayerCounters,
     /// The journal (an embedded durable book).
@@ -335,17 +333,18 @@ fn upstream(r: &mut Registry, m: &Metrics) {
 
 /// The room's counts and the layer's answers.
 fn room(r: &mut Registry, s: &Scrape<'_>) {
-    let room = s.room.unwrap_or_default();
+    // A room that did not answer reads as zeros, with `room_up` 0 to tell them apart.
+    let read = |field: fn(&RoomStats) -> u64| s.room.as_ref().map_or(0, field);
     let up = i64::from(s.room.is_some());
     gauge(r, "room_up", "1 when the room answered this scrape", up);
-    gauge(r, "waiting", "Visitors in line", room.waiting as i64);
+    gauge(r, "waiting", "Visitors in line", read(|x| x.waiting) as i64);
     let help = "Visitors in the pre-queue of a scheduled opening";
-    gauge(r, "prequeued", help, room.prequeued as i64);
-    gauge(r, "active", "Live passes", room.active as i64);
+    gauge(r, "prequeued", help, read(|x| x.prequeued) as i64);
+    gauge(r, "active", "Live passes", read(|x| x.active) as i64);
     let help = "Visitors admitted by the room";
-    counter(r, "admissions", help, room.admitted_total);
+    counter(r, "admissions", help, read(|x| x.admitted_total));
     let help = "Waiting visitors dropped for not checking in";
-    counter(r, "dropped", help, room.dropped_total);
+    counter(r, "dropped", help, read(|x| x.dropped_total));
     let l = &s.layer;
     let help = "Gated requests without a live pass that joined the room";
     counter(r, "joins", help, l.joins);

@@ -10,13 +10,13 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use surgegate::redis::LimitsError;
+use surgegate::{BookBackend, LimitsError, RoomBackend, RoomStats};
 
 use crate::app::App;
 use crate::metrics::BookOp;
 use crate::pages;
 use crate::proxy::{BodyError, GateBody, read_limited};
-use crate::stores::{GateBook, GateRoom};
+use crate::stores::{self, GateBook, GateRoom};
 
 /// The largest capacity plan accepted, in bytes.
 pub const MAX_PLAN_BYTES: u64 = 64 << 20;
@@ -80,8 +80,8 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
     }
 
     async fn stats(&self) -> Response<GateBody> {
-        let room = match self.room.view().await {
-            Ok(view) => json!(view),
+        let room = match self.room.stats().await {
+            Ok(stats) => room_json(&stats),
             Err(e) => json!({"error": e.to_string()}),
         };
         let l = self.gate.layer().counters();
@@ -107,7 +107,7 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
             "close" => self.room.close().await,
             _ => self.room.reopen().await,
         };
-        match (done, self.room.view().await) {
+        match (done, self.room.stats().await) {
             (Ok(()), Ok(v)) => {
                 tracing::info!(action = what, "an operator changed the room");
                 answer(
@@ -144,7 +144,7 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
                 );
             }
         };
-        let now = match self.room.view().await {
+        let now = match self.room.stats().await {
             Ok(v) => v,
             Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
         };
@@ -204,7 +204,11 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
             }
         };
         for (done, c) in changes.iter().enumerate() {
-            let r = self.book.set_capacity(c.branch, c.slot, c.capacity).await;
+            let r = stores::write(
+                &*self.book,
+                self.book.set_capacity(c.branch, c.slot, c.capacity),
+            )
+            .await;
             self.metrics.book(BookOp::SetCapacity, r.is_ok());
             if let Err(e) = r {
                 // Every value was checked: only the journal or the store can fail here. Say
@@ -236,6 +240,19 @@ fn not_allowed(allow: &'static str) -> Response<GateBody> {
     r.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     r
+}
+
+/// The room's counts and settings as `/admin/stats` shows them (times as Unix seconds).
+fn room_json(s: &RoomStats) -> Value {
+    json!({
+        "waiting": s.waiting, "prequeued": s.prequeued, "active": s.active,
+        "admitted_total": s.admitted_total, "dropped_total": s.dropped_total, "left_total": s.left_total,
+        "paused": s.paused, "closed": s.closed,
+        "rate_per_second": s.rate_per_second, "burst": s.burst, "max_active": s.max_active,
+        "max_waiting": s.max_waiting,
+        "opens_at_unix_s": s.opens_at.map(|at| at.as_secs()), "prequeue_seed": s.prequeue_seed,
+        "back_of_line_eta_s": s.back_of_line_eta.as_secs(),
+    })
 }
 
 fn index() -> Value {

@@ -8,14 +8,14 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use surgegate::{
-    ApplicantId, BackendError, Booking, BranchId, CapacityError, ConfirmError, Hold, HoldToken,
-    ReleaseError, ReserveError, SlotIndex, SlotState,
+    ApplicantId, BackendError, BookBackend, Booking, BranchId, CapacityError, ConfirmError, Hold,
+    HoldToken, ReleaseError, ReserveError, SlotIndex, SlotState,
 };
 
 use super::idempotency::{Keys, Seen};
 use super::{Answer, Api, bad_request, error};
 use crate::metrics::BookOp;
-use crate::stores::GateBook;
+use crate::stores::{self, GateBook};
 
 /// One parsed request.
 pub(super) struct Call<'a> {
@@ -160,7 +160,7 @@ impl<B: GateBook> Api<B> {
     async fn set_capacity(&self, b: &str, s: &str, bytes: &[u8]) -> Result<Answer, Answer> {
         let (b, s) = (branch(b)?, slot(s)?);
         let Capacity { capacity } = body(bytes)?;
-        let r = self.book.set_capacity(b, s, capacity).await;
+        let r = stores::write(&*self.book, self.book.set_capacity(b, s, capacity)).await;
         self.count(BookOp::SetCapacity, &r);
         match r {
             Ok(state) => Ok((StatusCode::OK, Some(state_json(state)))),
@@ -275,7 +275,7 @@ impl<B: GateBook> Api<B> {
 
     async fn confirm(&self, t: &str) -> Result<Answer, Answer> {
         let t = token(t)?;
-        let r = self.book.confirm(t).await;
+        let r = stores::write(&*self.book, self.book.confirm(t)).await;
         self.count(BookOp::Confirm, &r);
         match r {
             Ok(b) => Ok((StatusCode::OK, Some(booking_json(&b)))),
@@ -324,7 +324,7 @@ impl<B: GateBook> Api<B> {
             };
             return Err(error(StatusCode::NOT_FOUND, "unknown_token", what));
         }
-        let r = self.book.release(t).await;
+        let r = stores::write(&*self.book, self.book.release(t)).await;
         self.count(BookOp::Release, &r);
         match r {
             Ok(()) => Ok((StatusCode::NO_CONTENT, None)),

@@ -1,17 +1,11 @@
 //! The embedded stores: a durable [`SlotBook`] in `[book] data_dir` and an in-process
-//! [`WaitingRoom`], both on the system clock. Instants are turned into times since the Unix
-//! epoch here, so that the handlers see the same time base as on Redis.
+//! [`WaitingRoom`], both on the system clock.
 
-use std::ops::Range;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use surgegate::{
-    ApplicantId, BackendError, Booking, BranchId, CapacityError, Clock, ConfirmError, Hold,
-    HoldToken, JournalStats, ReleaseError, ReserveError, SlotBook, SlotIndex, SlotState,
-    WaitingRoom,
-};
+use surgegate::{Clock, JournalStats, RoomBackend, SlotBook, WaitingRoom};
 
-use super::{BookApi, GateBook, GateRoom, RoomView};
+use super::{GateBook, GateRoom};
 use crate::config::Settings;
 
 /// Opens the durable book in `[book] data_dir` and builds the room from `[room]`.
@@ -49,94 +43,6 @@ pub fn open_local(s: &Settings) -> Result<(SlotBook, WaitingRoom), String> {
     Ok((book, room))
 }
 
-/// Runs a call that waits for the journal's fsync. On the gate's multi-threaded runtime the
-/// worker hands its other tasks on while it waits, so that many confirmations wait at once
-/// and share one fsync (group commit) instead of each worker waiting for its own; elsewhere
-/// (a single-threaded runtime, no runtime) the call simply runs.
-fn journaled<T>(call: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(call)
-        }
-        _ => call(),
-    }
-}
-
-fn unix<C: Clock>(clock: &C, at: Duration) -> Duration {
-    clock
-        .system_time(at)
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
-fn on_unix<C: Clock>(book: &SlotBook<C>, hold: Hold) -> Hold {
-    Hold {
-        expires_at: unix(book.clock(), hold.expires_at),
-        ..hold
-    }
-}
-
-impl<C: Clock> BookApi for SlotBook<C> {
-    async fn set_capacity(
-        &self,
-        b: BranchId,
-        s: SlotIndex,
-        n: u32,
-    ) -> Result<SlotState, CapacityError> {
-        journaled(|| SlotBook::set_capacity(self, b, s, n))
-    }
-
-    async fn slot(&self, b: BranchId, s: SlotIndex) -> Result<Option<SlotState>, BackendError> {
-        Ok(SlotBook::slot(self, b, s))
-    }
-
-    async fn availability(
-        &self,
-        b: BranchId,
-        slots: Range<SlotIndex>,
-    ) -> Result<Vec<(SlotIndex, SlotState)>, BackendError> {
-        Ok(SlotBook::availability(self, b, slots))
-    }
-
-    async fn reserve(
-        &self,
-        b: BranchId,
-        s: SlotIndex,
-        a: ApplicantId,
-    ) -> Result<Hold, ReserveError> {
-        SlotBook::reserve(self, b, s, a).map(|h| on_unix(self, h))
-    }
-
-    async fn reserve_earliest_among(
-        &self,
-        branches: &[BranchId],
-        slots: Range<SlotIndex>,
-        a: ApplicantId,
-    ) -> Result<Hold, ReserveError> {
-        SlotBook::reserve_earliest_among(self, branches, slots, a).map(|h| on_unix(self, h))
-    }
-
-    async fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
-        journaled(|| SlotBook::confirm(self, token))
-    }
-
-    async fn release(&self, token: HoldToken) -> Result<(), ReleaseError> {
-        journaled(|| SlotBook::release(self, token))
-    }
-
-    async fn hold(&self, token: HoldToken) -> Result<Option<Hold>, BackendError> {
-        Ok(SlotBook::hold(self, token).map(|h| on_unix(self, h)))
-    }
-
-    async fn booking(&self, token: HoldToken) -> Result<Option<Booking>, BackendError> {
-        Ok(SlotBook::booking(self, token))
-    }
-
-    async fn bookings_of(&self, a: ApplicantId) -> Result<Vec<Booking>, BackendError> {
-        Ok(SlotBook::bookings_of(self, a))
-    }
-}
-
 impl<C: Clock> GateBook for SlotBook<C> {
     fn journal_stats(&self) -> Option<JournalStats> {
         SlotBook::journal_stats(self)
@@ -156,12 +62,8 @@ impl<C: Clock> GateBook for SlotBook<C> {
             .map_err(|e| format!("checkpoint failed ({e}); the journal still holds every booking"))
     }
 
-    async fn sweep(&self) {
-        SlotBook::sweep(self);
-    }
-
-    async fn ready(&self) -> Result<(), String> {
-        Ok(())
+    fn writes_block_on_disk(&self) -> bool {
+        self.is_durable()
     }
 
     fn kind(&self) -> &'static str {
@@ -170,33 +72,14 @@ impl<C: Clock> GateBook for SlotBook<C> {
 }
 
 impl<C: Clock> GateRoom for WaitingRoom<C> {
-    async fn view(&self) -> Result<RoomView, BackendError> {
-        let s = self.stats();
-        Ok(RoomView {
-            waiting: s.waiting,
-            prequeued: s.prequeued,
-            active: s.active,
-            admitted_total: s.admitted_total,
-            dropped_total: s.dropped_total,
-            left_total: s.left_total,
-            paused: s.paused,
-            closed: s.closed,
-            rate_per_second: s.rate_per_second,
-            burst: s.burst,
-            max_active: s.max_active,
-            opens_at_unix_s: s.opens_at.map(|at| unix(self.clock(), at).as_secs()),
-            prequeue_seed: s.prequeue_seed,
-        })
-    }
-
+    /// The opening is set on the room's own clock, as far ahead of its time now as
+    /// `at_unix_s` is ahead of the Unix time now.
     fn open_at(&self, at_unix_s: u64, seed: u64) -> Result<(), &'static str> {
-        let now = self.clock().now();
-        let now_unix = unix(self.clock(), now);
-        let ahead = Duration::from_secs(at_unix_s).saturating_sub(now_unix);
+        let ahead = Duration::from_secs(at_unix_s).saturating_sub(RoomBackend::now_unix(self));
         if ahead.is_zero() {
             return Err("the opening time has passed: the room is open");
         }
-        WaitingRoom::open_at(self, now + ahead, seed);
+        WaitingRoom::open_at(self, self.clock().now() + ahead, seed);
         Ok(())
     }
 }
