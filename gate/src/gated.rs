@@ -19,14 +19,13 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use surgegate::Pass;
 use surgegate::http::{PASS_HEADER, VISITOR_HEADER, WaitingRoomLayer, WaitingRoomService};
+use surgegate::{Pass, RoomBackend};
 use tower::{Layer, Service};
 
 use crate::pages::{self, Lang, Templates};
 use crate::proxy::headers::Origin;
 use crate::proxy::{FromUpstream, GateBody, Proxy, UpstreamCommand};
-use crate::stores::GateRoom;
 
 /// The header that tells the upstream who the admitted visitor is.
 pub const VISITOR_ID_HEADER: HeaderName = HeaderName::from_static("surgegate-visitor");
@@ -52,7 +51,7 @@ impl<R> Clone for Admitted<R> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<R: GateRoom> Service<Request<Incoming>> for Admitted<R> {
+impl<R: RoomBackend> Service<Request<Incoming>> for Admitted<R> {
     type Response = Response<GateBody>;
     type Error = Infallible;
     type Future = BoxFuture<Result<Response<GateBody>, Infallible>>;
@@ -120,13 +119,13 @@ fn clear_pass_cookie(https: bool) -> HeaderValue {
 }
 
 /// The gated paths' service.
-pub struct Gate<R: GateRoom> {
+pub struct Gate<R: RoomBackend> {
     service: WaitingRoomService<Admitted<R>, Arc<R>>,
     layer: WaitingRoomLayer<Arc<R>>,
     templates: Arc<Templates>,
 }
 
-impl<R: GateRoom> Gate<R> {
+impl<R: RoomBackend> Gate<R> {
     /// The layer in front of `proxy`.
     pub fn new(
         layer: WaitingRoomLayer<Arc<R>>,

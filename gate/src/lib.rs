@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod body;
 pub mod config;
 pub mod gated;
 pub mod lifecycle;

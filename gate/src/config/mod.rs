@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::pages::{PageSource, PageSources};
 pub use file::LogFormat;
 pub use secrets::{MIN_SECRET_BYTES, MIN_TOKEN_CHARS, Secret, Token};
 
@@ -181,26 +182,6 @@ pub struct ProxySettings {
     pub drain_timeout: Duration,
     /// Forward the client's `Host`.
     pub preserve_host: bool,
-}
-
-/// A template file and its text.
-#[derive(Clone, Debug)]
-pub struct PageSource {
-    /// The file.
-    pub path: PathBuf,
-    /// Its text.
-    pub text: String,
-}
-
-/// `[pages]`: the templates given.
-#[derive(Clone, Debug, Default)]
-pub struct PageSources {
-    /// The waiting page.
-    pub waiting: Option<PageSource>,
-    /// The page of a refusal (full, closed, limited, unavailable).
-    pub refusal: Option<PageSource>,
-    /// The page of a 502 or 504.
-    pub upstream_error: Option<PageSource>,
 }
 
 /// `[log]`, checked.

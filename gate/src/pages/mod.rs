@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
-pub use templates::Templates;
+pub use templates::{PageSource, PageSources, Templates};
 
-use crate::proxy::GateBody;
+use crate::body::GateBody;
 
 /// The `Retry-After` of a `502` or `504`, in seconds.
 pub const UPSTREAM_RETRY_S: u64 = 5;

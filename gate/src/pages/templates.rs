@@ -11,10 +11,31 @@
 //! - `upstream_error`: `status` (`"bad_gateway"` or `"gateway_timeout"`), `http_status`
 //!   (502 or 504), `retry_after_seconds`.
 
+use std::path::PathBuf;
+
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use super::Lang;
-use crate::config::{PageSource, PageSources};
+
+/// A template file and its text.
+#[derive(Clone, Debug)]
+pub struct PageSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
+
+/// `[pages]`: the templates given.
+#[derive(Clone, Debug, Default)]
+pub struct PageSources {
+    /// The waiting page.
+    pub waiting: Option<PageSource>,
+    /// The page of a refusal (full, closed, limited, unavailable).
+    pub refusal: Option<PageSource>,
+    /// The page of a 502 or 504.
+    pub upstream_error: Option<PageSource>,
+}
 
 /// The compiled templates.
 pub struct Templates {

@@ -5,7 +5,6 @@
 //! The upstream's `Surgegate-Command` header is removed from every response here; its value
 //! travels on in the response's extensions ([`UpstreamCommand`]) for the gated path to act on.
 
-mod body;
 pub mod headers;
 mod upgrade;
 
@@ -20,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-pub use body::{BodyError, GateBody, Outgoing, read_limited};
+pub use crate::body::{BodyError, GateBody, Outgoing, read_limited};
 
 use crate::config::ProxySettings;
 use crate::metrics::Metrics;
