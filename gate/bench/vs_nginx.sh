@@ -32,20 +32,29 @@ done
 cargo build --release -q -p surgegate-gate --bin surgegate-gate --example tiny_upstream --example api_cycles
 bin=target/release
 work="$(mktemp -d)"
+# Every process the script starts runs in the background of this shell (never in a `$(…)`
+# subshell, whose `$!` the trap would not see), and the trap stops each by its pid on any exit:
+# the end, an error under `set -e`, Ctrl-C or SIGTERM.
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "${pid}" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for pid in "${pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
     rm -rf "${work}"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# Starts "$@" in the background with stdout to FILE; waits for its listening line; echoes ADDR.
-start() {
+# Starts "$@" in the background with stdout to FILE and stderr to FILE.err.
+launch() {
     local out="$1"
     shift
     "$@" >"${out}" 2>"${out}.err" &
     pids+=("$!")
+}
+# Waits for the `listening on` line in FILE; echoes ADDR (fails if it never comes).
+address_of() {
+    local out="$1"
     for _ in $(seq 1 200); do
         if grep -q "listening on" "${out}" 2>/dev/null; then
             sed -n 's#^listening on https\?://##p' "${out}" | head -1
@@ -53,13 +62,14 @@ start() {
         fi
         sleep 0.05
     done
-    echo "$* did not start:" >&2
+    echo "${out%.out} did not start:" >&2
     cat "${out}.err" >&2
-    exit 1
+    return 1
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-upstream="$(start "${work}/upstream.out" "${bin}/examples/tiny_upstream" 127.0.0.1:0)"
+launch "${work}/upstream.out" "${bin}/examples/tiny_upstream" 127.0.0.1:0
+upstream="$(address_of "${work}/upstream.out")"
 
 nginx_port="$(free_port)"
 mkdir -p "${work}/nginx/logs"
@@ -85,9 +95,13 @@ http {
     }
 }
 NGINX
-nginx -p "${work}/nginx" -c "${work}/nginx/nginx.conf" &
-pids+=("$!")
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:${nginx_port}/" >/dev/null && break; sleep 0.05; done
+launch "${work}/nginx.out" nginx -p "${work}/nginx" -c "${work}/nginx/nginx.conf"
+nginx_up=no
+for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:${nginx_port}/" >/dev/null; then nginx_up=yes; break; fi
+    sleep 0.05
+done
+[ "${nginx_up}" = yes ] || { echo "nginx did not start:" >&2; cat "${work}/nginx/error.log" "${work}/nginx.out.err" >&2; exit 1; }
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${work}/gate.secret"
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${work}/admin.token"
@@ -112,7 +126,8 @@ data_dir = "data"
 [log]
 level = "warn"
 TOML
-gate="$(start "${work}/gate.out" "${bin}/surgegate-gate" --config "${work}/gate.toml")"
+launch "${work}/gate.out" "${bin}/surgegate-gate" --config "${work}/gate.toml"
+gate="$(address_of "${work}/gate.out")"
 
 # A pass for the gated runs: the first request is admitted at once and sets the cookie.
 pass="$(curl -s -o /dev/null -D - "http://${gate}/gated" | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(sg_pass=[^;]*\).*/\1/p')"
@@ -161,6 +176,12 @@ awk '
     }' "${results}"
 
 echo
-seconds="${duration%s}"
+# api_cycles takes whole seconds: wrk's 30s, 2m or 1h as seconds.
+case "${duration}" in
+*h) seconds=$(( ${duration%h} * 3600 )) ;;
+*m) seconds=$(( ${duration%m} * 60 )) ;;
+*s) seconds="${duration%s}" ;;
+*) seconds="${duration}" ;;
+esac
 "${bin}/examples/api_cycles" --addr "${gate}" --token-file "${work}/service.token" --clients 64 --seconds "${seconds}"
 "${bin}/examples/api_cycles" --in-process "${work}/inproc" --clients 64 --seconds "${seconds}"

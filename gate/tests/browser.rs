@@ -4,8 +4,11 @@
 //! and is let in by itself once the first tells the upstream it is done (the upstream answers
 //! `Surgegate-Command: finish`). Screenshots go to `target/screenshots/gate-*.png`.
 
+#![cfg(not(loom))]
+
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,10 +18,17 @@ use serde_json::json;
 use support::procs::{Gate, Setup, Upstream};
 use support::programs;
 
+/// chromedriver, in a process group of its own with the browsers it starts.
 struct Driver(Child);
 
 impl Drop for Driver {
+    /// The whole group goes, so that no browser outlives a test that failed before closing it.
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -30,6 +40,7 @@ fn start_driver(chromedriver: &PathBuf) -> (Driver, u16) {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("chromedriver starts");
     let driver = Driver(child);

@@ -2,6 +2,8 @@
 //! file) and says what to write instead: an unknown key, a missing secret, a short token, a
 //! bad template, a bad value.
 
+#![cfg(not(loom))]
+
 mod support;
 
 use std::process::Command;

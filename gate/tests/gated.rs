@@ -3,6 +3,8 @@
 //! the upstream's `Surgegate-Command: finish` letting the next in line in, forged passes
 //! counting as none, every reading of a gated path gated, leaving, and operator templates.
 
+#![cfg(not(loom))]
+
 mod support;
 
 use std::time::Duration;

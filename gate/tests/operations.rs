@@ -3,6 +3,8 @@
 //! file changes nothing), SIGTERM draining requests in flight and checkpointing the book, and
 //! a scheduled opening with its pre-queue draw.
 
+#![cfg(not(loom))]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! TLS terminated by the gate (`[tls] cert`, `key`): HTTP/1.1 and HTTP/2 by ALPN, the upstream
 //! told the site is HTTPS, and the room's cookies `Secure` under `__Host-`.
 
+#![cfg(not(loom))]
+
 mod support;
 
 use std::sync::Arc;

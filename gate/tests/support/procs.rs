@@ -12,7 +12,8 @@ pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
 pub const SERVICE_TOKEN: &str = "service-token-0123456789abcdef012345678";
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// Reads the first line of `child`'s stdout: `listening on http(s)://ADDR`.
+/// Reads the first line of `child`'s stdout: `listening on http(s)://ADDR`. A child that
+/// says anything else is stopped before the test fails, so that no process outlives it.
 fn listening(child: &mut Child, what: &str, log: Option<&Path>) -> String {
     let mut line = String::new();
     let stdout = child.stdout.take().expect("stdout piped");
@@ -24,6 +25,8 @@ fn listening(child: &mut Child, what: &str, log: Option<&Path>) -> String {
     match addr {
         Some(a) => a.to_owned(),
         None => {
+            let _ = child.kill();
+            let _ = child.wait();
             let log = log
                 .and_then(|p| std::fs::read_to_string(p).ok())
                 .unwrap_or_default();
@@ -234,6 +237,7 @@ impl Gate {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!(
                     "the gate did not exit within {limit:?}; its log:\n{}",
                     self.log()
