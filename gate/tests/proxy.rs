@@ -337,6 +337,20 @@ fn websockets_pass_through() {
     let mut stream = TcpStream::connect(&gate.addr).unwrap();
     let echoed = websocket_echo(&mut stream, "/ws", &format!("Cookie: {cookie}\r\n"));
     assert_eq!(echoed, "hello through the gate");
+
+    // Without a pass (the one pass is taken), the upgrade waits in line like any request:
+    // no 101, no tunnel to the upstream.
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+        ("Accept", "application/json"),
+    ];
+    let reply = client::send(&gate.addr, "GET", "/ws", &upgrade, b"");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["status"], "waiting", "{}", reply.text());
+    assert!(reply.header("upgrade").is_none());
 }
 
 #[test]
