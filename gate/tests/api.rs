@@ -342,6 +342,35 @@ fn idempotency_keys_return_the_same_hold() {
 }
 
 #[test]
+fn concurrent_retries_with_one_key_get_one_hold() {
+    let api = Api::start(|s| s.set("book", "max_active_per_applicant", "3"));
+    api.ok("PUT", "/v1/branches/1/slots/0", r#"{"capacity": 5}"#, 200);
+    api.ok("PUT", "/v1/branches/2/slots/0", r#"{"capacity": 5}"#, 200);
+    // A client retrying on a timeout sends the same request many times at once.
+    let body = r#"{"branches":[1,2],"from":0,"to":1,"applicant":9}"#;
+    let tokens: Vec<String> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let r = api.call("POST", "/v1/holds", body, &[("Idempotency-Key", "once")]);
+                    assert_eq!(r.status, 201, "{}", r.text());
+                    r.json()["token"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+    let held =
+        |b: u32| api.ok("GET", &format!("/v1/branches/{b}/slots/0"), "", 200)["held"].clone();
+    assert_eq!(
+        (held(1), held(2)),
+        (json!(1), json!(0)),
+        "one unit taken in all"
+    );
+}
+
+#[test]
 fn careless_and_hostile_requests_get_json_4xx_and_change_nothing() {
     let api = Api::start(|s| s);
     api.ok("PUT", "/v1/branches/1/slots/0", r#"{"capacity": 1}"#, 200);
