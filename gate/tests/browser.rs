@@ -140,6 +140,12 @@ async fn a_browser_waits_at_the_gate_and_is_let_in_when_the_first_is_done() {
     wait_for_heading(&second, "You are in line", Duration::from_secs(5)).await;
     assert_eq!(text_of(&second, "p.big").await, "1");
     shot(&second, "gate-waiting.png").await;
+    // A visitor whose browser asks for Arabic waits behind, on the page in Arabic.
+    let third = browser(port, &chromium, "ar").await;
+    third.goto(&format!("{base}/register/form")).await.unwrap();
+    wait_for_heading(&third, "أنت في قائمة الانتظار", Duration::from_secs(5)).await;
+    assert_eq!(text_of(&third, "p.big").await, "٢");
+    shot(&third, "gate-waiting-ar.png").await;
 
     first
         .find(Locator::Id("done"))
@@ -158,7 +164,7 @@ async fn a_browser_waits_at_the_gate_and_is_let_in_when_the_first_is_done() {
         "{second_visitor:?}"
     );
     shot(&second, "gate-admitted-second.png").await;
-    for client in [first, second] {
+    for client in [first, second, third] {
         client.close().await.unwrap();
     }
 }
