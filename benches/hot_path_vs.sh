@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rev="${1:?usage: hot_path_vs.sh <git revision> [runs]}"
 runs="${2:-7}"
-base="target/hot-path-base"
+# The base checkout lives outside this workspace: inside it, cargo would take the base's
+# manifest for a member of this checkout's workspace and refuse to build it.
+base="${TMPDIR:-/tmp}/surgegate-hot-path-base"
 
 if [ ! -d "$base" ]; then
     git worktree add --detach "$base" "$rev" >/dev/null
