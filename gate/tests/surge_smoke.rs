@@ -60,10 +60,11 @@ fn a_small_surge_through_the_gate_serves_everyone_and_never_overbooks() {
         (
             n("turned_away"),
             n("refusals"),
+            n("gate_refusals"),
             n("failed"),
             n("unfinished")
         ),
-        (0, 0, 0, 0),
+        (0, 0, 0, 0, 0),
         "{j}"
     );
     // 4 branches × 24 windows × 20 = 1 920 appointments for 2 000 visitors: all of them go.

@@ -29,6 +29,11 @@ pub struct Report {
     pub overbooked_slots: u64,
     /// Slots whose capacity is not the plan's.
     pub wrong_capacity_slots: u64,
+    /// Visitors the room dropped for a missed check-in (they join again at the back on their
+    /// next refresh), and refusals the gate counted (full, closed, over a limit, store down),
+    /// from `GET /admin/stats`.
+    pub dropped_from_line: u64,
+    pub gate_refusals: u64,
     pub line_p50_ms: f64,
     pub line_p99_ms: f64,
     pub gated_p50_ms: f64,
@@ -74,6 +79,7 @@ impl Report {
             "capacity": self.capacity, "booked_in_book": self.booked_in_book,
             "held_in_book": self.held_in_book, "overbooked_slots": self.overbooked_slots,
             "wrong_capacity_slots": self.wrong_capacity_slots,
+            "dropped_from_line": self.dropped_from_line, "gate_refusals": self.gate_refusals,
             "line_p50_ms": self.line_p50_ms, "line_p99_ms": self.line_p99_ms,
             "gated_p50_ms": self.gated_p50_ms, "gated_p99_ms": self.gated_p99_ms,
             "wall_s": self.wall_s, "gate_rss_kib": self.gate_rss_kib,
@@ -102,6 +108,10 @@ impl Report {
                 self.booked_in_book,
                 self.held_in_book,
                 self.overbooked_slots
+            ),
+            format!(
+                "the room            {} dropped for a missed check-in, {} refusals counted by the gate",
+                self.dropped_from_line, self.gate_refusals
             ),
             format!(
                 "time in line        p50 {:.1} ms, p99 {:.1} ms",

@@ -126,7 +126,35 @@ async fn surge(c: &Config, gate: &Proc, keys: &Secrets) -> Result<Report, String
     report.gate_rss_kib = gate_rss_kib;
     report.gate_peak_rss_kib = gate_peak_rss_kib;
     recount(c, &mut operator, &shared.service_auth, &mut report).await?;
+    room_stats(&mut operator, &admin, &mut report).await?;
     Ok(report)
+}
+
+/// What the gate itself counted: visitors dropped from the line, refusals of any kind.
+async fn room_stats(b: &mut Browser, admin: &str, r: &mut Report) -> Result<(), String> {
+    let reply = b
+        .send(Ask {
+            method: "GET",
+            path: "/admin/stats",
+            headers: &[("authorization", admin)],
+            body: String::new(),
+        })
+        .await?;
+    let stats = reply.json();
+    let n = |v: &serde_json::Value| v.as_u64();
+    let gate = &stats["gate"];
+    let refusals = ["full", "closed", "limited", "unavailable"]
+        .iter()
+        .map(|k| n(&gate[*k]))
+        .sum::<Option<u64>>();
+    match (n(&stats["room"]["dropped_total"]), refusals) {
+        (Some(dropped), Some(refusals)) => {
+            r.dropped_from_line = dropped;
+            r.gate_refusals = refusals;
+            Ok(())
+        }
+        _ => Err(format!("/admin/stats: {} {}", reply.status, reply.body)),
+    }
 }
 
 /// Every visitor arriving at its time (evenly over the arrival time), each to the end of its
