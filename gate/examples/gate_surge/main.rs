@@ -10,7 +10,9 @@
 //! the page on which the upstream answers `Surgegate-Command: finish`. A waiting visitor's
 //! connection closes while its page waits for the refresh; an admitted one keeps one
 //! connection for the rest of its visit. A visitor refused (429/503) more than `--patience`
-//! times is turned away.
+//! times is turned away; one whose gated page fails (502/504) more than that many times has
+//! failed. The room's limits default to what the single-process Python upstream serves on this
+//! kind of machine: the gate is there to keep the portal within them.
 //!
 //! It reports visitors served, turned away, bookings against capacity (recounted slot by slot
 //! through the booking API), p50/p99 of time in line and of the gated requests, the wall time
@@ -18,10 +20,10 @@
 //! rule broke: anybody turned away, failed or unfinished, or a slot overbooked.
 //!
 //! ```text
-//! gate_surge [--visitors 100000] [--arrival-secs 60] [--rate 1000] [--burst 1000]
-//!            [--max-active 2000] [--max-waiting 1000000] [--checkin-timeout-secs 45]
+//! gate_surge [--visitors 100000] [--arrival-secs 60] [--rate 250] [--burst 250]
+//!            [--max-active 500] [--max-waiting 1000000] [--checkin-timeout-secs 45]
 //!            [--branches 50] [--days 7] [--windows 8] [--per-window 25]
-//!            [--connections 2000] [--patience 5] [--seed 42] [--time-limit-secs 900]
+//!            [--connections 2000] [--patience 5] [--seed 42] [--time-limit-secs 1800]
 //!            [--gate-binary PATH] [--python PATH] [--json]
 //! ```
 //!
@@ -46,9 +48,9 @@ fn defaults() -> Config {
         python: PathBuf::from("python3"),
         visitors: 100_000,
         arrival_secs: 60.0,
-        rate: 1_000,
-        burst: 1_000,
-        max_active: 2_000,
+        rate: 250,
+        burst: 250,
+        max_active: 500,
         max_waiting: 1_000_000,
         checkin_timeout_secs: 45,
         branches: 50,
@@ -58,7 +60,7 @@ fn defaults() -> Config {
         connections: 2_000,
         patience: 5,
         seed: 42,
-        time_limit: Duration::from_secs(900),
+        time_limit: Duration::from_secs(1_800),
     }
 }
 
@@ -106,6 +108,10 @@ fn args() -> Result<(Config, bool), String> {
     if c.branches == 0 || c.days == 0 || c.windows == 0 || c.connections == 0 {
         return Err("--branches, --days, --windows and --connections must be at least 1".into());
     }
+    // The gate's defaults: branch ids below 16 384, slot indices below 65 536.
+    if c.branches >= 16_384 || u64::from(c.days) * u64::from(c.windows) > 65_536 {
+        return Err("at most 16 383 --branches and 65 536 --days × --windows".into());
+    }
     if !c.arrival_secs.is_finite() || c.arrival_secs < 0.0 {
         return Err("--arrival-secs must be a number of seconds, 0 or more".into());
     }
@@ -123,7 +129,26 @@ fn build_gate() -> Result<PathBuf, String> {
     let target = profile
         .parent()
         .ok_or("cannot tell the target directory: give --gate-binary")?;
-    let status = Command::new(env!("CARGO"))
+    let mut build = Command::new(env!("CARGO"));
+    // `cargo run` gives this process the package's variables; build scripts that watch them
+    // (ring's) would see them changed and build again, here and in the next `cargo run`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let set_by_run = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+            || name == "CARGO_PRIMARY_PACKAGE"
+            || name == "OUT_DIR";
+        if set_by_run {
+            build.env_remove(name);
+        }
+    }
+    let status = build
         .args([
             "build",
             "--release",

@@ -10,6 +10,7 @@ pub struct Report {
     pub visitors: u64,
     /// Admitted and finished (with or without an appointment).
     pub served: u64,
+    /// Bookings confirmed through the API (by visitors served or not).
     pub booked: u64,
     pub no_appointment: u64,
     pub turned_away: u64,
@@ -20,6 +21,8 @@ pub struct Report {
     pub waiting_answers: u64,
     /// 429/503 answers at the door (each retried after `Retry-After`).
     pub refusals: u64,
+    /// 502/504 answers on gated pages (each retried after `Retry-After`).
+    pub upstream_errors: u64,
     /// The plan's total.
     pub capacity: u64,
     /// Booked, held, and slots whose held + booked exceeds their capacity, as the booking API
@@ -76,6 +79,7 @@ impl Report {
             "no_appointment": self.no_appointment, "turned_away": self.turned_away,
             "failed": self.failed, "unfinished": self.unfinished, "requests": self.requests,
             "waiting_answers": self.waiting_answers, "refusals": self.refusals,
+            "upstream_errors": self.upstream_errors,
             "capacity": self.capacity, "booked_in_book": self.booked_in_book,
             "held_in_book": self.held_in_book, "overbooked_slots": self.overbooked_slots,
             "wrong_capacity_slots": self.wrong_capacity_slots,
@@ -98,8 +102,8 @@ impl Report {
             format!("turned away         {}", self.turned_away),
             format!("failed / unfinished {} / {}", self.failed, self.unfinished),
             format!(
-                "requests            {} ({} waiting pages, {} refusals)",
-                self.requests, self.waiting_answers, self.refusals
+                "requests            {} ({} waiting pages, {} refusals, {} upstream errors)",
+                self.requests, self.waiting_answers, self.refusals, self.upstream_errors
             ),
             format!(
                 "bookings            {} of a capacity of {}; the book: {} booked, {} held, {} slots overbooked",

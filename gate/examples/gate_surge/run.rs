@@ -189,14 +189,13 @@ async fn arrive(c: &Config, shared: &Arc<Shared>, started: Instant) -> Vec<Optio
 
 fn tally_report(c: &Config, t: &Tally, outcomes: &[Option<Outcome>]) -> Report {
     let count = |o: Option<Outcome>| outcomes.iter().filter(|x| **x == o).count() as u64;
-    let booked = count(Some(Outcome::Booked));
     let no_appointment = count(Some(Outcome::NoAppointment));
     let mut line = t.line_us.lock();
     let mut gated = t.gated_us.lock();
     Report {
         visitors: c.visitors,
-        served: booked + no_appointment,
-        booked,
+        served: count(Some(Outcome::Booked)) + no_appointment,
+        booked: t.confirmed.load(Ordering::Relaxed),
         no_appointment,
         turned_away: count(Some(Outcome::TurnedAway)),
         failed: count(Some(Outcome::Failed)),
@@ -204,6 +203,7 @@ fn tally_report(c: &Config, t: &Tally, outcomes: &[Option<Outcome>]) -> Report {
         requests: t.requests.load(Ordering::Relaxed),
         waiting_answers: t.waiting_answers.load(Ordering::Relaxed),
         refusals: t.refusals.load(Ordering::Relaxed),
+        upstream_errors: t.upstream_errors.load(Ordering::Relaxed),
         capacity: u64::from(c.branches) * u64::from(c.slots()) * u64::from(c.per_window),
         line_p50_ms: quantile_ms(&mut line, 0.5),
         line_p99_ms: quantile_ms(&mut line, 0.99),

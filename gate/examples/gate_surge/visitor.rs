@@ -30,6 +30,10 @@ pub struct Tally {
     pub requests: AtomicU64,
     pub waiting_answers: AtomicU64,
     pub refusals: AtomicU64,
+    /// 502/504 answers: the upstream failed or was slow (each retried after `Retry-After`).
+    pub upstream_errors: AtomicU64,
+    /// Bookings confirmed through the API (whatever happened to the visitor after).
+    pub confirmed: AtomicU64,
     /// Arrival to admission, in microseconds, one a visitor admitted.
     pub line_us: Mutex<Vec<u64>>,
     /// Every gated request that reached the upstream, in microseconds.
@@ -57,7 +61,7 @@ pub struct Shared {
     pub service_auth: String,
     pub branches: u32,
     pub slots: u32,
-    /// Refusals retried (after `Retry-After`) before a visitor gives up.
+    /// Refusals, and upstream errors, retried (after `Retry-After`) before a visitor gives up.
     pub patience: u32,
     pub seed: u64,
     pub tally: Tally,
@@ -123,6 +127,7 @@ async fn page(b: &mut Browser, path: &str, first: bool) -> Result<Reply, String>
 async fn through_the_door(s: &Shared, b: &mut Browser, arrived: Instant) -> Result<u64, Outcome> {
     let t = &s.tally;
     let mut refusals = 0;
+    let mut upstream_errors = 0;
     let mut first = true;
     loop {
         let reply = page(b, FORM, first)
@@ -151,16 +156,43 @@ async fn through_the_door(s: &Shared, b: &mut Browser, arrived: Instant) -> Resu
             if refusals > s.patience {
                 return Err(Outcome::TurnedAway);
             }
-            let wait_s: u64 = reply
-                .header("retry-after")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
             b.close();
-            tokio::time::sleep(Duration::from_secs(wait_s.max(1))).await;
+            tokio::time::sleep(Duration::from_secs(retry_after_s(&reply))).await;
+        } else if matches!(reply.status, 502 | 504) {
+            retry_upstream(s, b, &reply, &mut upstream_errors, "in line").await?;
         } else {
             return Err(t.failed(format!("in line: {} {}", reply.status, reply.body)));
         }
     }
+}
+
+/// After a 502/504 (the upstream failed or was slow): waits its `Retry-After` as the page
+/// asks, or gives up once more than the visitor's patience.
+async fn retry_upstream(
+    s: &Shared,
+    b: &mut Browser,
+    reply: &Reply,
+    errors: &mut u32,
+    what: &str,
+) -> Result<(), Outcome> {
+    s.tally.upstream_errors.fetch_add(1, Ordering::Relaxed);
+    *errors += 1;
+    if *errors > s.patience {
+        return Err(s
+            .tally
+            .failed(format!("{what}: {} {}", reply.status, reply.body)));
+    }
+    b.close();
+    tokio::time::sleep(Duration::from_secs(retry_after_s(reply))).await;
+    Ok(())
+}
+
+fn retry_after_s(reply: &Reply) -> u64 {
+    reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1u64)
+        .max(1)
 }
 
 async fn api(
@@ -235,6 +267,7 @@ async fn book(s: &Shared, b: &mut Browser, i: u64, visitor: u64) -> Result<Outco
         if done.status != 200 || done.json()["applicant"].as_u64() != Some(visitor) {
             return Err(t.failed(format!("confirm: {} {}", done.status, done.body)));
         }
+        t.confirmed.fetch_add(1, Ordering::Relaxed);
         return Ok(Outcome::Booked);
     }
     Ok(Outcome::NoAppointment)
@@ -260,9 +293,16 @@ async fn visit_with(
     if !b.jar.has("sg_pass") {
         return Err(t.failed("admitted without a pass cookie".into()));
     }
-    let done = page(b, DONE, false)
-        .await
-        .map_err(|e| t.failed(format!("finish: {e}")))?;
+    let mut upstream_errors = 0;
+    let done = loop {
+        let done = page(b, DONE, false)
+            .await
+            .map_err(|e| t.failed(format!("finish: {e}")))?;
+        if !matches!(done.status, 502 | 504) {
+            break done;
+        }
+        retry_upstream(s, b, &done, &mut upstream_errors, "finish").await?;
+    };
     t.gated_us.lock().push(micros(done.latency));
     if done.status != 200 || !done.body.contains("Thank you") {
         return Err(t.failed(format!("finish: {} {}", done.status, done.body)));
