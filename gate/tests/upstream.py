@@ -160,6 +160,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog: socketserver's default of 5 drops the connections a proxy opens at
+    # once under a surge, and each dropped one waits a second or more for its SYN again.
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         # A client the tests cut off on purpose (a body over the gate's limit, a timeout).
