@@ -4,7 +4,7 @@
 
 use std::ops::RangeBounds;
 
-use super::reply;
+use super::reply::{self, Taken};
 use super::{CLOCK_SKEW_MS, COUNT_MARGIN_MS, RedisSlotBook, new_token};
 use crate::backend::BackendError;
 use crate::book::{ApplicantId, BranchId, Hold, HoldToken, ReserveError, SlotIndex, inclusive};
@@ -108,7 +108,8 @@ impl RedisSlotBook {
     }
 
     /// Takes the applicant's count for `token`: `Some(until_ms)`, the time until which it
-    /// counts, or `None` at the applicant's limit.
+    /// counts, or `None` at the applicant's limit (after giving back the counts that stand for
+    /// nothing: a failed call's leftovers never lock the applicant out).
     pub(super) async fn take_count(
         &self,
         applicant: ApplicantId,
@@ -121,8 +122,19 @@ impl RedisSlotBook {
             token.to_string(),
             count_ms.to_string(),
             i.limit.to_string(),
+            i.hold_ttl_ms.to_string(),
         ];
-        reply::taken(&i.on_applicant(applicant, &args).await?)
+        let stale = match reply::taken(&i.on_applicant(applicant, &args).await?)? {
+            Taken::Until(until_ms) => return Ok(Some(until_ms)),
+            Taken::Limit(stale) => stale,
+        };
+        if !self.settle(applicant, &stale).await? {
+            return Ok(None);
+        }
+        match reply::taken(&i.on_applicant(applicant, &args).await?)? {
+            Taken::Until(until_ms) => Ok(Some(until_ms)),
+            Taken::Limit(_) => Ok(None),
+        }
     }
 
     /// Runs the reserve script: with the applicant's count taken until `counted_until_ms`, a

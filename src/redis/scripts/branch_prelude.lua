@@ -14,6 +14,8 @@
 --          from "unknown"
 -- CLOSED   SET  slots closed by close_slot (capacity 0, not shown, no new holds) until
 --          set_capacity opens them again
+-- FENCED   ZSET token -> until when no hold is ever made under it (its applicant's count was
+--          given back while it stood for nothing here: settle.lua)
 -- Time is the server's (TIME), in milliseconds since the Unix epoch; holds expire by time here,
 -- never by key expiry.
 

@@ -30,7 +30,8 @@ if ARGV[8] == 'peek' then
   return {'err', 'none'}
 end
 local exp = now + tonumber(ARGV[6])
-if tonumber(ARGV[7]) > 0 and exp > tonumber(ARGV[7]) then
+-- A fenced token's count was given back: a hold under it would not be counted.
+if (tonumber(ARGV[7]) > 0 and exp > tonumber(ARGV[7])) or redis.call('ZSCORE', FENCED, token) then
   return {'err', 'stale'}
 end
 local slot
