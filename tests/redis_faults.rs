@@ -148,6 +148,34 @@ async fn a_lost_hold_leaves_no_count(url: &str, server: &Single) {
     plain.release(hold.token).await.unwrap();
 }
 
+/// With a limit above 1, a retried reservation returns the hold the applicant has in its range,
+/// whichever of its holds at the branch was made last: never a second unit.
+async fn a_retry_takes_no_second_unit(url: &str) {
+    let book = book(url, "retry-limit", 3, None).await;
+    let (b, a) = (BranchId(1), ApplicantId(5));
+    for slot in 0..3 {
+        book.set_capacity(b, slot, 5).await.unwrap();
+    }
+    let first = book.reserve(b, 0, a).await.unwrap();
+    let second = book.reserve(b, 1, a).await.unwrap();
+    assert_ne!(first.token, second.token);
+    assert_eq!(book.reserve(b, 0, a).await, Ok(first));
+    assert_eq!(book.reserve(b, 1, a).await, Ok(second));
+    let again = book.reserve_earliest(b, 0..=0, a).await.unwrap();
+    assert_eq!(again.token, first.token);
+    let either = book.reserve_earliest(b, 0..3, a).await.unwrap();
+    assert!(either.token == first.token || either.token == second.token);
+    for slot in 0..2 {
+        let s = book.slot(b, slot).await.unwrap().unwrap();
+        assert_eq!((s.held, s.booked), (1, 0), "slot {slot}");
+    }
+    // Once the first is released, a reservation of its slot is a new hold again.
+    book.release(first.token).await.unwrap();
+    let renewed = book.reserve(b, 0, a).await.unwrap();
+    assert_ne!(renewed.token, first.token);
+    assert_eq!(book.reserve(b, 1, a).await, Ok(second));
+}
+
 /// A small deterministic generator (xorshift), so a failing sequence can be run again.
 struct Rng(u64);
 
@@ -230,4 +258,16 @@ fn no_sequence_of_errors_and_retries_locks_an_applicant_out() {
     rt.block_on(unreplicated_calls_settle(&url));
     rt.block_on(a_lost_hold_leaves_no_count(&url, &server));
     rt.block_on(random_failures_and_retries(&url, 1, 0x5eed_0001));
+}
+
+#[test]
+fn a_retried_reservation_never_takes_a_second_unit() {
+    let Some(server) = Single::start() else {
+        return;
+    };
+    let url = server.url();
+    let rt = runtime();
+    rt.block_on(a_retry_takes_no_second_unit(&url));
+    rt.block_on(random_failures_and_retries(&url, 2, 0x5eed_0002));
+    rt.block_on(random_failures_and_retries(&url, 3, 0x5eed_0003));
 }

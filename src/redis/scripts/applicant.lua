@@ -8,7 +8,7 @@
 -- limit is never exceeded; a crash between the steps can only leave a count too high for a
 -- while (a 'take' runs out by itself; a 'book' left without its booking stays until the token
 -- is dropped, which the caller does when it settles an applicant at its limit).
--- Returns, for take: {1, until_ms} taken (or already held), {0, token...} at the limit with
+-- Returns, for take: {1, until_ms} taken (or taken before, with its own until_ms), {0, token...} at the limit with
 -- the tokens to settle; for book: 1 if
 -- the token counted (now as a booking), 0 if it had run out; for drop: 1.
 local t = redis.call('TIME')
@@ -17,8 +17,11 @@ redis.call('ZREMRANGEBYSCORE', COUNTS, '-inf', now)
 local op, token = ARGV[1], ARGV[2]
 if op == 'take' then
   local until_ms = now + tonumber(ARGV[3])
-  if redis.call('ZSCORE', COUNTS, token) then
-    return {1, until_ms}
+  local counted = redis.call('ZSCORE', COUNTS, token)
+  if counted == 'inf' then
+    return {0} -- a booking's token: no new hold is made under it
+  elseif counted then
+    return {1, tonumber(counted)} -- taken before: until when it was taken then
   end
   if redis.call('ZCARD', COUNTS) >= tonumber(ARGV[4]) then
     -- At the limit: the tokens to settle, those no reservation in progress can still hold
