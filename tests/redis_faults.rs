@@ -17,7 +17,7 @@ mod redis_single;
 use std::time::Duration;
 
 use redis_single::Single;
-use surgegate::redis::RedisSlotBook;
+use surgegate::redis::{ConnectError, RedisSlotBook, RedisWaitingRoom};
 use surgegate::{
     ApplicantId, BackendError, BranchId, ConfirmError, HoldToken, ReleaseError, ReserveError,
     SlotState,
@@ -270,4 +270,86 @@ fn a_retried_reservation_never_takes_a_second_unit() {
     rt.block_on(a_retry_takes_no_second_unit(&url));
     rt.block_on(random_failures_and_retries(&url, 2, 0x5eed_0002));
     rt.block_on(random_failures_and_retries(&url, 3, 0x5eed_0003));
+}
+
+/// A server that may evict keys is refused by the book and by the room unless allowed
+/// explicitly; one that refuses writes at its `maxmemory` (noeviction) answers an error and
+/// changes nothing.
+#[test]
+fn a_server_that_may_evict_keys_is_refused() {
+    let Some(server) = Single::start() else {
+        return;
+    };
+    let url = server.url();
+    let port = server.port.to_string();
+    let rt = runtime();
+    rt.block_on(async {
+        let set = |value: &str| server.cli(&["config", "set", "maxmemory-policy", value]);
+        assert!(set("allkeys-lru").contains("OK"));
+        let refused = RedisSlotBook::builder()
+            .namespace("evicts")
+            .connect(&[url.as_str()])
+            .await;
+        assert!(
+            matches!(refused, Err(ConnectError::Evicts(ref at)) if at.contains(&port)),
+            "{:?}",
+            refused.err()
+        );
+        let room = RedisWaitingRoom::builder().namespace("evicts");
+        let refused = room.clone().connect(&[url.as_str()]).await;
+        assert!(
+            matches!(refused, Err(ConnectError::Evicts(ref at)) if at.contains(&port)),
+            "{:?}",
+            refused.err()
+        );
+        assert!(
+            room.clone()
+                .allow_eviction()
+                .connect(&[url.as_str()])
+                .await
+                .is_ok()
+        );
+        let allowed = RedisSlotBook::builder()
+            .namespace("evicts")
+            .allow_eviction()
+            .connect(&[url.as_str()])
+            .await;
+        assert!(allowed.is_ok());
+        assert!(set("volatile-ttl").contains("OK"));
+        assert!(room.clone().connect(&[url.as_str()]).await.is_err());
+        assert!(set("noeviction").contains("OK"));
+        let book = book(&url, "evicts", 1, None).await;
+        assert!(room.connect(&[url.as_str()]).await.is_ok());
+        // At its maxmemory a noeviction server refuses every write: an error, nothing changed.
+        book.set_capacity(BranchId(1), 0, 2).await.unwrap();
+        let hold = book.reserve(BranchId(1), 0, ApplicantId(1)).await.unwrap();
+        assert!(
+            server
+                .cli(&["config", "set", "maxmemory", "1"])
+                .contains("OK")
+        );
+        let full = book.reserve(BranchId(1), 0, ApplicantId(2)).await;
+        assert!(matches!(full, Err(ReserveError::Backend(_))), "{full:?}");
+        let confirm = book.confirm(hold.token).await;
+        assert!(
+            matches!(confirm, Err(ConfirmError::Backend(_))),
+            "{confirm:?}"
+        );
+        assert!(
+            server
+                .cli(&["config", "set", "maxmemory", "0"])
+                .contains("OK")
+        );
+        let s = book.slot(BranchId(1), 0).await.unwrap().unwrap();
+        assert_eq!((s.capacity, s.held, s.booked), (2, 1, 0));
+        assert_eq!(book.holds_of(ApplicantId(2)).await, Ok(vec![]));
+        // The refused reservation's count (its take ran before the server refused a write) is
+        // settled once no reservation can be in progress under it: 2 s after it was taken.
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        book.reserve(BranchId(1), 0, ApplicantId(2)).await.unwrap();
+        assert_eq!(
+            book.confirm(hold.token).await.map(|b| b.token),
+            Ok(hold.token)
+        );
+    });
 }

@@ -32,6 +32,13 @@ pub enum ConnectError {
         "the server at {0} does not run with appendonly yes and appendfsync always: configure it so, or allow it explicitly with allow_unsynced()"
     )]
     NotDurable(String),
+    /// A primary may evict keys under memory pressure (`maxmemory-policy` is not
+    /// `noeviction`): evicting a branch's counts or holds would overbook, evicting the line would
+    /// lose visitors' places.
+    #[error(
+        "the server at {0} may evict keys (maxmemory-policy is not noeviction): set maxmemory-policy noeviction, or allow it explicitly with allow_eviction()"
+    )]
+    Evicts(String),
     /// The namespace is empty or holds characters that would break the key layout.
     #[error("namespace {0:?}: use 1 to 64 characters of [A-Za-z0-9_.-]")]
     Namespace(String),
@@ -209,6 +216,35 @@ impl Conn {
             Ok(())
         } else {
             Err(ConnectError::NotDurable(urls.join(",")))
+        }
+    }
+
+    /// `Ok` if no primary evicts keys (`maxmemory-policy noeviction`), or `allow_eviction`;
+    /// else [`ConnectError::Evicts`] naming `urls`.
+    pub(crate) async fn check_no_eviction(
+        &self,
+        urls: &[&str],
+        allow_eviction: bool,
+        timeout: Duration,
+    ) -> Result<(), ConnectError> {
+        if allow_eviction
+            || self
+                .every_primary_has("maxmemory-policy", "noeviction", timeout)
+                .await
+        {
+            Ok(())
+        } else {
+            Err(ConnectError::Evicts(urls.join(",")))
+        }
+    }
+
+    /// Whether every primary answers `wanted` for `CONFIG GET setting` (`false` on any error).
+    async fn every_primary_has(&self, setting: &str, wanted: &str, timeout: Duration) -> bool {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(setting);
+        match self.command(cmd, None, timeout).await {
+            Ok(reply) => all_settings_are(&reply, wanted),
+            Err(_) => false,
         }
     }
 

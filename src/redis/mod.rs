@@ -84,7 +84,9 @@
 //!
 //! Both builders' `connect` refuse servers that do not run with `appendonly yes` and
 //! `appendfsync always` (unless `allow_unsynced()`), so a write is on the primary's disk before
-//! the script's reply. `confirm`, `release`, `close_slot` and `set_capacity` return `Ok` only
+//! the script's reply, and servers whose `maxmemory-policy` is not `noeviction` (unless
+//! `allow_eviction()`): an evicted hold, booking or count would overbook, an evicted ticket
+//! would lose a place. `confirm`, `release`, `close_slot` and `set_capacity` return `Ok` only
 //! after `WAIT` on the branch's primary saw the replicas asked for
 //! ([`RedisSlotBookBuilder::wait_for_replicas`]; default 1 on a cluster) acknowledge it. Then:
 //!

@@ -93,10 +93,16 @@ impl RedisSlotBook {
                 Err(_) => Err(ReserveError::ApplicantLimit),
             };
         };
-        let outcome = self
-            .run_reserve(&ask, Some(until_ms))
-            .await
-            .map_err(backend)?;
+        let outcome = match self.run_reserve(&ask, Some(until_ms)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The reserve may or may not have run: settle its token now (a hold it made
+                // keeps its count; otherwise the token is fenced and its count given back).
+                // Should that fail too, the next reservation at the limit settles it.
+                let _ = self.settle(applicant, &[ask.token]).await;
+                return Err(backend(e));
+            }
+        };
         if !matches!(&outcome, Ok(hold) if hold.token == ask.token) {
             // No new hold under this token: give the count back.
             self.inner
