@@ -353,3 +353,71 @@ fn a_server_that_may_evict_keys_is_refused() {
         );
     });
 }
+
+/// Retries `call` while it answers an error, for at most 10 s (a server restarting).
+async fn settled<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    mut call: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match call().await {
+            Ok(v) => return v,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("{what}: {e:?}, retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{what}: still {e:?} after 10 s"),
+        }
+    }
+}
+
+/// A standalone server killed with SIGKILL and started again on the same port (from its
+/// append-only file), then its script cache flushed: the same book and room reconnect, every
+/// acknowledged booking and every place is kept, and calls go on (a call may answer an error
+/// while the server is down; its retry settles).
+#[test]
+fn a_restarted_server_and_a_flushed_script_cache_are_survived() {
+    let Some(mut server) = Single::start() else {
+        return;
+    };
+    let url = server.url();
+    let rt = runtime();
+    let (b, visitor) = (BranchId(1), surgegate::VisitorId(9));
+    let (book, room, booking, ticket) = rt.block_on(async {
+        let book = book(&url, "restart", 1, None).await;
+        let room = RedisWaitingRoom::builder()
+            .namespace("restart")
+            .rate_per_second(1)
+            .burst(1)
+            .connect(&[url.as_str()])
+            .await
+            .unwrap();
+        book.set_capacity(b, 0, 3).await.unwrap();
+        let hold = book.reserve(b, 0, ApplicantId(1)).await.unwrap();
+        let booking = book.confirm(hold.token).await.unwrap();
+        room.join(surgegate::VisitorId(8)).await.unwrap();
+        let ticket = room.join(visitor).await.unwrap();
+        (book, room, booking, ticket)
+    });
+    server.restart();
+    rt.block_on(async {
+        let found = settled("booking", || book.booking(booking.token)).await;
+        assert_eq!(found, Some(booking));
+        let again = settled("join", || room.join(visitor)).await;
+        assert_eq!(again.token(), ticket.token());
+        let hold = settled("reserve", || book.reserve(b, 0, ApplicantId(2))).await;
+        book.confirm(hold.token).await.unwrap();
+    });
+    assert!(server.cli(&["script", "flush"]).contains("OK"));
+    rt.block_on(async {
+        let hold = book.reserve(b, 0, ApplicantId(3)).await.unwrap();
+        book.confirm(hold.token).await.unwrap();
+        assert_eq!(
+            room.join(visitor).await.map(|e| e.token()),
+            Ok(ticket.token())
+        );
+        let s = book.slot(b, 0).await.unwrap().unwrap();
+        assert_eq!((s.capacity, s.held, s.booked), (3, 0, 3));
+    });
+}
