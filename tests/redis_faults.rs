@@ -421,3 +421,53 @@ fn a_restarted_server_and_a_flushed_script_cache_are_survived() {
         assert_eq!((s.capacity, s.held, s.booked), (3, 0, 3));
     });
 }
+
+/// An entry of the line with no visitor behind it (written by something else under the
+/// namespace) at the front when the rate admits: the room takes it out of the line instead of
+/// failing half-way through an admission, and every later call still answers.
+#[test]
+fn a_broken_entry_at_the_front_admits_nobody_half_way() {
+    let Some(server) = Single::start() else {
+        return;
+    };
+    let url = server.url();
+    let rt = runtime();
+    rt.block_on(async {
+        let room = RedisWaitingRoom::builder()
+            .namespace("broken")
+            .rate_per_second(2)
+            .burst(1)
+            .connect(&[url.as_str()])
+            .await
+            .unwrap();
+        let first = room.join(surgegate::VisitorId(1)).await.unwrap();
+        assert!(matches!(first, surgegate::Entry::Admitted(_)));
+        let second = room.join(surgegate::VisitorId(2)).await.unwrap();
+        assert!(matches!(second, surgegate::Entry::Waiting(_)));
+        let added = server.cli(&["zadd", "{broken:room}:line", "0", "424242"]);
+        assert!(added.contains('1'), "{added}");
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let third = room.join(surgegate::VisitorId(3)).await;
+        assert!(third.is_ok(), "{third:?}");
+        // The broken entry admitted nobody; the visitor behind it goes on in order.
+        let mut admitted = false;
+        for _ in 0..30 {
+            let entry = room.peek(second.token()).await.unwrap();
+            if matches!(entry, surgegate::Entry::Admitted(_)) {
+                admitted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            admitted,
+            "the visitor behind a broken entry was never admitted"
+        );
+        assert_eq!(
+            server
+                .cli(&["zscore", "{broken:room}:line", "424242"])
+                .trim(),
+            ""
+        );
+    });
+}
