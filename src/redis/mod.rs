@@ -41,7 +41,9 @@
 //! was made, **drop** the count again. A confirmation marks the count as a booking *before*
 //! confirming on the branch (and drops it if the branch refuses); a release drops the count
 //! *after* the branch released. So at every instant the applicant's counted tokens include all
-//! its live holds and bookings: the limit is never exceeded. A crash between steps can only
+//! its live holds and bookings: the limit is never exceeded (while the applicant's primary does
+//! not fail over: its count is not `WAIT`ed, so a failover can lose counts taken in its last
+//! moments). A crash between steps can only
 //! leave a count with nothing behind it: a provisional one runs out by itself within
 //! `hold_ttl + 2 s`; one whose hold or booking is gone (a cancellation whose `WAIT` failed, a
 //! confirmation whose hold a failover lost) is given back when the applicant next reserves at
