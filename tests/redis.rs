@@ -720,10 +720,10 @@ mod fake_server {
                 "INFO" => "$19\r\ncluster_enabled:0\r\n\r\n".to_owned(),
                 "CONFIG" => {
                     let setting = args.get(2).cloned().unwrap_or_default();
-                    let value = if setting == "appendonly" {
-                        "yes"
-                    } else {
-                        "always"
+                    let value = match setting.as_str() {
+                        "appendonly" => "yes",
+                        "maxmemory-policy" => "noeviction",
+                        _ => "always",
                     };
                     format!(
                         "*2\r\n${}\r\n{setting}\r\n${}\r\n{value}\r\n",

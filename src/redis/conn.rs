@@ -1,10 +1,13 @@
 //! One connection to a Redis server or a Redis Cluster: scripts with a timeout, `WAIT` on the
-//! shard that ran them, and every failure mapped to a [`BackendError`].
+//! shard that ran them, and every failure mapped to a [`BackendError`]. A standalone server is
+//! reconnected after it restarts; a script missing from a node's cache is loaded there and run
+//! again; on a cluster, redirections (`MOVED`, `ASK`) and `TRYAGAIN` are retried by the cluster
+//! client within the call's timeout.
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, RedisError, ScriptInvocation, Value};
@@ -32,6 +35,13 @@ pub enum ConnectError {
         "the server at {0} does not run with appendonly yes and appendfsync always: configure it so, or allow it explicitly with allow_unsynced()"
     )]
     NotDurable(String),
+    /// A primary may evict keys under memory pressure (`maxmemory-policy` is not
+    /// `noeviction`): evicting a branch's counts or holds would overbook, evicting the line would
+    /// lose visitors' places.
+    #[error(
+        "the server at {0} may evict keys (maxmemory-policy is not noeviction): set maxmemory-policy noeviction, or allow it explicitly with allow_eviction()"
+    )]
+    Evicts(String),
     /// The namespace is empty or holds characters that would break the key layout.
     #[error("namespace {0:?}: use 1 to 64 characters of [A-Za-z0-9_.-]")]
     Namespace(String),
@@ -48,7 +58,9 @@ pub enum ConnectError {
 
 #[derive(Clone)]
 pub(crate) enum Conn {
-    Single(MultiplexedConnection),
+    /// A standalone server, reconnected after a restart (the call that finds the connection
+    /// lost answers `BackendError::Connection`; a retry runs on the new one).
+    Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
@@ -105,10 +117,16 @@ impl Conn {
         let first = *urls.first().ok_or(ConnectError::NoUrl)?;
         let client = redis::Client::open(first).map_err(|_| ConnectError::BadUrl(first.into()))?;
         let unreachable = || ConnectError::Unreachable(first.into());
-        let mut single = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| unreachable())?
-            .map_err(|_| unreachable())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_millis(500));
+        let mut single =
+            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| unreachable())?
+                .map_err(|_| unreachable())?;
         let info: String = tokio::time::timeout(
             timeout,
             redis::cmd("INFO").arg("cluster").query_async(&mut single),
@@ -209,6 +227,35 @@ impl Conn {
             Ok(())
         } else {
             Err(ConnectError::NotDurable(urls.join(",")))
+        }
+    }
+
+    /// `Ok` if no primary evicts keys (`maxmemory-policy noeviction`), or `allow_eviction`;
+    /// else [`ConnectError::Evicts`] naming `urls`.
+    pub(crate) async fn check_no_eviction(
+        &self,
+        urls: &[&str],
+        allow_eviction: bool,
+        timeout: Duration,
+    ) -> Result<(), ConnectError> {
+        if allow_eviction
+            || self
+                .every_primary_has("maxmemory-policy", "noeviction", timeout)
+                .await
+        {
+            Ok(())
+        } else {
+            Err(ConnectError::Evicts(urls.join(",")))
+        }
+    }
+
+    /// Whether every primary answers `wanted` for `CONFIG GET setting` (`false` on any error).
+    async fn every_primary_has(&self, setting: &str, wanted: &str, timeout: Duration) -> bool {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(setting);
+        match self.command(cmd, None, timeout).await {
+            Ok(reply) => all_settings_are(&reply, wanted),
+            Err(_) => false,
         }
     }
 

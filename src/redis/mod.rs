@@ -41,10 +41,17 @@
 //! was made, **drop** the count again. A confirmation marks the count as a booking *before*
 //! confirming on the branch (and drops it if the branch refuses); a release drops the count
 //! *after* the branch released. So at every instant the applicant's counted tokens include all
-//! its live holds and bookings: the limit is never exceeded. A crash between steps can only
+//! its live holds and bookings: the limit is never exceeded (while the applicant's primary does
+//! not fail over: its count is not `WAIT`ed, so a failover can lose counts taken in its last
+//! moments). A crash between steps can only
 //! leave a count with nothing behind it: a provisional one runs out by itself within
-//! `hold_ttl + 2 s`; one marked as a booking whose confirmation never ran stays until the token
-//! is released (under-admitting that applicant, never over-admitting).
+//! `hold_ttl + 2 s`; one whose hold or booking is gone (a cancellation whose `WAIT` failed, a
+//! confirmation whose hold a failover lost) is given back when the applicant next reserves at
+//! its limit (a hold's count once 2 s passed since it was taken, when no reservation in
+//! progress can make a hold under it any more): each such token is *settled* on its branch, which fences a token with neither
+//! a hold nor a booking (no hold is ever made under it afterwards) before its count is given
+//! back. So no sequence of errors and retries locks an applicant out, and settling never lets
+//! the limit be exceeded.
 //!
 //! # One hold among several branches
 //!
@@ -79,7 +86,9 @@
 //!
 //! Both builders' `connect` refuse servers that do not run with `appendonly yes` and
 //! `appendfsync always` (unless `allow_unsynced()`), so a write is on the primary's disk before
-//! the script's reply. `confirm`, `release` of a booking and `set_capacity` return `Ok` only
+//! the script's reply, and servers whose `maxmemory-policy` is not `noeviction` (unless
+//! `allow_eviction()`): an evicted hold, booking or count would overbook, an evicted ticket
+//! would lose a place. `confirm`, `release`, `close_slot` and `set_capacity` return `Ok` only
 //! after `WAIT` on the branch's primary saw the replicas asked for
 //! ([`RedisSlotBookBuilder::wait_for_replicas`]; default 1 on a cluster) acknowledge it. Then:
 //!

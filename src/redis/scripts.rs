@@ -7,8 +7,9 @@ use redis::Script;
 
 /// The keys of one branch, under its hash tag `{ns:b:<branch>}`, in the order every branch
 /// script receives them (`branch_prelude.lua` says what each holds).
-pub(crate) const BRANCH_KEYS: [&str; 10] = [
+pub(crate) const BRANCH_KEYS: [&str; 11] = [
     "cap", "held", "booked", "open", "holds", "exp", "bookings", "holder", "lapsed", "closed",
+    "fenced",
 ];
 
 /// The keys of the room, under its hash tag `{ns:room}`, in the order every room script
@@ -105,7 +106,7 @@ mod tests {
         );
         let branch = header(&BRANCH_KEYS, &[]);
         assert!(branch.starts_with("local CAP, HELD, BOOKED, OPEN, HOLDS, EXP,"));
-        assert!(branch.trim_end().ends_with("KEYS[10]"));
+        assert!(branch.trim_end().ends_with("KEYS[11]"));
     }
 
     #[test]
@@ -117,6 +118,7 @@ mod tests {
             ("release", include_str!("scripts/release.lua")),
             ("capacity", include_str!("scripts/capacity.lua")),
             ("read", include_str!("scripts/read.lua")),
+            ("settle", include_str!("scripts/settle.lua")),
             ("applicant", include_str!("scripts/applicant.lua")),
             ("room_prelude", include_str!("scripts/room_prelude.lua")),
             ("room_call", include_str!("scripts/room_call.lua")),

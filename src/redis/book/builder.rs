@@ -22,6 +22,7 @@ pub struct RedisSlotBookBuilder {
     wait_replicas: Option<u32>,
     wait_timeout: Duration,
     allow_unsynced: bool,
+    allow_eviction: bool,
 }
 
 impl RedisSlotBook {
@@ -36,6 +37,7 @@ impl RedisSlotBook {
             wait_replicas: None,
             wait_timeout: Duration::from_secs(1),
             allow_unsynced: false,
+            allow_eviction: false,
         }
     }
 }
@@ -83,13 +85,21 @@ impl RedisSlotBookBuilder {
         self
     }
 
+    /// Accepts servers whose `maxmemory-policy` is not `noeviction` (for development only:
+    /// an evicted hold, booking or count can then overbook a slot or let an applicant past its limit).
+    pub fn allow_eviction(mut self) -> Self {
+        self.allow_eviction = true;
+        self
+    }
+
     /// Checks the settings, connects (a cluster when the first server runs in cluster mode)
     /// and checks that every primary fsyncs every write.
     ///
     /// # Errors
     /// [`ConnectError`]: a setting out of range ([`ConnectError::Book`]), a bad namespace or
     /// URL, no server, or a server that does not fsync every write (unless
-    /// [`allow_unsynced`](Self::allow_unsynced)).
+    /// [`allow_unsynced`](Self::allow_unsynced)), a server that may evict keys
+    /// (unless [`allow_eviction`](Self::allow_eviction)).
     pub async fn connect(self, urls: &[&str]) -> Result<RedisSlotBook, ConnectError> {
         check_hold_ttl(self.hold_ttl).map_err(ConnectError::Book)?;
         check_max_active_per_applicant(self.max_active_per_applicant)
@@ -97,6 +107,8 @@ impl RedisSlotBookBuilder {
         check_namespace(&self.namespace)?;
         let conn = Conn::connect(urls, self.timeout).await?;
         conn.check_synced(urls, self.allow_unsynced, self.timeout)
+            .await?;
+        conn.check_no_eviction(urls, self.allow_eviction, self.timeout)
             .await?;
         let wait_replicas = self
             .wait_replicas

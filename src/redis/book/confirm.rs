@@ -50,8 +50,12 @@ impl RedisSlotBook {
         }
     }
 
-    /// Releases a live hold or cancels a booking; its unit is free at once, and the applicant's
-    /// count is given back after.
+    /// Releases a live hold or cancels a booking, durably (acknowledged by the replicas asked
+    /// for); its unit is free at once, and the applicant's count is given back after.
+    ///
+    /// A release retried after an error answers `UnknownToken` once the first took effect;
+    /// the applicant's count is then given back by its next reservation at its limit, if not
+    /// before.
     ///
     /// # Errors
     /// [`ReleaseError::UnknownToken`], [`ReleaseError::Backend`].
@@ -62,12 +66,13 @@ impl RedisSlotBook {
             .on_branch(&i.scripts.release, branch, &[token.to_string()])
             .await
             .map_err(ReleaseError::Backend)?;
-        let (was_booking, applicant) = reply::released(&reply)
+        let (_, applicant) = reply::released(&reply)
             .map_err(ReleaseError::Backend)?
             .ok_or(ReleaseError::UnknownToken)?;
-        if was_booking {
-            i.replicated(branch).await.map_err(ReleaseError::Backend)?;
-        }
+        // The count is given back only once the release is replicated (a failover that lost
+        // the release would bring back a hold or booking no count covers). Should this fail,
+        // the count stays until the applicant's next reservation at its limit settles it.
+        i.replicated(branch).await.map_err(ReleaseError::Backend)?;
         i.drop_count(applicant, token)
             .await
             .map_err(ReleaseError::Backend)

@@ -4,8 +4,8 @@
 //! `capacity` (set_capacity, close_slot, slot, availability, sweep), `reserve` (the applicant
 //! protocol around one reservation: take, reserve, drop), `among` (one hold among several
 //! branches), `confirm` (confirm and release), `lookup` (holds and bookings by token or
-//! applicant), `reply` (reading the scripts' replies). This file: the type, its keys and the
-//! calls every protocol makes.
+//! applicant), `settle` (giving back counts a failed call left behind), `reply` (reading the
+//! scripts' replies). This file: the type, its keys and the calls every protocol makes.
 
 mod among;
 mod builder;
@@ -14,6 +14,7 @@ mod confirm;
 mod lookup;
 mod reply;
 mod reserve;
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,7 @@ struct Scripts {
     release: Script,
     capacity: Script,
     read: Script,
+    settle: Script,
     applicant: Script,
 }
 
@@ -51,6 +53,7 @@ impl Scripts {
             release: scripts::branch(include_str!("../scripts/release.lua")),
             capacity: scripts::branch(include_str!("../scripts/capacity.lua")),
             read: scripts::branch(include_str!("../scripts/read.lua")),
+            settle: scripts::branch(include_str!("../scripts/settle.lua")),
             applicant: scripts::applicant(),
         }
     }

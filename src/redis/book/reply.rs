@@ -132,11 +132,43 @@ pub(crate) fn tokens(v: &Value) -> Reply<Vec<HoldToken>> {
     items(v)?.iter().map(token).collect()
 }
 
-/// The applicant script's `take`: `{1, until_ms}` or `{0}`.
-pub(crate) fn taken(v: &Value) -> Reply<Option<u64>> {
+/// The applicant script's `take`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Taken, counting until this time (ms since the Unix epoch).
+    Until(u64),
+    /// At the limit; these counted tokens may stand for nothing and are worth settling.
+    Limit(Vec<HoldToken>),
+}
+
+/// The applicant script's `take`: `{1, until_ms}` or `{0, token...}`.
+pub(crate) fn taken(v: &Value) -> Reply<Taken> {
     match items(v)? {
-        [one, until] if int(one)? == 1 => Ok(Some(u64_of(until)?)),
-        [zero] if int(zero)? == 0 => Ok(None),
+        [one, until] if int(one)? == 1 => Ok(Taken::Until(u64_of(until)?)),
+        [zero, tokens @ ..] if int(zero)? == 0 => Ok(Taken::Limit(
+            tokens.iter().map(token).collect::<Reply<_>>()?,
+        )),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// What the settle script found for a counted token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// A live hold.
+    Hold,
+    /// A booking.
+    Booking,
+    /// Neither (the token is now fenced: no hold is made under it).
+    Gone,
+}
+
+/// The settle script: `'hold'`, `'booking'` or `'gone'`.
+pub(crate) fn settled(v: &Value) -> Reply<Settled> {
+    match text(v)? {
+        "hold" => Ok(Settled::Hold),
+        "booking" => Ok(Settled::Booking),
+        "gone" => Ok(Settled::Gone),
         _ => Err(BackendError::Reply),
     }
 }
@@ -269,6 +301,7 @@ mod tests {
                 "{v:?}"
             );
             assert!(taken(v).is_err(), "{v:?}");
+            assert!(settled(v).is_err(), "{v:?}");
             assert!(first(v).is_err(), "{v:?}");
             assert!(
                 registry_page(v).is_err() || matches!(v, Value::Array(a) if a.len() == 2),
@@ -312,6 +345,12 @@ mod tests {
             bulk("18446744073709551615"),
         ]);
         assert_eq!(released(&rel), Ok(Some((true, ApplicantId(u64::MAX)))));
+        let limit = Value::Array(vec![Value::Int(0), bulk(&t.to_string())]);
+        assert_eq!(taken(&limit), Ok(Taken::Limit(vec![t])));
+        let bad = Value::Array(vec![Value::Int(0), bulk("x")]);
+        assert_eq!(taken(&bad), Err(BackendError::Reply));
+        let until = Value::Array(vec![Value::Int(1), Value::Int(5)]);
+        assert_eq!(taken(&until), Ok(Taken::Until(5)));
         let at = Value::Array(vec![bulk("slot"), Value::Int(12)]);
         assert_eq!(first(&at), Ok(First::Slot(12)));
         assert_eq!(first(&Value::Array(vec![bulk("none")])), Ok(First::Full));

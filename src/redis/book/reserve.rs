@@ -4,7 +4,7 @@
 
 use std::ops::RangeBounds;
 
-use super::reply;
+use super::reply::{self, Taken};
 use super::{CLOCK_SKEW_MS, COUNT_MARGIN_MS, RedisSlotBook, new_token};
 use crate::backend::BackendError;
 use crate::book::{ApplicantId, BranchId, Hold, HoldToken, ReserveError, SlotIndex, inclusive};
@@ -93,10 +93,16 @@ impl RedisSlotBook {
                 Err(_) => Err(ReserveError::ApplicantLimit),
             };
         };
-        let outcome = self
-            .run_reserve(&ask, Some(until_ms))
-            .await
-            .map_err(backend)?;
+        let outcome = match self.run_reserve(&ask, Some(until_ms)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The reserve may or may not have run: settle its token now (a hold it made
+                // keeps its count; otherwise the token is fenced and its count given back).
+                // Should that fail too, the next reservation at the limit settles it.
+                let _ = self.settle(applicant, &[ask.token]).await;
+                return Err(backend(e));
+            }
+        };
         if !matches!(&outcome, Ok(hold) if hold.token == ask.token) {
             // No new hold under this token: give the count back.
             self.inner
@@ -108,7 +114,8 @@ impl RedisSlotBook {
     }
 
     /// Takes the applicant's count for `token`: `Some(until_ms)`, the time until which it
-    /// counts, or `None` at the applicant's limit.
+    /// counts, or `None` at the applicant's limit (after giving back the counts that stand for
+    /// nothing: a failed call's leftovers never lock the applicant out).
     pub(super) async fn take_count(
         &self,
         applicant: ApplicantId,
@@ -121,8 +128,19 @@ impl RedisSlotBook {
             token.to_string(),
             count_ms.to_string(),
             i.limit.to_string(),
+            i.hold_ttl_ms.to_string(),
         ];
-        reply::taken(&i.on_applicant(applicant, &args).await?)
+        let stale = match reply::taken(&i.on_applicant(applicant, &args).await?)? {
+            Taken::Until(until_ms) => return Ok(Some(until_ms)),
+            Taken::Limit(stale) => stale,
+        };
+        if !self.settle(applicant, &stale).await? {
+            return Ok(None);
+        }
+        match reply::taken(&i.on_applicant(applicant, &args).await?)? {
+            Taken::Until(until_ms) => Ok(Some(until_ms)),
+            Taken::Limit(_) => Ok(None),
+        }
     }
 
     /// Runs the reserve script: with the applicant's count taken until `counted_until_ms`, a

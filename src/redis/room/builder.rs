@@ -23,6 +23,7 @@ pub struct RedisWaitingRoomBuilder {
     timeout: Duration,
     keys: Option<Keyring>,
     allow_unsynced: bool,
+    allow_eviction: bool,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -40,6 +41,7 @@ impl RedisWaitingRoom {
             timeout: Duration::from_secs(2),
             keys: None,
             allow_unsynced: false,
+            allow_eviction: false,
         }
     }
 }
@@ -115,19 +117,29 @@ impl RedisWaitingRoomBuilder {
         self
     }
 
+    /// Accepts servers whose `maxmemory-policy` is not `noeviction` (for development only:
+    /// an evicted ticket or pass then loses a visitor's place, or lets more than `max_active` in).
+    pub fn allow_eviction(mut self) -> Self {
+        self.allow_eviction = true;
+        self
+    }
+
     /// Checks the settings, connects, checks that every primary fsyncs every write, and writes
     /// the settings if this namespace has none yet.
     ///
     /// # Errors
     /// [`ConnectError`]: a setting out of range ([`ConnectError::Room`]), a bad URL or
     /// namespace, no server, a server that does not fsync every write (unless
-    /// [`allow_unsynced`](Self::allow_unsynced)), or the store failing to write or read the
+    /// [`allow_unsynced`](Self::allow_unsynced)), a server that may evict keys
+    /// (unless [`allow_eviction`](Self::allow_eviction)), or the store failing to write or read the
     /// settings ([`ConnectError::Backend`]).
     pub async fn connect(self, urls: &[&str]) -> Result<RedisWaitingRoom, ConnectError> {
         self.settings.check().map_err(ConnectError::Room)?;
         check_namespace(&self.namespace)?;
         let conn = Conn::connect(urls, self.timeout).await?;
         conn.check_synced(urls, self.allow_unsynced, self.timeout)
+            .await?;
+        conn.check_no_eviction(urls, self.allow_eviction, self.timeout)
             .await?;
         let tag = format!("{{{}:room}}", self.namespace);
         let keys = ROOM_KEYS.map(|k| format!("{tag}:{k}"));

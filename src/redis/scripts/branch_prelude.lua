@@ -9,11 +9,14 @@
 -- HOLDS    HASH token -> "slot applicant expires_ms"
 -- EXP      ZSET token -> expires_ms of each live hold
 -- BOOKINGS HASH token -> "slot applicant"
--- HOLDER   HASH applicant -> token of its live hold at this branch
+-- HOLDER   HASH applicant -> the tokens of its live holds at this branch, space-separated (at
+--          most its limit, 1024)
 -- LAPSED   ZSET token -> when its hold lapsed (the newest LAPSED_KEPT), to tell "expired"
 --          from "unknown"
 -- CLOSED   SET  slots closed by close_slot (capacity 0, not shown, no new holds) until
 --          set_capacity opens them again
+-- FENCED   ZSET token -> until when no hold is ever made under it (its applicant's count was
+--          given back while it stood for nothing here: settle.lua)
 -- Time is the server's (TIME), in milliseconds since the Unix epoch; holds expire by time here,
 -- never by key expiry.
 
@@ -41,15 +44,37 @@ local function refresh_open(slot)
   end
 end
 
+-- The tokens of the applicant's live holds at this branch (HOLDER's list), in a table.
+local function holds_of(applicant)
+  local out = {}
+  for t in string.gmatch(redis.call('HGET', HOLDER, applicant) or '', '%S+') do
+    table.insert(out, t)
+  end
+  return out
+end
+
+-- Takes `token` out of the applicant's list of live holds.
+local function unlist(applicant, token)
+  local kept = {}
+  for _, t in ipairs(holds_of(applicant)) do
+    if t ~= token then
+      table.insert(kept, t)
+    end
+  end
+  if #kept == 0 then
+    redis.call('HDEL', HOLDER, applicant)
+  else
+    redis.call('HSET', HOLDER, applicant, table.concat(kept, ' '))
+  end
+end
+
 -- Ends the hold `token` (its record `rec`): its unit goes back to the slot.
 local function drop_hold(token, rec)
   local slot, applicant = string.match(rec, '^(%d+) (%d+) ')
   redis.call('HINCRBY', HELD, slot, -1)
   redis.call('HDEL', HOLDS, token)
   redis.call('ZREM', EXP, token)
-  if redis.call('HGET', HOLDER, applicant) == token then
-    redis.call('HDEL', HOLDER, applicant)
-  end
+  unlist(applicant, token)
   refresh_open(slot)
   return slot, applicant
 end

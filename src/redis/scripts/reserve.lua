@@ -11,8 +11,10 @@ local now = now_ms()
 reclaim(now, RECLAIM_BUDGET)
 local mode, applicant, token = ARGV[1], ARGV[4], ARGV[5]
 local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
-local existing = redis.call('HGET', HOLDER, applicant)
-if existing then
+-- Any of the applicant's live holds here in the range is the answer (a retry, whatever the
+-- applicant's limit: never a second unit for the same request).
+local listed = holds_of(applicant)
+for _, existing in ipairs(listed) do
   local rec = redis.call('HGET', HOLDS, existing)
   if rec then
     local slot, _, exp = string.match(rec, '^(%d+) (%d+) (%d+)$')
@@ -30,7 +32,8 @@ if ARGV[8] == 'peek' then
   return {'err', 'none'}
 end
 local exp = now + tonumber(ARGV[6])
-if tonumber(ARGV[7]) > 0 and exp > tonumber(ARGV[7]) then
+-- A fenced token's count was given back: a hold under it would not be counted.
+if (tonumber(ARGV[7]) > 0 and exp > tonumber(ARGV[7])) or redis.call('ZSCORE', FENCED, token) then
   return {'err', 'stale'}
 end
 local slot
@@ -55,6 +58,7 @@ end
 redis.call('HINCRBY', HELD, slot, 1)
 redis.call('HSET', HOLDS, token, slot .. ' ' .. applicant .. ' ' .. int(exp))
 redis.call('ZADD', EXP, int(exp), token)
-redis.call('HSET', HOLDER, applicant, token)
+table.insert(listed, token)
+redis.call('HSET', HOLDER, applicant, table.concat(listed, ' '))
 refresh_open(slot)
 return {'held', token, tonumber(slot), exp}

@@ -100,14 +100,30 @@ local function admit(now)
   if n > 0 then
     local front = redis.call('ZRANGE', LINE, 0, n - 1)
     local ttl, claim = cfg('pass_ttl_us'), cfg('claim_us')
-    for _, token in ipairs(front) do
-      local visitor = redis.call('HGET', TICKETS, token)
-      local expires = now + ttl
-      redis.call('HSET', PASSES, token, visitor .. ' ' .. int(now) .. ' ' .. int(expires) .. ' ' .. (claim > 0 and 0 or 1))
-      redis.call('ZADD', LAPSES, int((claim > 0) and math.min(now + claim, expires) or expires), token)
-      redis.call('ZREM', LINE, token)
-      redis.call('ZREM', DEADLINES, token)
-      redis.call('HDEL', TICKETS, token)
+    -- Checked before the first write: an entry of the line with no visitor (written by
+    -- something else) is taken out of the line, not admitted half-way.
+    local visitors = {}
+    for i, token in ipairs(front) do
+      visitors[i] = redis.call('HGET', TICKETS, token)
+    end
+    for i, token in ipairs(front) do
+      if not visitors[i] then
+        redis.call('ZREM', LINE, token)
+        redis.call('ZREM', DEADLINES, token)
+        n = n - 1
+        waiting = waiting - 1
+      end
+    end
+    for i, token in ipairs(front) do
+      local visitor = visitors[i]
+      if visitor then
+        local expires = now + ttl
+        redis.call('HSET', PASSES, token, visitor .. ' ' .. int(now) .. ' ' .. int(expires) .. ' ' .. (claim > 0 and 0 or 1))
+        redis.call('ZADD', LAPSES, int((claim > 0) and math.min(now + claim, expires) or expires), token)
+        redis.call('ZREM', LINE, token)
+        redis.call('ZREM', DEADLINES, token)
+        redis.call('HDEL', TICKETS, token)
+      end
     end
     redis.call('HINCRBY', STATE, 'admitted_total', n)
     credit = credit - n * MILLION
