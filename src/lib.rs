@@ -96,10 +96,10 @@ mod token;
 pub use alloc::{AllocationRound, MAX_PREFERENCES, MAX_REQUESTS, RequestError, RoundOutcome};
 pub use backend::{BackendError, BookBackend, RoomBackend};
 pub use book::{
-    ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, CloseError,
-    ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES, MAX_CAPACITY, OpenError,
-    Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook, SlotBookBuilder, SlotIndex,
-    SlotState,
+    ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, Channel,
+    ChannelState, CloseError, ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES,
+    MAX_CAPACITY, OpenError, Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,
+    SlotBookBuilder, SlotIndex, SlotQuotas, SlotState,
 };
 pub use calendar::{Calendar, CalendarError, Date, MAX_CALENDAR_SLOTS};
 #[cfg(feature = "tokio")]
