@@ -85,6 +85,7 @@ mod invariant;
 pub mod journal;
 #[cfg(feature = "pass")]
 pub mod pass;
+pub mod plan;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod room;
