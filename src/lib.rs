@@ -85,6 +85,7 @@ mod invariant;
 pub mod journal;
 #[cfg(feature = "pass")]
 pub mod pass;
+pub mod plan;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod room;
@@ -96,10 +97,10 @@ mod token;
 pub use alloc::{AllocationRound, MAX_PREFERENCES, MAX_REQUESTS, RequestError, RoundOutcome};
 pub use backend::{BackendError, BookBackend, RoomBackend};
 pub use book::{
-    ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, CloseError,
-    ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES, MAX_CAPACITY, OpenError,
-    Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook, SlotBookBuilder, SlotIndex,
-    SlotState,
+    ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, Channel,
+    ChannelState, CloseError, ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES,
+    MAX_CAPACITY, OpenError, Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,
+    SlotBookBuilder, SlotIndex, SlotQuotas, SlotState,
 };
 pub use calendar::{Calendar, CalendarError, Date, MAX_CALENDAR_SLOTS};
 #[cfg(feature = "tokio")]

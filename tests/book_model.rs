@@ -31,6 +31,13 @@ fn op() -> impl Strategy<Value = BookOp> {
         3 => (0u16..12_000).prop_map(|ms| BookOp::AdvanceMs { ms }),
         1 => Just(BookOp::Sweep),
         1 => (any::<u8>(), any::<u16>()).prop_map(|(branch, slot)| BookOp::CloseSlot { branch, slot }),
+        3 => (any::<u8>(), any::<u16>(), any::<u8>(), any::<u32>())
+            .prop_map(|(branch, slot, channel, quota)| BookOp::SetQuota { branch, slot, channel, quota }),
+        5 => (any::<u8>(), any::<u8>(), any::<u16>(), any::<u8>())
+            .prop_map(|(channel, branch, slot, applicant)| BookOp::ReserveOn { channel, branch, slot, applicant }),
+        1 => (any::<u8>(), any::<u16>()).prop_map(|(branch, slot)| BookOp::OpenQuotas { branch, slot }),
+        1 => (any::<u8>(), any::<u16>(), any::<u16>())
+            .prop_map(|(branch, start, end)| BookOp::OpenQuotasIn { branch, start, end }),
     ]
 }
 
@@ -89,6 +96,11 @@ fn a_long_run_covers_every_outcome() {
         "release:Ok",
         "release:Err",
         "sweep:\"reclaimed\"",
+        "set_channel_quota:Ok",
+        "set_channel_quota:Err",
+        "reserve_on:Ok",
+        "reserve_on:Err",
+        "open_channel_quotas:Ok",
     ] {
         assert!(
             h.outcomes.get(outcome).copied().unwrap_or(0) > 0,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use surgegate::{ApplicantId, BranchId, ConfirmError, ManualClock, ReserveError, SlotBook};
+use surgegate::{
+    ApplicantId, BranchId, Channel, ConfirmError, ManualClock, ReserveError, SlotBook,
+};
 
 const B: BranchId = BranchId(1);
 
@@ -275,6 +277,78 @@ fn loom_two_reservations_among_two_branches_race_for_the_earliest_unit() {
             .collect();
         got.sort();
         assert_eq!(got, [(near[0], 9), (near[1], 3)]);
+        book.check_invariants().unwrap();
+    });
+}
+
+/// Two channels race for the last unit of a slot: one from its quota's last unit, the other
+/// from the open part's last unit, while a third thread opens the quotas. Nobody gets more than
+/// the slot has; the channel with a quota always gets its unit; the counts agree.
+#[test]
+fn loom_two_channels_race_for_the_last_units() {
+    model("two channels, last units", || {
+        let clock = ManualClock::new();
+        let book = Arc::new(book_with_shards(&clock, 2));
+        book.set_capacity(B, 0, 2).unwrap();
+        book.set_channel_quota(B, 0, Channel(1), 1).unwrap();
+        let racer_a = applicant_in_shard(&book, 0, &[]);
+        let racer_b = applicant_in_shard(&book, 1, &[]);
+        let on = |channel: u8, a: ApplicantId| {
+            let book = book.clone();
+            loom::thread::spawn(move || book.reserve_on(Channel(channel), B, 0, a))
+        };
+        let (one, two) = (on(1, racer_a), on(2, racer_b));
+        let opener = {
+            let book = book.clone();
+            loom::thread::spawn(move || book.open_channel_quotas(B, 0).unwrap())
+        };
+        let (one, two) = (one.join().unwrap(), two.join().unwrap());
+        opener.join().unwrap();
+        assert!(one.is_ok(), "the quota's own channel was refused: {one:?}");
+        assert!(two.is_ok(), "two units for two racers: {two:?}");
+        let st = book.slot(B, 0).unwrap();
+        assert_eq!((st.capacity, st.held), (2, 2));
+        book.check_invariants().unwrap();
+    });
+}
+
+/// A plain reservation races a channel's reservation for a slot whose only free unit is kept
+/// for that channel, while a unit taken from the quota earlier is released: the plain
+/// reservation never gets a kept unit, and a released quota unit goes back to the quota.
+#[test]
+fn loom_a_plain_reservation_never_takes_a_kept_unit() {
+    model("plain vs channel", || {
+        let clock = ManualClock::new();
+        let book = Arc::new(book_with_shards(&clock, 2));
+        book.set_capacity(B, 0, 3).unwrap();
+        book.set_channel_quota(B, 0, Channel(1), 2).unwrap();
+        book.reserve(B, 0, ApplicantId(50)).unwrap(); // the open part's only unit
+        let earlier = book.reserve_on(Channel(1), B, 0, ApplicantId(51)).unwrap();
+        let web = applicant_in_shard(&book, 0, &[ApplicantId(50), ApplicantId(51)]);
+        let counter = applicant_in_shard(&book, 1, &[ApplicantId(50), ApplicantId(51)]);
+        let plain = {
+            let book = book.clone();
+            loom::thread::spawn(move || book.reserve(B, 0, web))
+        };
+        let channel = {
+            let book = book.clone();
+            loom::thread::spawn(move || book.reserve_on(Channel(1), B, 0, counter))
+        };
+        let release = {
+            let book = book.clone();
+            loom::thread::spawn(move || book.release(earlier.token).unwrap())
+        };
+        let (plain, channel) = (plain.join().unwrap(), channel.join().unwrap());
+        release.join().unwrap();
+        assert_eq!(
+            plain,
+            Err(ReserveError::Full),
+            "a kept unit went to the web"
+        );
+        assert!(channel.is_ok(), "{channel:?}");
+        let q = book.channel_quotas(B, 0).unwrap();
+        assert_eq!((q.channels[0].from_quota, q.channels[0].taken), (1, 1));
+        assert_eq!(book.slot(B, 0).unwrap().remaining(), 0);
         book.check_invariants().unwrap();
     });
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::unix_time;
 use crate::book::{
-    ApplicantId, Booking, BranchId, CapacityError, CloseError, ConfirmError, Hold, HoldToken,
-    Preference, ReleaseError, ReserveError, SlotBook, SlotIndex, SlotState,
+    ApplicantId, Booking, BranchId, CapacityError, Channel, CloseError, ConfirmError, Hold,
+    HoldToken, Preference, ReleaseError, ReserveError, SlotBook, SlotIndex, SlotQuotas, SlotState,
 };
 use crate::clock::Clock;
 use crate::failure::BackendError;
@@ -128,6 +128,47 @@ pub trait BookBackend: Send + Sync + 'static {
         applicant: ApplicantId,
         prefer: Preference,
     ) -> impl Future<Output = Result<Hold, ReserveError>> + Send;
+
+    /// [`SlotBook::set_channel_quota`]: keeps `quota` units of a slot for `channel`. A backend
+    /// without channel quotas answers `CapacityError::Backend(BackendError::Unsupported)` and
+    /// changes nothing.
+    fn set_channel_quota(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        channel: Channel,
+        quota: u32,
+    ) -> impl Future<Output = Result<SlotState, CapacityError>> + Send;
+
+    /// [`SlotBook::reserve_on`]: a hold taken on `channel`, from its quota first.
+    fn reserve_on(
+        &self,
+        channel: Channel,
+        branch: BranchId,
+        slot: SlotIndex,
+        applicant: ApplicantId,
+    ) -> impl Future<Output = Result<Hold, ReserveError>> + Send;
+
+    /// [`SlotBook::open_channel_quotas`]: what the channels left unused becomes open to all.
+    fn open_channel_quotas(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+    ) -> impl Future<Output = Result<SlotState, CapacityError>> + Send;
+
+    /// [`SlotBook::open_channel_quotas_in`]: the same for every slot of the range; how many.
+    fn open_channel_quotas_in(
+        &self,
+        branch: BranchId,
+        slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> impl Future<Output = Result<u32, CapacityError>> + Send;
+
+    /// [`SlotBook::channel_quotas`]: a slot's quotas and what each channel took.
+    fn channel_quotas(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+    ) -> impl Future<Output = Result<Option<SlotQuotas>, BackendError>> + Send;
 
     /// [`SlotBook::confirm`]: a live hold becomes a booking (a retry returns the same one).
     fn confirm(
@@ -251,6 +292,50 @@ impl<C: Clock> BookBackend for SlotBook<C> {
         SlotBook::reserve_among(self, branches, slots, applicant, prefer).map(|h| self.unix_hold(h))
     }
 
+    async fn set_channel_quota(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        channel: Channel,
+        quota: u32,
+    ) -> Result<SlotState, CapacityError> {
+        SlotBook::set_channel_quota(self, branch, slot, channel, quota)
+    }
+
+    async fn reserve_on(
+        &self,
+        channel: Channel,
+        branch: BranchId,
+        slot: SlotIndex,
+        applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        SlotBook::reserve_on(self, channel, branch, slot, applicant).map(|h| self.unix_hold(h))
+    }
+
+    async fn open_channel_quotas(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+    ) -> Result<SlotState, CapacityError> {
+        SlotBook::open_channel_quotas(self, branch, slot)
+    }
+
+    async fn open_channel_quotas_in(
+        &self,
+        branch: BranchId,
+        slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> Result<u32, CapacityError> {
+        SlotBook::open_channel_quotas_in(self, branch, slots)
+    }
+
+    async fn channel_quotas(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+    ) -> Result<Option<SlotQuotas>, BackendError> {
+        Ok(SlotBook::channel_quotas(self, branch, slot))
+    }
+
     async fn confirm(&self, token: HoldToken) -> Result<Booking, ConfirmError> {
         SlotBook::confirm(self, token)
     }
@@ -358,6 +443,50 @@ impl<B: BookBackend> BookBackend for Arc<B> {
         prefer: Preference,
     ) -> impl Future<Output = Result<Hold, ReserveError>> + Send {
         (**self).reserve_among(branches, slots, applicant, prefer)
+    }
+
+    fn set_channel_quota(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        channel: Channel,
+        quota: u32,
+    ) -> impl Future<Output = Result<SlotState, CapacityError>> + Send {
+        (**self).set_channel_quota(branch, slot, channel, quota)
+    }
+
+    fn reserve_on(
+        &self,
+        channel: Channel,
+        branch: BranchId,
+        slot: SlotIndex,
+        applicant: ApplicantId,
+    ) -> impl Future<Output = Result<Hold, ReserveError>> + Send {
+        (**self).reserve_on(channel, branch, slot, applicant)
+    }
+
+    fn open_channel_quotas(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+    ) -> impl Future<Output = Result<SlotState, CapacityError>> + Send {
+        (**self).open_channel_quotas(branch, slot)
+    }
+
+    fn open_channel_quotas_in(
+        &self,
+        branch: BranchId,
+        slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> impl Future<Output = Result<u32, CapacityError>> + Send {
+        (**self).open_channel_quotas_in(branch, slots)
+    }
+
+    fn channel_quotas(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+    ) -> impl Future<Output = Result<Option<SlotQuotas>, BackendError>> + Send {
+        (**self).channel_quotas(branch, slot)
     }
 
     fn confirm(

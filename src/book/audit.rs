@@ -7,7 +7,8 @@ use crate::invariant::{InvariantViolation, ensure};
 use crate::sync::Ordering;
 
 use super::SlotBook;
-use super::branches::Branch;
+use super::branches::{Branch, quota_key};
+use super::channel::Channel;
 use super::chunk::CHUNK_SLOTS;
 use super::ledger::{ExpiryKey, Ledger, is_hold_at};
 use super::record::{Record, State};
@@ -35,14 +36,30 @@ impl<C: Clock> SlotBook<C> {
         for (index, ledger) in guards.iter().enumerate() {
             self.check_shard(index, ledger, now, &mut per_slot, &mut totals)?;
         }
+        let mut per_channel = PerChannel::new();
+        for ledger in &guards {
+            for (_, _, r) in ledger.records.iter() {
+                if let Some(channel) = r.part.channel() {
+                    let c = per_channel.entry((r.branch, r.slot, channel)).or_default();
+                    c.0 += 1;
+                    c.1 += u32::from(r.part.is_from_quota());
+                }
+            }
+        }
         let mut chunks = 0;
         for b in self.branches.iter() {
             totals.branches += 1;
             for (slot, p) in b.all_slots() {
                 chunks += usize::from(slot % CHUNK_SLOTS == 0);
                 Self::check_slot(b, slot, p, &mut per_slot, &mut totals)?;
+                check_quotas(b, slot, p, &mut per_channel)?;
             }
         }
+        ensure!(
+            per_channel.is_empty(),
+            "units taken on a channel of slots without quotas: {:?}",
+            per_channel.keys().take(3).collect::<Vec<_>>()
+        );
         ensure!(
             chunks == self.branches.chunks() && chunks <= self.max_slot_chunks as usize,
             "{chunks} chunks allocated, {} counted, limit {}",
@@ -261,3 +278,62 @@ impl<C: Clock> SlotBook<C> {
 
 /// Hold and booking records counted per slot.
 type PerSlot = HashMap<(BranchId, SlotIndex), (u32, u32)>;
+
+/// Records taken on a channel, per slot and channel: all of them, and those from the quota.
+type PerChannel = HashMap<(BranchId, SlotIndex, Channel), (u32, u32)>;
+
+/// A slot's channel quotas: each channel's counts equal its records; the quotas fit the
+/// capacity; the word's capacity field is the capacity less the unused quota units.
+fn check_quotas(
+    b: &Branch,
+    slot: SlotIndex,
+    p: Packed,
+    per_channel: &mut PerChannel,
+) -> Result<(), InvariantViolation> {
+    let Some(table) = b.quotas(slot) else {
+        return Ok(());
+    };
+    let Some(cs) = table.get(&quota_key(slot)) else {
+        return Ok(());
+    };
+    for &(channel, c) in &cs.channels {
+        let (taken, from_quota) = per_channel
+            .remove(&(b.id(), slot, channel))
+            .unwrap_or((0, 0));
+        ensure!(
+            (c.taken, c.from_quota) == (taken, from_quota),
+            "{} slot {slot} {channel}: counts taken {} (from its quota {}), records say {taken} ({from_quota})",
+            b.id(),
+            c.taken,
+            c.from_quota
+        );
+        ensure!(
+            c.from_quota <= c.taken,
+            "{} slot {slot} {channel}: more from its quota than taken",
+            b.id()
+        );
+    }
+    ensure!(
+        cs.closed || cs.quotas() <= u64::from(cs.capacity),
+        "{} slot {slot}: quotas {} above capacity {}",
+        b.id(),
+        cs.quotas(),
+        cs.capacity
+    );
+    ensure!(
+        cs.closed == b.is_closed(slot),
+        "{} slot {slot}: quotas say closed {}, the slot {}",
+        b.id(),
+        cs.closed,
+        b.is_closed(slot)
+    );
+    ensure!(
+        !p.is_open() || p.capacity() == cs.word_capacity(),
+        "{} slot {slot}: word capacity {} but capacity {} less unused quota {}",
+        b.id(),
+        p.capacity(),
+        cs.capacity,
+        cs.unused()
+    );
+    Ok(())
+}

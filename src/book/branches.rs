@@ -18,8 +18,9 @@
 //! - Each chunk keeps a bitmap of full slots ([`Chunk::sync_full`]). It is exact whenever no
 //!   call is in flight, so `reserve_earliest` can skip 64 full slots with one load.
 
-use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 
+use super::channel::QuotaTable;
 use super::chunk::{CHUNK_SLOTS, Chunk, SlotRef};
 use super::types::{BranchId, SlotIndex};
 use super::word::{Packed, SlotWord};
@@ -122,6 +123,31 @@ impl Branch {
         }
     }
 
+    /// The channel quotas of the chunk of an allocated slot, locked (keyed by offset in the
+    /// chunk: see [`quota_key`]).
+    pub(crate) fn quotas(&self, slot: SlotIndex) -> Option<MutexGuard<'_, QuotaTable>> {
+        Some(self.chunk((slot / CHUNK_SLOTS) as usize)?.quotas())
+    }
+
+    /// The slots of `first..=last` that have channel quotas, in order.
+    pub(crate) fn quota_slots(&self, first: SlotIndex, last: SlotIndex) -> Vec<SlotIndex> {
+        let mut out = Vec::new();
+        for ci in first / CHUNK_SLOTS..=last / CHUNK_SLOTS {
+            let Some(chunk) = self.chunk(ci as usize) else {
+                continue;
+            };
+            let base = ci * CHUNK_SLOTS;
+            out.extend(
+                chunk
+                    .quotas()
+                    .keys()
+                    .map(|&off| base + off)
+                    .filter(|s| (first..=last).contains(s)),
+            );
+        }
+        out
+    }
+
     /// The word of an existing (allocated) slot.
     pub(crate) fn word(&self, slot: SlotIndex) -> Option<&SlotWord> {
         Some(self.chunk((slot / CHUNK_SLOTS) as usize)?.word(slot))
@@ -213,6 +239,11 @@ impl Drop for Branch {
     fn drop(&mut self) {
         free_published(&mut self.groups);
     }
+}
+
+/// The key of `slot` in its chunk's [`QuotaTable`].
+pub(crate) fn quota_key(slot: SlotIndex) -> SlotIndex {
+    slot % CHUNK_SLOTS
 }
 
 /// A slot index below the table's `max_slots_per_branch`, so every branch of the table has a

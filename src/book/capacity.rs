@@ -6,10 +6,11 @@ use crate::clock::Clock;
 use crate::journal::Change;
 use crate::journal::format::CLOSED;
 
-use super::branches::Refused;
+use super::branches::{Refused, quota_key};
+use super::channel::ChannelSlot;
 use super::error::{CapacityError, CloseError};
 use super::types::{BranchId, SlotIndex, SlotState};
-use super::word::{MAX_CAPACITY, SlotWord};
+use super::word::{MAX_CAPACITY, Packed, SlotWord};
 use super::{SlotBook, inclusive, state_of};
 
 impl<C: Clock> SlotBook<C> {
@@ -53,7 +54,11 @@ impl<C: Clock> SlotBook<C> {
         // Holds expired by now give their units back first, so the state returned is current.
         self.sweep_now();
         let set = |word: &SlotWord| {
-            self.journal_capacity(branch, slot, capacity)?;
+            if let Some(p) = self.set_quota_slot_capacity(branch, slot, capacity)? {
+                return Ok(p);
+            }
+            self.journal_capacity(branch, slot, capacity)
+                .map_err(CapacityError::Journal)?;
             word.set_capacity(capacity);
             Ok(word.load())
         };
@@ -72,7 +77,7 @@ impl<C: Clock> SlotBook<C> {
             Refused::TooManyChunks => CapacityError::TooManySlotChunks {
                 max_slot_chunks: self.max_slot_chunks,
             },
-            Refused::Change(e) => CapacityError::Journal(e),
+            Refused::Change(e) => e,
         })?;
         b.sync_full(slot);
         Ok(state_of(state))
@@ -117,13 +122,57 @@ impl<C: Clock> SlotBook<C> {
             let _order = self.capacity_stripe(branch, slot).lock();
             self.journal_capacity(branch, slot, CLOSED)
                 .map_err(CloseError::Journal)?;
+            // Under the quota lock, so that a quota slot's capacity field and its quotas'
+            // closed flag change together.
+            let mut quotas = b.quotas(slot);
             let before = word.close();
+            if let Some(cs) = quotas.as_mut().and_then(|t| t.get_mut(&quota_key(slot))) {
+                cs.closed = true;
+            }
+            drop(quotas);
             b.set_closed(slot, true);
             Ok::<_, CloseError>(before)
         };
         let before = self.applying(close)?;
         b.sync_full(slot);
         Ok(state_of(before))
+    }
+
+    /// `set_capacity` of a slot with channel quotas, if it has them (else `None`): refused if
+    /// the quotas would exceed the new capacity; the word's capacity field becomes the new
+    /// capacity minus the unused quota units. The caller holds the slot's capacity stripe,
+    /// under which alone quotas change, so the check stays true until applied.
+    fn set_quota_slot_capacity(
+        &self,
+        branch: BranchId,
+        slot: SlotIndex,
+        capacity: u32,
+    ) -> Result<Option<Packed>, CapacityError> {
+        let Some(b) = self.branches.get(branch) else {
+            return Ok(None);
+        };
+        let quotas = match b.quotas(slot) {
+            Some(t) => t.get(&quota_key(slot)).map(ChannelSlot::quotas),
+            None => None,
+        };
+        let Some(quotas) = quotas else {
+            return Ok(None);
+        };
+        if quotas > u64::from(capacity) {
+            return Err(CapacityError::QuotasAboveCapacity { quotas, capacity });
+        }
+        self.journal_capacity(branch, slot, capacity)
+            .map_err(CapacityError::Journal)?;
+        let word = b.word(slot).ok_or(CapacityError::UnknownSlot)?;
+        let mut table = b.quotas(slot).ok_or(CapacityError::UnknownSlot)?;
+        let cs = table
+            .get_mut(&quota_key(slot))
+            .ok_or(CapacityError::UnknownSlot)?;
+        cs.capacity = capacity;
+        cs.closed = false;
+        let field = cs.word_capacity();
+        word.set_capacity(field);
+        Ok(Some(word.load()))
     }
 
     /// Journals a capacity change (or, with `CLOSED`, a close) of a durable book; nothing for a
@@ -146,7 +195,7 @@ impl<C: Clock> SlotBook<C> {
 
     /// Runs a change: inside the journal's gate for a durable book (see `durably`), directly
     /// for a book in memory.
-    fn applying<T>(&self, change: impl FnOnce() -> T) -> T {
+    pub(super) fn applying<T>(&self, change: impl FnOnce() -> T) -> T {
         match &self.journal {
             None => change(),
             Some(j) => self.durably(j, change),

@@ -9,8 +9,9 @@
 
 use std::ptr::NonNull;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
+use super::channel::QuotaTable;
 use super::types::{BranchId, SlotIndex};
 use super::word::{Packed, SlotWord};
 
@@ -32,6 +33,10 @@ pub(crate) struct Chunk {
     closed: [AtomicU64; CHUNK_WORDS],
     /// The branch the chunk belongs to, so that a record pointing here need not store it.
     branch: BranchId,
+    /// The channel quotas of the chunk's slots that have any, by offset (`channel.rs`). Its lock
+    /// orders every change of a quota slot's capacity field and channel counts; it is taken
+    /// after a shard's ledger lock and a capacity stripe, never before.
+    quotas: Mutex<QuotaTable>,
 }
 
 impl Chunk {
@@ -42,6 +47,7 @@ impl Chunk {
             // Every slot starts closed, and a closed slot is "full": nothing can be reserved there.
             full: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
             closed: std::array::from_fn(|_| AtomicU64::new(0)),
+            quotas: Mutex::new(QuotaTable::new()),
         }
     }
 
@@ -68,6 +74,11 @@ impl Chunk {
         } else if bits.load(Ordering::Relaxed) & mask != 0 {
             bits.fetch_and(!mask, Ordering::Relaxed);
         }
+    }
+
+    /// The channel quotas of this chunk's slots, locked.
+    pub(super) fn quotas(&self) -> MutexGuard<'_, QuotaTable> {
+        self.quotas.lock()
     }
 
     /// The counts of the slot at `offset` in this chunk.
@@ -156,6 +167,11 @@ impl SlotRef {
     #[inline]
     pub(crate) fn branch(&self) -> BranchId {
         self.chunk().branch
+    }
+
+    /// The channel quotas of the chunk's slots, locked.
+    pub(crate) fn quotas(&self) -> MutexGuard<'_, QuotaTable> {
+        self.chunk().quotas()
     }
 
     /// The word of `slot`, the slot this reference was made for.

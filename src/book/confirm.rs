@@ -11,6 +11,7 @@ use super::SlotBook;
 use super::error::{ConfirmError, ReleaseError};
 use super::ledger::{Ledger, return_unit};
 use super::record::{Record, State};
+use super::records::pack_slot;
 use super::types::{Booking, HoldToken};
 
 impl<C: Clock> SlotBook<C> {
@@ -103,7 +104,9 @@ impl<C: Clock> SlotBook<C> {
                         let change = Change::Booked {
                             token: token.0,
                             branch: record.branch.0,
-                            slot: record.slot,
+                            // A unit taken on a channel says so, so that recovery returns it
+                            // to its part.
+                            slot: pack_slot(record.slot, record.part),
                             applicant: record.applicant.0,
                         };
                         let ticket = j.submit(change).map_err(ConfirmError::Journal)?;

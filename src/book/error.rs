@@ -174,6 +174,22 @@ pub enum CapacityError {
         /// The configured limit.
         max_slot_chunks: u32,
     },
+    /// The slot was never opened, or is closed: open it with `set_capacity` before giving it
+    /// channel quotas.
+    #[error(
+        "no such open slot at this branch: open it with set_capacity before setting or opening its channel quotas"
+    )]
+    UnknownSlot,
+    /// The slot's channel quotas would add up to more than its capacity.
+    #[error(
+        "the channel quotas would add up to {quotas}, above the slot's capacity {capacity}: lower a quota first, or raise the capacity"
+    )]
+    QuotasAboveCapacity {
+        /// What the quotas would add up to.
+        quotas: u64,
+        /// The slot's capacity.
+        capacity: u32,
+    },
     /// A durable book could not journal the change; the capacity is as it was, and no branch or
     /// slot was created.
     #[error("{0}")]

@@ -16,6 +16,8 @@
 use crate::deadline::DeadlineQueue;
 use crate::sync::{AtomicU64, Mutex};
 
+use super::branches::quota_key;
+use super::channel::Part;
 use super::record::{Record, State};
 use super::records::{PlaceError, Records};
 use super::types::ApplicantId;
@@ -60,8 +62,13 @@ pub(crate) struct Ledger {
 /// each of queue behind.
 pub(crate) const ENDED_SLACK: usize = 64;
 
-/// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit.
+/// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit: to the
+/// part it came from (see `channel.rs`).
 pub(crate) fn return_unit(record: &Record) {
+    if record.part != Part::OPEN {
+        return_channel_unit(record);
+        return;
+    }
     let word = record.at.word(record.slot);
     let before = if record.state.counts_as_held() {
         word.release_held()
@@ -71,6 +78,35 @@ pub(crate) fn return_unit(record: &Record) {
     if before.is_full() {
         record.at.sync_full(record.slot);
     }
+}
+
+/// Returns a unit taken on a channel: its channel's counts go down, and the slot word's held
+/// (or booked) count with its capacity field in one step, so that a unit from a quota goes back
+/// to that quota while the channel is within it, and to the open part otherwise.
+#[cold]
+fn return_channel_unit(record: &Record) {
+    let word = record.at.word(record.slot);
+    let held = record.state.counts_as_held();
+    let (dh, db) = if held { (-1, 0) } else { (0, -1) };
+    let mut table = record.at.quotas();
+    let capacity = match table.get_mut(&quota_key(record.slot)) {
+        Some(cs) => {
+            if let Some(channel) = record.part.channel() {
+                let c = cs.count_mut(channel);
+                c.taken = c.taken.saturating_sub(1);
+                if record.part.is_from_quota() {
+                    c.from_quota = c.from_quota.saturating_sub(1);
+                }
+            }
+            Some(cs.word_capacity())
+        }
+        // A channel part is only given on a slot with quotas, whose entry stays.
+        None => None,
+    };
+    let result = word.update_quota_slot(dh, db, |p| capacity.unwrap_or(p.capacity()), |_| Ok(()));
+    drop(table);
+    debug_assert!(result.is_ok(), "return of a unit never taken: {record:?}");
+    record.at.sync_full(record.slot);
 }
 
 /// What `Ledger::applicant_view` found.

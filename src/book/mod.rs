@@ -26,6 +26,7 @@ mod audit;
 mod branches;
 mod builder;
 mod capacity;
+mod channel;
 mod chunk;
 mod confirm;
 mod durable;
@@ -33,6 +34,7 @@ mod error;
 mod expiry;
 mod ledger;
 mod lookup;
+mod quota;
 mod record;
 mod records;
 mod reserve;
@@ -60,6 +62,7 @@ pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
 #[cfg(feature = "redis")]
 pub(crate) use builder::{check_hold_ttl, check_max_active_per_applicant};
+pub use channel::{Channel, ChannelState, SlotQuotas};
 pub use durable::DurableBookBuilder;
 pub use error::{
     BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,

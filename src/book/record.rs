@@ -5,6 +5,7 @@
 //! with its token, and `ledger.rs` keeps the shard's hold count and expiry queue in agreement
 //! with the records' states.
 
+use super::channel::Part;
 use super::chunk::SlotRef;
 use super::types::{ApplicantId, BranchId, SlotIndex};
 
@@ -49,6 +50,8 @@ pub(crate) struct Record {
     pub(crate) applicant: ApplicantId,
     pub(crate) state: State,
     pub(crate) at: SlotRef,
+    /// Where the unit came from: the open part or a channel's quota.
+    pub(crate) part: Part,
 }
 
 impl Record {

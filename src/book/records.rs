@@ -12,6 +12,7 @@
 
 use hashbrown::HashTable;
 
+use super::channel::{PART_BITS, Part};
 use super::chunk::SlotRef;
 use super::record::{Record, State};
 use super::types::{ApplicantId, SlotIndex};
@@ -62,12 +63,29 @@ struct Entry {
     /// `state << 62 | expires_ns`.
     when: u64,
     at: Option<SlotRef>,
+    /// The slot in the low [`SLOT_BITS`] bits, the record's [`Part`] above.
     slot: SlotIndex,
     /// The applicant's next older record, or the next vacant entry; `NONE` ends either chain.
     next: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 48);
+
+/// Bits of a slot index in an entry (slots are below 2^22, `max_slots_per_branch`'s limit).
+pub(crate) const SLOT_BITS: u32 = 22;
+const _: () = assert!(SLOT_BITS + PART_BITS <= 32);
+
+/// A slot and a part in one `u32`: the form entries, journal records and checkpoints keep.
+pub(crate) fn pack_slot(slot: SlotIndex, part: Part) -> u32 {
+    debug_assert!(slot < 1 << SLOT_BITS);
+    slot | part.bits() << SLOT_BITS
+}
+
+/// The slot and part of a packed slot; `None` if the part bits name no part.
+pub(crate) fn unpack_slot(packed: u32) -> Option<(SlotIndex, Part)> {
+    let part = Part::from_bits(packed >> SLOT_BITS)?;
+    Some((packed & ((1 << SLOT_BITS) - 1), part))
+}
 
 fn split(token: u128) -> [u64; 2] {
     [token as u64, (token >> 64) as u64]
@@ -90,9 +108,12 @@ impl Entry {
     }
 
     fn record(&self, at: SlotRef) -> Record {
+        // Entries are written from records only, so the part bits are always a part's.
+        let (slot, part) = unpack_slot(self.slot).unwrap_or((self.slot, Part::OPEN));
         Record {
             branch: at.branch(),
-            slot: self.slot,
+            slot,
+            part,
             applicant: ApplicantId(self.applicant),
             state: unpack_state(self.when),
             at,
@@ -198,7 +219,7 @@ impl Records {
             applicant: record.applicant.0,
             when: pack_state(record.state),
             at: Some(record.at),
-            slot: record.slot,
+            slot: pack_slot(record.slot, record.part),
             next: newest.unwrap_or(NONE),
         };
         self.len += 1;
@@ -415,6 +436,7 @@ mod tests {
             applicant: ApplicantId(applicant),
             state: State::Held { expires_ns: 9 },
             at,
+            part: Part::OPEN,
         };
         let mut records = Records::new(ahash::RandomState::with_seeds(1, 2, 3, 4));
         let mut tokens = Vec::new();

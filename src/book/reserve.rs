@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::token::random_u128;
 
 use super::branches::Branch;
+use super::channel::Part;
 use super::chunk::SlotRef;
 use super::error::ReserveError;
 use super::expiry::SWEEP_BUDGET;
@@ -55,7 +56,12 @@ impl<C: Clock> SlotBook<C> {
                     if after.is_full() {
                         at.sync_full(slot);
                     }
-                    Ok(Some(Taken { branch, slot, at }))
+                    Ok(Some(Taken {
+                        branch,
+                        slot,
+                        at,
+                        part: Part::OPEN,
+                    }))
                 }
                 Err(HoldRefused::NotOpen) => Err(ReserveError::UnknownSlot),
                 // A closed slot has capacity 0; it answers as one never opened.
@@ -110,7 +116,7 @@ impl<C: Clock> SlotBook<C> {
         )
     }
 
-    /// The common part of both reservations: under the applicant's shard lock, reclaim the
+    /// The common part of every reservation: under the applicant's shard lock, reclaim the
     /// applicant's expired holds, return a matching live hold if there is one, check the limits,
     /// then `take` a unit. If `take` finds no room and something may have expired, sweep and try
     /// once more.
@@ -143,19 +149,19 @@ impl<C: Clock> SlotBook<C> {
                     return Err(ReserveError::TooManyHolds);
                 }
             }
-            // The token names a vacant entry of the shard's slab; none is left only when the
-            // shard holds its most records (holds and bookings).
+            // A vacant entry of the shard's slab (none only when the shard is full of records).
             let token = ledger
                 .records
                 .new_token(shard_index, random_u128())
                 .ok_or(ReserveError::TooManyHolds)?;
             match take()? {
-                Some(Taken { branch, slot, at }) => {
+                Some(t) => {
                     let record = Record {
-                        branch,
-                        slot,
+                        branch: t.branch,
+                        slot: t.slot,
                         applicant,
-                        at,
+                        at: t.at,
+                        part: t.part,
                         state: State::Held {
                             expires_ns: now.saturating_add(self.hold_ttl_ns),
                         },
@@ -205,6 +211,7 @@ pub(super) struct Taken {
     pub(super) branch: BranchId,
     pub(super) slot: SlotIndex,
     pub(super) at: SlotRef,
+    pub(super) part: Part,
 }
 
 /// Takes a unit of the lowest slot of `first..=last` at `b` with room, skipping full slots 64
@@ -233,6 +240,7 @@ pub(super) fn try_take(b: &Branch, slot: SlotIndex) -> Option<Taken> {
                 branch: b.id(),
                 slot,
                 at,
+                part: Part::OPEN,
             })
         }
         Err(_) => {

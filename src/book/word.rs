@@ -189,6 +189,43 @@ impl SlotWord {
         Packed(before)
     }
 
+    /// Changes the slot's counts and capacity field in one step, for a slot with channel
+    /// quotas: `held` and `booked` by the deltas, the capacity field to `capacity`. The caller
+    /// holds the chunk's quota lock, under which alone a quota slot's capacity field changes;
+    /// `allow` sees the word before and may refuse. Returns the word after the change.
+    pub(crate) fn update_quota_slot(
+        &self,
+        held_delta: i32,
+        booked_delta: i32,
+        capacity: impl Fn(Packed) -> u32,
+        allow: impl Fn(Packed) -> Result<(), HoldRefused>,
+    ) -> Result<Packed, HoldRefused> {
+        let mut current = self.0.load(Ordering::SeqCst);
+        loop {
+            let p = Packed(current);
+            allow(p)?;
+            let held = p.held().checked_add_signed(held_delta);
+            let booked = p.booked().checked_add_signed(booked_delta);
+            let cap = capacity(p);
+            let (Some(held), Some(booked)) = (held, booked) else {
+                debug_assert!(false, "a quota change would take a count below zero: {p:?}");
+                return Err(HoldRefused::Full);
+            };
+            debug_assert!(cap <= MAX_CAPACITY && held + booked <= MAX_CAPACITY);
+            let next = (current & OPEN_BIT)
+                | (u64::from(cap) << CAP_SHIFT)
+                | (u64::from(held) << HELD_SHIFT)
+                | (u64::from(booked) << BOOKED_SHIFT);
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Ok(Packed(next)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     /// Opens the slot (if it was not) with `capacity`, keeping its holds and bookings.
     /// Returns the word after the change.
     pub(crate) fn set_capacity(&self, capacity: u32) -> Packed {

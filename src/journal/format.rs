@@ -10,9 +10,17 @@
 //! record out of place (a stale block, a copy from another file) is caught too.
 
 /// The version of the journal segment and checkpoint formats that this build writes. Bumped on
-/// any change of layout or meaning. Version 3 added [`CLOSED`]; version 2 files (which never
-/// hold it) are read as they are.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// any change of layout or meaning. Version 4 added channel quotas (the records
+/// [`Change::Quota`] and [`Change::QuotasOpened`], checkpoint entries marked [`QUOTA`], and a
+/// booking's part in the bits of its slot above the 22 of the index); version 3 added [`CLOSED`].
+/// Files of versions 2 and 3 (which hold none of these) are read as they are.
+pub(crate) const FORMAT_VERSION: u32 = 4;
+/// Set in the capacity of a checkpoint entry that is a channel quota of the slot, not its
+/// capacity: `QUOTA | channel << 21 | quota`.
+pub(crate) const QUOTA: u32 = 1 << 30;
+/// Where a quota entry keeps its channel.
+pub(crate) const QUOTA_CHANNEL_SHIFT: u32 = 21;
+
 /// The oldest segment and checkpoint format version this build reads.
 const OLDEST_READABLE: u32 = 2;
 /// Set in the capacity of a capacity record or checkpoint entry: the slot was closed
@@ -50,6 +58,8 @@ pub(crate) const BOOKING_ENTRY: usize = 32;
 const KIND_CAPACITY: u8 = 1;
 const KIND_BOOKED: u8 = 2;
 const KIND_CANCELLED: u8 = 3;
+const KIND_QUOTA: u8 = 4;
+const KIND_QUOTAS_OPENED: u8 = 5;
 const CAPACITY_PAYLOAD: usize = 12;
 const BOOKED_PAYLOAD: usize = 32;
 const CANCELLED_PAYLOAD: usize = 16;
@@ -73,6 +83,15 @@ pub(crate) enum Change {
     },
     /// `release` cancelled the booking `token`.
     Cancelled { token: u128 },
+    /// `set_channel_quota(branch, slot, Channel(channel), quota)` returned `Ok`.
+    Quota {
+        branch: u32,
+        slot: u32,
+        channel: u8,
+        quota: u32,
+    },
+    /// `open_channel_quotas(branch, slot)` set every quota of the slot to 0.
+    QuotasOpened { branch: u32, slot: u32 },
 }
 
 impl Change {
@@ -81,6 +100,8 @@ impl Change {
             Change::Capacity { .. } => KIND_CAPACITY,
             Change::Booked { .. } => KIND_BOOKED,
             Change::Cancelled { .. } => KIND_CANCELLED,
+            Change::Quota { .. } => KIND_QUOTA,
+            Change::QuotasOpened { .. } => KIND_QUOTAS_OPENED,
         }
     }
 
@@ -89,7 +110,9 @@ impl Change {
         RECORD_HEADER
             + 1
             + match self {
-                Change::Capacity { .. } => CAPACITY_PAYLOAD,
+                Change::Capacity { .. } | Change::Quota { .. } | Change::QuotasOpened { .. } => {
+                    CAPACITY_PAYLOAD
+                }
                 Change::Booked { .. } => BOOKED_PAYLOAD,
                 Change::Cancelled { .. } => CANCELLED_PAYLOAD,
             }
@@ -126,6 +149,22 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, lsn: u64, change: &Change) {
             out.extend_from_slice(&applicant.to_le_bytes());
         }
         Change::Cancelled { token } => out.extend_from_slice(&token.to_le_bytes()),
+        Change::Quota {
+            branch,
+            slot,
+            channel,
+            quota,
+        } => {
+            out.extend_from_slice(&branch.to_le_bytes());
+            out.extend_from_slice(&slot.to_le_bytes());
+            let packed = u32::from(channel) << QUOTA_CHANNEL_SHIFT | quota;
+            out.extend_from_slice(&packed.to_le_bytes());
+        }
+        Change::QuotasOpened { branch, slot } => {
+            out.extend_from_slice(&branch.to_le_bytes());
+            out.extend_from_slice(&slot.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+        }
     }
     let crc = record_crc(&out[start..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -187,6 +226,22 @@ pub(crate) fn decode_record(buf: &[u8]) -> Decoded {
         },
         (KIND_CANCELLED, CANCELLED_PAYLOAD) => Change::Cancelled {
             token: u128_at(p, 0),
+        },
+        (KIND_QUOTA, CAPACITY_PAYLOAD) => {
+            let packed = u32_at(p, 8);
+            if packed >> (QUOTA_CHANNEL_SHIFT + 8) != 0 {
+                return Decoded::Bad("quota record with bits set above its channel");
+            }
+            Change::Quota {
+                branch: u32_at(p, 0),
+                slot: u32_at(p, 4),
+                channel: (packed >> QUOTA_CHANNEL_SHIFT) as u8,
+                quota: packed & ((1 << QUOTA_CHANNEL_SHIFT) - 1),
+            }
+        }
+        (KIND_QUOTAS_OPENED, CAPACITY_PAYLOAD) if u32_at(p, 8) == 0 => Change::QuotasOpened {
+            branch: u32_at(p, 0),
+            slot: u32_at(p, 4),
         },
         _ => return Decoded::Bad("record kind does not match its length"),
     };
@@ -423,135 +478,5 @@ fn u128_at(b: &[u8], at: usize) -> u128 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn samples() -> [Change; 3] {
-        [
-            Change::Capacity {
-                branch: 7,
-                slot: 12,
-                capacity: 40,
-            },
-            Change::Booked {
-                token: 0x0011_2233_4455_6677_8899_aabb_ccdd_eeff,
-                branch: u32::MAX,
-                slot: 3,
-                applicant: u64::MAX - 1,
-            },
-            Change::Cancelled { token: 5 },
-        ]
-    }
-
-    #[test]
-    fn records_round_trip_and_every_cut_is_seen() {
-        for (lsn, change) in samples().iter().enumerate() {
-            let mut buf = Vec::new();
-            encode_record(&mut buf, lsn as u64 + 1, change);
-            assert_eq!(buf.len(), change.encoded_len());
-            assert!(buf.len() <= MAX_RECORD);
-            assert_eq!(
-                decode_record(&buf),
-                Decoded::Record {
-                    lsn: lsn as u64 + 1,
-                    change: *change,
-                    len: buf.len()
-                }
-            );
-            for cut in 0..buf.len() {
-                assert_eq!(decode_record(&buf[..cut]), Decoded::Cut, "cut at {cut}");
-            }
-        }
-    }
-
-    #[test]
-    fn every_single_bit_flip_is_caught() {
-        for change in samples() {
-            let mut buf = Vec::new();
-            encode_record(&mut buf, 9, &change);
-            for bit in 0..buf.len() * 8 {
-                let mut bad = buf.clone();
-                bad[bit / 8] ^= 1 << (bit % 8);
-                match decode_record(&bad) {
-                    Decoded::Record { .. } => panic!("flip of bit {bit} of {change:?} accepted"),
-                    // A flipped length bit may make the record look longer than the buffer.
-                    Decoded::Cut | Decoded::Bad(_) => {}
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn zeros_are_not_a_record() {
-        assert!(matches!(decode_record(&[0; 64]), Decoded::Bad(_)));
-    }
-
-    #[test]
-    fn headers_and_meta_round_trip_and_reject_damage() {
-        let h = SegmentHeader {
-            seq: 3,
-            first_lsn: 1_000,
-        };
-        let mut b = h.encode();
-        assert_eq!(SegmentHeader::decode(&b), Ok(h));
-        b[20] ^= 1;
-        assert!(SegmentHeader::decode(&b).is_err());
-        assert!(SegmentHeader::decode(&[0; 10]).is_err());
-
-        let m = Meta {
-            shards: 64,
-            shard_seed: 0xdead_beef,
-            max_batch_records: 4096,
-            checkpoint: 7,
-            min_next_lsn: 1_234,
-        };
-        let mut b = m.encode();
-        assert_eq!(Meta::decode(&b), Ok(m));
-        for at in [20, 30, 35, 47] {
-            b[at] ^= 0x80;
-            assert!(Meta::decode(&b).is_err());
-            b[at] ^= 0x80;
-        }
-        b[8] = 9;
-        assert_eq!(Meta::decode(&b), Err(UNKNOWN_VERSION));
-    }
-
-    #[test]
-    fn a_version_2_meta_file_is_read_as_knowing_nothing_of_the_journal() {
-        let mut b = [0u8; META_V2_LEN];
-        b[0..8].copy_from_slice(&META_MAGIC);
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
-        b[16..20].copy_from_slice(&8u32.to_le_bytes());
-        b[24..32].copy_from_slice(&99u64.to_le_bytes());
-        let crc = skip_crc_field(&b);
-        b[12..16].copy_from_slice(&crc.to_le_bytes());
-        let m = Meta::decode(&b).unwrap();
-        assert_eq!((m.shards, m.shard_seed), (8, 99));
-        assert_eq!(
-            (m.max_batch_records, m.checkpoint, m.min_next_lsn),
-            (0, 0, 0)
-        );
-    }
-
-    #[test]
-    fn checkpoints_round_trip_and_name_the_damage() {
-        let cp = Checkpoint {
-            seq: 4,
-            next_lsn: 77,
-            capacities: vec![(1, 2, 3), (4, 5, 6)],
-            bookings: vec![(9, 1, 2, 3)],
-        };
-        let b = cp.encode();
-        assert_eq!(Checkpoint::decode(&b), Ok(cp));
-        let mut bad = b.clone();
-        bad[CHECKPOINT_HEADER + 3] ^= 1;
-        assert_eq!(
-            Checkpoint::decode(&bad).unwrap_err(),
-            ((b.len() - 4) as u64, "checkpoint checksum mismatch")
-        );
-        assert!(Checkpoint::decode(&b[..b.len() - 1]).is_err());
-        let mut bad = b.clone();
-        bad[0] = b'X';
-        assert!(Checkpoint::decode(&bad).is_err());
-    }
-}
+#[path = "format_tests.rs"]
+mod tests;

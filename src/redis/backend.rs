@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{RedisSlotBook, RedisWaitingRoom};
 use crate::backend::{BackendError, BookBackend, RoomBackend};
 use crate::book::{
-    ApplicantId, Booking, BranchId, CapacityError, CloseError, ConfirmError, Hold, HoldToken,
-    Preference, ReleaseError, ReserveError, SlotIndex, SlotState,
+    ApplicantId, Booking, BranchId, CapacityError, Channel, CloseError, ConfirmError, Hold,
+    HoldToken, Preference, ReleaseError, ReserveError, SlotIndex, SlotQuotas, SlotState,
 };
 use crate::room::{
     ClaimError, Entry, JoinError, LimitsError, Pass, PollError, RoomStats, TicketToken, VisitorId,
@@ -25,6 +25,52 @@ fn system_now_unix() -> Duration {
 }
 
 impl BookBackend for RedisSlotBook {
+    // Channel quotas are not on Redis yet: these answer `Unsupported` and change nothing, so
+    // code written against the trait learns it at its first call, never from a wrong count.
+    async fn set_channel_quota(
+        &self,
+        _branch: BranchId,
+        _slot: SlotIndex,
+        _channel: Channel,
+        _quota: u32,
+    ) -> Result<SlotState, CapacityError> {
+        Err(CapacityError::Backend(BackendError::Unsupported))
+    }
+
+    async fn reserve_on(
+        &self,
+        _channel: Channel,
+        _branch: BranchId,
+        _slot: SlotIndex,
+        _applicant: ApplicantId,
+    ) -> Result<Hold, ReserveError> {
+        Err(ReserveError::Backend(BackendError::Unsupported))
+    }
+
+    async fn open_channel_quotas(
+        &self,
+        _branch: BranchId,
+        _slot: SlotIndex,
+    ) -> Result<SlotState, CapacityError> {
+        Err(CapacityError::Backend(BackendError::Unsupported))
+    }
+
+    async fn open_channel_quotas_in(
+        &self,
+        _branch: BranchId,
+        _slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> Result<u32, CapacityError> {
+        Err(CapacityError::Backend(BackendError::Unsupported))
+    }
+
+    async fn channel_quotas(
+        &self,
+        _branch: BranchId,
+        _slot: SlotIndex,
+    ) -> Result<Option<SlotQuotas>, BackendError> {
+        Err(BackendError::Unsupported)
+    }
+
     async fn set_capacity(
         &self,
         branch: BranchId,

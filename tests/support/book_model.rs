@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use surgegate::book::Preference;
 use surgegate::{
-    ApplicantId, BranchId, CapacityError, CloseError, ConfirmError, HoldToken, ManualClock,
-    ReleaseError, ReserveError, SlotBook, SlotState,
+    ApplicantId, BranchId, CapacityError, Channel, CloseError, ConfirmError, HoldToken,
+    ManualClock, ReleaseError, ReserveError, SlotBook, SlotState,
 };
 
 /// Settings of the book under test: small, so that limits and chunk boundaries are reached.
@@ -95,6 +95,29 @@ pub enum BookOp {
         ms: u16,
     },
     Sweep,
+    /// `set_channel_quota` of channel `channel % 3`.
+    SetQuota {
+        branch: u8,
+        slot: u16,
+        channel: u8,
+        quota: u32,
+    },
+    ReserveOn {
+        channel: u8,
+        branch: u8,
+        slot: u16,
+        applicant: u8,
+    },
+    OpenQuotas {
+        branch: u8,
+        slot: u16,
+    },
+    /// `open_channel_quotas_in` over a range.
+    OpenQuotasIn {
+        branch: u8,
+        start: u16,
+        end: u16,
+    },
 }
 
 /// Maps the small op domains onto the book's: branches 0..=4 (over the limit of 3), slots that
@@ -108,6 +131,13 @@ pub fn slot_of(s: u16) -> u32 {
         0 => u32::from(s) % 1200,
         1 => 510 + u32::from(s) % 4,
         _ => u32::from(s) % 16,
+    }
+}
+/// Quotas: mostly 0..=3, sometimes past the largest capacity.
+pub fn quota_of(q: u32) -> u32 {
+    match q % 32 {
+        0 => MAX_CAPACITY + 1,
+        _ => q % 4,
     }
 }
 pub fn capacity_of(c: u32) -> u32 {
@@ -125,6 +155,11 @@ pub fn among_of(branches: [u8; 3], count: u8) -> Vec<BranchId> {
         .collect()
 }
 
+/// Three channels, so that two of them meet on one slot often.
+pub fn channel_of(c: u8) -> Channel {
+    Channel(c % 3)
+}
+
 pub fn applicant_of(a: u8) -> ApplicantId {
     ApplicantId(u64::from(a % 6))
 }
@@ -137,6 +172,8 @@ pub struct ModelHold {
     pub applicant: ApplicantId,
     pub expires_ns: u64,
     pub booked: bool,
+    /// Taken on a channel (of a slot with quotas): the channel, and whether from its quota.
+    pub part: Option<(u8, bool)>,
 }
 
 /// The reference model.
@@ -154,6 +191,9 @@ pub struct BookModel {
     pub lowered: BTreeSet<(BranchId, u32)>,
     /// Closed slots (capacity 0, out of every reading, until `set_capacity`).
     pub closed: BTreeSet<(BranchId, u32)>,
+    /// Slots that ever had a quota: each channel's quota (every channel that had one or took
+    /// a unit there), and the slot's whole capacity (kept while closed).
+    pub quotas: BTreeMap<(BranchId, u32), (u32, BTreeMap<u8, u32>)>,
 }
 
 impl BookModel {
@@ -165,9 +205,39 @@ impl BookModel {
         self.counts(branch, slot)
     }
 
+    /// Units of `channel` at the slot: all of them, and those from its quota.
+    pub fn channel_taken(&self, branch: BranchId, slot: u32, channel: u8) -> (u32, u32) {
+        let mine = self
+            .holds
+            .iter()
+            .filter(|h| h.branch == branch && h.slot == slot)
+            .filter_map(|h| h.part.filter(|p| p.0 == channel));
+        mine.fold((0, 0), |(t, f), p| (t + 1, f + u32::from(p.1)))
+    }
+
+    /// Quota units not used yet.
+    pub fn unused(&self, branch: BranchId, slot: u32) -> u32 {
+        let Some((_, qs)) = self.quotas.get(&(branch, slot)) else {
+            return 0;
+        };
+        qs.iter()
+            .map(|(&c, &q)| q.saturating_sub(self.channel_taken(branch, slot, c).1))
+            .sum()
+    }
+
+    /// What plain reservations see as the capacity: the whole less the unused quota units.
+    pub fn word_cap(&self, branch: BranchId, slot: u32) -> u32 {
+        let whole = self.capacity.get(&(branch, slot)).copied().unwrap_or(0);
+        if self.closed.contains(&(branch, slot)) {
+            return 0;
+        }
+        whole.saturating_sub(self.unused(branch, slot))
+    }
+
     /// The slot's capacity and counts, closed or not.
     fn counts(&self, branch: BranchId, slot: u32) -> Option<SlotState> {
-        let capacity = *self.capacity.get(&(branch, slot))?;
+        self.capacity.get(&(branch, slot))?;
+        let capacity = self.word_cap(branch, slot);
         let here = self
             .holds
             .iter()
@@ -242,15 +312,33 @@ impl BookModel {
             }
             self.branches.insert(branch);
         }
+        if let Some((whole, qs)) = self.quotas.get_mut(&(branch, slot)) {
+            let quotas: u64 = qs.values().map(|&q| u64::from(q)).sum();
+            if quotas > u64::from(capacity) {
+                return Err(CapacityError::QuotasAboveCapacity { quotas, capacity });
+            }
+            *whole = capacity;
+        }
         if capacity < self.taken(branch, slot) {
             self.lowered.insert((branch, slot));
         }
         self.capacity.insert((branch, slot), capacity);
         self.closed.remove(&(branch, slot));
+        self.mark_if_over(branch, slot);
         Ok(self.state(branch, slot).unwrap())
     }
 
     fn grant(&mut self, branch: BranchId, slot: u32, applicant: ApplicantId) -> ModelHold {
+        self.grant_on(branch, slot, applicant, None)
+    }
+
+    fn grant_on(
+        &mut self,
+        branch: BranchId,
+        slot: u32,
+        applicant: ApplicantId,
+        part: Option<(u8, bool)>,
+    ) -> ModelHold {
         let h = ModelHold {
             id: self.next_id,
             branch,
@@ -258,6 +346,7 @@ impl BookModel {
             applicant,
             expires_ns: self.now_ns + TTL_MS * 1_000_000,
             booked: false,
+            part,
         };
         self.next_id += 1;
         self.holds.push(h);
@@ -293,10 +382,152 @@ impl BookModel {
         if self.closed.contains(&(branch, slot)) {
             return Err(ReserveError::UnknownSlot);
         }
-        if self.taken(branch, slot) >= self.capacity[&(branch, slot)] {
+        if self.taken(branch, slot) >= self.word_cap(branch, slot) {
             return Err(ReserveError::Full);
         }
         Ok(self.grant(branch, slot, applicant))
+    }
+
+    /// `reserve_on`: from the channel's quota while it has units there (and the slot as a whole
+    /// has room), else from the open part; a plain `reserve` on a slot without quotas.
+    pub fn reserve_on(
+        &mut self,
+        channel: u8,
+        branch: BranchId,
+        slot: u32,
+        applicant: ApplicantId,
+    ) -> Result<ModelHold, ReserveError> {
+        if !self.quotas.contains_key(&(branch, slot)) {
+            return self.reserve(branch, slot, applicant);
+        }
+        if let Some(h) = self
+            .holds
+            .iter()
+            .find(|h| !h.booked && h.applicant == applicant && h.branch == branch && h.slot == slot)
+        {
+            return Ok(*h);
+        }
+        if self.active_of(applicant) >= APPLICANT_LIMIT {
+            return Err(ReserveError::ApplicantLimit);
+        }
+        if self.closed.contains(&(branch, slot)) {
+            return Err(ReserveError::UnknownSlot);
+        }
+        let (whole, qs) = &self.quotas[&(branch, slot)];
+        let quota = qs.get(&channel).copied().unwrap_or(0);
+        let (_, from_quota) = self.channel_taken(branch, slot, channel);
+        let taken = self.taken(branch, slot);
+        let part = if from_quota < quota {
+            (taken < *whole).then_some((channel, true))
+        } else {
+            (taken < self.word_cap(branch, slot)).then_some((channel, false))
+        };
+        let Some(part) = part else {
+            return Err(ReserveError::Full);
+        };
+        self.quotas
+            .get_mut(&(branch, slot))
+            .unwrap()
+            .1
+            .entry(channel)
+            .or_insert(0);
+        Ok(self.grant_on(branch, slot, applicant, Some(part)))
+    }
+
+    /// `set_channel_quota`.
+    pub fn set_quota(
+        &mut self,
+        branch: BranchId,
+        slot: u32,
+        channel: u8,
+        quota: u32,
+    ) -> Result<SlotState, CapacityError> {
+        if quota > MAX_CAPACITY {
+            return Err(CapacityError::CapacityTooLarge {
+                capacity: quota,
+                max: MAX_CAPACITY,
+            });
+        }
+        let Some(&capacity) = self.capacity.get(&(branch, slot)) else {
+            return Err(CapacityError::UnknownSlot);
+        };
+        if self.closed.contains(&(branch, slot)) {
+            return Err(CapacityError::UnknownSlot);
+        }
+        let (whole, qs) = self
+            .quotas
+            .get(&(branch, slot))
+            .cloned()
+            .unwrap_or((capacity, BTreeMap::new()));
+        let quotas: u64 = qs
+            .iter()
+            .filter(|(c, _)| **c != channel)
+            .map(|(_, &q)| u64::from(q))
+            .sum::<u64>()
+            + u64::from(quota);
+        if quotas > u64::from(whole) {
+            return Err(CapacityError::QuotasAboveCapacity {
+                quotas,
+                capacity: whole,
+            });
+        }
+        let entry = self
+            .quotas
+            .entry((branch, slot))
+            .or_insert((capacity, BTreeMap::new()));
+        entry.1.insert(channel, quota);
+        self.mark_if_over(branch, slot);
+        Ok(self.state(branch, slot).unwrap())
+    }
+
+    /// A change of capacity or quota that leaves the slot, or a channel, holding more than it
+    /// may take now counts as a lowering (rule 1: what was granted stays).
+    fn mark_if_over(&mut self, branch: BranchId, slot: u32) {
+        let over_slot = self.taken(branch, slot) > self.word_cap(branch, slot);
+        let over_channel = self.quotas.get(&(branch, slot)).is_some_and(|(whole, qs)| {
+            let kept: u32 = qs.values().sum();
+            let open_part = whole.saturating_sub(kept);
+            qs.iter().any(|(&c, &q)| {
+                let (taken, from_quota) = self.channel_taken(branch, slot, c);
+                taken > q + open_part || from_quota > q
+            })
+        });
+        if over_slot || over_channel {
+            self.lowered.insert((branch, slot));
+        }
+    }
+
+    /// `open_channel_quotas`.
+    pub fn open_quotas(&mut self, branch: BranchId, slot: u32) -> Result<SlotState, CapacityError> {
+        if !self.capacity.contains_key(&(branch, slot)) || self.closed.contains(&(branch, slot)) {
+            return Err(CapacityError::UnknownSlot);
+        }
+        if let Some((_, qs)) = self.quotas.get_mut(&(branch, slot)) {
+            for q in qs.values_mut() {
+                *q = 0;
+            }
+        }
+        Ok(self.state(branch, slot).unwrap())
+    }
+
+    /// `open_channel_quotas_in`: how many slots kept a quota and were opened.
+    pub fn open_quotas_in(&mut self, branch: BranchId, start: u32, end: u32) -> u32 {
+        let last = end.min(MAX_SLOTS);
+        let kept: Vec<u32> = self
+            .quotas
+            .iter()
+            .filter(|((b, s), (_, qs))| {
+                *b == branch
+                    && (start..last).contains(s)
+                    && !self.closed.contains(&(*b, *s))
+                    && qs.values().any(|&q| q > 0)
+            })
+            .map(|((_, s), _)| *s)
+            .collect();
+        for &s in &kept {
+            let _ = self.open_quotas(branch, s);
+        }
+        kept.len() as u32
     }
 
     /// The live holds the applicant already has that would satisfy this request (any of them is
@@ -345,9 +576,8 @@ impl BookModel {
             return Err(ReserveError::ApplicantLimit);
         }
         let slot = (start..=last).find(|&s| {
-            self.capacity
-                .get(&(branch, s))
-                .is_some_and(|&cap| self.taken(branch, s) < cap)
+            self.capacity.contains_key(&(branch, s))
+                && self.taken(branch, s) < self.word_cap(branch, s)
         });
         match slot {
             Some(s) => Ok(vec![self.grant(branch, s, applicant)]),
@@ -390,9 +620,7 @@ impl BookModel {
         }
         let earliest = |b: BranchId| {
             (start..=last).find(|&s| {
-                self.capacity
-                    .get(&(b, s))
-                    .is_some_and(|&cap| self.taken(b, s) < cap)
+                self.capacity.contains_key(&(b, s)) && self.taken(b, s) < self.word_cap(b, s)
             })
         };
         let candidates = branches.iter().filter_map(|&b| earliest(b).map(|s| (b, s)));
@@ -491,6 +719,30 @@ impl BookModel {
                 let _ = self.release(usize::from(id));
             }
             BookOp::AdvanceMs { ms } => self.advance(u64::from(ms) * 1_000_000),
+            BookOp::SetQuota {
+                branch,
+                slot,
+                channel,
+                quota,
+            } => {
+                let (b, s) = (branch_of(branch), slot_of(slot));
+                let _ = self.set_quota(b, s, channel_of(channel).0, quota_of(quota));
+            }
+            BookOp::ReserveOn {
+                channel,
+                branch,
+                slot,
+                applicant,
+            } => {
+                let (b, s, a) = (branch_of(branch), slot_of(slot), applicant_of(applicant));
+                let _ = self.reserve_on(channel_of(channel).0, b, s, a);
+            }
+            BookOp::OpenQuotas { branch, slot } => {
+                let _ = self.open_quotas(branch_of(branch), slot_of(slot));
+            }
+            BookOp::OpenQuotasIn { branch, start, end } => {
+                let _ = self.open_quotas_in(branch_of(branch), slot_of(start), slot_of(end));
+            }
             BookOp::Confirm { .. } | BookOp::Release { .. } => {
                 unreachable!("position-based ops are not generated by the state machine")
             }
@@ -827,6 +1079,73 @@ impl BookHarness {
                 self.clock.advance(by);
                 self.model.advance(by.as_nanos() as u64);
             }
+            BookOp::SetQuota {
+                branch,
+                slot,
+                channel,
+                quota,
+            } => {
+                let (b, s, c, q) = (
+                    branch_of(branch),
+                    slot_of(slot),
+                    channel_of(channel),
+                    quota_of(quota),
+                );
+                let real = self.book.set_channel_quota(b, s, c, q);
+                self.note("set_channel_quota", real.as_ref().map(|_| ()));
+                let model = self.model.set_quota(b, s, c.0, q);
+                if real != model {
+                    return Err(format!(
+                        "set_channel_quota({b:?}, {s}, {c:?}, {q}): book {real:?}, model {model:?}"
+                    ));
+                }
+            }
+            BookOp::ReserveOn {
+                channel,
+                branch,
+                slot,
+                applicant,
+            } => {
+                let (c, b, s, a) = (
+                    channel_of(channel),
+                    branch_of(branch),
+                    slot_of(slot),
+                    applicant_of(applicant),
+                );
+                let real = self.book.reserve_on(c, b, s, a);
+                self.note("reserve_on", real.as_ref().map(|_| ()));
+                let model = self.model.reserve_on(c.0, b, s, a);
+                match (&real, &model) {
+                    (Ok(r), Ok(m)) => self.same_hold(r, m)?,
+                    (Err(r), Err(m)) if r == m => {}
+                    _ => {
+                        return Err(format!(
+                            "reserve_on({c:?}, {b:?}, {s}, {a:?}): book {real:?}, model {model:?}"
+                        ));
+                    }
+                }
+            }
+            BookOp::OpenQuotas { branch, slot } => {
+                let (b, s) = (branch_of(branch), slot_of(slot));
+                let real = self.book.open_channel_quotas(b, s);
+                self.note("open_channel_quotas", real.as_ref().map(|_| ()));
+                let model = self.model.open_quotas(b, s);
+                if real != model {
+                    return Err(format!(
+                        "open_channel_quotas({b:?}, {s}): book {real:?}, model {model:?}"
+                    ));
+                }
+            }
+            BookOp::OpenQuotasIn { branch, start, end } => {
+                let (b, s, e) = (branch_of(branch), slot_of(start), slot_of(end));
+                let real = self.book.open_channel_quotas_in(b, s..e);
+                let model = self.model.open_quotas_in(b, s, e);
+                if real != Ok(model) {
+                    return Err(format!(
+                        "open_channel_quotas_in({b:?}, {s}..{e}): book {real:?}, model {model}"
+                    ));
+                }
+            }
             BookOp::Sweep => {
                 let n = self.book.sweep();
                 self.note("sweep", if n > 0 { "reclaimed" } else { "none" });
@@ -883,6 +1202,55 @@ impl BookHarness {
                 return Err(format!(
                     "slot ({b:?}, {s}): remaining {} breaks conservation",
                     st.remaining()
+                ));
+            }
+            self.check_channels(b, s)?;
+        }
+        Ok(())
+    }
+
+    /// A slot's channels against the model, and the channel rules: the quotas fit the
+    /// capacity; a channel never holds and books more than its quota plus the open part
+    /// (unless the capacity or its quota was lowered below what it took).
+    fn check_channels(&self, b: BranchId, s: u32) -> Result<(), String> {
+        let real = self.book.channel_quotas(b, s);
+        let Some((whole, qs)) = self.model.quotas.get(&(b, s)) else {
+            return match real {
+                None => Ok(()),
+                Some(q) => Err(format!("slot ({b:?}, {s}) has quotas {q:?}, model none")),
+            };
+        };
+        let Some(real) = real else {
+            return Err(format!("slot ({b:?}, {s}) has no quotas, model {qs:?}"));
+        };
+        let model: Vec<surgegate::ChannelState> = qs
+            .iter()
+            .map(|(&c, &quota)| {
+                let (taken, from_quota) = self.model.channel_taken(b, s, c);
+                surgegate::ChannelState {
+                    channel: Channel(c),
+                    quota,
+                    from_quota,
+                    taken,
+                }
+            })
+            .collect();
+        if real.capacity != *whole || real.channels != model {
+            return Err(format!(
+                "after step {}: quotas of ({b:?}, {s}): book {real:?}, model {whole} {model:?}",
+                self.steps
+            ));
+        }
+        let kept: u64 = model.iter().map(|c| u64::from(c.quota)).sum();
+        if kept > u64::from(real.capacity) {
+            return Err(format!("slot ({b:?}, {s}): quotas {kept} above capacity"));
+        }
+        let open_part = real.capacity - kept as u32;
+        for c in &model {
+            if c.taken > c.quota + open_part && !self.model.lowered.contains(&(b, s)) {
+                return Err(format!(
+                    "slot ({b:?}, {s}): {:?} took {} of quota {} plus open part {open_part}",
+                    c.channel, c.taken, c.quota
                 ));
             }
         }

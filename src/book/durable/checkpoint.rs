@@ -4,9 +4,11 @@
 use std::fs;
 
 use crate::book::SlotBook;
+use crate::book::branches::quota_key;
 use crate::book::record::State;
+use crate::book::records::pack_slot;
 use crate::clock::Clock;
-use crate::journal::format::{CLOSED, Checkpoint};
+use crate::journal::format::{CLOSED, Checkpoint, QUOTA, QUOTA_CHANNEL_SHIFT};
 use crate::journal::io::{sync_dir, write_atomically};
 use crate::journal::recover::{self, checkpoint_name, io_error};
 use crate::journal::{CheckpointError, CheckpointInfo, Journal, JournalStats};
@@ -92,15 +94,26 @@ impl<C: Clock> SlotBook<C> {
         for b in self.branches.iter() {
             let id = b.id().0;
             // Closed slots too (as `CLOSED`): bookings may remain on them.
-            cp.capacities
-                .extend(b.all_slots().filter(|(_, p)| p.is_open()).map(|(slot, p)| {
-                    let capacity = if b.is_closed(slot) {
-                        CLOSED
-                    } else {
-                        p.capacity()
-                    };
-                    (id, slot, capacity)
-                }));
+            for (slot, p) in b.all_slots().filter(|(_, p)| p.is_open()) {
+                let quotas = b
+                    .quotas(slot)
+                    .and_then(|t| t.get(&quota_key(slot)).cloned());
+                let capacity = match (&quotas, b.is_closed(slot)) {
+                    (_, true) => CLOSED,
+                    // The word holds the open view; the entry holds the whole capacity.
+                    (Some(cs), false) => cs.capacity,
+                    (None, false) => p.capacity(),
+                };
+                cp.capacities.push((id, slot, capacity));
+                // Every channel (those at 0 too, so the slot reads the same after a reopen),
+                // and a closed slot's quotas too: they hold again when it is reopened.
+                if let Some(cs) = quotas {
+                    cp.capacities.extend(cs.channels.iter().map(|(ch, c)| {
+                        let entry = QUOTA | u32::from(ch.0) << QUOTA_CHANNEL_SHIFT | c.quota;
+                        (id, slot, entry)
+                    }));
+                }
+            }
         }
         for shard in self.shards.iter() {
             let ledger = shard.ledger.lock();
@@ -111,7 +124,7 @@ impl<C: Clock> SlotBook<C> {
                     // No change is in flight (the gate is held exclusively), so no record is
                     // settling.
                     .filter(|(_, _, r)| r.state == State::Booked)
-                    .map(|(t, _, r)| (t, r.branch.0, r.slot, r.applicant.0)),
+                    .map(|(t, _, r)| (t, r.branch.0, pack_slot(r.slot, r.part), r.applicant.0)),
             );
         }
         cp

@@ -7,15 +7,21 @@ use std::path::Path;
 
 use crate::book::SlotBook;
 use crate::book::branches::Refused;
+use crate::book::branches::quota_key;
+use crate::book::channel::{Channel, ChannelSlot, Part};
+use crate::book::chunk::SlotRef;
 use crate::book::error::OpenError;
 use crate::book::ledger::return_unit;
+use crate::book::quota::open_all;
 use crate::book::record::{Record, State};
+use crate::book::records::unpack_slot;
 use crate::book::types::{ApplicantId, BranchId};
 use crate::book::word::{MAX_CAPACITY, SlotWord};
 use crate::clock::Clock;
 use crate::journal::Change;
 use crate::journal::format::{
-    BOOKING_ENTRY, CAPACITY_ENTRY, CHECKPOINT_HEADER, CLOSED, Checkpoint,
+    BOOKING_ENTRY, CAPACITY_ENTRY, CHECKPOINT_HEADER, CLOSED, Checkpoint, QUOTA,
+    QUOTA_CHANNEL_SHIFT,
 };
 use crate::journal::recover::Refusal;
 
@@ -35,7 +41,54 @@ impl<C: Clock> SlotBook<C> {
                 applicant,
             } => self.restore_booking(token, branch, slot, applicant),
             Change::Cancelled { token } => self.restore_cancellation(token),
+            Change::Quota {
+                branch,
+                slot,
+                channel,
+                quota,
+            } => self.restore_quota(branch, slot, |cs| {
+                cs.count_mut(Channel(channel)).quota = quota;
+            }),
+            Change::QuotasOpened { branch, slot } => self.restore_quota(branch, slot, open_all),
         }
+    }
+
+    /// A quota change, checked as the live call checks it (the quotas fit the capacity of an
+    /// open slot), applied through the same accounting.
+    fn restore_quota(
+        &self,
+        branch: u32,
+        slot: u32,
+        f: impl FnOnce(&mut ChannelSlot),
+    ) -> Result<(), Refusal> {
+        let b = self.branches.get(BranchId(branch));
+        let (Some(b), Some(word)) = (b, b.and_then(|b| b.word(slot))) else {
+            return Err(Refusal::Corrupt(format!(
+                "a channel quota on branch {branch} slot {slot}, which was never opened"
+            )));
+        };
+        let closed = b.is_closed(slot);
+        let mut table = b.quotas(slot).ok_or_else(|| {
+            Refusal::Corrupt(format!("branch {branch} slot {slot} has no quota table"))
+        })?;
+        let cs = table.entry(quota_key(slot)).or_insert_with(|| ChannelSlot {
+            capacity: word.load().capacity(),
+            closed,
+            ..ChannelSlot::default()
+        });
+        f(cs);
+        if !closed && cs.quotas() > u64::from(cs.capacity) {
+            return Err(Refusal::Corrupt(format!(
+                "the channel quotas of branch {branch} slot {slot} add up to {}, above its capacity {}",
+                cs.quotas(),
+                cs.capacity
+            )));
+        }
+        let capacity = cs.word_capacity();
+        let _ = word.update_quota_slot(0, 0, |_| capacity, |_| Ok(()));
+        drop(table);
+        b.sync_full(slot);
+        Ok(())
     }
 
     fn restore_capacity(&self, branch: u32, slot: u32, capacity: u32) -> Result<(), Refusal> {
@@ -45,6 +98,12 @@ impl<C: Clock> SlotBook<C> {
                 self.max_slots_per_branch
             )));
         };
+        if capacity & QUOTA != 0 && capacity != CLOSED {
+            // A checkpoint's quota entry (journal records have their own kind).
+            let channel = Channel((capacity >> QUOTA_CHANNEL_SHIFT) as u8);
+            let quota = capacity & ((1 << QUOTA_CHANNEL_SHIFT) - 1);
+            return self.restore_quota(branch, slot, |cs| cs.count_mut(channel).quota = quota);
+        }
         let closed = capacity == CLOSED;
         if capacity > MAX_CAPACITY && !closed {
             return Err(Refusal::Corrupt(format!(
@@ -55,6 +114,27 @@ impl<C: Clock> SlotBook<C> {
             word.set_capacity(if closed { 0 } else { capacity });
             Ok::<(), ()>(())
         };
+        // A slot with quotas keeps its accounting: as `set_capacity` and `close_slot` do live.
+        if let Some(b) = self.branches.get(BranchId(branch))
+            && let Some(word) = b.word(slot)
+            && let Some(mut table) = b.quotas(slot)
+            && let Some(cs) = table.get_mut(&quota_key(slot))
+        {
+            cs.closed = closed;
+            if !closed {
+                if cs.quotas() > u64::from(capacity) {
+                    return Err(Refusal::Corrupt(format!(
+                        "branch {branch} slot {slot} gets capacity {capacity}, below its channel quotas"
+                    )));
+                }
+                cs.capacity = capacity;
+            }
+            word.set_capacity(cs.word_capacity());
+            drop(table);
+            b.set_closed(slot, closed);
+            b.sync_full(slot);
+            return Ok(());
+        }
         let (b, ()) = self
             .branches
             .with_slot(BranchId(branch), in_range, set)
@@ -80,9 +160,14 @@ impl<C: Clock> SlotBook<C> {
         &self,
         token: u128,
         branch: u32,
-        slot: u32,
+        packed_slot: u32,
         applicant: u64,
     ) -> Result<(), Refusal> {
+        let Some((slot, part)) = unpack_slot(packed_slot) else {
+            return Err(Refusal::Corrupt(format!(
+                "booking {token:032x} names a channel part that does not exist"
+            )));
+        };
         let index = self.shard_of_token(token);
         let applicant = ApplicantId(applicant);
         if self.shard_of_applicant(applicant) != index {
@@ -114,9 +199,14 @@ impl<C: Clock> SlotBook<C> {
                 self.max_active_per_applicant
             )));
         }
-        if at.word(slot).restore_booked().is_err() {
+        let restored = if part == Part::OPEN {
+            at.word(slot).restore_booked().is_ok()
+        } else {
+            restore_channel_booking(&at, slot, part)
+        };
+        if !restored {
             return Err(Refusal::Corrupt(format!(
-                "booking {token:032x} is on branch {branch} slot {slot}, which is not open or cannot count more bookings"
+                "booking {token:032x} is on branch {branch} slot {slot}, which is not open, cannot count more bookings, or has no quotas for its channel"
             )));
         }
         at.sync_full(slot);
@@ -126,6 +216,7 @@ impl<C: Clock> SlotBook<C> {
             applicant,
             state: State::Booked,
             at,
+            part,
         };
         // Placeable (checked above, under this lock); a booking never moves the expiry front.
         if ledger.insert(token, record).is_err() {
@@ -194,4 +285,39 @@ impl<C: Clock> SlotBook<C> {
             .sum();
         (slots, bookings)
     }
+}
+
+/// Counts a restored booking taken on a channel, as `reserve_on` counted it live: the slot must
+/// have quotas; a unit from a quota raises the word's capacity field with its count.
+fn restore_channel_booking(at: &SlotRef, slot: u32, part: Part) -> bool {
+    let Some(channel) = part.channel() else {
+        return false;
+    };
+    let word = at.word(slot);
+    let mut table = at.quotas();
+    // A checkpoint leaves out a slot whose quotas are all 0: its entry comes back with the
+    // first unit taken on a channel, as it was (capacity whole, nothing kept).
+    let cs = table.entry(quota_key(slot)).or_insert_with(|| ChannelSlot {
+        capacity: word.load().capacity(),
+        ..ChannelSlot::default()
+    });
+    let c = cs.count_mut(channel);
+    c.taken += 1;
+    if part.is_from_quota() {
+        c.from_quota += 1;
+    }
+    let capacity = cs.word_capacity();
+    word.update_quota_slot(
+        0,
+        1,
+        |_| capacity,
+        |p| {
+            if p.is_open() && p.taken() < MAX_CAPACITY {
+                Ok(())
+            } else {
+                Err(crate::book::word::HoldRefused::Full)
+            }
+        },
+    )
+    .is_ok()
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use surgegate::book::Preference;
 use surgegate::{
-    ApplicantId, BookBackend, BranchId, CapacityError, CloseError, ConfirmError, MAX_ALTERNATIVES,
-    MAX_CAPACITY, ReleaseError, ReserveError, SlotState,
+    ApplicantId, BackendError, BookBackend, BranchId, CapacityError, Channel, CloseError,
+    ConfirmError, MAX_ALTERNATIVES, MAX_CAPACITY, ReleaseError, ReserveError, SlotState,
 };
 
 use super::Backends;
@@ -60,6 +60,50 @@ pub async fn run_all<B: Backends>(b: &B) {
     one_hold_among_several_branches(b).await;
     lookups_and_the_time_base(b).await;
     sweep_reclaims_every_lapsed_hold(b).await;
+    channel_quotas_or_a_clear_refusal(b).await;
+}
+
+/// Channel quotas through the trait: kept units out of plain reach, taken on their channel,
+/// opened to all. A backend without them (Redis, for now) refuses every channel call with
+/// `BackendError::Unsupported` and changes nothing; the in-process book never does.
+async fn channel_quotas_or_a_clear_refusal<B: Backends>(b: &B) {
+    let book = b.book(Duration::from_secs(60), 1).await;
+    book.set_capacity(B2, 9, 2).await.unwrap();
+    let kept = book.set_channel_quota(B2, 9, Channel(1), 1).await;
+    let unsupported = BackendError::Unsupported;
+    if b.name().starts_with("redis") {
+        assert_eq!(kept, Err(CapacityError::Backend(unsupported)));
+        assert_eq!(
+            book.reserve_on(Channel(1), B2, 9, a(1)).await,
+            Err(ReserveError::Backend(unsupported))
+        );
+        assert_eq!(
+            book.open_channel_quotas(B2, 9).await,
+            Err(CapacityError::Backend(unsupported))
+        );
+        assert_eq!(
+            book.open_channel_quotas_in(B2, 0..64).await,
+            Err(CapacityError::Backend(unsupported))
+        );
+        assert_eq!(book.channel_quotas(B2, 9).await, Err(unsupported));
+        assert_eq!(book.slot(B2, 9).await, Ok(Some(state(2, 0, 0))));
+        return;
+    }
+    assert_eq!(kept, Ok(state(1, 0, 0)), "{}: the open part", b.name());
+    book.reserve(B2, 9, a(1)).await.unwrap();
+    assert_eq!(book.reserve(B2, 9, a(2)).await, Err(ReserveError::Full));
+    let counter = book.reserve_on(Channel(1), B2, 9, a(2)).await.unwrap();
+    assert!(
+        counter.expires_at > book.now_unix(),
+        "the trait's time base"
+    );
+    assert_eq!(book.slot(B2, 9).await, Ok(Some(state(2, 2, 0))));
+    book.release(counter.token).await.unwrap();
+    assert_eq!(book.reserve(B2, 9, a(3)).await, Err(ReserveError::Full));
+    assert_eq!(book.open_channel_quotas_in(B2, 0..64).await, Ok(1));
+    book.reserve(B2, 9, a(3)).await.unwrap();
+    let q = book.channel_quotas(B2, 9).await.unwrap().unwrap();
+    assert_eq!((q.capacity, q.channels[0].quota), (2, 0));
 }
 
 async fn rule1_never_overbooks_and_a_cut_keeps_what_is_taken<B: Backends>(b: &B) {
