@@ -90,6 +90,7 @@ impl<R: RoomBackend> WaitingRoomLayer<R> {
             closed: load(&c.closed),
             limited: load(&c.limited),
             unavailable: load(&c.unavailable),
+            forbidden: load(&c.forbidden),
             left: load(&c.left),
         }
     }

@@ -1,6 +1,7 @@
 //! What the layer reads of a request before deciding: its language, whether it is an app's,
 //! HTTPS, and the pass and visitor texts it presents; and the identity decided for it.
 
+use http::Method;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 
@@ -14,6 +15,10 @@ pub(super) struct Asked<'p> {
     pub(super) lang: Lang,
     pub(super) json: bool,
     pub(super) https: bool,
+    /// `Sec-Fetch-Site: cross-site`: a browser sent this for another site's page.
+    pub(super) cross_site: bool,
+    /// A method that changes nothing (`GET`, `HEAD`): the only kind that may start an identity.
+    pub(super) safe: bool,
     pub(super) pass_text: Option<&'p str>,
     pub(super) visitor_text: Option<&'p str>,
 }
@@ -33,6 +38,9 @@ impl<'p> Asked<'p> {
             lang: Lang::from_accept_language(text(header::ACCEPT_LANGUAGE.as_str())),
             json: text(header::ACCEPT.as_str()).is_some_and(|a| a.contains("application/json")),
             https: parts.uri.scheme_str() == Some("https") || forwarded_https,
+            cross_site: text("sec-fetch-site")
+                .is_some_and(|v| v.eq_ignore_ascii_case("cross-site")),
+            safe: parts.method == Method::GET || parts.method == Method::HEAD,
             pass_text: text(PASS_HEADER).or_else(|| cookies::read(headers, cookies::PASS)),
             visitor_text: text(VISITOR_HEADER).or_else(|| cookies::read(headers, cookies::VISITOR)),
         }

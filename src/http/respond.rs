@@ -37,6 +37,7 @@ pub(super) fn set_visitor(headers: &mut http::HeaderMap, identity: &Identity, ht
 pub(super) fn refusal(asked: &Asked<'_>, why: Refusal, retry_seconds: u64) -> Response<String> {
     let status = match why {
         Refusal::Limited => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::Forbidden => StatusCode::FORBIDDEN,
         Refusal::Full | Refusal::Closed | Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     let body = if asked.json {

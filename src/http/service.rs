@@ -107,11 +107,17 @@ impl<R: RoomBackend> Shared<R> {
         }
         let identity = match self.identify(&parts, &asked) {
             Ok(identity) => identity,
-            Err(retry_s) => {
-                bump(&self.counts.limited);
-                return Ok(refusal(&asked, Refusal::Limited, retry_s).map(ResBody::from));
+            Err((why, retry_s)) => {
+                bump(match why {
+                    Refusal::Limited => &self.counts.limited,
+                    _ => &self.counts.forbidden,
+                });
+                return Ok(refusal(&asked, why, retry_s).map(ResBody::from));
             }
         };
+        // A request made for another site's page never changes the visitor's cookies: it came
+        // with the visitor's own identity (a top-level link), or it was refused above.
+        let set_cookies = !asked.cross_site;
         let https = asked.https;
         bump(&self.counts.joins);
         let answer = match self.room.join(identity.visitor).await {
@@ -124,36 +130,48 @@ impl<R: RoomBackend> Shared<R> {
                 let mut response = inner.call(Request::from_parts(parts, body)).await?;
                 let max_age_s = self.remaining_s(&pass);
                 let headers = response.headers_mut();
-                headers.append(
-                    header::SET_COOKIE,
-                    cookies::set(cookies::PASS, &text, https, max_age_s),
-                );
+                if set_cookies {
+                    headers.append(
+                        header::SET_COOKIE,
+                        cookies::set(cookies::PASS, &text, https, max_age_s),
+                    );
+                    set_visitor(headers, &identity, https);
+                }
                 if let Ok(value) = HeaderValue::from_str(&text) {
                     headers.insert(HeaderName::from_static(PASS_HEADER), value);
                 }
-                set_visitor(headers, &identity, https);
                 return Ok(response);
             }
             Ok(Entry::Waiting(ticket)) => {
                 bump(&self.counts.waiting);
-                self.waiting(ticket, &asked).await
+                let mut answer = self.waiting(ticket, &asked).await;
+                if set_cookies {
+                    set_visitor(answer.headers_mut(), &identity, https);
+                }
+                answer
             }
-            Err(JoinError::Full { retry_after }) => {
-                bump(&self.counts.full);
-                refusal(&asked, Refusal::Full, ceil_s(retry_after).max(1))
-            }
-            Err(JoinError::Closed) => {
-                bump(&self.counts.closed);
-                refusal(&asked, Refusal::Closed, self.closed_retry_seconds)
-            }
-            Err(JoinError::Backend(_)) => {
-                bump(&self.counts.unavailable);
-                refusal(&asked, Refusal::Unavailable, UNAVAILABLE_RETRY_S)
-            }
+            Err(error) => self.refused(&asked, error),
         };
-        let mut answer = answer.map(ResBody::from);
-        set_visitor(answer.headers_mut(), &identity, https);
-        Ok(answer)
+        Ok(answer.map(ResBody::from))
+    }
+
+    /// The answer to a join the room refused. It hands out no identity: a new one would only
+    /// let an address collect identities while the room turns everyone away.
+    fn refused(&self, asked: &Asked<'_>, error: JoinError) -> Response<String> {
+        match error {
+            JoinError::Full { retry_after } => {
+                bump(&self.counts.full);
+                refusal(asked, Refusal::Full, ceil_s(retry_after).max(1))
+            }
+            JoinError::Closed => {
+                bump(&self.counts.closed);
+                refusal(asked, Refusal::Closed, self.closed_retry_seconds)
+            }
+            JoinError::Backend(_) => {
+                bump(&self.counts.unavailable);
+                refusal(asked, Refusal::Unavailable, UNAVAILABLE_RETRY_S)
+            }
+        }
     }
 
     /// The pass this request presents, if it is genuine, of this room, unexpired, and still
@@ -190,14 +208,20 @@ impl<R: RoomBackend> Shared<R> {
             .max(1)
     }
 
-    /// The portal's identity, else the signed visitor cookie, else a new identity (within the
-    /// limit per address); when the limit says no, the seconds until it says yes.
-    fn identify(&self, parts: &Parts, asked: &Asked<'_>) -> Result<Identity, u64> {
+    /// The portal's identity, else the signed visitor cookie, else a new identity: only on a
+    /// safe request of the site itself ([`Refusal::Forbidden`] otherwise), within the limit per
+    /// address ([`Refusal::Limited`] and the seconds until it says yes).
+    fn identify(&self, parts: &Parts, asked: &Asked<'_>) -> Result<Identity, (Refusal, u64)> {
         if let Some(visitor) = self.known_visitor(parts, asked) {
             return Ok(Identity {
                 visitor,
                 new_text: None,
             });
+        }
+        // A form posted from another site arrives without the visitor's `SameSite=Lax`
+        // cookies: a new identity here would replace theirs and send them to the back.
+        if !asked.safe || asked.cross_site {
+            return Err((Refusal::Forbidden, 1));
         }
         if let Some((limiter, address)) = &self.limiter
             && let Some(ip) = address(parts)
@@ -205,7 +229,7 @@ impl<R: RoomBackend> Shared<R> {
             self.trim_limiter(limiter);
             if let Err(not_until) = limiter.check_key(&ip) {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Err(ceil_s(wait).max(1));
+                return Err((Refusal::Limited, ceil_s(wait).max(1)));
             }
         }
         let visitor = VisitorId(rand::rng().random::<u64>());
@@ -265,6 +289,9 @@ impl<R: RoomBackend> Shared<R> {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return answer;
         }
+        if asked.cross_site {
+            return refusal(asked, Refusal::Forbidden, 1);
+        }
         let pass = asked
             .pass_text
             .and_then(|text| self.keys.verify(text, self.now_unix_s()).ok())
@@ -289,10 +316,12 @@ impl<R: RoomBackend> Shared<R> {
             pages::left_html(asked.lang)
         };
         let mut answer = respond(StatusCode::OK, asked, body, None);
-        answer.headers_mut().append(
-            header::SET_COOKIE,
-            cookies::set(cookies::PASS, "", asked.https, 0),
-        );
+        if asked.pass_text.is_some() {
+            answer.headers_mut().append(
+                header::SET_COOKIE,
+                cookies::set(cookies::PASS, "", asked.https, 0),
+            );
+        }
         answer
     }
 }

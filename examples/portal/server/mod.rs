@@ -15,6 +15,8 @@ pub mod html;
 pub mod metrics;
 pub mod plan;
 pub mod register;
+pub mod registry;
+pub mod registry_redis;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hmac::{KeyInit, Mac};
-use parking_lot::Mutex;
 use surgegate::calendar::{Calendar, Date};
 use surgegate::http::WaitingRoomLayer;
 use surgegate::pass::{KeyId, Keyring};
@@ -53,7 +54,7 @@ pub struct Settings {
     pub claim_timeout: Duration,
     pub hold_ttl: Duration,
     pub data_dir: PathBuf,
-    pub admin_token: String,
+    pub admin_token: AdminToken,
     pub branches: u32,
     pub days: u32,
     pub windows_per_day: u32,
@@ -63,15 +64,53 @@ pub struct Settings {
     pub new_visitors_per_minute: u32,
     /// Signs passes, visitor cookies and CSRF tokens; at least 32 bytes.
     pub secret: Vec<u8>,
+    /// The name of that key in what it signs (`PORTAL_KEY_ID`), so keys can be rotated.
+    pub key_id: u32,
 }
 
-/// A registered applicant.
-#[derive(Clone, Debug)]
-pub struct Registration {
-    pub applicant: surgegate::ApplicantId,
-    pub name: String,
-    pub national_id: String,
-    pub phone: String,
+pub use registry::Registration;
+
+/// The operator's bearer token for `/admin/…`: at least [`AdminToken::MIN_CHARS`] characters,
+/// so an empty or guessable one is refused at start. `Debug` never shows it.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// The shortest token accepted, in characters.
+    pub const MIN_CHARS: usize = 32;
+
+    /// The token, if it is long enough and holds no whitespace or control characters.
+    pub fn new(text: String) -> Result<Self, String> {
+        if text.chars().count() < Self::MIN_CHARS {
+            return Err(format!(
+                "the admin token has {} characters; give at least {} (e.g. `openssl rand -hex 32`)",
+                text.chars().count(),
+                Self::MIN_CHARS
+            ));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(
+                "the admin token holds whitespace; give one word of printable characters".into(),
+            );
+        }
+        Ok(Self(text))
+    }
+
+    /// Whether `given` is this token (a digest of each, compared in constant time). An empty
+    /// `given` never matches.
+    pub fn matches(&self, given: &str) -> bool {
+        use sha2::Digest as _;
+        use subtle::ConstantTimeEq as _;
+        let expected = sha2::Sha256::digest(self.0.as_bytes());
+        let given_digest = sha2::Sha256::digest(given.as_bytes());
+        !given.is_empty() && bool::from(expected.ct_eq(&given_digest))
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
 }
 
 /// Counts the portal keeps of its own work (the room and book keep theirs).
@@ -88,7 +127,8 @@ pub struct Counters {
 pub struct Portal {
     pub calendar: Calendar,
     pub settings: Settings,
-    pub registry: Mutex<register::Registry>,
+    /// Who registered as whom: in the data directory, or on Redis for many nodes.
+    pub registry: Box<dyn registry::Registrations>,
     pub counters: Counters,
     csrf: HmacSha256,
 }
@@ -155,14 +195,15 @@ impl State<Arc<SlotBook>, Arc<WaitingRoom>> {
         let book = Arc::new(book);
         let journal = book.clone();
         let journal: JournalReader = Box::new(move || journal.journal_stats().unwrap_or_default());
-        State::assemble(settings, calendar, book, room, Some(journal))
+        let registry = Box::new(registry::SqliteRegistrations::open(&settings.data_dir)?);
+        State::assemble(settings, calendar, (book, room, registry), Some(journal))
     }
 }
 
 impl State<RedisSlotBook, RedisWaitingRoom> {
     /// The portal on Redis (`--redis`): every node started with the same URLs, namespace and
     /// secret shares one line and one book. The calendar is still read from (or started in)
-    /// `settings.data_dir`: give every node the same one. Registrations stay in each node.
+    /// `settings.data_dir`: give every node the same one. Registrations are on Redis as well.
     pub async fn open_shared(
         settings: Settings,
         urls: &[String],
@@ -206,7 +247,9 @@ impl State<RedisSlotBook, RedisWaitingRoom> {
             room = room.claim_timeout(settings.claim_timeout);
         }
         let room = room.connect(&urls).await.map_err(|e| e.to_string())?;
-        State::assemble(settings, calendar, book, room, None)
+        let registry =
+            Box::new(registry_redis::RedisRegistrations::connect(&urls, namespace).await?);
+        State::assemble(settings, calendar, (book, room, registry), None)
     }
 }
 
@@ -214,11 +257,11 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
     fn assemble(
         settings: Settings,
         calendar: Calendar,
-        book: B,
-        room: R,
+        (book, room, registry): (B, R, Box<dyn registry::Registrations>),
         journal: Option<JournalReader>,
     ) -> Result<Arc<Self>, String> {
-        let keys = Keyring::new(KeyId(1), &settings.secret).map_err(|e| e.to_string())?;
+        let keys =
+            Keyring::new(KeyId(settings.key_id), &settings.secret).map_err(|e| e.to_string())?;
         let mut layer = WaitingRoomLayer::builder(room.clone(), keys);
         if settings.new_visitors_per_minute > 0 {
             layer =
@@ -236,7 +279,7 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
             journal,
             portal: Portal {
                 calendar,
-                registry: Mutex::new(register::Registry::default()),
+                registry,
                 counters: Counters::default(),
                 csrf,
                 settings,
