@@ -24,7 +24,7 @@ use axum::{Extension, Router};
 use http1::{Reply, Visitor};
 use surgegate::http::{WaitingRoomLayer, WaitingRoomLayerBuilder};
 use surgegate::pass::{KeyId, Keyring};
-use surgegate::{Pass, WaitingRoom};
+use surgegate::{Pass, VisitorId, WaitingRoom};
 
 /// The admin token the started portals are given (at least 32 characters).
 const ADMIN: &str = "an-admin-token-of-forty-characters-long!";
@@ -459,4 +459,192 @@ fn an_empty_short_or_missing_admin_token_is_refused_at_start_and_never_matches()
         err.read_to_string(&mut said).unwrap();
     }
     assert!(!said.contains(ADMIN), "the token was printed: {said}");
+}
+
+fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
+    reply.header(name)
+}
+
+/// Attack: a script on a page of the site (or anything that reads responses but not
+/// `HttpOnly` cookies) reads the pass and the visitor text from the response headers.
+#[test]
+fn a_browser_is_never_sent_its_pass_or_identity_in_a_header() {
+    let served = serve_layer(100, |b| b);
+    let mut browser = Visitor::default();
+    let html = ("Accept", "text/html,application/xhtml+xml");
+    let page = browser.send(&served.addr, "GET", "/register", &[html], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(browser.0.contains_key("sg_pass"), "the pass is in a cookie");
+    assert_eq!(header(&page, "sg-pass"), None, "pass echoed to a browser");
+    let mut waiting = Visitor::default();
+    let page = waiting.send(&served.addr, "GET", "/register", &[html], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        header(&page, "sg-visitor"),
+        None,
+        "identity echoed to a browser"
+    );
+    // An app asks for them, and gets them.
+    let mut app = Visitor::default();
+    let json = app.send(&served.addr, "GET", "/register", &[JSON], "");
+    assert!(header(&json, "sg-visitor").is_some(), "{:?}", json.headers);
+}
+
+/// Attack: a sibling subdomain (or a man in the middle on plain HTTP) plants an unprefixed
+/// `sg_visitor` cookie holding the attacker's own identity on a victim of an HTTPS site.
+#[test]
+fn over_https_a_planted_unprefixed_cookie_is_ignored() {
+    let served = serve_layer(100, |b| b.served_over_https(true));
+    let mut attacker = Visitor::default();
+    assert_eq!(
+        attacker
+            .send(&served.addr, "GET", "/register", &[], "")
+            .status,
+        200
+    );
+    let (name, planted) = attacker
+        .0
+        .iter()
+        .find(|(k, _)| k.ends_with("sg_visitor"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("the attacker's identity");
+    assert_eq!(name, "__Host-sg_visitor", "cookies are host-prefixed");
+    let mut victim = Visitor::default();
+    victim.0.insert("sg_visitor".into(), planted.clone());
+    let page = victim.send(&served.addr, "GET", "/register", &[JSON], "");
+    let given = victim.0.get("__Host-sg_visitor").expect("a fresh identity");
+    assert_ne!(
+        given, &planted,
+        "the planted identity was used: {}",
+        page.body
+    );
+    assert_eq!(position(&page), 1, "the victim joined as themselves");
+}
+
+/// Attack: collect visitor identities long before an opening (a day ahead), to present
+/// them all at once; or replay one from a text whose issue time is far in the future.
+#[test]
+fn old_and_future_visitor_texts_count_as_none() {
+    let served = serve_layer(100, |b| b.visitor_max_age(Duration::from_secs(3600)));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // A text a minute old is the visitor's own (and, first in, admitted).
+    let fresh = keys().sign_visitor_at(0, VisitorId(4343), now - 60);
+    let mut v = Visitor::default();
+    v.0.insert("sg_visitor".into(), fresh);
+    let page = v.send(&served.addr, "GET", "/register", &[], "");
+    assert_eq!(page.body, "form for 4343");
+    for (issued, why) in [
+        (now - 3601, "an hour and a second old"),
+        (now + 3600, "from the future"),
+    ] {
+        let text = keys().sign_visitor_at(0, VisitorId(4242), issued);
+        let mut v = Visitor::default();
+        v.0.insert("sg_visitor".into(), text.clone());
+        let page = v.send(&served.addr, "GET", "/register", &[], "");
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            !page.body.contains("4242"),
+            "{why}: accepted: {}",
+            page.body
+        );
+        assert_ne!(v.0.get("sg_visitor"), Some(&text), "{why}: kept");
+    }
+}
+
+fn peer(parts: &http::request::Parts) -> Option<std::net::IpAddr> {
+    Some(
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()?
+            .0
+            .ip(),
+    )
+}
+
+/// Attack: write a new `X-Forwarded-For` on every request to get a fresh bucket of new
+/// identities each time; behind the portal's own proxy, every visitor would otherwise share
+/// the proxy's bucket.
+#[test]
+fn forwarded_addresses_count_only_from_trusted_proxies() {
+    // No trusted proxy: the header is the client's invention, the peer is the client.
+    let served = serve_layer(1000, |b| {
+        b.peer_address(peer).limit_new_visitors_per_client(2)
+    });
+    let statuses: Vec<u16> = (0..3)
+        .map(|i| {
+            let xff = format!("203.0.113.{i}");
+            let forwarded = [JSON, ("X-Forwarded-For", xff.as_str())];
+            Visitor::default()
+                .send(&served.addr, "GET", "/register", &forwarded, "")
+                .status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 429], "one bucket for one peer");
+    // Loopback is the portal's proxy: each forwarded client has its own bucket, and one
+    // client's spoofed entries left of the proxy's own count for nothing.
+    let served = serve_layer(1000, |b| {
+        b.peer_address(peer)
+            .trusted_proxies(["127.0.0.0/8"])
+            .limit_new_visitors_per_client(2)
+    });
+    let from = |chain: &str| {
+        let forwarded = [JSON, ("X-Forwarded-For", chain)];
+        Visitor::default()
+            .send(&served.addr, "GET", "/register", &forwarded, "")
+            .status
+    };
+    assert_eq!([from("198.51.100.1"), from("198.51.100.2")], [200, 200]);
+    assert_eq!(from("9.9.9.9, 198.51.100.1"), 200);
+    assert_eq!(
+        from("8.8.8.8, 198.51.100.1"),
+        429,
+        "the spoofed hop is ignored"
+    );
+    assert_eq!(from("198.51.100.3"), 200);
+}
+
+/// Attack: one IPv6 subscriber (a /64 holds 2^64 addresses) takes a new address for every
+/// new identity.
+#[test]
+fn ipv6_clients_are_limited_by_their_64() {
+    let served = serve_layer(1000, |b| {
+        b.peer_address(peer)
+            .trusted_proxies(["127.0.0.1"])
+            .limit_new_visitors_per_client(2)
+    });
+    let from = |addr: &str| {
+        let forwarded = [JSON, ("X-Forwarded-For", addr)];
+        Visitor::default()
+            .send(&served.addr, "GET", "/register", &forwarded, "")
+            .status
+    };
+    assert_eq!(from("2001:db8:1:2::1"), 200);
+    assert_eq!(from("2001:db8:1:2::ffff:2"), 200);
+    assert_eq!(from("2001:db8:1:2:8000::3"), 429, "the same /64");
+    assert_eq!(
+        from("2001:db8:1:3::1"),
+        200,
+        "the next /64 is another subscriber"
+    );
+}
+
+/// Attack: reach the layer in a way its address hook cannot place (no connection info, an
+/// unparsable forwarded chain), hoping that an unknown address is an unlimited one.
+#[test]
+fn an_unknown_address_gets_no_new_identity_when_a_limit_is_set() {
+    let served = serve_layer(1000, |b| b.limit_new_visitors_per_address(5, |_| None));
+    let reply = Visitor::default().send(&served.addr, "GET", "/register", &[JSON], "");
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert!(set_cookies(&reply).is_empty(), "{:?}", set_cookies(&reply));
+    let served = serve_layer(1000, |b| {
+        b.peer_address(peer)
+            .trusted_proxies(["127.0.0.1"])
+            .limit_new_visitors_per_client(5)
+    });
+    let garbage = [JSON, ("X-Forwarded-For", "not-an-address")];
+    let reply = Visitor::default().send(&served.addr, "GET", "/register", &garbage, "");
+    assert_eq!(reply.status, 429, "{}", reply.body);
 }

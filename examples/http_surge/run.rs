@@ -145,6 +145,8 @@ fn settings(config: &Config, dir: &std::path::Path, reject: bool) -> Settings {
         windows_per_day: config.windows,
         default_capacity: config.capacity,
         new_visitors_per_minute: 0,
+        trusted_proxies: Vec::new(),
+        https: false,
         secret: vec![7; 32],
         key_id: 1,
     }

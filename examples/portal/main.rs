@@ -77,9 +77,18 @@ struct Args {
     /// Capacity of every window in a new book, until an admin loads a plan.
     #[arg(long, default_value_t = 3)]
     capacity: u32,
-    /// New visitor identities a minute from one client address (0: no limit).
+    /// New visitor identities a minute from one client address (0: no limit). IPv6 clients
+    /// count by their /64; a request whose address is unknown gets no new identity.
     #[arg(long, default_value_t = 120)]
     new_visitors_per_minute: u32,
+    /// The portal's own proxies, as CIDRs (e.g. 10.0.0.0/8): only their X-Forwarded-For and
+    /// X-Forwarded-Proto are believed.
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxy: Vec<String>,
+    /// The portal is served over HTTPS (behind a proxy that ends TLS): cookies are Secure and
+    /// host-prefixed, and unprefixed ones are ignored.
+    #[arg(long)]
+    https: bool,
 }
 
 /// The admin token: from `--admin-token-file`, else `PORTAL_ADMIN_TOKEN`; never printed.
@@ -154,6 +163,8 @@ fn settings(args: &Args) -> Result<server::Settings, String> {
         windows_per_day: args.windows,
         default_capacity: args.capacity,
         new_visitors_per_minute: args.new_visitors_per_minute,
+        trusted_proxies: args.trusted_proxy.clone(),
+        https: args.https,
         secret,
         key_id,
     })

@@ -42,6 +42,8 @@ pub fn settings(dir: &std::path::Path, rate: u32) -> Settings {
         windows_per_day: 4,
         default_capacity: 2,
         new_visitors_per_minute: 0,
+        trusted_proxies: Vec::new(),
+        https: false,
         secret: vec![42; 32],
         key_id: 1,
     }

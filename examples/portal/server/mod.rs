@@ -62,6 +62,10 @@ pub struct Settings {
     pub default_capacity: u32,
     /// New visitor identities a minute from one client address (0: no limit).
     pub new_visitors_per_minute: u32,
+    /// The portal's own proxies (CIDRs), whose `X-Forwarded-For`/`-Proto` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// The portal is served over HTTPS (secure, host-prefixed cookies only).
+    pub https: bool,
     /// Signs passes, visitor cookies and CSRF tokens; at least 32 bytes.
     pub secret: Vec<u8>,
     /// The name of that key in what it signs (`PORTAL_KEY_ID`), so keys can be rotated.
@@ -262,13 +266,15 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
     ) -> Result<Arc<Self>, String> {
         let keys =
             Keyring::new(KeyId(settings.key_id), &settings.secret).map_err(|e| e.to_string())?;
-        let mut layer = WaitingRoomLayer::builder(room.clone(), keys);
+        let mut layer = WaitingRoomLayer::builder(room.clone(), keys)
+            .peer_address(|parts| {
+                let info = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+                Some(info.0.ip())
+            })
+            .trusted_proxies(settings.trusted_proxies.clone())
+            .served_over_https(settings.https);
         if settings.new_visitors_per_minute > 0 {
-            layer =
-                layer.limit_new_visitors_per_address(settings.new_visitors_per_minute, |parts| {
-                    let info = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
-                    Some(info.0.ip())
-                });
+            layer = layer.limit_new_visitors_per_client(settings.new_visitors_per_minute);
         }
         let layer = layer.build().map_err(|e| e.to_string())?;
         let csrf = HmacSha256::new_from_slice(&settings.secret).map_err(|e| e.to_string())?;
