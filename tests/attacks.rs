@@ -648,3 +648,23 @@ fn an_unknown_address_gets_no_new_identity_when_a_limit_is_set() {
     let reply = Visitor::default().send(&served.addr, "GET", "/register", &garbage, "");
     assert_eq!(reply.status, 429, "{}", reply.body);
 }
+
+/// Attack: read a person's registration or booking from a shared cache or the browser's
+/// history cache after they left the machine.
+#[test]
+fn pages_with_personal_data_are_never_stored_by_a_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let portal = Portal::start(&["--rate", "50"], dir.path());
+    let mut v = Visitor::default();
+    assert_eq!(register(&mut v, &portal.addr, "1111111111").status, 303);
+    let booking = book_earliest(&mut v, &portal.addr);
+    for path in ["/appointments", "/register", booking.as_str(), "/"] {
+        let page = v.send(&portal.addr, "GET", path, &[], "");
+        assert_eq!(
+            page.header("cache-control"),
+            Some("no-store"),
+            "{path}: {:?}",
+            page.headers
+        );
+    }
+}

@@ -339,3 +339,21 @@ fn the_command_line_prints_its_address_serves_and_shuts_down_cleanly() {
     );
     assert!(dir.path().join("calendar.txt").exists());
 }
+
+#[tokio::test]
+async fn a_surge_on_the_landing_page_reads_the_room_about_once_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open(settings(dir.path(), 100)).unwrap();
+    let mut b = Browser::new(&state);
+    let started = std::time::Instant::now();
+    for _ in 0..500 {
+        assert_eq!(b.get("/").await.status, StatusCode::OK);
+    }
+    b.get("/metrics").await;
+    let seconds = started.elapsed().as_secs();
+    let reads = state.view_reads.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        reads >= 1 && reads <= seconds + 2,
+        "{reads} readings of the room for 501 requests in {seconds} s"
+    );
+}

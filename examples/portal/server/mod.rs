@@ -135,7 +135,16 @@ pub struct Portal {
     pub registry: Box<dyn registry::Registrations>,
     pub counters: Counters,
     csrf: HmacSha256,
+    /// The room's statistics as last read, for `/` and `/metrics` (see [`State::room_view`]).
+    view: parking_lot::Mutex<Option<(std::time::Instant, surgegate::RoomStats)>>,
+    /// Whether a request is reading the room for the view now (the others use the last one).
+    view_refreshing: std::sync::atomic::AtomicBool,
+    /// How many times the view was read from the room.
+    pub view_reads: AtomicU64,
 }
+
+/// The oldest room view `/` and `/metrics` show.
+pub const ROOM_VIEW_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// The journal's counters of a book in this process, for the admin page and the metrics.
 pub type JournalReader = Box<dyn Fn() -> JournalStats + Send + Sync>;
@@ -288,9 +297,54 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
                 registry,
                 counters: Counters::default(),
                 csrf,
+                view: parking_lot::Mutex::new(None),
+                view_refreshing: std::sync::atomic::AtomicBool::new(false),
+                view_reads: AtomicU64::new(0),
                 settings,
             },
         }))
+    }
+}
+
+impl<B: BookBackend, R: RoomBackend> State<B, R> {
+    /// The room's statistics, at most [`ROOM_VIEW_MAX_AGE`] old: a surge on the landing page
+    /// or the metrics reads the room about once a second, not once a request (a reading of the
+    /// in-process room takes its lock; on Redis it runs a script). While one request reads it
+    /// afresh, the others answer with the last view. `None` only before the first reading or
+    /// when the room cannot be read.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a reading dropped midway leaves the last view, and the next call reads
+    /// again.
+    pub async fn room_view(&self) -> Option<surgegate::RoomStats> {
+        use std::sync::atomic::Ordering;
+        let last = *self.view.lock();
+        if let Some((at, stats)) = last
+            && at.elapsed() < ROOM_VIEW_MAX_AGE
+        {
+            return Some(stats);
+        }
+        // Acquire/Release: the flag hands the view from one refresher to the next.
+        if self.view_refreshing.swap(true, Ordering::Acquire) {
+            return last.map(|(_, stats)| stats);
+        }
+        // Cancel safety: the guard clears the flag however this future ends.
+        let _refreshing = Refreshing(&self.view_refreshing);
+        self.view_reads.fetch_add(1, Ordering::Relaxed);
+        let fresh = self.room.stats().await.ok();
+        if let Some(stats) = fresh {
+            *self.view.lock() = Some((std::time::Instant::now(), stats));
+        }
+        fresh.or(last.map(|(_, stats)| stats))
+    }
+}
+
+/// Clears the view's "being read" flag when dropped.
+struct Refreshing<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -426,7 +480,7 @@ pub fn router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router
 async fn landing<B: BookBackend, R: RoomBackend>(
     axum::extract::State(state): axum::extract::State<Arc<State<B, R>>>,
 ) -> Html<String> {
-    let waiting = state.room.waiting().await.unwrap_or(0);
+    let waiting = state.room_view().await.map_or(0, |s| s.waiting);
     let body = format!(
         "<h1>Residence permit appointments</h1>\
          <p>Register once, then book an appointment at one of {} branches.</p>\
@@ -451,10 +505,16 @@ async fn countdown_js() -> impl IntoResponse {
     )
 }
 
-/// The security headers of every response (the layer's own pages set stricter ones).
+/// The security headers of every response (the layer's own pages set stricter ones), and
+/// `Cache-Control: no-store` on every page but the static script: a page may show a name, a
+/// national id or a booking, which no shared or browser cache should keep.
 async fn security_headers(request: Request, next: Next) -> Response {
+    let cacheable = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if !cacheable {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     let defaults = [
         (
             header::CONTENT_SECURITY_POLICY,
