@@ -668,3 +668,91 @@ fn pages_with_personal_data_are_never_stored_by_a_cache() {
         );
     }
 }
+
+/// Attack: 2 000 connections send their headers one byte a second (slowloris), to hold every
+/// connection the server will take. Ordinary visitors must still be served, and the slow
+/// ones are closed once the header-read timeout passes. Prints the visitors' p99 latency (the
+/// figure itself is measured on a quiet machine; the bound here is generous).
+#[test]
+fn slow_clients_do_not_stop_ordinary_visitors() {
+    use std::io::{Read, Write};
+    const SLOW: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let portal = Portal::start(
+        &["--rate", "50", "--header-read-timeout-secs", "4"],
+        dir.path(),
+    );
+    let addr: SocketAddr = portal.addr.parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| {
+            runtime.spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+                let head = b"GET / HTTP/1.1\r\nHost: slow\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+                let mut buf = [0u8; 512];
+                for byte in head.iter().cycle() {
+                    // Closed by the server: the read side ends, or a write fails.
+                    loop {
+                        match stream.try_read(&mut buf) {
+                            Ok(0) => return Some(started.elapsed()),
+                            Ok(_) => continue,
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = stream.try_write(&[*byte])
+                        && e.kind() != std::io::ErrorKind::WouldBlock
+                    {
+                        return Some(started.elapsed());
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if started.elapsed() > Duration::from_secs(20) {
+                        return None;
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut latencies = Vec::new();
+    for _ in 0..40 {
+        let t = std::time::Instant::now();
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        latencies.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    println!("ordinary visitors beside {SLOW} slow connections: p99 {p99:?}");
+    assert!(p99 < Duration::from_secs(3), "p99 {p99:?}");
+    let closed: Vec<Duration> = runtime
+        .block_on(async { futures_join(slow).await })
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        closed.len() >= SLOW * 9 / 10,
+        "only {} of {SLOW} slow connections were closed by the server",
+        closed.len()
+    );
+    runtime.shutdown_background();
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<Option<T>>>) -> Vec<Option<T>> {
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.ok().flatten());
+    }
+    out
+}

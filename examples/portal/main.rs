@@ -11,6 +11,7 @@
 //! digits) in its environment. Registrations live on Redis too (one applicant counter, one
 //! table of national ids for every node); without `--redis` they are kept in SQLite in `--data`.
 
+mod listener;
 mod server;
 
 use std::net::SocketAddr;
@@ -53,6 +54,12 @@ struct Args {
     /// line break is not part of it). Without it, the token comes from PORTAL_ADMIN_TOKEN.
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// Connections open at once (more wait in the kernel's backlog).
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, or idle between requests.
+    #[arg(long, default_value_t = 10)]
+    header_read_timeout_secs: u64,
     /// Seconds a waiting visitor may go without a refresh before leaving the line.
     #[arg(long, default_value_t = 45)]
     checkin_timeout_secs: u64,
@@ -220,11 +227,11 @@ async fn serve<B: surgegate::BookBackend, R: surgegate::RoomBackend>(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("data directory: {}", state.settings.data_dir.display());
     println!("listening on http://{addr}");
-    let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    let limits = listener::Limits {
+        max_connections: args.max_connections,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+    };
+    listener::run(listener, server::router(state), limits, shutdown_signal()).await
 }
 
 #[tokio::main]
