@@ -38,9 +38,10 @@
 //! | 41..49 | expires at, Unix seconds, big-endian `u64` |
 //! | 49..81 | HMAC-SHA256 of bytes 0..49 |
 //!
-//! A visitor text ([`Keyring::sign_visitor`], an identity kept in a cookie) is format version 2:
-//! version, key id, room, visitor (as above), two zero bytes, and the tag over those 19 bytes:
-//! 51 bytes, [`VISITOR_TEXT_LEN`] characters. The version byte and the length keep either kind of
+//! A visitor text ([`Keyring::sign_visitor_at`], an identity kept in a cookie) is format
+//! version 4: version, key id, room, visitor (as above), its issue time in Unix seconds
+//! (big-endian `u64`), and the tag over those 25 bytes: 57 bytes, [`VISITOR_TEXT_LEN`]
+//! characters. (Version 2, without an issue time, is no longer accepted.) The version byte and the length keep either kind of
 //! text from being taken for the other. A place text ([`Keyring::sign_place`], format version 3)
 //! adds the ticket's token and its sequence number in a shared room's line: 75 bytes,
 //! [`PLACE_TEXT_LEN`] characters.
@@ -83,17 +84,21 @@ pub const MAX_KEYS: usize = 8;
 /// The length of every pass text, in ASCII characters.
 pub const PASS_TEXT_LEN: usize = 108;
 
-/// The length of every visitor text ([`Keyring::sign_visitor`]), in ASCII characters.
-pub const VISITOR_TEXT_LEN: usize = 68;
+/// The length of every visitor text ([`Keyring::sign_visitor_at`]), in ASCII characters.
+pub const VISITOR_TEXT_LEN: usize = 76;
+
+/// How far in the future a text's issue time may be and still be accepted, in seconds: the
+/// clocks of a portal's nodes may differ by this much.
+pub const MAX_CLOCK_SKEW_S: u64 = 300;
 
 const PASS_VERSION: u8 = 1;
-const VISITOR_VERSION: u8 = 2;
+const VISITOR_VERSION: u8 = 4;
 const PLACE_VERSION: u8 = 3;
 const BODY_BYTES: usize = 49;
 const TAG_BYTES: usize = 32;
 const PASS_BYTES: usize = BODY_BYTES + TAG_BYTES;
-/// Version, key id, room, visitor, two zero bytes that make the whole a multiple of 3; the tag.
-const VISITOR_BYTES: usize = 19 + TAG_BYTES;
+/// Version, key id, room, visitor, issue time; the tag.
+const VISITOR_BYTES: usize = 25 + TAG_BYTES;
 /// Version, key id, room, visitor, token, sequence number, two zero bytes; the tag.
 const PLACE_BYTES: usize = 43 + TAG_BYTES;
 /// The length of every place text ([`Keyring::sign_place`]), in ASCII characters.
@@ -239,40 +244,76 @@ impl Keyring {
         Ok(claims)
     }
 
-    /// A signed text naming a visitor of a room ([`VISITOR_TEXT_LEN`] characters of base64url):
-    /// an identity for visitors who have no account, kept in a cookie. It never expires by
-    /// itself (the cookie's lifetime bounds it) and is never accepted as a pass.
+    /// A signed text naming a visitor of a room, issued now by the system clock: see
+    /// [`Keyring::sign_visitor_at`].
+    pub fn sign_visitor(&self, room: u32, visitor: VisitorId) -> String {
+        self.sign_visitor_at(room, visitor, system_now_unix_s())
+    }
+
+    /// A signed text naming a visitor of a room ([`VISITOR_TEXT_LEN`] characters of base64url),
+    /// issued at `issued_at_unix_s`: an identity for visitors who have no account, kept in a
+    /// cookie. [`Keyring::verify_visitor_at`] refuses it once it is older than the reader's
+    /// maximum age, so a collection of identities loses its worth; it is never accepted as a
+    /// pass.
     ///
     /// ```
     /// use surgegate::VisitorId;
-    /// use surgegate::pass::{KeyId, Keyring};
+    /// use surgegate::pass::{KeyId, Keyring, PassError};
     ///
     /// let keys = Keyring::new(KeyId(1), &[9u8; 32])?;
-    /// let text = keys.sign_visitor(3, VisitorId(77));
-    /// assert_eq!(keys.verify_visitor(&text)?, (3, VisitorId(77)));
+    /// let text = keys.sign_visitor_at(3, VisitorId(77), 1_800_000_000);
+    /// assert_eq!(keys.verify_visitor_at(&text, 1_800_000_100, 86_400)?, (3, VisitorId(77)));
+    /// assert_eq!(keys.verify_visitor_at(&text, 1_800_086_400, 86_400), Err(PassError::Expired));
     /// assert!(keys.verify(&text, 0).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn sign_visitor(&self, room: u32, visitor: VisitorId) -> String {
+    pub fn sign_visitor_at(&self, room: u32, visitor: VisitorId, issued_at_unix_s: u64) -> String {
         let mut bytes = [0u8; VISITOR_BYTES];
         bytes[5..9].copy_from_slice(&room.to_be_bytes());
         bytes[9..17].copy_from_slice(&visitor.0.to_be_bytes());
+        bytes[17..25].copy_from_slice(&issued_at_unix_s.to_be_bytes());
         self.seal(VISITOR_VERSION, &mut bytes)
     }
 
-    /// The room and visitor of a text made by [`Keyring::sign_visitor`] with one of this
-    /// keyring's keys.
+    /// The room and visitor of a text made by [`Keyring::sign_visitor_at`] with one of this
+    /// keyring's keys, whatever its age.
     ///
     /// # Errors
     /// [`PassError::Malformed`], [`PassError::UnknownKey`] or [`PassError::BadSignature`].
     pub fn verify_visitor(&self, text: &str) -> Result<(u32, VisitorId), PassError> {
+        self.open_visitor(text)
+            .map(|(room, visitor, _)| (room, visitor))
+    }
+
+    /// The room and visitor of a visitor text no older than `max_age_s` at `now_unix_s` (and
+    /// issued no more than [`MAX_CLOCK_SKEW_S`] after it).
+    ///
+    /// # Errors
+    /// [`PassError::Malformed`], [`PassError::UnknownKey`], [`PassError::BadSignature`], then
+    /// [`PassError::Expired`] once `now_unix_s >= issued + max_age_s`, or for a text issued
+    /// too far ahead of `now_unix_s`.
+    pub fn verify_visitor_at(
+        &self,
+        text: &str,
+        now_unix_s: u64,
+        max_age_s: u64,
+    ) -> Result<(u32, VisitorId), PassError> {
+        let (room, visitor, issued) = self.open_visitor(text)?;
+        let expired = now_unix_s >= issued.saturating_add(max_age_s);
+        if expired || issued > now_unix_s.saturating_add(MAX_CLOCK_SKEW_S) {
+            return Err(PassError::Expired);
+        }
+        Ok((room, visitor))
+    }
+
+    fn open_visitor(&self, text: &str) -> Result<(u32, VisitorId, u64), PassError> {
         let mut bytes = [0u8; VISITOR_BYTES];
         let body = self.open(VISITOR_VERSION, text, &mut bytes)?;
-        if body[17..].iter().any(|&b| b != 0) {
-            return Err(PassError::Malformed);
-        }
-        let room = u32::from_be_bytes(field(body, 5));
-        Ok((room, VisitorId(u64::from_be_bytes(field(body, 9)))))
+        Ok((
+            u32::from_be_bytes(field(body, 5)),
+            VisitorId(u64::from_be_bytes(field(body, 9))),
+            u64::from_be_bytes(field(body, 17)),
+        ))
     }
 
     /// A signed text of a waiting visitor's place in a shared room (format version 3,
@@ -358,6 +399,13 @@ impl Keyring {
             .map_err(|_| PassError::BadSignature)?;
         Ok(body)
     }
+}
+
+/// The system clock's now, in whole Unix seconds (0 before the epoch).
+fn system_now_unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn keyed(id: KeyId, secret: &[u8]) -> Result<HmacSha256, KeyError> {

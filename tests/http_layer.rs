@@ -122,9 +122,9 @@ async fn admit_first(p: &Portal) -> (String, String) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert!(a.body.starts_with("form for "), "{}", a.body);
     let pass = a.cookie("sg_pass").expect("a pass cookie");
-    assert_eq!(a.header("sg-pass"), Some(pass.as_str()));
     let visitor = a.cookie("sg_visitor").expect("a visitor cookie");
-    assert_eq!(a.header("sg-visitor"), Some(visitor.as_str()));
+    // A browser keeps them in its HttpOnly cookies only; an app asks for the headers.
+    assert_eq!((a.header("sg-pass"), a.header("sg-visitor")), (None, None));
     (pass, visitor)
 }
 
@@ -427,20 +427,44 @@ async fn a_claimed_pass_outlives_the_claim_timeout() {
     assert_eq!(room.stats().active, 1);
 }
 
-#[tokio::test]
-async fn over_https_cookies_are_secure_and_host_prefixed() {
-    let p = portal();
-    let a = send(
-        &p.app,
-        get_req("/register", &[("x-forwarded-proto", "https")]),
-    )
-    .await;
-    let cookies: Vec<&str> = a
-        .headers
+/// A portal whose proxy (the peer named by `x-test-peer`) is trusted when in 192.0.2.0/24.
+fn behind_a_proxy(https: bool) -> Router {
+    let clock = ManualClock::new();
+    let layer = WaitingRoomLayer::builder(room(&clock, 100), keys())
+        .peer_address(|parts| {
+            parts
+                .headers
+                .get("x-test-peer")?
+                .to_str()
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .trusted_proxies(["192.0.2.0/24"])
+        .served_over_https(https)
+        .build()
+        .unwrap();
+    router(layer)
+}
+
+fn set_cookies(a: &Answer) -> Vec<&str> {
+    a.headers
         .get_all(header::SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap())
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn over_https_cookies_are_secure_and_host_prefixed() {
+    let app = behind_a_proxy(false);
+    let proto = ("x-forwarded-proto", "https");
+    let a = send(
+        &app,
+        get_req("/register", &[proto, ("x-test-peer", "192.0.2.9")]),
+    )
+    .await;
+    let cookies = set_cookies(&a);
     assert_eq!(cookies.len(), 2, "{cookies:?}");
     for c in &cookies {
         assert!(c.starts_with("__Host-sg_"), "{c}");
@@ -450,7 +474,7 @@ async fn over_https_cookies_are_secure_and_host_prefixed() {
     }
     let pass = a.cookie("__Host-sg_pass").unwrap();
     let again = send(
-        &p.app,
+        &app,
         get_req(
             "/register",
             &[("cookie", &format!("__Host-sg_pass={pass}"))],
@@ -458,13 +482,33 @@ async fn over_https_cookies_are_secure_and_host_prefixed() {
     )
     .await;
     assert!(again.body.starts_with("form for "));
-    let plain = send(&p.app, get_req("/register", &[JSON])).await;
+    // The same header from a peer that is not a trusted proxy is not believed.
+    let untrusted = send(
+        &app,
+        get_req("/register", &[JSON, proto, ("x-test-peer", "198.51.100.1")]),
+    )
+    .await;
     assert!(
-        plain
-            .headers
-            .get_all(header::SET_COOKIE)
+        set_cookies(&untrusted)
             .iter()
-            .all(|v| !v.to_str().unwrap().contains("Secure"))
+            .all(|c| !c.contains("Secure")),
+        "{:?}",
+        set_cookies(&untrusted)
+    );
+    // Served over HTTPS by the setting: secure cookies whatever the request says, and an
+    // unprefixed cookie is not read.
+    let app = behind_a_proxy(true);
+    let a = send(&app, get_req("/register", &[])).await;
+    let pass = a.cookie("__Host-sg_pass").expect("a secure pass cookie");
+    let plain = send(
+        &app,
+        get_req("/register", &[JSON, ("cookie", &format!("sg_pass={pass}"))]),
+    )
+    .await;
+    assert_eq!(
+        plain.json()["status"],
+        "waiting",
+        "an unprefixed pass cookie is ignored"
     );
 }
 
@@ -557,4 +601,34 @@ fn bad_prefixes_and_zero_limits_are_refused() {
         .limit_new_visitors_per_address(0, |_| None)
         .build();
     assert!(zero.is_err());
+    let bad =
+        |b: surgegate::http::WaitingRoomLayerBuilder<Room>| b.build().err().map(|e| e.to_string());
+    let fresh = || WaitingRoomLayer::builder(room(&clock, 1), keys());
+    let peer = |b: surgegate::http::WaitingRoomLayerBuilder<Room>| b.peer_address(|_| None);
+    for (built, says) in [
+        (
+            bad(peer(fresh()).trusted_proxies(["10.0.0.0/33"])),
+            "10.0.0.0/33",
+        ),
+        (
+            bad(peer(fresh()).trusted_proxies(["proxy.internal"])),
+            "proxy.internal",
+        ),
+        (bad(fresh().trusted_proxies(["10.0.0.0/8"])), "peer_address"),
+        (
+            bad(fresh().limit_new_visitors_per_client(5)),
+            "peer_address",
+        ),
+        (
+            bad(fresh().visitor_max_age(Duration::from_secs(59))),
+            "visitor_max_age",
+        ),
+        (
+            bad(fresh().visitor_max_age(Duration::from_secs(31 * 86_400))),
+            "visitor_max_age",
+        ),
+    ] {
+        let said = built.unwrap_or_else(|| panic!("{says}: accepted"));
+        assert!(said.contains(says), "{said}");
+    }
 }

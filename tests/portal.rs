@@ -83,7 +83,7 @@ async fn an_applicant_registers_books_sees_and_cancels() {
     for id in ["name-error", "national_id-error", "phone-error"] {
         assert!(bad.body.contains(id), "{id} missing: {}", bad.body);
     }
-    assert_eq!(state.registry.lock().len(), 0);
+    assert_eq!(state.registry.count().await.unwrap(), 0);
     let booking_path = book_one(&mut b, "Amal Haddad", "1234567890").await;
     assert!(booking_path.starts_with("/booking/"), "{booking_path}");
     let token: HoldToken = booking_path
@@ -127,7 +127,7 @@ async fn forms_without_their_token_change_nothing() {
         )
         .await;
     assert_eq!(posted.status, StatusCode::FORBIDDEN);
-    assert_eq!(state.registry.lock().len(), 0);
+    assert_eq!(state.registry.count().await.unwrap(), 0);
     // Another visitor's token does not work either.
     let mut other = Browser::new(&state);
     let theirs = other.get("/register").await.field("csrf");
@@ -308,23 +308,16 @@ async fn bookings_survive_a_restart_of_the_portal() {
 fn the_command_line_prints_its_address_serves_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(programs::example("portal"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--rate",
-            "5",
-            "--admin-token",
-            "t",
-            "--data",
-        ])
+        .args(["--addr", "127.0.0.1:0", "--rate", "5", "--data"])
         .arg(dir.path())
+        .env("PORTAL_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let addr = programs::listening_address(&mut child);
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream.write_all(b"GET /admin/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n").unwrap();
+    stream.write_all(format!("GET /admin/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -345,4 +338,22 @@ fn the_command_line_prints_its_address_serves_and_shuts_down_cleanly() {
         "{stderr}"
     );
     assert!(dir.path().join("calendar.txt").exists());
+}
+
+#[tokio::test]
+async fn a_surge_on_the_landing_page_reads_the_room_about_once_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open(settings(dir.path(), 100)).unwrap();
+    let mut b = Browser::new(&state);
+    let started = std::time::Instant::now();
+    for _ in 0..500 {
+        assert_eq!(b.get("/").await.status, StatusCode::OK);
+    }
+    b.get("/metrics").await;
+    let seconds = started.elapsed().as_secs();
+    let reads = state.view_reads.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        reads >= 1 && reads <= seconds + 2,
+        "{reads} readings of the room for 501 requests in {seconds} s"
+    );
 }

@@ -427,6 +427,7 @@ fn start_node(urls: &[String], data: &std::path::Path) -> Node {
         .arg("--data")
         .arg(data)
         .env("PORTAL_SECRET", "ab".repeat(32))
+        .env("PORTAL_ADMIN_TOKEN", "cd".repeat(20))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -20,7 +20,7 @@ use surgegate::pass::{KeyId, Keyring};
 use surgegate::{BranchId, SlotIndex, WaitingRoom};
 
 use super::client::{Http, Jar};
-use super::server::{self, LocalState, Settings, State};
+use super::server::{self, AdminToken, LocalState, Settings, State};
 use super::visitor::{self, Outcome, Tally};
 
 /// A run's settings.
@@ -139,14 +139,23 @@ fn settings(config: &Config, dir: &std::path::Path, reject: bool) -> Settings {
         claim_timeout: Duration::from_secs(30),
         hold_ttl: Duration::from_secs(300),
         data_dir: dir.to_path_buf(),
-        admin_token: "surge".into(),
+        admin_token: surgegate_portal_admin_token(),
         branches: config.branches,
         days: config.days,
         windows_per_day: config.windows,
         default_capacity: config.capacity,
         new_visitors_per_minute: 0,
+        trusted_proxies: Vec::new(),
+        https: false,
         secret: vec![7; 32],
+        key_id: 1,
     }
+}
+
+/// The surge never calls `/admin/…`: a long random token nobody knows.
+fn surgegate_portal_admin_token() -> AdminToken {
+    let text = format!("{:032x}", rand::random::<u128>());
+    AdminToken::new(text).expect("32 hex digits make a valid token")
 }
 
 /// Serves `app` on a loopback port from the server runtime.

@@ -8,8 +8,10 @@
 //!
 //! With `--redis URL,…` the line and the book live on Redis (a server or a cluster), so any
 //! number of portal nodes share them; every node needs the same `PORTAL_SECRET` (64 or more hex
-//! digits) in its environment. Registrations stay in each node.
+//! digits) in its environment. Registrations live on Redis too (one applicant counter, one
+//! table of national ids for every node); without `--redis` they are kept in SQLite in `--data`.
 
+mod listener;
 mod server;
 
 use std::net::SocketAddr;
@@ -48,9 +50,16 @@ struct Args {
     /// The prefix of the portal's keys on Redis.
     #[arg(long, default_value = "portal")]
     namespace: String,
-    /// The operator's bearer token for /admin/ (default: a random one, printed at start).
+    /// A file holding the operator's bearer token for /admin/ (at least 32 characters; a final
+    /// line break is not part of it). Without it, the token comes from PORTAL_ADMIN_TOKEN.
     #[arg(long)]
-    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    /// Connections open at once (more wait in the kernel's backlog).
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, or idle between requests.
+    #[arg(long, default_value_t = 10)]
+    header_read_timeout_secs: u64,
     /// Seconds a waiting visitor may go without a refresh before leaving the line.
     #[arg(long, default_value_t = 45)]
     checkin_timeout_secs: u64,
@@ -75,12 +84,45 @@ struct Args {
     /// Capacity of every window in a new book, until an admin loads a plan.
     #[arg(long, default_value_t = 3)]
     capacity: u32,
-    /// New visitor identities a minute from one client address (0: no limit).
+    /// New visitor identities a minute from one client address (0: no limit). IPv6 clients
+    /// count by their /64; a request whose address is unknown gets no new identity.
     #[arg(long, default_value_t = 120)]
     new_visitors_per_minute: u32,
+    /// The portal's own proxies, as CIDRs (e.g. 10.0.0.0/8): only their X-Forwarded-For and
+    /// X-Forwarded-Proto are believed.
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxy: Vec<String>,
+    /// The portal is served over HTTPS (behind a proxy that ends TLS): cookies are Secure and
+    /// host-prefixed, and unprefixed ones are ignored.
+    #[arg(long)]
+    https: bool,
 }
 
-fn settings(args: &Args) -> server::Settings {
+/// The admin token: from `--admin-token-file`, else `PORTAL_ADMIN_TOKEN`; never printed.
+fn admin_token(args: &Args) -> Result<server::AdminToken, String> {
+    let (text, from) = match &args.admin_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--admin-token-file {}: {e}", path.display()))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
+            (text, format!("the file {}", path.display()))
+        }
+        None => match std::env::var("PORTAL_ADMIN_TOKEN") {
+            Ok(text) => (text, "PORTAL_ADMIN_TOKEN".to_owned()),
+            Err(_) => {
+                return Err(format!(
+                    "no admin token: set PORTAL_ADMIN_TOKEN or give --admin-token-file FILE \
+                     (at least {} characters, e.g. `openssl rand -hex 32`)",
+                    server::AdminToken::MIN_CHARS
+                ));
+            }
+        },
+    };
+    server::AdminToken::new(text).map_err(|e| format!("{from}: {e}"))
+}
+
+fn settings(args: &Args) -> Result<server::Settings, String> {
     let data_dir = args.data.clone().unwrap_or_else(|| {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -88,16 +130,31 @@ fn settings(args: &Args) -> server::Settings {
         std::env::temp_dir().join(format!("surgegate-portal-{}-{stamp}", std::process::id()))
     });
     let mut rng = rand::rng();
-    let admin_token = args.admin_token.clone().unwrap_or_else(|| {
-        (0..16)
-            .map(|_| format!("{:02x}", rng.random::<u8>()))
-            .collect()
-    });
+    let admin_token = admin_token(args)?;
     // Passes, cookies and form tokens are signed with PORTAL_SECRET when given (every node of
     // a portal on Redis needs the same), else with a key of this process: a restart then asks
-    // visitors to join again (their place is gone with the in-process room anyway).
-    let secret = secret_from_env().unwrap_or_else(|| (0..32).map(|_| rng.random::<u8>()).collect());
-    server::Settings {
+    // visitors to join again (their place is gone with the in-process room anyway). A secret
+    // that is set but malformed is an error, never replaced by a random one.
+    let secret = match secret_from_env()? {
+        Some(secret) => secret,
+        None => {
+            eprintln!(
+                "PORTAL_SECRET is not set: signing with a random key of this process \
+                 (visitors join again after a restart)"
+            );
+            (0..32).map(|_| rng.random::<u8>()).collect()
+        }
+    };
+    let key_id = match std::env::var("PORTAL_KEY_ID") {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            format!(
+                "PORTAL_KEY_ID {text:?} is not a number from 0 to {}",
+                u32::MAX
+            )
+        })?,
+        Err(_) => 1,
+    };
+    Ok(server::Settings {
         rate_per_second: args.rate,
         burst: args.burst,
         max_active: args.max_active,
@@ -113,19 +170,32 @@ fn settings(args: &Args) -> server::Settings {
         windows_per_day: args.windows,
         default_capacity: args.capacity,
         new_visitors_per_minute: args.new_visitors_per_minute,
+        trusted_proxies: args.trusted_proxy.clone(),
+        https: args.https,
         secret,
-    }
+        key_id,
+    })
 }
 
-/// PORTAL_SECRET as bytes, if set to at least 64 hex digits.
-fn secret_from_env() -> Option<Vec<u8>> {
-    let hex = std::env::var("PORTAL_SECRET").ok()?;
-    if hex.len() < 64 || hex.len() % 2 != 0 {
-        return None;
+/// PORTAL_SECRET as bytes, if set; an error if it is set but not 64 or more hex digits.
+fn secret_from_env() -> Result<Option<Vec<u8>>, String> {
+    let Ok(hex) = std::env::var("PORTAL_SECRET") else {
+        return Ok(None);
+    };
+    let bad = || {
+        format!(
+            "PORTAL_SECRET must be an even number (64 or more) of hex digits, e.g. from \
+             `openssl rand -hex 32`; it has {} characters",
+            hex.len()
+        )
+    };
+    if hex.len() < 64 || !hex.len().is_multiple_of(2) || !hex.is_ascii() {
+        return Err(bad());
     }
-    (0..hex.len() / 2)
+    let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect()
+        .collect();
+    bytes.map(Some).ok_or_else(bad)
 }
 
 async fn shutdown_signal() {
@@ -156,29 +226,28 @@ async fn serve<B: surgegate::BookBackend, R: surgegate::RoomBackend>(
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("data directory: {}", state.settings.data_dir.display());
-    eprintln!("admin token: {}", state.settings.admin_token);
     println!("listening on http://{addr}");
-    let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    let limits = listener::Limits {
+        max_connections: args.max_connections,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+    };
+    listener::run(listener, server::router(state), limits, shutdown_signal()).await
 }
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
     if !args.redis.is_empty() {
-        if secret_from_env().is_none() {
+        if secret_from_env()?.is_none() {
             return Err(
                 "--redis: set PORTAL_SECRET to the same 64 or more hex digits on every node".into(),
             );
         }
         let state =
-            server::State::open_shared(settings(&args), &args.redis, &args.namespace).await?;
+            server::State::open_shared(settings(&args)?, &args.redis, &args.namespace).await?;
         return serve(&args, state).await;
     }
-    let state = server::State::open(settings(&args))?;
+    let state = server::State::open(settings(&args)?)?;
     serve(&args, state.clone()).await?;
     // The book is in this process: checkpoint it, so that the next start recovers fast.
     eprintln!("stopping: checkpointing the book");

@@ -10,13 +10,13 @@ use http::header::{COOKIE, HeaderValue};
 pub(crate) const PASS: &str = "sg_pass";
 /// The visitor cookie's name (before the `__Host-` prefix).
 pub(crate) const VISITOR: &str = "sg_visitor";
-/// How long a visitor cookie lasts: a closed tab or browser finds its place again within this.
-pub(crate) const VISITOR_MAX_AGE_S: u64 = 24 * 3600;
 /// The longest cookie value the layer reads (its texts are at most 108 characters).
 const MAX_VALUE_LEN: usize = 256;
 
 /// The value of cookie `name` (the `__Host-` one first, if both came), if any and not too long.
-pub(crate) fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// With `host_only` (the site is served over HTTPS), only the `__Host-` one: a cookie without
+/// the prefix may have been set by a sibling subdomain or over plain HTTP.
+pub(crate) fn read<'h>(headers: &'h HeaderMap, name: &str, host_only: bool) -> Option<&'h str> {
     let mut plain = None;
     for header in headers.get_all(COOKIE) {
         let Ok(text) = header.to_str() else { continue };
@@ -30,7 +30,7 @@ pub(crate) fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
             }
             match key.trim().strip_prefix("__Host-") {
                 Some(rest) if rest == name => return Some(value),
-                None if key.trim() == name => plain = plain.or(Some(value)),
+                None if !host_only && key.trim() == name => plain = plain.or(Some(value)),
                 _ => {}
             }
         }
@@ -71,23 +71,35 @@ mod tests {
 
     #[test]
     fn reads_plain_and_host_prefixed_cookies() {
-        assert_eq!(read(&headers(&["a=1; sg_pass=xyz"]), PASS), Some("xyz"));
         assert_eq!(
-            read(&headers(&["__Host-sg_pass=h; sg_pass=p"]), PASS),
+            read(&headers(&["a=1; sg_pass=xyz"]), PASS, false),
+            Some("xyz")
+        );
+        assert_eq!(read(&headers(&["a=1; sg_pass=xyz"]), PASS, true), None);
+        assert_eq!(
+            read(&headers(&["sg_pass=p; __Host-sg_pass=h"]), PASS, true),
             Some("h")
         );
         assert_eq!(
-            read(&headers(&["sg_pass=p", "__Host-sg_pass=h"]), PASS),
+            read(&headers(&["__Host-sg_pass=h; sg_pass=p"]), PASS, false),
             Some("h")
         );
-        assert_eq!(read(&headers(&["sg_passport=1"]), PASS), None);
-        assert_eq!(read(&headers(&["x__Host-sg_pass=1"]), PASS), None);
         assert_eq!(
-            read(&headers(&[&format!("sg_pass={}", "a".repeat(300))]), PASS),
+            read(&headers(&["sg_pass=p", "__Host-sg_pass=h"]), PASS, false),
+            Some("h")
+        );
+        assert_eq!(read(&headers(&["sg_passport=1"]), PASS, false), None);
+        assert_eq!(read(&headers(&["x__Host-sg_pass=1"]), PASS, false), None);
+        assert_eq!(
+            read(
+                &headers(&[&format!("sg_pass={}", "a".repeat(300))]),
+                PASS,
+                false
+            ),
             None
         );
         assert_eq!(
-            read(&headers(&["garbage;;=;sg_visitor=v"]), VISITOR),
+            read(&headers(&["garbage;;=;sg_visitor=v"]), VISITOR, false),
             Some("v")
         );
     }

@@ -14,9 +14,16 @@
 //!    pass, or one of another room, counts as no pass: never an error of its own.
 //! 2. Without one, the visitor joins the room: under the portal's identity (an
 //!    [`identity`](WaitingRoomLayerBuilder::identity) hook), else the random id in the signed
-//!    `sg_visitor` cookie (or header `Sg-Visitor`), else a new one, set in that cookie. Then:
+//!    `sg_visitor` cookie (or header `Sg-Visitor`) if it is younger than
+//!    [`visitor_max_age`](WaitingRoomLayerBuilder::visitor_max_age), else a new one, set in that
+//!    cookie. A new identity is issued only on a `GET` or `HEAD` not marked
+//!    `Sec-Fetch-Site: cross-site` (otherwise `403`, `"status":"forbidden"`), and only with an
+//!    answer that admits or places the visitor (never with a refusal). A request marked
+//!    cross-site never gets a cookie set. Then:
 //!    - admitted: the pass is claimed, the request goes through, and the response sets the
-//!      `sg_pass` cookie and the `Sg-Pass` header;
+//!      `sg_pass` cookie; an app (a client that sent `Sg-Pass` or `Sg-Visitor`, or
+//!      `Accept: application/json`) also gets the `Sg-Pass` header (and `Sg-Visitor` with a
+//!      new identity), a browser never;
 //!    - waiting, with `Accept: application/json`: `200`, `Cache-Control: no-store`,
 //!      `Retry-After: <refresh_seconds>`, and `{"status":"waiting","position":N,"waiting":N,
 //!      "eta_seconds":N,"refresh_seconds":N}`;
@@ -26,15 +33,20 @@
 //!    - line full or room closed: `503` with `Retry-After` and
 //!      `{"status":"full"|"closed","retry_after_seconds":N}` or a page saying so; too many new
 //!      identities from one address (when [limited](WaitingRoomLayerBuilder::limit_new_visitors_per_address)):
-//!      `429`, `"status":"limited"`; the room unreachable: `503`, `"status":"unavailable"`.
+//!      `429`, `"status":"limited"` (also when the limit is set and the address is unknown;
+//!      IPv6 addresses count by their /64); the room unreachable: `503`,
+//!      `"status":"unavailable"`.
 //! 3. Every refresh is a check-in, and `refresh_seconds` is at most a third of the room's
 //!    check-in timeout (and at most [`MAX_REFRESH_SECONDS`]), so a visitor who follows it never
 //!    times out.
 //! 4. `POST <prefix>/leave` gives the place (or the pass) back; it never adds anyone. Route that
 //!    path to any handler behind the layer: the layer answers it.
 //!
-//! Cookies are `HttpOnly`, `SameSite=Lax`, `Path=/`; when the request came over HTTPS (its URI
-//! or `X-Forwarded-Proto`), also `Secure`, under the `__Host-` prefix. The layer's own pages
+//! Cookies are `HttpOnly`, `SameSite=Lax`, `Path=/`; when the site is
+//! [served over HTTPS](WaitingRoomLayerBuilder::served_over_https), or the request came over
+//! HTTPS (its URI, or `X-Forwarded-Proto` from one of the
+//! [`trusted_proxies`](WaitingRoomLayerBuilder::trusted_proxies)), also `Secure`, under the
+//! `__Host-` prefix, and cookies without the prefix are then ignored. The layer's own pages
 //! carry `Content-Security-Policy`, `X-Content-Type-Options` and `Referrer-Policy`, and no
 //! script.
 //!
@@ -56,6 +68,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod address;
 mod cookies;
 mod layer;
 mod pages;
@@ -66,7 +79,10 @@ mod service;
 
 /// The room the layer asks: the crate root's [`RoomBackend`](crate::RoomBackend), here too.
 pub use crate::backend::RoomBackend;
-pub use layer::{LayerConfigError, WaitingRoomLayer, WaitingRoomLayerBuilder};
+pub use address::{Cidr, CidrError};
+pub use layer::{
+    DEFAULT_VISITOR_MAX_AGE, LayerConfigError, WaitingRoomLayer, WaitingRoomLayerBuilder,
+};
 pub use protocol::{
     AddressHook, IdentityHook, LayerCounters, MAX_REFRESH_SECONDS, PASS_HEADER, VISITOR_HEADER,
 };

@@ -154,6 +154,9 @@ pub(crate) enum Refusal {
     Limited,
     /// The room could not be reached.
     Unavailable,
+    /// A request that may not start a new identity (not a plain `GET`/`HEAD` of the site
+    /// itself) came without one.
+    Forbidden,
 }
 
 impl Refusal {
@@ -163,6 +166,7 @@ impl Refusal {
             Refusal::Closed => "closed",
             Refusal::Limited => "limited",
             Refusal::Unavailable => "unavailable",
+            Refusal::Forbidden => "forbidden",
         }
     }
 }
@@ -186,6 +190,17 @@ pub(crate) fn refusal_html(lang: Lang, why: Refusal, retry_seconds: u64) -> Stri
         (Lang::English, Refusal::Unavailable) => (
             "Please try again shortly",
             format!("The service is busy. Please try again in {r} seconds."),
+        ),
+        (Lang::English, Refusal::Forbidden) => (
+            "Please open this page from the site",
+            "Your place in line was not found with this request. Open the page again from \
+             the site's own address."
+                .into(),
+        ),
+        (Lang::Arabic, Refusal::Forbidden) => (
+            "يُرجى فتح هذه الصفحة من الموقع",
+            "لم يُعثر على مكانك في القائمة مع هذا الطلب. افتح الصفحة مرة أخرى من عنوان الموقع نفسه."
+                .into(),
         ),
         (Lang::Arabic, Refusal::Full) => (
             "قائمة الانتظار ممتلئة",

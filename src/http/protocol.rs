@@ -43,6 +43,9 @@ pub struct LayerCounters {
     pub limited: u64,
     /// Joins the room's store could not answer (`503`, `"status":"unavailable"`).
     pub unavailable: u64,
+    /// Requests without an identity that may not start one (`403`, `"status":"forbidden"`):
+    /// not a `GET`/`HEAD`, or sent from another site. These never joined.
+    pub forbidden: u64,
     /// `POST <prefix>/leave` requests.
     pub left: u64,
 }
@@ -58,6 +61,7 @@ pub(super) struct Counts {
     pub(super) closed: AtomicU64,
     pub(super) limited: AtomicU64,
     pub(super) unavailable: AtomicU64,
+    pub(super) forbidden: AtomicU64,
     pub(super) left: AtomicU64,
 }
 

@@ -1,6 +1,7 @@
 //! What the layer reads of a request before deciding: its language, whether it is an app's,
 //! HTTPS, and the pass and visitor texts it presents; and the identity decided for it.
 
+use http::Method;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 
@@ -13,28 +14,44 @@ use crate::room::VisitorId;
 pub(super) struct Asked<'p> {
     pub(super) lang: Lang,
     pub(super) json: bool,
+    /// An app, not a browser: it sent `Sg-Pass` or `Sg-Visitor`, or asked for JSON. Only an
+    /// app is given its texts in response headers (a browser keeps them in `HttpOnly` cookies,
+    /// out of reach of the page's scripts).
+    pub(super) app: bool,
     pub(super) https: bool,
+    /// `Sec-Fetch-Site: cross-site`: a browser sent this for another site's page.
+    pub(super) cross_site: bool,
+    /// A method that changes nothing (`GET`, `HEAD`): the only kind that may start an identity.
+    pub(super) safe: bool,
     pub(super) pass_text: Option<&'p str>,
     pub(super) visitor_text: Option<&'p str>,
 }
 
 impl<'p> Asked<'p> {
-    pub(super) fn read(parts: &'p Parts) -> Self {
+    /// Reads `parts`; `https` is whether the site is served over HTTPS for this request (the
+    /// layer's setting, the URI, or a trusted proxy's `X-Forwarded-Proto`). Over HTTPS only
+    /// the `__Host-` cookies are read.
+    pub(super) fn read(parts: &'p Parts, https: bool) -> Self {
         let headers = &parts.headers;
         let text = |name| {
             headers
                 .get(name)
                 .and_then(|v: &HeaderValue| v.to_str().ok())
         };
-        let forwarded_https = text("x-forwarded-proto")
-            .and_then(|v| v.split(',').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+        let json = text(header::ACCEPT.as_str()).is_some_and(|a| a.contains("application/json"));
+        let pass_header = text(PASS_HEADER);
+        let visitor_header = text(VISITOR_HEADER);
         Asked {
             lang: Lang::from_accept_language(text(header::ACCEPT_LANGUAGE.as_str())),
-            json: text(header::ACCEPT.as_str()).is_some_and(|a| a.contains("application/json")),
-            https: parts.uri.scheme_str() == Some("https") || forwarded_https,
-            pass_text: text(PASS_HEADER).or_else(|| cookies::read(headers, cookies::PASS)),
-            visitor_text: text(VISITOR_HEADER).or_else(|| cookies::read(headers, cookies::VISITOR)),
+            json,
+            app: json || pass_header.is_some() || visitor_header.is_some(),
+            https,
+            cross_site: text("sec-fetch-site")
+                .is_some_and(|v| v.eq_ignore_ascii_case("cross-site")),
+            safe: parts.method == Method::GET || parts.method == Method::HEAD,
+            pass_text: pass_header.or_else(|| cookies::read(headers, cookies::PASS, https)),
+            visitor_text: visitor_header
+                .or_else(|| cookies::read(headers, cookies::VISITOR, https)),
         }
     }
 }
@@ -43,4 +60,15 @@ impl<'p> Asked<'p> {
 pub(super) struct Identity {
     pub(super) visitor: VisitorId,
     pub(super) new_text: Option<String>,
+}
+
+/// Whether `X-Forwarded-Proto`'s first entry (the protocol the client used with the first
+/// proxy) is `https`.
+pub(super) fn forwarded_https(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }

@@ -23,13 +23,20 @@ pub(super) fn ceil_s(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-pub(super) fn set_visitor(headers: &mut http::HeaderMap, identity: &Identity, https: bool) {
+/// Sets a new identity's cookie (lasting `max_age_s`, the visitor text's own lifetime) and,
+/// for an app only, its `Sg-Visitor` header; `(https, app)` as the request's [`Asked`].
+pub(super) fn set_visitor(
+    headers: &mut http::HeaderMap,
+    identity: &Identity,
+    (https, app): (bool, bool),
+    max_age_s: u64,
+) {
     let Some(text) = &identity.new_text else {
         return;
     };
-    let cookie = cookies::set(cookies::VISITOR, text, https, cookies::VISITOR_MAX_AGE_S);
+    let cookie = cookies::set(cookies::VISITOR, text, https, max_age_s);
     headers.append(header::SET_COOKIE, cookie);
-    if let Ok(value) = HeaderValue::from_str(text) {
+    if app && let Ok(value) = HeaderValue::from_str(text) {
         headers.insert(HeaderName::from_static(VISITOR_HEADER), value);
     }
 }
@@ -37,6 +44,7 @@ pub(super) fn set_visitor(headers: &mut http::HeaderMap, identity: &Identity, ht
 pub(super) fn refusal(asked: &Asked<'_>, why: Refusal, retry_seconds: u64) -> Response<String> {
     let status = match why {
         Refusal::Limited => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::Forbidden => StatusCode::FORBIDDEN,
         Refusal::Full | Refusal::Closed | Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     let body = if asked.json {

@@ -16,10 +16,11 @@ use http::{Method, Request, Response, StatusCode};
 use rand::RngExt;
 use tower::Service;
 
+use super::address::{self, Cidr};
 use super::cookies;
 use super::pages::{self, Refusal, Standing};
 use super::protocol::{AddressHook, Counts, IdentityHook, PASS_HEADER, bump};
-use super::request::{Asked, Identity};
+use super::request::{Asked, Identity, forwarded_https};
 use super::respond::{ceil_s, refresh_seconds, refusal, respond, set_visitor};
 use crate::backend::RoomBackend;
 use crate::pass::{Keyring, PassClaims};
@@ -27,6 +28,8 @@ use crate::room::{Entry, JoinError, Pass, Ticket, VisitorId};
 
 /// The `Retry-After` when the room's store cannot be reached, in seconds.
 const UNAVAILABLE_RETRY_S: u64 = 5;
+/// The `Retry-After` when a limit per address is set and the request's address is unknown.
+const UNKNOWN_ADDRESS_RETRY_S: u64 = 60;
 
 /// A service behind a waiting room: see [`WaitingRoomLayer`](super::WaitingRoomLayer).
 pub struct WaitingRoomService<S, R> {
@@ -77,7 +80,17 @@ pub(super) struct Shared<R> {
     pub(super) room_id: u32,
     pub(super) leave_path: String,
     pub(super) identity: Option<IdentityHook>,
-    pub(super) limiter: Option<(DefaultKeyedRateLimiter<IpAddr>, AddressHook)>,
+    /// The limiter of new identities, and where it takes a request's address from: the
+    /// portal's hook, or (`None`) the client address the layer works out itself.
+    pub(super) limiter: Option<(DefaultKeyedRateLimiter<IpAddr>, Option<AddressHook>)>,
+    /// The connection's peer, from the request.
+    pub(super) peer: Option<AddressHook>,
+    /// The proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub(super) trusted_proxies: Vec<Cidr>,
+    /// The site is served over HTTPS whatever the request says.
+    pub(super) https: bool,
+    /// How long a visitor text is accepted after it was issued, in seconds.
+    pub(super) visitor_max_age_s: u64,
     /// Limiter checks since its table was last trimmed.
     pub(super) limited_checks: AtomicU64,
     pub(super) closed_retry_seconds: u64,
@@ -95,7 +108,7 @@ impl<R: RoomBackend> Shared<R> {
         ResBody: From<String>,
     {
         let (mut parts, body) = request.into_parts();
-        let asked = Asked::read(&parts);
+        let asked = Asked::read(&parts, self.https(&parts));
         if parts.uri.path() == self.leave_path {
             bump(&self.counts.left);
             return Ok(self.leave(&parts, &asked).await.map(ResBody::from));
@@ -107,12 +120,18 @@ impl<R: RoomBackend> Shared<R> {
         }
         let identity = match self.identify(&parts, &asked) {
             Ok(identity) => identity,
-            Err(retry_s) => {
-                bump(&self.counts.limited);
-                return Ok(refusal(&asked, Refusal::Limited, retry_s).map(ResBody::from));
+            Err((why, retry_s)) => {
+                bump(match why {
+                    Refusal::Limited => &self.counts.limited,
+                    _ => &self.counts.forbidden,
+                });
+                return Ok(refusal(&asked, why, retry_s).map(ResBody::from));
             }
         };
-        let https = asked.https;
+        // A request made for another site's page never changes the visitor's cookies: it came
+        // with the visitor's own identity (a top-level link), or it was refused above.
+        let set_cookies = !asked.cross_site;
+        let (https, app) = (asked.https, asked.app);
         bump(&self.counts.joins);
         let answer = match self.room.join(identity.visitor).await {
             Ok(Entry::Admitted(pass)) => {
@@ -124,36 +143,47 @@ impl<R: RoomBackend> Shared<R> {
                 let mut response = inner.call(Request::from_parts(parts, body)).await?;
                 let max_age_s = self.remaining_s(&pass);
                 let headers = response.headers_mut();
-                headers.append(
-                    header::SET_COOKIE,
-                    cookies::set(cookies::PASS, &text, https, max_age_s),
-                );
-                if let Ok(value) = HeaderValue::from_str(&text) {
+                if set_cookies {
+                    let cookie = cookies::set(cookies::PASS, &text, https, max_age_s);
+                    headers.append(header::SET_COOKIE, cookie);
+                    set_visitor(headers, &identity, (https, app), self.visitor_max_age_s);
+                }
+                if app && let Ok(value) = HeaderValue::from_str(&text) {
                     headers.insert(HeaderName::from_static(PASS_HEADER), value);
                 }
-                set_visitor(headers, &identity, https);
                 return Ok(response);
             }
             Ok(Entry::Waiting(ticket)) => {
                 bump(&self.counts.waiting);
-                self.waiting(ticket, &asked).await
+                let mut answer = self.waiting(ticket, &asked).await;
+                let max_age_s = self.visitor_max_age_s;
+                if set_cookies {
+                    set_visitor(answer.headers_mut(), &identity, (https, app), max_age_s);
+                }
+                answer
             }
-            Err(JoinError::Full { retry_after }) => {
-                bump(&self.counts.full);
-                refusal(&asked, Refusal::Full, ceil_s(retry_after).max(1))
-            }
-            Err(JoinError::Closed) => {
-                bump(&self.counts.closed);
-                refusal(&asked, Refusal::Closed, self.closed_retry_seconds)
-            }
-            Err(JoinError::Backend(_)) => {
-                bump(&self.counts.unavailable);
-                refusal(&asked, Refusal::Unavailable, UNAVAILABLE_RETRY_S)
-            }
+            Err(error) => self.refused(&asked, error),
         };
-        let mut answer = answer.map(ResBody::from);
-        set_visitor(answer.headers_mut(), &identity, https);
-        Ok(answer)
+        Ok(answer.map(ResBody::from))
+    }
+
+    /// The answer to a join the room refused. It hands out no identity: a new one would only
+    /// let an address collect identities while the room turns everyone away.
+    fn refused(&self, asked: &Asked<'_>, error: JoinError) -> Response<String> {
+        match error {
+            JoinError::Full { retry_after } => {
+                bump(&self.counts.full);
+                refusal(asked, Refusal::Full, ceil_s(retry_after).max(1))
+            }
+            JoinError::Closed => {
+                bump(&self.counts.closed);
+                refusal(asked, Refusal::Closed, self.closed_retry_seconds)
+            }
+            JoinError::Backend(_) => {
+                bump(&self.counts.unavailable);
+                refusal(asked, Refusal::Unavailable, UNAVAILABLE_RETRY_S)
+            }
+        }
     }
 
     /// The pass this request presents, if it is genuine, of this room, unexpired, and still
@@ -190,28 +220,44 @@ impl<R: RoomBackend> Shared<R> {
             .max(1)
     }
 
-    /// The portal's identity, else the signed visitor cookie, else a new identity (within the
-    /// limit per address); when the limit says no, the seconds until it says yes.
-    fn identify(&self, parts: &Parts, asked: &Asked<'_>) -> Result<Identity, u64> {
+    /// The portal's identity, else the signed visitor cookie, else a new identity: only on a
+    /// safe request of the site itself ([`Refusal::Forbidden`] otherwise), within the limit per
+    /// address ([`Refusal::Limited`] and the seconds until it says yes).
+    fn identify(&self, parts: &Parts, asked: &Asked<'_>) -> Result<Identity, (Refusal, u64)> {
         if let Some(visitor) = self.known_visitor(parts, asked) {
             return Ok(Identity {
                 visitor,
                 new_text: None,
             });
         }
-        if let Some((limiter, address)) = &self.limiter
-            && let Some(ip) = address(parts)
-        {
+        // A form posted from another site arrives without the visitor's `SameSite=Lax`
+        // cookies: a new identity here would replace theirs and send them to the back.
+        if !asked.safe || asked.cross_site {
+            return Err((Refusal::Forbidden, 1));
+        }
+        if let Some((limiter, hook)) = &self.limiter {
+            let ip = match hook {
+                Some(hook) => hook(parts),
+                None => self.client_address(parts),
+            };
+            // No address, no new identity: a limit that anyone could skip by hiding their
+            // address would limit nobody.
+            let Some(ip) = ip else {
+                return Err((Refusal::Limited, UNKNOWN_ADDRESS_RETRY_S));
+            };
             self.trim_limiter(limiter);
-            if let Err(not_until) = limiter.check_key(&ip) {
+            if let Err(not_until) = limiter.check_key(&address::limit_key(ip)) {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Err(ceil_s(wait).max(1));
+                return Err((Refusal::Limited, ceil_s(wait).max(1)));
             }
         }
         let visitor = VisitorId(rand::rng().random::<u64>());
+        let text = self
+            .keys
+            .sign_visitor_at(self.room_id, visitor, self.now_unix_s());
         Ok(Identity {
             visitor,
-            new_text: Some(self.keys.sign_visitor(self.room_id, visitor)),
+            new_text: Some(text),
         })
     }
 
@@ -220,10 +266,32 @@ impl<R: RoomBackend> Shared<R> {
         if let Some(visitor) = self.identity.as_ref().and_then(|hook| hook(parts)) {
             return Some(visitor);
         }
-        match self.keys.verify_visitor(asked.visitor_text?) {
+        let (now, max_age) = (self.now_unix_s(), self.visitor_max_age_s);
+        match self
+            .keys
+            .verify_visitor_at(asked.visitor_text?, now, max_age)
+        {
             Ok((room, visitor)) if room == self.room_id => Some(visitor),
             _ => None,
         }
+    }
+
+    /// Whether this request is served over HTTPS: by the layer's setting, the request's URI,
+    /// or the `X-Forwarded-Proto` of a trusted proxy.
+    fn https(&self, parts: &Parts) -> bool {
+        self.https
+            || parts.uri.scheme_str() == Some("https")
+            || (address::trusted(self.peer_of(parts), &self.trusted_proxies)
+                && forwarded_https(parts))
+    }
+
+    fn peer_of(&self, parts: &Parts) -> Option<IpAddr> {
+        self.peer.as_ref().and_then(|hook| hook(parts))
+    }
+
+    /// The client's address: the peer, or what trusted proxies say in `X-Forwarded-For`.
+    fn client_address(&self, parts: &Parts) -> Option<IpAddr> {
+        address::client(self.peer_of(parts), &parts.headers, &self.trusted_proxies)
     }
 
     /// Drops the limiter's idle addresses once as many checks have passed as it holds
@@ -265,6 +333,9 @@ impl<R: RoomBackend> Shared<R> {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return answer;
         }
+        if asked.cross_site {
+            return refusal(asked, Refusal::Forbidden, 1);
+        }
         let pass = asked
             .pass_text
             .and_then(|text| self.keys.verify(text, self.now_unix_s()).ok())
@@ -289,10 +360,12 @@ impl<R: RoomBackend> Shared<R> {
             pages::left_html(asked.lang)
         };
         let mut answer = respond(StatusCode::OK, asked, body, None);
-        answer.headers_mut().append(
-            header::SET_COOKIE,
-            cookies::set(cookies::PASS, "", asked.https, 0),
-        );
+        if asked.pass_text.is_some() {
+            answer.headers_mut().append(
+                header::SET_COOKIE,
+                cookies::set(cookies::PASS, "", asked.https, 0),
+            );
+        }
         answer
     }
 }

@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use super::server::{self, LocalState, Settings};
 
-pub const ADMIN: &str = "test-admin-token";
+pub const ADMIN: &str = "test-admin-token-of-forty-characters-ok";
 
 /// The portal's book, in this process.
 pub fn book(state: &LocalState) -> &surgegate::SlotBook {
@@ -36,13 +36,16 @@ pub fn settings(dir: &std::path::Path, rate: u32) -> Settings {
         claim_timeout: Duration::from_secs(60),
         hold_ttl: Duration::from_secs(300),
         data_dir: dir.to_path_buf(),
-        admin_token: ADMIN.into(),
+        admin_token: server::AdminToken::new(ADMIN.into()).unwrap(),
         branches: 3,
         days: 7,
         windows_per_day: 4,
         default_capacity: 2,
         new_visitors_per_minute: 0,
+        trusted_proxies: Vec::new(),
+        https: false,
         secret: vec![42; 32],
+        key_id: 1,
     }
 }
 

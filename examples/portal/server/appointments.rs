@@ -32,9 +32,12 @@ pub fn slot_label(state: &Portal, slot: SlotIndex) -> String {
 /// A response given instead of going on (boxed: a `Response` is large).
 type Instead = Box<Response>;
 
-fn registration(state: &Portal, pass: &Pass) -> Result<Registration, Instead> {
-    let found = state.registry.lock().get(pass.visitor).cloned();
-    found.ok_or_else(|| Box::new(Redirect::to("/register").into_response()))
+async fn registration(state: &Portal, pass: &Pass) -> Result<Registration, Instead> {
+    match state.registry.get(pass.visitor).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(Box::new(Redirect::to("/register").into_response())),
+        Err(_) => Err(Box::new(unavailable())),
+    }
 }
 
 fn csrf_subject(pass: &Pass) -> String {
@@ -61,7 +64,7 @@ pub async fn choose<B: BookBackend, R: RoomBackend>(
     Extension(pass): Extension<Pass>,
     Query(choice): Query<Choice>,
 ) -> Response {
-    let who = match registration(&state, &pass) {
+    let who = match registration(&state, &pass).await {
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
@@ -178,7 +181,7 @@ pub async fn hold<B: BookBackend, R: RoomBackend>(
     Extension(pass): Extension<Pass>,
     Form(form): Form<HoldForm>,
 ) -> Response {
-    let who = match registration(&state, &pass) {
+    let who = match registration(&state, &pass).await {
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
@@ -235,7 +238,7 @@ pub async fn show_hold<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
 ) -> Response {
-    let who = match registration(&state, &pass) {
+    let who = match registration(&state, &pass).await {
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
@@ -293,7 +296,7 @@ async fn own_hold<B: BookBackend, R: RoomBackend>(
     pass: &Pass,
     form: &TokenForm,
 ) -> Result<Hold, Instead> {
-    let who = registration(state, pass)?;
+    let who = registration(state, pass).await?;
     if !state.csrf_ok("appointments", &csrf_subject(pass), &form.csrf) {
         return Err(Box::new(message(
             StatusCode::FORBIDDEN,

@@ -1,6 +1,7 @@
-//! `/metrics` in the Prometheus text format, read fresh from the room, the layer, the book's
-//! journal (a book in this process; zeros on Redis, which keeps its own) and the portal's
-//! counters at each scrape.
+//! `/metrics` in the Prometheus text format: the room's view (at most a second old, shared with
+//! the landing page, so scrapes and a surge on `/` read the room about once a second), and the
+//! layer's, the book's journal's (a book in this process; zeros on Redis, which keeps its own)
+//! and the portal's counters, read at each scrape.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +33,7 @@ pub async fn render<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
 ) -> impl IntoResponse {
     let mut r = Registry::with_prefix("surgegate");
-    let room = state.room.stats().await.ok();
+    let room = state.room_view().await;
     let (waiting, active) = room.as_ref().map_or((0, 0), |s| (s.waiting, s.active));
     gauge(&mut r, "waiting", "Visitors in line", waiting as f64);
     gauge(&mut r, "active", "Live passes", active as f64);

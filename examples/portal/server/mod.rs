@@ -15,6 +15,8 @@ pub mod html;
 pub mod metrics;
 pub mod plan;
 pub mod register;
+pub mod registry;
+pub mod registry_redis;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hmac::{KeyInit, Mac};
-use parking_lot::Mutex;
 use surgegate::calendar::{Calendar, Date};
 use surgegate::http::WaitingRoomLayer;
 use surgegate::pass::{KeyId, Keyring};
@@ -53,7 +54,7 @@ pub struct Settings {
     pub claim_timeout: Duration,
     pub hold_ttl: Duration,
     pub data_dir: PathBuf,
-    pub admin_token: String,
+    pub admin_token: AdminToken,
     pub branches: u32,
     pub days: u32,
     pub windows_per_day: u32,
@@ -61,17 +62,59 @@ pub struct Settings {
     pub default_capacity: u32,
     /// New visitor identities a minute from one client address (0: no limit).
     pub new_visitors_per_minute: u32,
+    /// The portal's own proxies (CIDRs), whose `X-Forwarded-For`/`-Proto` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// The portal is served over HTTPS (secure, host-prefixed cookies only).
+    pub https: bool,
     /// Signs passes, visitor cookies and CSRF tokens; at least 32 bytes.
     pub secret: Vec<u8>,
+    /// The name of that key in what it signs (`PORTAL_KEY_ID`), so keys can be rotated.
+    pub key_id: u32,
 }
 
-/// A registered applicant.
-#[derive(Clone, Debug)]
-pub struct Registration {
-    pub applicant: surgegate::ApplicantId,
-    pub name: String,
-    pub national_id: String,
-    pub phone: String,
+pub use registry::Registration;
+
+/// The operator's bearer token for `/admin/…`: at least [`AdminToken::MIN_CHARS`] characters,
+/// so an empty or guessable one is refused at start. `Debug` never shows it.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// The shortest token accepted, in characters.
+    pub const MIN_CHARS: usize = 32;
+
+    /// The token, if it is long enough and holds no whitespace or control characters.
+    pub fn new(text: String) -> Result<Self, String> {
+        if text.chars().count() < Self::MIN_CHARS {
+            return Err(format!(
+                "the admin token has {} characters; give at least {} (e.g. `openssl rand -hex 32`)",
+                text.chars().count(),
+                Self::MIN_CHARS
+            ));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(
+                "the admin token holds whitespace; give one word of printable characters".into(),
+            );
+        }
+        Ok(Self(text))
+    }
+
+    /// Whether `given` is this token (a digest of each, compared in constant time). An empty
+    /// `given` never matches.
+    pub fn matches(&self, given: &str) -> bool {
+        use sha2::Digest as _;
+        use subtle::ConstantTimeEq as _;
+        let expected = sha2::Sha256::digest(self.0.as_bytes());
+        let given_digest = sha2::Sha256::digest(given.as_bytes());
+        !given.is_empty() && bool::from(expected.ct_eq(&given_digest))
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
 }
 
 /// Counts the portal keeps of its own work (the room and book keep theirs).
@@ -88,10 +131,20 @@ pub struct Counters {
 pub struct Portal {
     pub calendar: Calendar,
     pub settings: Settings,
-    pub registry: Mutex<register::Registry>,
+    /// Who registered as whom: in the data directory, or on Redis for many nodes.
+    pub registry: Box<dyn registry::Registrations>,
     pub counters: Counters,
     csrf: HmacSha256,
+    /// The room's statistics as last read, for `/` and `/metrics` (see [`State::room_view`]).
+    view: parking_lot::Mutex<Option<(std::time::Instant, surgegate::RoomStats)>>,
+    /// Whether a request is reading the room for the view now (the others use the last one).
+    view_refreshing: std::sync::atomic::AtomicBool,
+    /// How many times the view was read from the room.
+    pub view_reads: AtomicU64,
 }
+
+/// The oldest room view `/` and `/metrics` show.
+pub const ROOM_VIEW_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// The journal's counters of a book in this process, for the admin page and the metrics.
 pub type JournalReader = Box<dyn Fn() -> JournalStats + Send + Sync>;
@@ -155,14 +208,15 @@ impl State<Arc<SlotBook>, Arc<WaitingRoom>> {
         let book = Arc::new(book);
         let journal = book.clone();
         let journal: JournalReader = Box::new(move || journal.journal_stats().unwrap_or_default());
-        State::assemble(settings, calendar, book, room, Some(journal))
+        let registry = Box::new(registry::SqliteRegistrations::open(&settings.data_dir)?);
+        State::assemble(settings, calendar, (book, room, registry), Some(journal))
     }
 }
 
 impl State<RedisSlotBook, RedisWaitingRoom> {
     /// The portal on Redis (`--redis`): every node started with the same URLs, namespace and
     /// secret shares one line and one book. The calendar is still read from (or started in)
-    /// `settings.data_dir`: give every node the same one. Registrations stay in each node.
+    /// `settings.data_dir`: give every node the same one. Registrations are on Redis as well.
     pub async fn open_shared(
         settings: Settings,
         urls: &[String],
@@ -206,7 +260,9 @@ impl State<RedisSlotBook, RedisWaitingRoom> {
             room = room.claim_timeout(settings.claim_timeout);
         }
         let room = room.connect(&urls).await.map_err(|e| e.to_string())?;
-        State::assemble(settings, calendar, book, room, None)
+        let registry =
+            Box::new(registry_redis::RedisRegistrations::connect(&urls, namespace).await?);
+        State::assemble(settings, calendar, (book, room, registry), None)
     }
 }
 
@@ -214,18 +270,20 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
     fn assemble(
         settings: Settings,
         calendar: Calendar,
-        book: B,
-        room: R,
+        (book, room, registry): (B, R, Box<dyn registry::Registrations>),
         journal: Option<JournalReader>,
     ) -> Result<Arc<Self>, String> {
-        let keys = Keyring::new(KeyId(1), &settings.secret).map_err(|e| e.to_string())?;
-        let mut layer = WaitingRoomLayer::builder(room.clone(), keys);
+        let keys =
+            Keyring::new(KeyId(settings.key_id), &settings.secret).map_err(|e| e.to_string())?;
+        let mut layer = WaitingRoomLayer::builder(room.clone(), keys)
+            .peer_address(|parts| {
+                let info = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+                Some(info.0.ip())
+            })
+            .trusted_proxies(settings.trusted_proxies.clone())
+            .served_over_https(settings.https);
         if settings.new_visitors_per_minute > 0 {
-            layer =
-                layer.limit_new_visitors_per_address(settings.new_visitors_per_minute, |parts| {
-                    let info = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
-                    Some(info.0.ip())
-                });
+            layer = layer.limit_new_visitors_per_client(settings.new_visitors_per_minute);
         }
         let layer = layer.build().map_err(|e| e.to_string())?;
         let csrf = HmacSha256::new_from_slice(&settings.secret).map_err(|e| e.to_string())?;
@@ -236,12 +294,57 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
             journal,
             portal: Portal {
                 calendar,
-                registry: Mutex::new(register::Registry::default()),
+                registry,
                 counters: Counters::default(),
                 csrf,
+                view: parking_lot::Mutex::new(None),
+                view_refreshing: std::sync::atomic::AtomicBool::new(false),
+                view_reads: AtomicU64::new(0),
                 settings,
             },
         }))
+    }
+}
+
+impl<B: BookBackend, R: RoomBackend> State<B, R> {
+    /// The room's statistics, at most [`ROOM_VIEW_MAX_AGE`] old: a surge on the landing page
+    /// or the metrics reads the room about once a second, not once a request (a reading of the
+    /// in-process room takes its lock; on Redis it runs a script). While one request reads it
+    /// afresh, the others answer with the last view. `None` only before the first reading or
+    /// when the room cannot be read.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a reading dropped midway leaves the last view, and the next call reads
+    /// again.
+    pub async fn room_view(&self) -> Option<surgegate::RoomStats> {
+        use std::sync::atomic::Ordering;
+        let last = *self.view.lock();
+        if let Some((at, stats)) = last
+            && at.elapsed() < ROOM_VIEW_MAX_AGE
+        {
+            return Some(stats);
+        }
+        // Acquire/Release: the flag hands the view from one refresher to the next.
+        if self.view_refreshing.swap(true, Ordering::Acquire) {
+            return last.map(|(_, stats)| stats);
+        }
+        // Cancel safety: the guard clears the flag however this future ends.
+        let _refreshing = Refreshing(&self.view_refreshing);
+        self.view_reads.fetch_add(1, Ordering::Relaxed);
+        let fresh = self.room.stats().await.ok();
+        if let Some(stats) = fresh {
+            *self.view.lock() = Some((std::time::Instant::now(), stats));
+        }
+        fresh.or(last.map(|(_, stats)| stats))
+    }
+}
+
+/// Clears the view's "being read" flag when dropped.
+struct Refreshing<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -377,7 +480,7 @@ pub fn router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router
 async fn landing<B: BookBackend, R: RoomBackend>(
     axum::extract::State(state): axum::extract::State<Arc<State<B, R>>>,
 ) -> Html<String> {
-    let waiting = state.room.waiting().await.unwrap_or(0);
+    let waiting = state.room_view().await.map_or(0, |s| s.waiting);
     let body = format!(
         "<h1>Residence permit appointments</h1>\
          <p>Register once, then book an appointment at one of {} branches.</p>\
@@ -402,10 +505,16 @@ async fn countdown_js() -> impl IntoResponse {
     )
 }
 
-/// The security headers of every response (the layer's own pages set stricter ones).
+/// The security headers of every response (the layer's own pages set stricter ones), and
+/// `Cache-Control: no-store` on every page but the static script: a page may show a name, a
+/// national id or a booking, which no shared or browser cache should keep.
 async fn security_headers(request: Request, next: Next) -> Response {
+    let cacheable = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if !cacheable {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     let defaults = [
         (
             header::CONTENT_SECURITY_POLICY,

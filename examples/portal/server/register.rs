@@ -1,7 +1,6 @@
 //! The gated registration form: validated whole; bad input gets a message per field and stores
 //! nothing.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -10,31 +9,11 @@ use axum::extract::{Form, State as Shared};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use surgegate::{ApplicantId, BookBackend, Pass, RoomBackend, VisitorId};
+use surgegate::{BookBackend, Pass, RoomBackend};
 
 use super::html::{csrf_field, esc, page};
-use super::{Portal, Registration, State};
-
-/// The most registrations the portal keeps (its memory bound).
-pub const MAX_REGISTRATIONS: usize = 4_000_000;
-
-/// Registrations by visitor, and the national ids already registered.
-#[derive(Default)]
-pub struct Registry {
-    by_visitor: HashMap<VisitorId, Registration>,
-    national_ids: HashSet<String>,
-    next_applicant: u64,
-}
-
-impl Registry {
-    pub fn get(&self, visitor: VisitorId) -> Option<&Registration> {
-        self.by_visitor.get(&visitor)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_visitor.len()
-    }
-}
+use super::registry::{NewRegistration, RegisterError};
+use super::{Portal, State};
 
 /// The form's fields, as typed.
 #[derive(Debug, Default, Deserialize)]
@@ -129,8 +108,10 @@ pub async fn form<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
 ) -> Response {
-    if state.registry.lock().get(pass.visitor).is_some() {
-        return Redirect::to("/appointments").into_response();
+    match state.registry.get(pass.visitor).await {
+        Ok(Some(_)) => return Redirect::to("/appointments").into_response(),
+        Ok(None) => {}
+        Err(_) => return unavailable(),
     }
     Html(render(
         &state,
@@ -172,34 +153,32 @@ pub async fn submit<B: BookBackend, R: RoomBackend>(
             return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
         }
     };
-    let mut registry = state.registry.lock();
-    if registry.get(pass.visitor).is_some() {
-        return Redirect::to("/appointments").into_response();
-    }
-    let refusal = if registry.national_ids.contains(&national_id) {
-        Some("This national ID number is already registered.")
-    } else if registry.len() >= MAX_REGISTRATIONS {
-        Some("Registration is full for now; please try again later.")
-    } else {
-        None
-    };
-    if let Some(message) = refusal {
-        drop(registry);
-        let html = render(&state, &pass, &fields, &Problems::default(), Some(message));
-        return (StatusCode::CONFLICT, Html(html)).into_response();
-    }
-    registry.next_applicant += 1;
-    let applicant = ApplicantId(registry.next_applicant);
-    registry.national_ids.insert(national_id.clone());
-    let registration = Registration {
-        applicant,
+    let new = NewRegistration {
         name,
         national_id,
         phone,
     };
-    registry.by_visitor.insert(pass.visitor, registration);
-    state.counters.registrations.fetch_add(1, Ordering::Relaxed);
-    Redirect::to("/appointments").into_response()
+    let message = match state.registry.register(pass.visitor, new).await {
+        Ok(_) => {
+            state.counters.registrations.fetch_add(1, Ordering::Relaxed);
+            return Redirect::to("/appointments").into_response();
+        }
+        Err(RegisterError::NationalIdTaken) => "This national ID number is already registered.",
+        Err(RegisterError::Full) => "Registration is full for now; please try again later.",
+        Err(RegisterError::Store(_)) => return unavailable(),
+    };
+    let html = render(&state, &pass, &fields, &Problems::default(), Some(message));
+    (StatusCode::CONFLICT, Html(html)).into_response()
+}
+
+/// The page when the registrations store cannot be reached: nothing was kept.
+fn unavailable() -> Response {
+    let body = "<h1>Please try again shortly</h1><p>The registration service is busy;                 nothing was saved.</p><p><a href=\"/register\">Try again</a></p>";
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html(page("Please try again shortly", body, "")),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

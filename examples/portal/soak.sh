@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Soak: the example portal under wrk for a long run of mixed traffic (landing page, waiting
+# refreshes, gated pages, new visitors), then its resident memory after the first minute and
+# at the end, and the count of 5xx answers.
+#   bash examples/portal/soak.sh [DURATION_SECONDS]      (default 600)
+# PORTAL_BIN=path runs that binary instead of building the release one. Needs wrk.
+set -euo pipefail
+
+duration="${1:-600}"
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "${here}/../.." && pwd)"
+command -v wrk >/dev/null || { echo "wrk is not installed (Debian package wrk)" >&2; exit 1; }
+bin="${PORTAL_BIN:-}"
+if [ -z "${bin}" ]; then
+    (cd "${root}" && cargo build --release --example portal)
+    bin="${root}/target/release/examples/portal"
+fi
+work="$(mktemp -d)"
+pid=""
+cleanup() {
+    if [ -n "${pid}" ]; then kill -INT "${pid}" 2>/dev/null || true; wait "${pid}" 2>/dev/null || true; fi
+    rm -rf "${work}"
+}
+trap cleanup EXIT
+
+PORTAL_ADMIN_TOKEN="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+    "${bin}" --addr 127.0.0.1:0 --rate 500 --burst 500 --max-active 100000 \
+    --new-visitors-per-minute 0 --data "${work}/data" >"${work}/out" 2>"${work}/err" &
+pid=$!
+for _ in $(seq 1 200); do
+    grep -q "listening on" "${work}/out" 2>/dev/null && break
+    sleep 0.1
+done
+addr="$(sed -n 's/^listening on //p' "${work}/out" | head -1)"
+[ -n "${addr}" ] || { echo "the portal did not start:" >&2; cat "${work}/err" >&2; exit 1; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/${pid}/status"; }
+
+wrk -t2 -c64 -d"${duration}s" --timeout 10s -s "${here}/soak.lua" "${addr}" >"${work}/wrk" &
+wrk_pid=$!
+first=$(( duration < 60 ? duration / 2 : 60 ))
+sleep "${first}"
+rss_first="$(rss)"
+wait "${wrk_pid}"
+rss_end="$(rss)"
+cat "${work}/wrk"
+echo "RSS after ${first} s: ${rss_first} KiB; at the end (${duration} s): ${rss_end} KiB;" \
+    "change: $(( (rss_end - rss_first) * 100 / rss_first ))%"
