@@ -25,7 +25,8 @@ fn book(quota: bool) -> SlotBook<ManualClock> {
         for s in 0..SLOTS {
             book.set_capacity(BranchId(b), s, 1_000).unwrap();
             if quota {
-                book.set_channel_quota(BranchId(b), s, COUNTERS, 400).unwrap();
+                book.set_channel_quota(BranchId(b), s, COUNTERS, 400)
+                    .unwrap();
             }
         }
     }

@@ -75,7 +75,13 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
         let mut layer = WaitingRoomLayer::builder(room.clone(), keys)
             .room_id(r.room_id)
             .prefix(r.leave_prefix.clone())
-            .closed_retry_seconds(r.closed_retry_secs);
+            .closed_retry_seconds(r.closed_retry_secs)
+            // The layer reads the request after `prepare`: its `X-Forwarded-Proto` is the
+            // gate's own word, believed by the same rule (a TLS listener, the setting, or a
+            // trusted proxy as the connection's peer).
+            .served_over_https(settings.tls.is_some() || settings.served_over_https)
+            .trusted_proxies(settings.trusted_proxies.iter().map(ToString::to_string))
+            .peer_address(|parts| parts.extensions.get::<Origin>().map(|o| o.peer));
         if r.new_visitors_per_minute > 0 {
             layer = layer.limit_new_visitors_per_address(r.new_visitors_per_minute, |parts| {
                 parts.extensions.get::<Origin>().map(|o| o.client)
