@@ -109,19 +109,25 @@ pub fn origin(
     let peer_trusted = is_trusted(&peer);
     let mut client = peer;
     if peer_trusted {
-        let chain: Vec<IpAddr> = headers
+        // Only the right end of the chain is the trusted proxies' word (each appends the
+        // address it saw); the left end is whatever the client wrote. So the walk starts at the
+        // right and reads at most MAX_FORWARDED_HOPS entries: a client that sends a long chain
+        // cannot push the entry its proxy appended out of reach.
+        let entries: Vec<&str> = headers
             .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .map(|t| t.parse::<IpAddr>())
-            .take(MAX_FORWARDED_HOPS)
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        for ip in chain.iter().rev() {
-            client = *ip;
-            if !is_trusted(ip) {
+            .collect();
+        for text in entries.iter().rev().take(MAX_FORWARDED_HOPS) {
+            let Ok(ip) = text.parse::<IpAddr>() else {
+                // A malformed hop within the trusted part names nobody.
+                client = peer;
+                break;
+            };
+            client = ip;
+            if !is_trusted(&ip) {
                 break;
             }
         }
@@ -234,9 +240,16 @@ mod tests {
         let direct = origin(&h, "198.51.100.7".parse().unwrap(), &[lb], false, false);
         assert_eq!(direct.client, direct.peer);
         assert!(!direct.https && !direct.trusted);
-        let garbage = map(&[("x-forwarded-for", "not-an-ip, 1.2.3.4")]);
+        let garbage = map(&[("x-forwarded-for", "1.2.3.4, not-an-ip")]);
         let g = origin(&garbage, "10.2.2.2".parse().unwrap(), &[lb], false, false);
-        assert_eq!(g.client, g.peer, "a malformed chain names nobody");
+        assert_eq!(g.client, g.peer, "a malformed hop names nobody");
+        // A client that writes a long chain of its own cannot push out of reach the entry
+        // its proxy appended: the walk starts at the right end.
+        let mut long: Vec<String> = (0..40).map(|n| format!("192.0.2.{n}")).collect();
+        long.push("203.0.113.9".to_owned());
+        let long = map(&[("x-forwarded-for", long.join(", ").as_str())]);
+        let l = origin(&long, "10.2.2.2".parse().unwrap(), &[lb], false, false);
+        assert_eq!(l.client, "203.0.113.9".parse::<IpAddr>().unwrap());
 
         let mut out = h.clone();
         set_forwarded(
