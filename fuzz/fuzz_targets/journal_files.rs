@@ -32,9 +32,9 @@ fn base() -> &'static Base {
     BASE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let book = SlotBook::builder()
+            .max_active_per_applicant(2)
             .durable()
             .durability(Durability::None)
-            .max_active_per_applicant(2)
             .open(dir.path())
             .unwrap();
         for s in 0..4 {
