@@ -42,14 +42,18 @@ fn base() -> &'static Base {
         }
         let mut tokens = Vec::new();
         for a in 0..6 {
-            let h = book.reserve_earliest(BranchId(1), 0..4, ApplicantId(a)).unwrap();
+            let h = book
+                .reserve_earliest(BranchId(1), 0..4, ApplicantId(a))
+                .unwrap();
             tokens.push(book.confirm(h.token).unwrap().token);
         }
         book.checkpoint().unwrap();
         let meta_at_crash = std::fs::read(dir.path().join("META")).unwrap();
         book.set_capacity(BranchId(2), 0, 5).unwrap();
         for a in 10..14 {
-            let h = book.reserve_earliest(BranchId(1), 0..4, ApplicantId(a)).unwrap();
+            let h = book
+                .reserve_earliest(BranchId(1), 0..4, ApplicantId(a))
+                .unwrap();
             book.confirm(h.token).unwrap();
         }
         book.release(tokens[0]).unwrap();
@@ -60,7 +64,12 @@ fn base() -> &'static Base {
             .unwrap()
             .map(|e| e.unwrap())
             .filter(|e| e.file_name() != "LOCK")
-            .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
+            .map(|e| {
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
             .collect();
         files.sort();
         for (name, bytes) in files.iter_mut() {
@@ -68,8 +77,15 @@ fn base() -> &'static Base {
                 *bytes = meta_at_crash.clone();
             }
         }
-        assert_eq!(files.len(), 3, "META, a checkpoint and a segment: {files:?}");
-        Base { files, segment_records }
+        assert_eq!(
+            files.len(),
+            3,
+            "META, a checkpoint and a segment: {files:?}"
+        );
+        Base {
+            files,
+            segment_records,
+        }
     })
 }
 

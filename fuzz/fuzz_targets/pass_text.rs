@@ -73,5 +73,8 @@ fuzz_target!(|input: Input| {
         );
     }
     let visitor_text = signer.sign_visitor(input.room, VisitorId(input.visitor));
-    assert_eq!(keys.verify_visitor(&visitor_text), Ok((input.room, VisitorId(input.visitor))));
+    assert_eq!(
+        keys.verify_visitor(&visitor_text),
+        Ok((input.room, VisitorId(input.visitor)))
+    );
 });

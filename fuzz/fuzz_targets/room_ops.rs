@@ -25,7 +25,9 @@ fuzz_target!(|input: (u8, u8, u8, Vec<RoomOp>)| {
     let mut h = RoomHarness::with_claims(rate, burst, max_active, claim_ms);
     for (i, op) in ops.iter().take(300).enumerate() {
         if let Err(e) = h.step(op) {
-            panic!("config ({rate}, {burst}, {max_active}, claims {claim_ms:?}) step {i} {op:?}: {e}");
+            panic!(
+                "config ({rate}, {burst}, {max_active}, claims {claim_ms:?}) step {i} {op:?}: {e}"
+            );
         }
     }
 });
