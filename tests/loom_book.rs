@@ -1,6 +1,6 @@
 //! loom models of the SlotBook's protocols: every interleaving of the atomics and locks, up to
 //! `LOOM_MAX_PREEMPTIONS` preemptions. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release loom`.
+//! `RUSTFLAGS="--cfg loom" cargo test --release -p surgegate --lib --test loom_book --test loom_room loom`.
 #![cfg(loom)]
 
 use std::sync::Arc;

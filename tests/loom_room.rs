@@ -1,5 +1,5 @@
 //! loom model of the WaitingRoom: joins racing an admission step. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release loom`.
+//! `RUSTFLAGS="--cfg loom" cargo test --release -p surgegate --lib --test loom_book --test loom_room loom`.
 #![cfg(loom)]
 
 use std::sync::Arc;

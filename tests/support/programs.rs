@@ -32,10 +32,13 @@ pub fn free_port() -> u16 {
 }
 
 /// Builds example `name` (a no-op once `cargo test` has built it) and returns its path.
+///
+/// With the `test` profile, the one `cargo test` builds every target with: a plain
+/// `cargo build --example` would use `dev` and build every dependency a second time.
 pub fn example(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--example", name])
+        .args(["build", "--profile", "test", "--example", name])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building example {name}");
