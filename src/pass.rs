@@ -42,9 +42,11 @@
 //! version 4: version, key id, room, visitor (as above), its issue time in Unix seconds
 //! (big-endian `u64`), and the tag over those 25 bytes: 57 bytes, [`VISITOR_TEXT_LEN`]
 //! characters. (Version 2, without an issue time, is no longer accepted.) The version byte and the length keep either kind of
-//! text from being taken for the other. A place text ([`Keyring::sign_place`], format version 3)
-//! adds the ticket's token and its sequence number in a shared room's line: 75 bytes,
-//! [`PLACE_TEXT_LEN`] characters.
+//! text from being taken for the other. A place text ([`Keyring::sign_place_at`], format
+//! version 6; version 3, without an issue time, is no longer accepted) adds the ticket's token,
+//! its sequence number in a shared room's line and its issue time: 81 bytes, [`PLACE_TEXT_LEN`]
+//! characters (a pass's length, but never taken for one: the version differs). A form token ([`Keyring::sign_form`], format version 5) binds
+//! a form's purpose, its subject and its issue time; see [`FORM_TOKEN_LEN`].
 //!
 //! ```
 //! use surgegate::pass::{KeyId, Keyring, PassClaims, PassError};
@@ -73,6 +75,12 @@ use sha2::Sha256;
 
 use crate::room::{TicketToken, VisitorId};
 
+mod form;
+mod place;
+
+pub use form::FORM_TOKEN_LEN;
+pub use place::{PLACE_TEXT_LEN, PlaceClaims};
+
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The shortest secret a key accepts, in bytes (the output size of SHA-256).
@@ -93,17 +101,11 @@ pub const MAX_CLOCK_SKEW_S: u64 = 300;
 
 const PASS_VERSION: u8 = 1;
 const VISITOR_VERSION: u8 = 4;
-const PLACE_VERSION: u8 = 3;
 const BODY_BYTES: usize = 49;
 const TAG_BYTES: usize = 32;
 const PASS_BYTES: usize = BODY_BYTES + TAG_BYTES;
 /// Version, key id, room, visitor, issue time; the tag.
 const VISITOR_BYTES: usize = 25 + TAG_BYTES;
-/// Version, key id, room, visitor, token, sequence number, two zero bytes; the tag.
-const PLACE_BYTES: usize = 43 + TAG_BYTES;
-/// The length of every place text ([`Keyring::sign_place`]), in ASCII characters.
-pub const PLACE_TEXT_LEN: usize = 100;
-const _: () = assert!(PLACE_BYTES.is_multiple_of(3) && PLACE_BYTES / 3 * 4 == PLACE_TEXT_LEN);
 const _: () = assert!(PASS_BYTES.is_multiple_of(3) && PASS_BYTES / 3 * 4 == PASS_TEXT_LEN);
 const _: () = assert!(VISITOR_BYTES.is_multiple_of(3) && VISITOR_BYTES / 3 * 4 == VISITOR_TEXT_LEN);
 
@@ -316,54 +318,24 @@ impl Keyring {
         ))
     }
 
-    /// A signed text of a waiting visitor's place in a shared room (format version 3,
-    /// [`PLACE_TEXT_LEN`] characters): the room, the visitor, the ticket's token and its
-    /// sequence number in the line, so that a visitor whose entry a store lost (in a failover)
-    /// can take the same place again. Never accepted as a pass or a visitor text.
-    pub fn sign_place(
-        &self,
-        room: u32,
-        visitor: VisitorId,
-        token: TicketToken,
-        seq: u64,
-    ) -> String {
-        let mut bytes = [0u8; PLACE_BYTES];
-        bytes[5..9].copy_from_slice(&room.to_be_bytes());
-        bytes[9..17].copy_from_slice(&visitor.0.to_be_bytes());
-        bytes[17..33].copy_from_slice(&token.to_u128().to_be_bytes());
-        bytes[33..41].copy_from_slice(&seq.to_be_bytes());
-        self.seal(PLACE_VERSION, &mut bytes)
-    }
-
-    /// The room, visitor, token and sequence number of a text made by [`Keyring::sign_place`].
-    ///
-    /// # Errors
-    /// [`PassError::Malformed`], [`PassError::UnknownKey`] or [`PassError::BadSignature`].
-    pub fn verify_place(
-        &self,
-        text: &str,
-    ) -> Result<(u32, VisitorId, TicketToken, u64), PassError> {
-        let mut bytes = [0u8; PLACE_BYTES];
-        let body = self.open(PLACE_VERSION, text, &mut bytes)?;
-        if body[41..].iter().any(|&b| b != 0) {
-            return Err(PassError::Malformed);
-        }
-        Ok((
-            u32::from_be_bytes(field(body, 5)),
-            VisitorId(u64::from_be_bytes(field(body, 9))),
-            TicketToken::from_u128(u128::from_be_bytes(field(body, 17))),
-            u64::from_be_bytes(field(body, 33)),
-        ))
-    }
-
     /// Writes the format `version` and the signing key's id into `bytes` (a body followed by
     /// room for the tag), the tag over the body after them, and encodes the whole.
     fn seal(&self, version: u8, bytes: &mut [u8]) -> String {
+        self.seal_bound(version, bytes, &[])
+    }
+
+    /// As [`seal`](Self::seal), with the tag also covering `bound` (bytes that are not in the
+    /// text but that the verifier must name again).
+    fn seal_bound(&self, version: u8, bytes: &mut [u8], bound: &[u8]) -> String {
         let (id, mac) = &self.keys[0];
         let body_len = bytes.len() - TAG_BYTES;
         bytes[0] = version;
         bytes[1..5].copy_from_slice(&id.0.to_be_bytes());
-        let tag = mac.clone().chain_update(&bytes[..body_len]).finalize();
+        let tag = mac
+            .clone()
+            .chain_update(&bytes[..body_len])
+            .chain_update(bound)
+            .finalize();
         bytes[body_len..].copy_from_slice(&tag.into_bytes());
         URL_SAFE_NO_PAD.encode(bytes)
     }
@@ -375,6 +347,17 @@ impl Keyring {
         version: u8,
         text: &str,
         bytes: &'b mut [u8],
+    ) -> Result<&'b [u8], PassError> {
+        self.open_bound(version, text, bytes, &[])
+    }
+
+    /// As [`open`](Self::open), for a text sealed with [`seal_bound`](Self::seal_bound).
+    fn open_bound<'b>(
+        &self,
+        version: u8,
+        text: &str,
+        bytes: &'b mut [u8],
+        bound: &[u8],
     ) -> Result<&'b [u8], PassError> {
         if text.len() != bytes.len() / 3 * 4 {
             return Err(PassError::Malformed);
@@ -395,6 +378,7 @@ impl Keyring {
             .ok_or(PassError::UnknownKey)?;
         mac.clone()
             .chain_update(body)
+            .chain_update(bound)
             .verify_slice(tag)
             .map_err(|_| PassError::BadSignature)?;
         Ok(body)
@@ -402,7 +386,7 @@ impl Keyring {
 }
 
 /// The system clock's now, in whole Unix seconds (0 before the epoch).
-fn system_now_unix_s() -> u64 {
+pub(crate) fn system_now_unix_s() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -166,7 +166,7 @@ async fn a_waiting_app_gets_the_pinned_json_and_headers() {
     admit_first(&p).await;
     let a = send(&p.app, get_req("/register", &[JSON])).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.header("cache-control"), Some("no-store"));
+    assert_eq!(a.header("cache-control"), Some("private, no-store"));
     assert_eq!(a.header("content-type"), Some("application/json"));
     let json = a.json();
     assert_eq!(json["status"], "waiting");
@@ -365,14 +365,27 @@ async fn leave_gives_the_place_or_the_pass_back_and_never_adds_anyone() {
     let visitor = format!("sg_visitor={}", waiting.cookie("sg_visitor").unwrap());
     send(&p.app, get_req("/register", &[JSON])).await;
     assert_eq!(p.room.stats().waiting, 2);
-    let post = |headers: &[(&str, &str)]| {
-        let mut b = Request::post("/surgegate/leave");
+    let post_to = |path: &str, headers: &[(&str, &str)]| {
+        let mut b = Request::post(path);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
         b.body(Body::empty()).unwrap()
     };
-    let left = send(&p.app, post(&[JSON, ("cookie", &visitor)])).await;
+    let post = |headers: &[(&str, &str)]| post_to("/surgegate/leave", headers);
+    // A browser's leave needs the token of its own waiting page.
+    let untokened = send(&p.app, post(&[JSON, ("cookie", &visitor)])).await;
+    assert_eq!(
+        untokened.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        untokened.body
+    );
+    assert_eq!(untokened.json()["status"], "reload");
+    assert_eq!(p.room.stats().waiting, 2, "a refused leave changes nothing");
+    let again = send(&p.app, get_req("/register", &[JSON, ("cookie", &visitor)])).await;
+    let leave_url = again.json()["leave_url"].as_str().unwrap().to_owned();
+    let left = send(&p.app, post_to(&leave_url, &[JSON, ("cookie", &visitor)])).await;
     assert_eq!(left.json()["status"], "left");
     assert_eq!(p.room.stats().waiting, 1);
     // The one behind moved up.

@@ -222,6 +222,44 @@ fn a_place_text_names_its_place_and_is_nothing_else() {
     }
 }
 
+#[test]
+fn a_place_text_carries_its_issue_time_and_ages_out() {
+    use surgegate::pass::PlaceClaims;
+    let keys = keyring(1, 3);
+    let place = PlaceClaims {
+        room: 7,
+        visitor: VisitorId(9),
+        token: claims().token,
+        seq: 123_456,
+        issued_at_unix_s: 1_800_000_000,
+    };
+    let text = keys.sign_place_at(&place);
+    assert_eq!(text.len(), surgegate::pass::PLACE_TEXT_LEN);
+    assert_eq!(keys.verify_place_at(&text, 1_800_000_000, 600), Ok(place));
+    assert_eq!(keys.verify_place_at(&text, 1_800_000_599, 600), Ok(place));
+    assert_eq!(
+        keys.verify_place_at(&text, 1_800_000_600, 600),
+        Err(PassError::Expired)
+    );
+    let skew = surgegate::pass::MAX_CLOCK_SKEW_S;
+    assert_eq!(
+        keys.verify_place_at(&text, 1_800_000_000 - skew, 600),
+        Ok(place)
+    );
+    assert_eq!(
+        keys.verify_place_at(&text, 1_800_000_000 - skew - 1, 600),
+        Err(PassError::Expired),
+        "from the future"
+    );
+    assert_eq!(
+        keys.verify_place(&text),
+        Ok((7, VisitorId(9), place.token, 123_456))
+    );
+    // A place text is never a pass, though both are 108 characters.
+    assert_eq!(text.len(), surgegate::pass::PASS_TEXT_LEN);
+    assert_eq!(keys.verify(&text, 0), Err(PassError::Malformed));
+}
+
 proptest! {
     #[test]
     fn any_claims_round_trip(

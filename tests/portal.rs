@@ -245,7 +245,8 @@ async fn metrics_count_the_flow_and_every_page_has_security_headers() {
     let state = State::open(settings(dir.path(), 100)).unwrap();
     let mut b = Browser::new(&state);
     book_one(&mut b, "Amal Haddad", "1234567890").await;
-    let metrics = b.get("/metrics").await;
+    let metrics = b.metrics().await;
+    assert_eq!(metrics.status, StatusCode::OK, "{}", metrics.body);
     for line in [
         "surgegate_bookings_total 1",
         "surgegate_holds_total 1",
@@ -349,7 +350,7 @@ async fn a_surge_on_the_landing_page_reads_the_room_about_once_a_second() {
     for _ in 0..500 {
         assert_eq!(b.get("/").await.status, StatusCode::OK);
     }
-    b.get("/metrics").await;
+    b.metrics().await;
     let seconds = started.elapsed().as_secs();
     let reads = state.view_reads.load(std::sync::atomic::Ordering::Relaxed);
     assert!(

@@ -163,6 +163,10 @@ fn the_book_and_the_room_keep_every_rule_on_a_server_and_on_a_cluster() {
         rt.block_on(redis_room_checks::places_survive_a_lost_entry(
             &urls, &places,
         ));
+        rt.block_on(redis_room_checks::old_places_never_come_back(
+            &urls,
+            &format!("old-places-{name}"),
+        ));
     }
     rt.block_on(refuses_unsynced_servers(&servers));
     two_portal_nodes(&servers);

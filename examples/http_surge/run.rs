@@ -149,6 +149,7 @@ fn settings(config: &Config, dir: &std::path::Path, reject: bool) -> Settings {
         https: false,
         secret: vec![7; 32],
         key_id: 1,
+        metrics_token: None,
     }
 }
 

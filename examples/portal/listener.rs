@@ -2,15 +2,22 @@
 //! in the kernel's backlog until one closes), each given `header_read_timeout` to send a
 //! request's headers (also while it idles between requests: hyper runs that timer whenever
 //! the connection waits for a request head), so a client that sends a byte a second, or
-//! nothing, holds a connection for that long at most. Ctrl-C stops accepting and lets
-//! requests in flight finish.
+//! nothing, holds a connection for that long at most. A request's body must arrive whole
+//! within `body_read_timeout` (`408` otherwise) and be at most `max_body_bytes` (`413`; the
+//! operator's plan uploads under `/admin/` may be larger and slower), so a body sent a byte a
+//! second holds its connection no longer than a slow head would. Ctrl-C stops accepting and
+//! lets requests in flight finish.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -26,6 +33,50 @@ pub struct Limits {
     /// The longest a connection may take to send a request's headers, or idle between
     /// requests.
     pub header_read_timeout: Duration,
+    /// The longest a request's body may take to arrive whole.
+    pub body_read_timeout: Duration,
+    /// The largest body taken (but for the operator's uploads).
+    pub max_body_bytes: usize,
+}
+
+/// How many times the body limits an operator's upload under `/admin/` gets (its own size
+/// limit is the admin routes' own).
+const ADMIN_BODY_TIME_FACTOR: u32 = 10;
+
+/// Reads the request's body whole within the limits before the portal sees the request.
+async fn bounded_body(State(limits): State<Limits>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let (max_bytes, within) = if parts.uri.path().starts_with("/admin/") {
+        let within = limits.body_read_timeout * ADMIN_BODY_TIME_FACTOR;
+        (crate::server::admin::MAX_PLAN_BYTES, within)
+    } else {
+        (limits.max_body_bytes, limits.body_read_timeout)
+    };
+    let refused = |status: StatusCode, text: String| {
+        // The rest of the body is never read: the connection closes after this answer.
+        let mut answer = (status, text).into_response();
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        answer
+    };
+    match tokio::time::timeout(within, axum::body::to_bytes(body, max_bytes)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request's body is over {max_bytes} bytes, or was cut off; send less"),
+        ),
+        Err(_) => refused(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request's body did not arrive within {} s; send it again",
+                within.as_secs()
+            ),
+        ),
+    }
 }
 
 /// How long requests in flight may take to finish after Ctrl-C.
@@ -38,6 +89,7 @@ pub async fn run(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    let app = app.layer(middleware::from_fn_with_state(limits, bounded_body));
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

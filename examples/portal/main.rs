@@ -54,12 +54,26 @@ struct Args {
     /// line break is not part of it). Without it, the token comes from PORTAL_ADMIN_TOKEN.
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// A file holding the bearer token for /metrics (at least 32 characters). Without it, the
+    /// token comes from PORTAL_METRICS_TOKEN; without either, /metrics answers 401 on --addr.
+    #[arg(long)]
+    metrics_token_file: Option<PathBuf>,
+    /// A separate address serving /metrics alone, without a token (keep it private: a
+    /// loopback or an internal network address).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Connections open at once (more wait in the kernel's backlog).
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
     /// Seconds a connection may take to send a request's headers, or idle between requests.
     #[arg(long, default_value_t = 10)]
     header_read_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive whole (the operator's uploads: ten times).
+    #[arg(long, default_value_t = 10)]
+    body_read_timeout_secs: u64,
+    /// The largest request body taken, in bytes (the operator's uploads have their own limit).
+    #[arg(long, default_value_t = 65_536)]
+    max_body_bytes: usize,
     /// Seconds a waiting visitor may go without a refresh before leaving the line.
     #[arg(long, default_value_t = 45)]
     checkin_timeout_secs: u64,
@@ -100,26 +114,43 @@ struct Args {
 
 /// The admin token: from `--admin-token-file`, else `PORTAL_ADMIN_TOKEN`; never printed.
 fn admin_token(args: &Args) -> Result<server::AdminToken, String> {
-    let (text, from) = match &args.admin_token_file {
+    token_from(
+        args.admin_token_file.as_deref(),
+        "admin",
+        "PORTAL_ADMIN_TOKEN",
+    )?
+    .ok_or_else(|| {
+        format!(
+            "no admin token: set PORTAL_ADMIN_TOKEN or give --admin-token-file FILE \
+             (at least {} characters, e.g. `openssl rand -hex 32`)",
+            server::AdminToken::MIN_CHARS
+        )
+    })
+}
+
+/// A bearer token from `--{what}-token-file`, else the variable `env`; `None` if neither is
+/// given; an error for one that is too short. Never printed.
+fn token_from(
+    file: Option<&std::path::Path>,
+    what: &str,
+    env: &str,
+) -> Result<Option<server::AdminToken>, String> {
+    let (text, from) = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--admin-token-file {}: {e}", path.display()))?;
+                .map_err(|e| format!("--{what}-token-file {}: {e}", path.display()))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
             (text, format!("the file {}", path.display()))
         }
-        None => match std::env::var("PORTAL_ADMIN_TOKEN") {
-            Ok(text) => (text, "PORTAL_ADMIN_TOKEN".to_owned()),
-            Err(_) => {
-                return Err(format!(
-                    "no admin token: set PORTAL_ADMIN_TOKEN or give --admin-token-file FILE \
-                     (at least {} characters, e.g. `openssl rand -hex 32`)",
-                    server::AdminToken::MIN_CHARS
-                ));
-            }
+        None => match std::env::var(env) {
+            Ok(text) => (text, env.to_owned()),
+            Err(_) => return Ok(None),
         },
     };
-    server::AdminToken::new(text).map_err(|e| format!("{from}: {e}"))
+    server::AdminToken::new(text)
+        .map(Some)
+        .map_err(|e| format!("{from}: {e}"))
 }
 
 fn settings(args: &Args) -> Result<server::Settings, String> {
@@ -174,6 +205,11 @@ fn settings(args: &Args) -> Result<server::Settings, String> {
         https: args.https,
         secret,
         key_id,
+        metrics_token: token_from(
+            args.metrics_token_file.as_deref(),
+            "metrics",
+            "PORTAL_METRICS_TOKEN",
+        )?,
     })
 }
 
@@ -225,12 +261,27 @@ async fn serve<B: surgegate::BookBackend, R: surgegate::RoomBackend>(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("data directory: {}", state.settings.data_dir.display());
-    println!("listening on http://{addr}");
     let limits = listener::Limits {
         max_connections: args.max_connections,
         header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        body_read_timeout: Duration::from_secs(args.body_read_timeout_secs.max(1)),
+        max_body_bytes: args.max_body_bytes.max(1024),
     };
+    if let Some(metrics_addr) = args.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .map_err(|e| format!("cannot listen on --metrics-listen {metrics_addr}: {e}"))?;
+        let router = server::metrics_router(state.clone());
+        // Ends with the process: the main listener's drain is what a stop waits for.
+        tokio::spawn(listener::run(
+            metrics,
+            router,
+            limits,
+            std::future::pending(),
+        ));
+    }
+    eprintln!("data directory: {}", state.settings.data_dir.display());
+    println!("listening on http://{addr}");
     listener::run(listener, server::router(state), limits, shutdown_signal()).await
 }
 

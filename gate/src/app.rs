@@ -183,8 +183,12 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 &serde_json::json!({"error": "headers_too_large", "detail": "the request's headers are larger than this service accepts"}),
             )
+        } else if !self.prepare(&mut request, conn).forwarded_ok {
+            pages::json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({"error": "bad_forwarded_for", "detail": "the trusted proxy's X-Forwarded-For holds an entry that is not an address; the proxy in front of this service must append the client's address"}),
+            )
         } else {
-            self.prepare(&mut request, conn);
             match class {
                 RouteClass::Ops => self.ops(request).await,
                 RouteClass::Admin => self.admin(request).await,
@@ -201,8 +205,8 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
     }
 
     /// Makes the headers safe to pass on: `Surgegate-*` removed, forwarding headers set by
-    /// what the gate believes of the client.
-    fn prepare(&self, request: &mut Request<Incoming>, conn: ConnInfo) {
+    /// what the gate believes of the client; that belief.
+    fn prepare(&self, request: &mut Request<Incoming>, conn: ConnInfo) -> Origin {
         let s = &self.settings;
         let headers = request.headers_mut();
         hdr::strip_surgegate(headers);
@@ -221,5 +225,6 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
         });
         hdr::set_forwarded(request.headers_mut(), &origin, host);
         request.extensions_mut().insert(origin);
+        origin
     }
 }

@@ -154,7 +154,8 @@ impl<R: RoomBackend> Gate<R> {
     pub async fn serve(&self, mut request: Request<Incoming>) -> Response<GateBody> {
         let h = request.headers();
         let json = pages::wants_json(h);
-        let app = json || h.contains_key(PASS_HEADER) || h.contains_key(VISITOR_HEADER);
+        // Only a client that sent its texts in headers gets them in headers (see the layer).
+        let app = h.contains_key(PASS_HEADER) || h.contains_key(VISITOR_HEADER);
         let lang = Lang::from_headers(h);
         let flip = !json
             && self.templates.has_room_pages()
@@ -202,7 +203,10 @@ impl<R: RoomBackend> Gate<R> {
                 n("waiting"),
                 n("eta_seconds"),
                 n("refresh_seconds"),
-                self.layer.leave_path(),
+                // The layer's leave address carries this visitor's form token.
+                v.get("leave_url")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(self.layer.leave_path()),
             ),
             "full" | "closed" | "limited" | "unavailable" => {
                 self.templates

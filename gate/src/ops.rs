@@ -1,6 +1,6 @@
 //! The gate's own operational endpoints: `GET /healthz` (200 while the process runs),
 //! `GET /readyz` (200 only while its stores answer and it is not draining) and
-//! `GET /metrics` (Prometheus).
+//! `GET /metrics` (Prometheus; only with the metrics token, else the admin token).
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -28,7 +28,26 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
         match request.uri().path() {
             "/healthz" => pages::json(StatusCode::OK, &json!({"status": "ok"})),
             "/readyz" => self.readyz().await,
+            _ if !self.may_scrape(&request) => pages::json(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "unauthorized", "detail": "send the metrics token (metrics_token_file, else admin_token_file) as 'Authorization: Bearer <token>'"}),
+            ),
             _ => self.scrape().await,
+        }
+    }
+
+    /// Whether `request` carries the metrics token (or, when none is set, the admin token):
+    /// the line's length and the upstream's health are not for anyone to watch.
+    fn may_scrape(&self, request: &Request<Incoming>) -> bool {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        match &self.settings.metrics_token {
+            Some(token) => token.matches(presented),
+            None => self.is_admin(request),
         }
     }
 

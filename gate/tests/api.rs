@@ -268,7 +268,7 @@ fn every_answer_of_the_booking_api() {
         api.ok("GET", "/v1/branches/7/slots/5", "", 200),
         json!({"capacity": 1, "held": 0, "booked": 0})
     );
-    let metrics = client::get(&api.gate.addr, "/metrics").text();
+    let metrics = client::metrics(&api.gate.addr).text();
     assert!(
         metrics.contains("surgegate_gate_book_operations_total{op=\"reserve\",outcome=\"ok\"}"),
         "{metrics}"

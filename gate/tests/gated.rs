@@ -58,7 +58,8 @@ fn one_pass_at_a_time_and_finish_lets_the_next_in() {
 
     // The second waits: JSON for an app, a self-refreshing page for a browser.
     let mut second = Visitor::default();
-    let reply = second.json(addr, "/register");
+    let app = [("Accept", "application/json"), ("Sg-Visitor", "new")];
+    let reply = second.send(addr, "GET", "/register", &app);
     assert_eq!(reply.status, 200);
     let w = reply.json();
     assert_eq!(
@@ -76,7 +77,7 @@ fn one_pass_at_a_time_and_finish_lets_the_next_in() {
         reply.header("retry-after"),
         Some(refresh.to_string().as_str())
     );
-    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.header("cache-control"), Some("private, no-store"));
     assert!(
         reply.header("sg-visitor").is_some(),
         "an app gets its visitor text"
@@ -110,7 +111,7 @@ fn one_pass_at_a_time_and_finish_lets_the_next_in() {
         admitted.json()["headers"]["surgegate-visitor"],
         visitor.as_str()
     );
-    let metrics = client::get(addr, "/metrics").text();
+    let metrics = client::metrics(addr).text();
     assert!(
         metrics.contains("surgegate_gate_admissions_total 2"),
         "{metrics}"
@@ -193,13 +194,15 @@ fn leaving_closing_and_pausing_are_answered_as_pinned() {
     let mut first = Visitor::default();
     assert_eq!(first.get(addr, "/register").status, 200);
     let mut second = Visitor::default();
-    assert_eq!(second.json(addr, "/register").json()["position"], 1);
-    let left = second.send(
-        addr,
-        "POST",
-        "/surgegate/leave",
-        &[("Accept", "application/json")],
-    );
+    let waiting = second.json(addr, "/register").json();
+    assert_eq!(waiting["position"], 1);
+    let json = [("Accept", "application/json")];
+    // Without its waiting page's token, a browser's leave is refused and changes nothing.
+    let refused = second.send(addr, "POST", "/surgegate/leave", &json);
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(refused.json()["status"], "reload");
+    let leave_url = waiting["leave_url"].as_str().expect("a leave address");
+    let left = second.send(addr, "POST", leave_url, &json);
     assert_eq!(left.json()["status"], "left");
     let stats = client::send(
         addr,

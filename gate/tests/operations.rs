@@ -148,7 +148,7 @@ fn health_readiness_and_metrics() {
     admin(&gate, "POST", "/admin/close", "");
     Visitor::default().json(&gate.addr, "/register");
     client::get(&gate.addr, "/elsewhere");
-    let metrics = client::get(&gate.addr, "/metrics").text();
+    let metrics = client::metrics(&gate.addr).text();
     for line in [
         "surgegate_gate_requests_total{class=\"gated\",status=\"200\"} 2",
         "surgegate_gate_requests_total{class=\"gated\",status=\"503\"} 1",

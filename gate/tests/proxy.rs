@@ -220,7 +220,7 @@ fn a_failed_or_slow_upstream_gives_502_or_504_in_the_visitors_language() {
         "{:?}",
         started.elapsed()
     );
-    let metrics = client::get(&gate.addr, "/metrics").text();
+    let metrics = client::metrics(&gate.addr).text();
     assert!(
         metrics.contains("surgegate_gate_upstream_timeouts_total 1"),
         "{metrics}"
@@ -404,6 +404,6 @@ fn hostile_heads_get_a_4xx_and_never_a_500() {
     assert!(!text.contains(" 500 "), "{text}");
     // And the gate still serves.
     assert_eq!(client::get(&gate.addr, "/after").status, 200);
-    let metrics = client::get(&gate.addr, "/metrics").text();
+    let metrics = client::metrics(&gate.addr).text();
     assert!(!metrics.contains("status=\"500\""), "{metrics}");
 }

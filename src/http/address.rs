@@ -1,7 +1,7 @@
 //! Who the client is, as far as the layer can tell: the connection's peer, or, when that peer
 //! is one of the portal's own proxies (`trusted_proxies`, as CIDRs), the nearest address in
-//! `X-Forwarded-For` that is not; and the key under which new identities are counted (a
-//! whole /64 for IPv6, which one subscriber usually holds).
+//! `X-Forwarded-For` that is not; and the keys under which new identities are counted (a
+//! whole /64 for IPv6, which one subscriber usually holds, and also its /48).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
@@ -133,6 +133,15 @@ pub(super) fn limit_key(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// The coarser key an IPv6 address's new identities are also counted under: its /48 (what
+/// one site usually holds: 65 536 /64s). `None` for IPv4.
+pub(super) fn wide_key(addr: IpAddr) -> Option<IpAddr> {
+    match canonical(addr) {
+        IpAddr::V4(_) => None,
+        v6 => Some(masked(v6, 48)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +203,7 @@ mod tests {
         assert_eq!(limit_key(ip("2001:db8:1:2:ffff::9")), ip("2001:db8:1:2::"));
         assert_eq!(limit_key(ip("192.0.2.7")), ip("192.0.2.7"));
         assert_eq!(limit_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(wide_key(ip("2001:db8:1:ffff::9")), Some(ip("2001:db8:1::")));
+        assert_eq!(wide_key(ip("::ffff:192.0.2.7")), None);
     }
 }

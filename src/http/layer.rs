@@ -13,7 +13,7 @@ use tower::Layer;
 
 use super::address::{Cidr, CidrError};
 use super::protocol::{AddressHook, Counts, IdentityHook, LayerCounters};
-use super::service::{Shared, WaitingRoomService};
+use super::service::{Limiter, Shared, WaitingRoomService};
 use crate::backend::RoomBackend;
 use crate::pass::Keyring;
 use crate::room::VisitorId;
@@ -43,6 +43,9 @@ pub enum LayerConfigError {
     #[error("visitor_max_age {0:?} is outside 1 minute ..= 30 days")]
     VisitorMaxAge(Duration),
 }
+
+/// How many times the limit per address one IPv6 /48 gets in all (its 65 536 /64s share it).
+const IPV6_48_SHARE: std::num::NonZeroU32 = std::num::NonZeroU32::new(16).unwrap();
 
 /// The default [`WaitingRoomLayerBuilder::visitor_max_age`]: one day.
 pub const DEFAULT_VISITOR_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -154,7 +157,8 @@ impl<R: RoomBackend> WaitingRoomLayerBuilder<R> {
     /// At most `per_minute` new visitor identities a minute (in bursts of as many) from one
     /// client address, as told by `address`, so that one client that drops its cookies cannot
     /// take thousands of places. IPv6 addresses count by their /64 (what one subscriber
-    /// usually holds). A visitor who keeps the cookie refreshes without limit. It fails
+    /// usually holds), and each /48 (65 536 /64s, what one site usually holds) gets 16 times
+    /// the limit in all, so whoever holds a /48 cannot multiply the limit by 65 536. A visitor who keeps the cookie refreshes without limit. It fails
     /// closed: a request whose address the hook cannot tell gets no new identity. Over the
     /// limit, or without an address: `429` with `Retry-After`.
     pub fn limit_new_visitors_per_address(
@@ -285,7 +289,12 @@ impl<R: RoomBackend> WaitingRoomLayerBuilder<R> {
             Some((0, _)) => return Err(LayerConfigError::ZeroLimit),
             Some((per_minute, hook)) => {
                 let n = std::num::NonZeroU32::new(per_minute).ok_or(LayerConfigError::ZeroLimit)?;
-                Some((DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)), hook))
+                let wide = n.saturating_mul(IPV6_48_SHARE);
+                Some(Limiter {
+                    narrow: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)),
+                    wide: DefaultKeyedRateLimiter::keyed(Quota::per_minute(wide)),
+                    hook,
+                })
             }
             None => None,
         };

@@ -40,7 +40,12 @@
 //!    check-in timeout (and at most [`MAX_REFRESH_SECONDS`]), so a visitor who follows it never
 //!    times out.
 //! 4. `POST <prefix>/leave` gives the place (or the pass) back; it never adds anyone. Route that
-//!    path to any handler behind the layer: the layer answers it.
+//!    path to any handler behind the layer: the layer answers it. A browser's request must
+//!    carry the form token of its own waiting page (`?csrf=…`, in the page's form and in the
+//!    JSON answer's `leave_url`; good for two hours, for this visitor only), or it is refused
+//!    with `403`, `"status":"reload"`, and nothing changes: another site's page cannot make a
+//!    visitor leave. An app that sends its texts in the `Sg-Pass`/`Sg-Visitor` headers (which
+//!    no other site can make a browser send) needs no token.
 //!
 //! Cookies are `HttpOnly`, `SameSite=Lax`, `Path=/`; when the site is
 //! [served over HTTPS](WaitingRoomLayerBuilder::served_over_https), or the request came over

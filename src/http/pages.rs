@@ -109,8 +109,9 @@ fn page(lang: Lang, title: &str, refresh_seconds: Option<u64>, body: &str) -> St
     out
 }
 
-/// The waiting page: place, line length, expected wait; refreshes itself; a form to leave.
-pub(crate) fn waiting_html(lang: Lang, s: Standing, leave_path: &str) -> String {
+/// The waiting page: place, line length, expected wait; refreshes itself; a form to leave
+/// (`leave_url`: the leave path with this visitor's form token, base64url, so no escaping).
+pub(crate) fn waiting_html(lang: Lang, s: Standing, leave_url: &str) -> String {
     let n = |v| number(lang, v);
     let body = match lang {
         Lang::English => format!(
@@ -118,7 +119,7 @@ pub(crate) fn waiting_html(lang: Lang, s: Standing, leave_path: &str) -> String 
              <p>of {} waiting. Expected wait: {}.</p>\
              <p>This page refreshes by itself every {} seconds. Keep it open: refreshing or \
              coming back does not lose your place.</p>\
-             <form method=\"post\" action=\"{leave_path}\"><button>Leave the line</button></form>",
+             <form method=\"post\" action=\"{leave_url}\"><button>Leave the line</button></form>",
             n(s.position),
             n(s.waiting),
             wait_words(lang, s.eta_seconds),
@@ -129,7 +130,7 @@ pub(crate) fn waiting_html(lang: Lang, s: Standing, leave_path: &str) -> String 
              <p>من أصل {} في الانتظار. مدة الانتظار المتوقعة: {}.</p>\
              <p>تتحدّث هذه الصفحة تلقائيًا كل {} ثانية. أبقِها مفتوحة: تحديث الصفحة أو العودة \
              إليها لا يُفقدك مكانك.</p>\
-             <form method=\"post\" action=\"{leave_path}\"><button>مغادرة القائمة</button></form>",
+             <form method=\"post\" action=\"{leave_url}\"><button>مغادرة القائمة</button></form>",
             n(s.position),
             n(s.waiting),
             wait_words(lang, s.eta_seconds),
@@ -157,6 +158,9 @@ pub(crate) enum Refusal {
     /// A request that may not start a new identity (not a plain `GET`/`HEAD` of the site
     /// itself) came without one.
     Forbidden,
+    /// A form of the layer's own (leaving the line) without a live token made for this
+    /// visitor: the page that held it is too old, or not theirs.
+    Reload,
 }
 
 impl Refusal {
@@ -167,6 +171,7 @@ impl Refusal {
             Refusal::Limited => "limited",
             Refusal::Unavailable => "unavailable",
             Refusal::Forbidden => "forbidden",
+            Refusal::Reload => "reload",
         }
     }
 }
@@ -196,6 +201,16 @@ pub(crate) fn refusal_html(lang: Lang, why: Refusal, retry_seconds: u64) -> Stri
             "Your place in line was not found with this request. Open the page again from \
              the site's own address."
                 .into(),
+        ),
+        (Lang::English, Refusal::Reload) => (
+            "Please reload the page",
+            "This page is too old, or it was not made for you, so nothing was changed. \
+             Reload the page and try again."
+                .into(),
+        ),
+        (Lang::Arabic, Refusal::Reload) => (
+            "يُرجى إعادة تحميل الصفحة",
+            "هذه الصفحة قديمة أو لم تُعدّ لك، فلم يتغيّر شيء. أعِد تحميل الصفحة وحاول مرة أخرى.".into(),
         ),
         (Lang::Arabic, Refusal::Forbidden) => (
             "يُرجى فتح هذه الصفحة من الموقع",
@@ -237,9 +252,11 @@ pub(crate) fn left_html(lang: Lang) -> String {
     page(lang, title, None, &format!("<h1>{title}</h1><p>{text}</p>"))
 }
 
-/// The waiting answer for apps (the pinned fields, and nothing that identifies the visitor).
-pub(crate) fn waiting_json(s: Standing) -> String {
+/// The waiting answer for apps: the pinned fields, and `leave_url` (where to `POST` to leave,
+/// with a form token that only this visitor's leaving accepts).
+pub(crate) fn waiting_json(s: Standing, leave_url: &str) -> String {
     serde_json::json!({
+        "leave_url": leave_url,
         "status": "waiting",
         "position": s.position,
         "waiting": s.waiting,

@@ -14,9 +14,11 @@ use crate::room::VisitorId;
 pub(super) struct Asked<'p> {
     pub(super) lang: Lang,
     pub(super) json: bool,
-    /// An app, not a browser: it sent `Sg-Pass` or `Sg-Visitor`, or asked for JSON. Only an
-    /// app is given its texts in response headers (a browser keeps them in `HttpOnly` cookies,
-    /// out of reach of the page's scripts).
+    /// An app, not a browser: it sent `Sg-Pass` or `Sg-Visitor` itself (a new app sends
+    /// `Sg-Visitor: new`). Only an app is given its texts in response headers (a browser keeps
+    /// them in `HttpOnly` cookies, out of reach of the page's scripts; a script's `fetch` that
+    /// asks for JSON is still the browser's). No other site's page can make a browser send
+    /// these headers (a custom header needs the site's own consent, by CORS).
     pub(super) app: bool,
     pub(super) https: bool,
     /// `Sec-Fetch-Site: cross-site`: a browser sent this for another site's page.
@@ -29,7 +31,7 @@ pub(super) struct Asked<'p> {
 
 impl<'p> Asked<'p> {
     /// Reads `parts`; `https` is whether the site is served over HTTPS for this request (the
-    /// layer's setting, the URI, or a trusted proxy's `X-Forwarded-Proto`). Over HTTPS only
+    /// layer's setting, or a trusted proxy's `X-Forwarded-Proto`). Over HTTPS only
     /// the `__Host-` cookies are read.
     pub(super) fn read(parts: &'p Parts, https: bool) -> Self {
         let headers = &parts.headers;
@@ -44,7 +46,7 @@ impl<'p> Asked<'p> {
         Asked {
             lang: Lang::from_accept_language(text(header::ACCEPT_LANGUAGE.as_str())),
             json,
-            app: json || pass_header.is_some() || visitor_header.is_some(),
+            app: pass_header.is_some() || visitor_header.is_some(),
             https,
             cross_site: text("sec-fetch-site")
                 .is_some_and(|v| v.eq_ignore_ascii_case("cross-site")),
@@ -56,19 +58,31 @@ impl<'p> Asked<'p> {
     }
 }
 
-/// A visitor's identity for this request, and the cookie to set if it is new.
+/// A visitor's identity for this request, and the visitor text to set if it is new or renewed.
 pub(super) struct Identity {
     pub(super) visitor: VisitorId,
     pub(super) new_text: Option<String>,
 }
 
-/// Whether `X-Forwarded-Proto`'s first entry (the protocol the client used with the first
-/// proxy) is `https`.
+/// Whether `X-Forwarded-Proto`'s last entry (the one the nearest proxy, a trusted one, wrote;
+/// entries before it came from further out, where a client may write what it likes) is
+/// `https`.
 pub(super) fn forwarded_https(parts: &Parts) -> bool {
     parts
         .headers
-        .get("x-forwarded-proto")
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// The form token in the query of `POST <prefix>/leave` (`?csrf=…`), if any.
+pub(super) fn leave_token(parts: &Parts) -> Option<&str> {
+    parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("csrf="))
 }

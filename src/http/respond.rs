@@ -23,8 +23,9 @@ pub(super) fn ceil_s(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// Sets a new identity's cookie (lasting `max_age_s`, the visitor text's own lifetime) and,
-/// for an app only, its `Sg-Visitor` header; `(https, app)` as the request's [`Asked`].
+/// Sets a new (or renewed) visitor text's cookie (lasting `max_age_s`, the visitor text's own
+/// lifetime) and, for an app only, its `Sg-Visitor` header; `(https, app)` as the request's
+/// [`Asked`].
 pub(super) fn set_visitor(
     headers: &mut http::HeaderMap,
     identity: &Identity,
@@ -36,15 +37,26 @@ pub(super) fn set_visitor(
     };
     let cookie = cookies::set(cookies::VISITOR, text, https, max_age_s);
     headers.append(header::SET_COOKIE, cookie);
+    private(headers);
     if app && let Ok(value) = HeaderValue::from_str(text) {
         headers.insert(HeaderName::from_static(VISITOR_HEADER), value);
     }
 }
 
+/// Marks an answer that sets the visitor's own texts as never to be stored, by a shared cache
+/// above all (which would hand one visitor's cookies to the next): `Cache-Control: private,
+/// no-store`, whatever the app behind the layer said.
+pub(super) fn private(headers: &mut http::HeaderMap) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+}
+
 pub(super) fn refusal(asked: &Asked<'_>, why: Refusal, retry_seconds: u64) -> Response<String> {
     let status = match why {
         Refusal::Limited => StatusCode::TOO_MANY_REQUESTS,
-        Refusal::Forbidden => StatusCode::FORBIDDEN,
+        Refusal::Forbidden | Refusal::Reload => StatusCode::FORBIDDEN,
         Refusal::Full | Refusal::Closed | Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     let body = if asked.json {

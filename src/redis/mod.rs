@@ -117,7 +117,7 @@ mod scripts;
 pub use crate::room::LimitsError;
 pub use book::{RedisSlotBook, RedisSlotBookBuilder};
 pub use conn::ConnectError;
-pub use room::{RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
+pub use room::{DEFAULT_PLACE_MAX_AGE, RedisRoomStats, RedisWaitingRoom, RedisWaitingRoomBuilder};
 
 /// Checks a namespace: 1 to 64 characters of `[A-Za-z0-9_.-]` (no braces or colons, which the
 /// key layout uses).

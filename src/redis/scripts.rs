@@ -40,6 +40,11 @@ pub(crate) const RANGE_MAX: u32 = 4_096;
 pub(crate) const EVENT_BUDGET: u32 = 4_096;
 /// Ended tickets a room remembers, to tell `Expired` and to refuse taking an ended place back.
 const ENDED_KEPT: u32 = 100_000;
+/// How much younger than the latest forgotten ended ticket a place text must be to take a
+/// place back, in microseconds: the nodes' clock skew ([`MAX_CLOCK_SKEW_S`](crate::pass::MAX_CLOCK_SKEW_S)),
+/// since the text's issue time is its node's and the ended times are the server's.
+const PLACE_SKEW_US: u32 = 300_000_000;
+const _: () = assert!(PLACE_SKEW_US as u64 == crate::pass::MAX_CLOCK_SKEW_S * 1_000_000);
 
 const BRANCH_PRELUDE: &str = include_str!("scripts/branch_prelude.lua");
 const ROOM_PRELUDE: &str = include_str!("scripts/room_prelude.lua");
@@ -77,7 +82,11 @@ pub(crate) fn applicant() -> Script {
 
 /// The room's call script: the header, the room prelude, then the calls.
 pub(crate) fn room_call() -> Script {
-    let constants = [("EVENT_BUDGET", EVENT_BUDGET), ("ENDED_KEPT", ENDED_KEPT)];
+    let constants = [
+        ("EVENT_BUDGET", EVENT_BUDGET),
+        ("ENDED_KEPT", ENDED_KEPT),
+        ("PLACE_SKEW_US", PLACE_SKEW_US),
+    ];
     let header = header(&ROOM_KEYS, &constants);
     Script::new(&format!(
         "{header}{ROOM_PRELUDE}\n{}",

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use super::server::{self, LocalState, Settings};
 
 pub const ADMIN: &str = "test-admin-token-of-forty-characters-ok";
+pub const METRICS: &str = "test-metrics-token-of-forty-characters!";
 
 /// The portal's book, in this process.
 pub fn book(state: &LocalState) -> &surgegate::SlotBook {
@@ -46,6 +47,7 @@ pub fn settings(dir: &std::path::Path, rate: u32) -> Settings {
         https: false,
         secret: vec![42; 32],
         key_id: 1,
+        metrics_token: Some(server::AdminToken::new(METRICS.into()).unwrap()),
     }
 }
 
@@ -140,6 +142,13 @@ impl Browser {
 
     pub async fn get(&mut self, path: &str) -> Answer {
         self.send(Method::GET, path, None, &[]).await
+    }
+
+    /// `/metrics`, with the metrics token.
+    pub async fn metrics(&mut self) -> Answer {
+        let bearer = format!("Bearer {METRICS}");
+        let auth = [("authorization", bearer.as_str())];
+        self.send(Method::GET, "/metrics", None, &auth).await
     }
 
     pub async fn post(&mut self, path: &str, form: &str) -> Answer {

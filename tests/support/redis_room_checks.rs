@@ -179,3 +179,93 @@ pub async fn places_survive_a_lost_entry(urls: &[String], namespace: &str) {
     assert_ne!(waiting(&again).0, t1);
     assert_eq!(room.poll(t1).await, Err(PollError::UnknownToken));
 }
+
+/// An old place text never takes a place back: one past the room's `place_max_age`, or one
+/// issued before the latest ended ticket the room forgot (its `ENDED` set is bounded), since
+/// it may name that ticket. A fresh text of a lost entry still does.
+pub async fn old_places_never_come_back(urls: &[String], namespace: &str) {
+    use surgegate::pass::{KeyId, Keyring, PlaceClaims};
+    let addresses: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let keys = Keyring::new(KeyId(1), &[8; 32]).unwrap();
+    let room = RedisWaitingRoom::builder()
+        .rate_per_second(1)
+        .burst(1)
+        .max_waiting(100)
+        .keys(keys.clone())
+        .place_max_age(Duration::from_secs(600))
+        .namespace(namespace)
+        .connect(&addresses)
+        .await
+        .unwrap();
+    room.pause().await.unwrap();
+    let mut places = Vec::new();
+    for v in 1..=3 {
+        let (entry, place) = room.join_with_place(VisitorId(v)).await.unwrap();
+        places.push((
+            waiting(&entry).0,
+            place.expect("a place text while waiting"),
+        ));
+    }
+    let key = |k: &str| format!("{{{namespace}:room}}:{k}");
+    let s = |x: &str| x.to_owned();
+    let lose = |token: TicketToken, visitor: &str| {
+        vec![
+            vec![s("ZREM"), key("line"), token.to_string()],
+            vec![s("ZREM"), key("deadlines"), token.to_string()],
+            vec![s("HDEL"), key("tickets"), token.to_string()],
+            vec![s("HDEL"), key("visitors"), s(visitor)],
+        ]
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    // The room forgot an ended ticket just now: every text issued before it (less the
+    // nodes' clock skew) might name that one, and joins at the back.
+    let (t1, place1) = places[0].clone();
+    raw(urls, &lose(t1, "1")).await;
+    let forgot = vec![
+        s("HSET"),
+        key("state"),
+        s("ended_evicted_us"),
+        now_us.to_string(),
+    ];
+    raw(urls, &[forgot]).await;
+    let (back, _) = room.rejoin(VisitorId(1), &place1).await.unwrap();
+    assert_eq!(waiting(&back).1, 3, "behind everyone");
+    assert_ne!(waiting(&back).0, t1);
+    // Forgotten long enough ago: a fresh text of a lost entry takes its place back.
+    let long_ago = (now_us - 3_600_000_000).to_string();
+    raw(
+        urls,
+        &[vec![
+            s("HSET"),
+            key("state"),
+            s("ended_evicted_us"),
+            long_ago,
+        ]],
+    )
+    .await;
+    let (t2, place2) = places[1].clone();
+    raw(urls, &lose(t2, "2")).await;
+    let (kept, _) = room.rejoin(VisitorId(2), &place2).await.unwrap();
+    assert_eq!(
+        (waiting(&kept).0, waiting(&kept).1),
+        (t2, 1),
+        "its old place"
+    );
+    // A text past place_max_age (signed as the room would have, two hours ago) joins at the
+    // back, though its entry is unknown to the store.
+    let (t3, _) = places[2].clone();
+    raw(urls, &lose(t3, "3")).await;
+    let old = keys.sign_place_at(&PlaceClaims {
+        room: crc32c::crc32c(namespace.as_bytes()),
+        visitor: VisitorId(3),
+        token: t3,
+        seq: 3,
+        issued_at_unix_s: (now_us / 1_000_000) as u64 - 7200,
+    });
+    let (late, _) = room.rejoin(VisitorId(3), &old).await.unwrap();
+    assert_ne!(waiting(&late).0, t3, "an old text is a plain join");
+    assert_eq!(waiting(&late).1, 3);
+}

@@ -125,7 +125,7 @@ async fn grid<B: BookBackend, R: RoomBackend>(
     pass: &Pass,
     branch: BranchId,
 ) -> Option<String> {
-    let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
+    let csrf = csrf_field(&state.csrf_token("hold", &csrf_subject(pass)));
     let windows = state.calendar.windows_per_day();
     let first = state.first_bookable_slot();
     let open: std::collections::HashMap<SlotIndex, SlotState> = state
@@ -170,6 +170,7 @@ async fn grid<B: BookBackend, R: RoomBackend>(
 
 #[derive(Deserialize)]
 pub struct HoldForm {
+    #[serde(default)]
     csrf: String,
     branch: u32,
     slot: Option<SlotIndex>,
@@ -185,12 +186,9 @@ pub async fn hold<B: BookBackend, R: RoomBackend>(
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
-    if !state.csrf_ok("appointments", &csrf_subject(&pass), &form.csrf) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Open the appointments page again.",
-        );
+    let subject = csrf_subject(&pass);
+    if let Err(refused) = state.csrf_check(("hold", &subject), &form.csrf, "/appointments") {
+        return *refused;
     }
     if !(1..=state.settings.branches).contains(&form.branch) {
         return message(
@@ -257,7 +255,8 @@ fn hold_page<B: BookBackend, R: RoomBackend>(
     pass: &Pass,
     hold: &Hold,
 ) -> String {
-    let csrf = csrf_field(&state.csrf_token("appointments", &csrf_subject(pass)));
+    let confirm = csrf_field(&state.csrf_token("confirm", &csrf_subject(pass)));
+    let release = csrf_field(&state.csrf_token("release", &csrf_subject(pass)));
     // Every backend gives a hold's expiry and its now on one time base (Unix time).
     let left_s = hold
         .expires_at
@@ -267,9 +266,9 @@ fn hold_page<B: BookBackend, R: RoomBackend>(
         "<h1>Your appointment is held</h1><p>Branch {}, {}.</p>\
          <p>Confirm within <span class=\"count\" id=\"countdown\" data-expires-in=\"{left_s}\">{}:{:02}</span> \
          or the place goes to someone else.</p>\
-         <form method=\"post\" action=\"/appointments/confirm\">{csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
+         <form method=\"post\" action=\"/appointments/confirm\">{confirm}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
          <button id=\"confirm\">Confirm the appointment</button></form>\
-         <form method=\"post\" action=\"/appointments/release\">{csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
+         <form method=\"post\" action=\"/appointments/release\">{release}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
          <button class=\"plain\">Choose another</button></form>",
         hold.branch.0,
         slot_label(state, hold.slot),
@@ -286,24 +285,22 @@ fn hold_page<B: BookBackend, R: RoomBackend>(
 
 #[derive(Deserialize)]
 pub struct TokenForm {
+    #[serde(default)]
     csrf: String,
     token: String,
 }
 
-/// The applicant's own hold named by a form, or the response to give instead.
+/// The applicant's own hold named by the form `purpose` (`confirm`, `release`), or the
+/// response to give instead.
 async fn own_hold<B: BookBackend, R: RoomBackend>(
     state: &State<B, R>,
     pass: &Pass,
-    form: &TokenForm,
+    (purpose, form): (&str, &TokenForm),
 ) -> Result<Hold, Instead> {
     let who = registration(state, pass).await?;
-    if !state.csrf_ok("appointments", &csrf_subject(pass), &form.csrf) {
-        return Err(Box::new(message(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Open the appointments page again.",
-        )));
-    }
+    let subject = csrf_subject(pass);
+    let again = "/appointments/hold";
+    state.csrf_check((purpose, &subject), &form.csrf, again)?;
     let token: HoldToken = form.token.parse().map_err(|_| {
         Box::new(message(
             StatusCode::BAD_REQUEST,
@@ -329,7 +326,7 @@ pub async fn confirm<B: BookBackend, R: RoomBackend>(
     Extension(pass): Extension<Pass>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let hold = match own_hold(&state, &pass, &form).await {
+    let hold = match own_hold(&state, &pass, ("confirm", &form)).await {
         Ok(hold) => hold,
         Err(answer) => return *answer,
     };
@@ -349,7 +346,7 @@ pub async fn release<B: BookBackend, R: RoomBackend>(
     Extension(pass): Extension<Pass>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    match own_hold(&state, &pass, &form).await {
+    match own_hold(&state, &pass, ("release", &form)).await {
         Ok(hold) => {
             let _ = state.book.release(hold.token).await;
             Redirect::to("/appointments").into_response()

@@ -50,6 +50,7 @@ pub async fn show<B: BookBackend, R: RoomBackend>(
 
 #[derive(Deserialize)]
 pub struct CancelForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -62,9 +63,9 @@ pub async fn cancel<B: BookBackend, R: RoomBackend>(
     let Ok(token) = token.parse::<HoldToken>() else {
         return not_found();
     };
-    if !state.csrf_ok("cancel", &token.to_string(), &form.csrf) {
-        let body = "<h1>This form has expired</h1><p>Open your booking's page again.</p>";
-        return (StatusCode::FORBIDDEN, Html(page("Form expired", body, ""))).into_response();
+    let again = format!("/booking/{token}");
+    if let Err(refused) = state.csrf_check(("cancel", &token.to_string()), &form.csrf, &again) {
+        return *refused;
     }
     match state.book.release(token).await {
         Ok(()) => {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State as Shared;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -29,6 +29,39 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
     registry.register(name, help, g);
 }
 
+/// `/metrics` on the portal's own address: only with `Authorization: Bearer <metrics token>`
+/// (compared in constant time); `401` otherwise, and always when no metrics token was given.
+pub async fn guarded<B: BookBackend, R: RoomBackend>(
+    Shared(state): Shared<Arc<State<B, R>>>,
+    headers: HeaderMap,
+) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = state.settings.metrics_token.as_ref();
+    if given
+        .zip(token)
+        .is_some_and(|(given, token)| token.matches(given))
+    {
+        return render(Shared(state)).await.into_response();
+    }
+    let text = match token {
+        Some(_) => "send the metrics token as 'Authorization: Bearer <token>'",
+        None => {
+            "metrics are not served here: start the portal with PORTAL_METRICS_TOKEN (or \
+                 --metrics-token-file) or --metrics-listen ADDR"
+        }
+    };
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        text,
+    )
+        .into_response()
+}
+
+/// The metrics, to whoever may read them.
 pub async fn render<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
 ) -> impl IntoResponse {

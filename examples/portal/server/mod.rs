@@ -1,7 +1,8 @@
 //! The portal: its state, its routes, and what every response carries.
 //!
-//! `/`, `/booking/{token}` and `/metrics` are open; `/register` and `/appointments…` are gated by
-//! the waiting room's layer; `/admin/…` needs the admin token.
+//! `/` and `/booking/{token}` are open; `/register` and `/appointments…` are gated by the
+//! waiting room's layer; `/admin/…` needs the admin token; `/metrics` needs the metrics token
+//! (or is served, alone, on a separate address).
 //!
 //! The handlers are written once against `BookBackend` and `RoomBackend`: [`State::open`] puts
 //! the book and the room in this process, [`State::open_shared`] on Redis, and the same router
@@ -11,6 +12,7 @@
 pub mod admin;
 pub mod appointments;
 pub mod booking;
+pub mod csrf;
 pub mod html;
 pub mod metrics;
 pub mod plan;
@@ -30,7 +32,6 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use hmac::{KeyInit, Mac};
 use surgegate::calendar::{Calendar, Date};
 use surgegate::http::WaitingRoomLayer;
 use surgegate::pass::{KeyId, Keyring};
@@ -38,8 +39,6 @@ use surgegate::redis::{RedisSlotBook, RedisWaitingRoom};
 use surgegate::{
     BookBackend, BranchId, JournalStats, RoomBackend, SlotBook, SlotIndex, WaitingRoom,
 };
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Everything the portal is started with.
 #[derive(Clone, Debug)]
@@ -70,6 +69,9 @@ pub struct Settings {
     pub secret: Vec<u8>,
     /// The name of that key in what it signs (`PORTAL_KEY_ID`), so keys can be rotated.
     pub key_id: u32,
+    /// The bearer token `/metrics` answers to on the portal's own address (`None`: it answers
+    /// nobody there; a `--metrics-listen` address serves it without one).
+    pub metrics_token: Option<AdminToken>,
 }
 
 pub use registry::Registration;
@@ -87,15 +89,13 @@ impl AdminToken {
     pub fn new(text: String) -> Result<Self, String> {
         if text.chars().count() < Self::MIN_CHARS {
             return Err(format!(
-                "the admin token has {} characters; give at least {} (e.g. `openssl rand -hex 32`)",
+                "the token has {} characters; give at least {} (e.g. `openssl rand -hex 32`)",
                 text.chars().count(),
                 Self::MIN_CHARS
             ));
         }
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(
-                "the admin token holds whitespace; give one word of printable characters".into(),
-            );
+            return Err("the token holds whitespace; give one word of printable characters".into());
         }
         Ok(Self(text))
     }
@@ -134,7 +134,8 @@ pub struct Portal {
     /// Who registered as whom: in the data directory, or on Redis for many nodes.
     pub registry: Box<dyn registry::Registrations>,
     pub counters: Counters,
-    csrf: HmacSha256,
+    /// Signs and checks the form tokens (see [`csrf`]).
+    forms: Keyring,
     /// The room's statistics as last read, for `/` and `/metrics` (see [`State::room_view`]).
     view: parking_lot::Mutex<Option<(std::time::Instant, surgegate::RoomStats)>>,
     /// Whether a request is reading the room for the view now (the others use the last one).
@@ -275,6 +276,7 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
     ) -> Result<Arc<Self>, String> {
         let keys =
             Keyring::new(KeyId(settings.key_id), &settings.secret).map_err(|e| e.to_string())?;
+        let forms = keys.clone();
         let mut layer = WaitingRoomLayer::builder(room.clone(), keys)
             .peer_address(|parts| {
                 let info = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
@@ -286,7 +288,6 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
             layer = layer.limit_new_visitors_per_client(settings.new_visitors_per_minute);
         }
         let layer = layer.build().map_err(|e| e.to_string())?;
-        let csrf = HmacSha256::new_from_slice(&settings.secret).map_err(|e| e.to_string())?;
         Ok(Arc::new(State {
             book,
             room,
@@ -296,7 +297,7 @@ impl<B: BookBackend, R: RoomBackend + Clone> State<B, R> {
                 calendar,
                 registry,
                 counters: Counters::default(),
-                csrf,
+                forms,
                 view: parking_lot::Mutex::new(None),
                 view_refreshing: std::sync::atomic::AtomicBool::new(false),
                 view_reads: AtomicU64::new(0),
@@ -349,31 +350,6 @@ impl Drop for Refreshing<'_> {
 }
 
 impl Portal {
-    /// A token for a form about `subject` (a visitor, a booking): HMAC-SHA256 of the purpose
-    /// and the subject under the portal's secret, in hex. A page from another site cannot know
-    /// it, so it cannot post the form in the visitor's name.
-    pub fn csrf_token(&self, purpose: &str, subject: &str) -> String {
-        let tag = self.csrf_mac(purpose, subject).finalize().into_bytes();
-        tag.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Whether `token` is the form token for `purpose` and `subject` (compared in constant time
-    /// by the MAC's own check).
-    pub fn csrf_ok(&self, purpose: &str, subject: &str, token: &str) -> bool {
-        let Some(bytes) = hex_bytes(token) else {
-            return false;
-        };
-        self.csrf_mac(purpose, subject).verify_slice(&bytes).is_ok()
-    }
-
-    fn csrf_mac(&self, purpose: &str, subject: &str) -> HmacSha256 {
-        let mut mac = self.csrf.clone();
-        mac.update(purpose.as_bytes());
-        mac.update(b"\0");
-        mac.update(subject.as_bytes());
-        mac
-    }
-
     /// The first slot that can still be booked: the first window of tomorrow (UTC), so that
     /// nobody books a window that has begun or passed.
     pub fn first_bookable_slot(&self) -> SlotIndex {
@@ -393,15 +369,6 @@ impl Portal {
     pub fn branch_ids(&self) -> impl Iterator<Item = BranchId> {
         (1..=self.settings.branches).map(BranchId)
     }
-}
-
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 {
-        return None;
-    }
-    (0..32)
-        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The calendar of a data directory: read from `calendar.txt`, or started today and written
@@ -470,9 +437,18 @@ pub fn router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router
         .route("/booking/{token}", get(booking::show::<B, R>))
         .route("/booking/{token}/cancel", post(booking::cancel::<B, R>))
         .route("/static/countdown.js", get(countdown_js))
-        .route("/metrics", get(metrics::render::<B, R>))
+        .route("/metrics", get(metrics::guarded::<B, R>))
         .nest("/admin", admin::router(state.clone()))
         .merge(gated)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// The routes of a separate metrics address (`--metrics-listen`): `/metrics` only, without a
+/// token (that address is the operator's to keep private).
+pub fn metrics_router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render::<B, R>))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }

@@ -42,6 +42,29 @@ impl Problems {
     }
 }
 
+/// The one form a national id is kept (and compared) in, so that one person registers once
+/// however they type it: spaces around it dropped, Arabic-Indic digits read as the digits they
+/// are, and leading zeros dropped (`00123456` is `123456`). `None` unless the typed id is 6 to
+/// 20 digits, not all zeros.
+pub fn canonical_national_id(typed: &str) -> Option<String> {
+    let digits: Option<String> = typed
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '0'..='9' => Some(c),
+            '\u{660}'..='\u{669}' => char::from_digit(c as u32 - 0x660, 10),
+            '\u{6F0}'..='\u{6F9}' => char::from_digit(c as u32 - 0x6F0, 10),
+            _ => None,
+        })
+        .collect();
+    let digits = digits?;
+    if !(6..=20).contains(&digits.len()) {
+        return None;
+    }
+    let kept = digits.trim_start_matches('0');
+    (!kept.is_empty()).then(|| kept.to_owned())
+}
+
 /// Checks every field; the cleaned values on success.
 pub fn validate(f: &Fields) -> Result<(String, String, String), Problems> {
     let name = f.name.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -55,8 +78,8 @@ pub fn validate(f: &Fields) -> Result<(String, String, String), Problems> {
     {
         p.name = Some("A name may hold letters, spaces, hyphens, apostrophes and dots only.");
     }
-    let id = f.national_id.trim();
-    if !(6..=20).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()) {
+    let id = canonical_national_id(&f.national_id);
+    if id.is_none() {
         p.national_id = Some("Enter your national ID number: 6 to 20 digits.");
     }
     let phone: String = f.phone.chars().filter(|c| !c.is_whitespace()).collect();
@@ -67,7 +90,7 @@ pub fn validate(f: &Fields) -> Result<(String, String, String), Problems> {
     if p.any() {
         return Err(p);
     }
-    Ok((name, id.to_owned(), phone))
+    Ok((name, id.unwrap_or_default(), phone))
 }
 
 fn render(state: &Portal, pass: &Pass, f: &Fields, p: &Problems, note: Option<&str>) -> String {
@@ -129,16 +152,9 @@ pub async fn submit<B: BookBackend, R: RoomBackend>(
     Extension(pass): Extension<Pass>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if !state.csrf_ok("register", &pass.visitor.0.to_string(), &fields.csrf) {
-        return (
-            StatusCode::FORBIDDEN,
-            Html(page(
-                "Form expired",
-                "<h1>This form has expired</h1><p><a href=\"/register\">Open it again</a>.</p>",
-                "",
-            )),
-        )
-            .into_response();
+    let subject = pass.visitor.0.to_string();
+    if let Err(refused) = state.csrf_check(("register", &subject), &fields.csrf, "/register") {
+        return *refused;
     }
     let (name, national_id, phone) = match validate(&fields) {
         Ok(clean) => clean,
@@ -163,13 +179,20 @@ pub async fn submit<B: BookBackend, R: RoomBackend>(
             state.counters.registrations.fetch_add(1, Ordering::Relaxed);
             return Redirect::to("/appointments").into_response();
         }
-        Err(RegisterError::NationalIdTaken) => "This national ID number is already registered.",
+        Err(RegisterError::NationalIdTaken) => NATIONAL_ID_TAKEN,
         Err(RegisterError::Full) => "Registration is full for now; please try again later.",
         Err(RegisterError::Store(_)) => return unavailable(),
     };
     let html = render(&state, &pass, &fields, &Problems::default(), Some(message));
     (StatusCode::CONFLICT, Html(html)).into_response()
 }
+
+/// What a person is told whose national id is registered already: most often themselves,
+/// back after more than a day away (a browser is recognised for a day after its last visit).
+const NATIONAL_ID_TAKEN: &str = "This national ID number is already registered. If you \
+    registered it yourself and stayed away for more than a day, this browser is no longer \
+    recognised: your registration and any booking stand. Open the booking link you were \
+    given to see or cancel your appointment.";
 
 /// The page when the registrations store cannot be reached: nothing was kept.
 fn unavailable() -> Response {
@@ -211,6 +234,23 @@ mod tests {
             )
         );
         assert!(validate(&fields("أمل حداد", "123456", "0791234567")).is_ok());
+        for typed in ["123456", " 00123456 ", "١٢٣٤٥٦", "0000000000123456"] {
+            assert_eq!(
+                canonical_national_id(typed).as_deref(),
+                Some("123456"),
+                "{typed:?}"
+            );
+        }
+        for typed in [
+            "12345",
+            "000000",
+            "12 3456",
+            "123456a",
+            "",
+            "123456789012345678901",
+        ] {
+            assert_eq!(canonical_national_id(typed), None, "{typed:?}");
+        }
         let bad = validate(&fields("<script>", "12ab", "")).unwrap_err();
         assert!(bad.name.is_some() && bad.national_id.is_some() && bad.phone.is_some());
     }

@@ -71,7 +71,10 @@ pub trait Registrations: Send + Sync + 'static {
 
 /// Registrations in an SQLite file (`registrations.sqlite` in the data directory). Applicant
 /// ids are an `AUTOINCREMENT` key: SQLite never hands one out twice, not even after a delete.
-/// Every registration is committed (synchronous, write-ahead log) before it is answered.
+/// National ids are a `UNIQUE` column, so the database itself refuses a second one (the
+/// handlers give them in one canonical form: see `register::canonical_national_id`). Every
+/// registration is committed (synchronous, write-ahead log) before it is answered; one
+/// connection behind a lock serialises them.
 pub struct SqliteRegistrations {
     db: Arc<Mutex<Connection>>,
 }
@@ -141,12 +144,6 @@ fn insert(
     if let Some(found) = select(&tx, visitor).map_err(store)? {
         return Ok(found);
     }
-    let count: i64 = tx
-        .query_row("SELECT COUNT(*) FROM applicants", [], |row| row.get(0))
-        .map_err(store)?;
-    if count as u64 >= MAX_REGISTRATIONS {
-        return Err(RegisterError::Full);
-    }
     let inserted = tx.execute(
         "INSERT INTO applicants (visitor, national_id, name, phone) VALUES (?1, ?2, ?3, ?4)",
         params![visitor.0 as i64, new.national_id, new.name, new.phone],
@@ -159,6 +156,12 @@ fn insert(
         Err(e) => return Err(store(e)),
     }
     let applicant = ApplicantId(tx.last_insert_rowid() as u64);
+    // Ids count up from 1 and rows are never deleted, so the new id is the number kept: over
+    // the bound, the transaction is dropped (rolled back, the id's counter with it) instead
+    // of counting every row before each insert.
+    if applicant.0 > MAX_REGISTRATIONS {
+        return Err(RegisterError::Full);
+    }
     tx.commit().map_err(store)?;
     Ok(Registration {
         applicant,
@@ -185,9 +188,12 @@ impl Registrations for SqliteRegistrations {
 
     fn count(&self) -> StoreFuture<'_, Result<u64, String>> {
         let read = self.blocking(|db| {
-            db.query_row("SELECT COUNT(*) FROM applicants", [], |row| {
-                row.get::<_, i64>(0)
-            })
+            // The highest id is the count (ids from 1, no deletes): one step down the key.
+            db.query_row(
+                "SELECT COALESCE(MAX(applicant), 0) FROM applicants",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(|e| e.to_string())
         });

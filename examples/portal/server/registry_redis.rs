@@ -1,6 +1,7 @@
 //! Registrations on Redis (`--redis`), shared by every portal node: one applicant counter for
-//! all of them, and one table of national ids, so an id is handed out once and a national id
-//! registers once, whichever node serves the form.
+//! all of them (ids made of the server's second and the count, so that a failover that loses
+//! the last counts never gives a lost id again), and one table of national ids, so an id is
+//! handed out once and a national id registers once, whichever node serves the form.
 //!
 //! Each registration is one Lua script (atomic on the server) over three keys in one hash slot
 //! (`{<namespace>:registrations}`), so it runs the same on a single server and on a cluster.
@@ -19,15 +20,23 @@ use super::registry::{
 /// The longest a call to the store may take before it is an error.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Registers a visitor: its existing record, or `taken`, or `full`, or a new record under the
-/// next applicant id. KEYS: visitors (hash), national ids (hash), the counter. ARGV: visitor,
+/// Registers a visitor: its existing record, or `taken`, or `full`, or a new record under a
+/// new applicant id. KEYS: visitors (hash), national ids (hash), the counter. ARGV: visitor,
 /// national id, name, phone, the most registrations.
+///
+/// The id is the server's time in seconds times 2^22 plus the counter (mod 2^22, more than
+/// [`MAX_REGISTRATIONS`]): a failover that loses the counter's last increments (and the
+/// registrations made with them) gives the next registrations the same counts, but in a later
+/// second, so never an id that a lost registration had (whose holds and bookings may live on,
+/// on the book's own shards). Ids stay below 2^53, exact in Lua's numbers.
 const REGISTER: &str = r#"
 local found = redis.call('HGET', KEYS[1], ARGV[1])
 if found then return {'found', found} end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'taken', ''} end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return {'full', ''} end
-local id = redis.call('INCR', KEYS[3])
+local n = redis.call('INCR', KEYS[3])
+local now = redis.call('TIME')
+local id = string.format('%.0f', tonumber(now[1]) * 4194304 + (n % 4194304))
 local record = id .. '\n' .. ARGV[3] .. '\n' .. ARGV[2] .. '\n' .. ARGV[4]
 redis.call('HSET', KEYS[2], ARGV[2], id)
 redis.call('HSET', KEYS[1], ARGV[1], record)

@@ -107,6 +107,12 @@ pub(super) fn resolve(path: &Path, f: FileConfig) -> Result<Settings, ConfigErro
         .map(|g| crate::paths::gated_prefix(g).map_err(|p| c.err("gated", p)))
         .collect::<Result<Vec<_>, _>>()?;
     let (secret, admin_token, service_token) = secrets_of(&c, &f)?;
+    let metrics_token = match &f.metrics_token_file {
+        Some(p) => {
+            Some(secrets::read_token(&c.beside(p)).map_err(|e| c.err("metrics_token_file", e))?)
+        }
+        None => None,
+    };
     let trusted_proxies = proxies_of(&c, &f.trusted_proxies)?;
     let room = room(&c, &f.room, f.redis.is_some())?;
     let redis = match f.redis {
@@ -126,6 +132,7 @@ pub(super) fn resolve(path: &Path, f: FileConfig) -> Result<Settings, ConfigErro
         secret,
         admin_token,
         service_token,
+        metrics_token,
         trusted_proxies,
         served_over_https: f.served_over_https,
         room,

@@ -22,6 +22,8 @@ pub(crate) struct FileConfig {
     pub admin_token_file: PathBuf,
     /// 32+ characters for the booking API (without it, `/v1/…` answers `404`).
     pub service_token_file: Option<PathBuf>,
+    /// 32+ characters for `GET /metrics` (without it, `/metrics` answers the admin token).
+    pub metrics_token_file: Option<PathBuf>,
     /// Addresses (CIDRs) of balancers whose `X-Forwarded-*` headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,

@@ -80,6 +80,8 @@ pub struct Settings {
     pub admin_token: Token,
     /// `service_token_file`'s token (`None`: the booking API is off).
     pub service_token: Option<Token>,
+    /// `metrics_token_file`'s token (`None`: `/metrics` takes the admin token).
+    pub metrics_token: Option<Token>,
     /// `trusted_proxies`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `served_over_https`.

@@ -92,6 +92,10 @@ pub struct Origin {
     pub client: IpAddr,
     /// Whether the peer is a trusted proxy.
     pub trusted: bool,
+    /// Whether a trusted proxy's `X-Forwarded-For` named the client: `false` when an entry
+    /// the walk reached is not an address. The gate then refuses the request (`400`) rather
+    /// than count it as the proxy, whose one bucket every visitor behind it would share.
+    pub forwarded_ok: bool,
     /// Whether the site is served over HTTPS for this request.
     pub https: bool,
 }
@@ -108,6 +112,7 @@ pub fn origin(
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let peer_trusted = is_trusted(&peer);
     let mut client = peer;
+    let mut forwarded_ok = true;
     if peer_trusted {
         // Only the right end of the chain is the trusted proxies' word (each appends the
         // address it saw); the left end is whatever the client wrote. So the walk starts at the
@@ -122,8 +127,9 @@ pub fn origin(
             .collect();
         for text in entries.iter().rev().take(MAX_FORWARDED_HOPS) {
             let Ok(ip) = text.parse::<IpAddr>() else {
-                // A malformed hop within the trusted part names nobody.
+                // A malformed hop within the trusted part names nobody: no client is known.
                 client = peer;
+                forwarded_ok = false;
                 break;
             };
             client = ip;
@@ -134,14 +140,19 @@ pub fn origin(
     }
     let forwarded_https = peer_trusted
         && headers
-            .get(X_FORWARDED_PROTO)
+            .get_all(X_FORWARDED_PROTO)
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            // The last entry is the one the trusted proxy itself wrote; any before it came from
+            // further out, where a client may have written what it liked.
+            .and_then(|v| v.rsplit(',').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     Origin {
         peer,
         client,
         trusted: peer_trusted,
+        forwarded_ok,
         https: tls || served_over_https || forwarded_https,
     }
 }
@@ -242,7 +253,8 @@ mod tests {
         assert!(!direct.https && !direct.trusted);
         let garbage = map(&[("x-forwarded-for", "1.2.3.4, not-an-ip")]);
         let g = origin(&garbage, "10.2.2.2".parse().unwrap(), &[lb], false, false);
-        assert_eq!(g.client, g.peer, "a malformed hop names nobody");
+        assert!(!g.forwarded_ok, "a malformed hop names nobody");
+        assert!(from_lb.forwarded_ok && direct.forwarded_ok);
         // A client that writes a long chain of its own cannot push out of reach the entry
         // its proxy appended: the walk starts at the right end.
         let mut long: Vec<String> = (0..40).map(|n| format!("192.0.2.{n}")).collect();

@@ -123,6 +123,12 @@ pub fn get(addr: &str, path: &str) -> Reply {
     send(addr, "GET", path, &[], b"")
 }
 
+/// `GET /metrics` with the admin token (the gate's metrics token when none of its own is set).
+pub fn metrics(addr: &str) -> Reply {
+    let auth = format!("Bearer {}", super::procs::ADMIN_TOKEN);
+    send(addr, "GET", "/metrics", &[("Authorization", &auth)], b"")
+}
+
 /// One visitor's cookies.
 #[derive(Default, Clone, Debug)]
 pub struct Visitor(pub BTreeMap<String, String>);

@@ -22,9 +22,13 @@ pub struct RedisWaitingRoomBuilder {
     namespace: String,
     timeout: Duration,
     keys: Option<Keyring>,
+    place_max_age: Duration,
     allow_unsynced: bool,
     allow_eviction: bool,
 }
+
+/// The default [`RedisWaitingRoomBuilder::place_max_age`]: one hour.
+pub const DEFAULT_PLACE_MAX_AGE: Duration = Duration::from_secs(3600);
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
@@ -40,6 +44,7 @@ impl RedisWaitingRoom {
             namespace: "surgegate".into(),
             timeout: Duration::from_secs(2),
             keys: None,
+            place_max_age: DEFAULT_PLACE_MAX_AGE,
             allow_unsynced: false,
             allow_eviction: false,
         }
@@ -110,6 +115,15 @@ impl RedisWaitingRoomBuilder {
         self
     }
 
+    /// How long a place text can take its place back ([`RedisWaitingRoom::rejoin`]); an
+    /// older one is a plain join. Every join of a waiting visitor gives a new text, so this
+    /// needs to cover the longest a visitor may be cut off by a failover, not their wait.
+    /// Default [`DEFAULT_PLACE_MAX_AGE`]; at least one second.
+    pub fn place_max_age(mut self, max_age: Duration) -> Self {
+        self.place_max_age = max_age.max(Duration::from_secs(1));
+        self
+    }
+
     /// Accepts servers that do not fsync every write (for development: a crash of such a
     /// server can lose the line's last moments).
     pub fn allow_unsynced(mut self) -> Self {
@@ -176,6 +190,7 @@ impl RedisWaitingRoomBuilder {
                 timeout: self.timeout,
                 checkin_timeout,
                 signer,
+                place_max_age: self.place_max_age,
             }),
         })
     }

@@ -38,8 +38,11 @@ impl RedisWaitingRoom {
     /// Joins with a place text from [`join_with_place`](Self::join_with_place): if the store
     /// knows nothing of that ticket (its entry was lost), the visitor takes its old place in
     /// line; if the ticket is live, this is a refresh; if it ended (lapsed, left, admitted and
-    /// finished) or the text is not a valid place of this visitor in this room, it is a plain
-    /// join.
+    /// finished), or the text is not a valid place of this visitor in this room, or it is older
+    /// than [`place_max_age`](super::RedisWaitingRoomBuilder::place_max_age), it is a plain
+    /// join. The room remembers the newest ended tickets only; a text issued before the latest
+    /// one it forgot (less the nodes' clock skew) is a plain join too, so an ended ticket never
+    /// comes back at its old place, however long ago it ended.
     ///
     /// # Errors
     /// As [`join`](Self::join).
@@ -48,9 +51,15 @@ impl RedisWaitingRoom {
         visitor: VisitorId,
         place: &str,
     ) -> Result<(Entry, Option<String>), JoinError> {
+        let now_s = crate::pass::system_now_unix_s();
+        let max_age_s = self.inner.place_max_age.as_secs();
         let old = self.inner.signer.as_ref().and_then(|(keys, room)| {
-            let (r, v, token, seq) = keys.verify_place(place).ok()?;
-            (r == *room && v == visitor).then_some((token, seq))
+            let p = keys.verify_place_at(place, now_s, max_age_s).ok()?;
+            (p.room == *room && p.visitor == visitor).then_some((
+                p.token,
+                p.seq,
+                p.issued_at_unix_s,
+            ))
         });
         self.join_at(visitor, old).await
     }
@@ -58,16 +67,16 @@ impl RedisWaitingRoom {
     async fn join_at(
         &self,
         visitor: VisitorId,
-        old: Option<(TicketToken, u64)>,
+        old: Option<(TicketToken, u64, u64)>,
     ) -> Result<(Entry, Option<String>), JoinError> {
         let token = TicketToken::from_u128(crate::token::random_u128()).to_string();
         let v = visitor.0.to_string();
-        let (old_token, old_seq) = old.map_or((String::new(), String::new()), |(t, seq)| {
-            (t.to_string(), seq.to_string())
+        let (old_token, old_seq, old_issued) = old.map_or_else(Default::default, |(t, seq, at)| {
+            (t.to_string(), seq.to_string(), at.to_string())
         });
         let answer = self
             .inner
-            .answer(&["join", &v, &token, &old_token, &old_seq])
+            .answer(&["join", &v, &token, &old_token, &old_seq, &old_issued])
             .await
             .map_err(JoinError::Backend)?;
         match answer {

@@ -21,7 +21,7 @@ use crate::backend::BackendError;
 use crate::pass::Keyring;
 use crate::room::RoomStats;
 
-pub use builder::RedisWaitingRoomBuilder;
+pub use builder::{DEFAULT_PLACE_MAX_AGE, RedisWaitingRoomBuilder};
 
 /// The counts of a shared room: the one [`RoomStats`] of every backend (the name stays for code
 /// written before the two were one).
@@ -48,6 +48,8 @@ struct Inner {
     checkin_timeout: Duration,
     /// Signs place texts, with the room's number in them (from its namespace).
     signer: Option<(Keyring, u32)>,
+    /// How long a place text can take a place back.
+    place_max_age: Duration,
 }
 
 impl Inner {

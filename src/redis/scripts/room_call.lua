@@ -37,8 +37,13 @@ if op == 'join' or op == 'entry_of' then
   end
   local token, seq = ARGV[3], nil
   local old = ARGV[4]
-  -- A place is taken back only if the store knows nothing of its token (lost, not ended).
-  if old and old ~= '' and not redis.call('ZSCORE', ENDED, old)
+  -- A place is taken back only if the store knows nothing of its token (lost, not ended),
+  -- and its text (ARGV[6], its issue time in seconds) is younger, by more than the nodes'
+  -- clock skew, than every ended token forgotten to keep ENDED bounded: a text that old might
+  -- name one of those, which must never come back at its old place.
+  local young = old and old ~= '' and
+      tonumber(ARGV[6] or '0') * MILLION > st('ended_evicted_us') + PLACE_SKEW_US
+  if young and not redis.call('ZSCORE', ENDED, old)
       and redis.call('HEXISTS', PASSES, old) == 0 and redis.call('HEXISTS', TICKETS, old) == 0 then
     token, seq = old, tonumber(ARGV[5])
     if seq > st('seq') then

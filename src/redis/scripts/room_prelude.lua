@@ -1,11 +1,12 @@
 -- Shared by the room's calls (prepended to the call script, after the header the Rust side
--- writes: the key names below, in this order, and the constants EVENT_BUDGET and ENDED_KEPT).
+-- writes: the key names below, in this order, and the constants EVENT_BUDGET, ENDED_KEPT and
+-- PLACE_SKEW_US).
 -- Every key is under the room's hash tag {ns:room}: the line is one ordered structure, so the
 -- room lives on one shard.
 -- CFG       HASH rate, burst, max_active, max_waiting, checkin_us, pass_ttl_us,
 --                claim_us (0: no claims), paused, closed
 -- STATE     HASH credit (admissions owed, in millionths), last_us, seq,
---                admitted_total, dropped_total, left_total
+--                admitted_total, dropped_total, left_total, ended_evicted_us
 -- LINE      ZSET token -> sequence number (FIFO: rank + 1 is the place in line)
 -- DEADLINES ZSET token -> check-in deadline (us) of each waiting visitor
 -- VISITORS  HASH visitor -> token (waiting or admitted)
@@ -40,9 +41,20 @@ end
 
 -- Remembers an ended token: lapsed (score: when) or finished by its holder (score: minus
 -- when), so a poll says "expired" only for the first, and a place is never taken back by either.
+-- Past ENDED_KEPT, the lowest are forgotten, and STATE's ended_evicted_us keeps the latest
+-- time among them, so that no place text issued before it can take a place back.
 local function forget(token, now, finished)
   redis.call('ZADD', ENDED, int(finished and -now or now), token)
-  redis.call('ZREMRANGEBYRANK', ENDED, 0, -(ENDED_KEPT + 1))
+  local over = redis.call('ZCARD', ENDED) - ENDED_KEPT
+  if over > 0 then
+    local gone = redis.call('ZRANGE', ENDED, 0, over - 1, 'WITHSCORES')
+    local latest = st('ended_evicted_us')
+    for i = 2, #gone, 2 do
+      latest = math.max(latest, math.abs(tonumber(gone[i])))
+    end
+    redis.call('HSET', STATE, 'ended_evicted_us', int(latest))
+    redis.call('ZREMRANGEBYRANK', ENDED, 0, over - 1)
+  end
 end
 
 -- Passes past their time (or unclaimed past their claim deadline) lapse.
