@@ -100,7 +100,7 @@ pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, Channel,
     ChannelState, CloseError, ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES,
     MAX_CAPACITY, OpenError, Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,
-    SlotBookBuilder, SlotIndex, SlotQuotas, SlotState,
+    SlotBookBuilder, SlotIndex, SlotQuotas, SlotState, StandbyError, StandbyTicket,
 };
 pub use calendar::{Calendar, CalendarError, Date, MAX_CALENDAR_SLOTS};
 #[cfg(feature = "tokio")]

@@ -10,6 +10,7 @@ use super::unix_time;
 use crate::book::{
     ApplicantId, Booking, BranchId, CapacityError, Channel, CloseError, ConfirmError, Hold,
     HoldToken, Preference, ReleaseError, ReserveError, SlotBook, SlotIndex, SlotQuotas, SlotState,
+    StandbyError, StandbyTicket,
 };
 use crate::clock::Clock;
 use crate::failure::BackendError;
@@ -206,6 +207,27 @@ pub trait BookBackend: Send + Sync + 'static {
     /// [`SlotBook::sweep`]: reclaims every expired hold now, in every branch; how many.
     fn sweep(&self) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
+    /// [`SlotBook::standby`]: a place in the standby line (a backend without one answers
+    /// `StandbyError::Backend(BackendError::Unsupported)` and changes nothing).
+    fn standby(
+        &self,
+        applicant: ApplicantId,
+        branches: &[BranchId],
+        slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> impl Future<Output = Result<StandbyTicket, StandbyError>> + Send;
+
+    /// [`SlotBook::standby_offer`]: the live hold standby gave the applicant.
+    fn standby_offer(
+        &self,
+        applicant: ApplicantId,
+    ) -> impl Future<Output = Result<Option<Hold>, BackendError>> + Send;
+
+    /// [`SlotBook::leave_standby`]: takes the applicant's waiting request out of the line.
+    fn leave_standby(
+        &self,
+        applicant: ApplicantId,
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send;
+
     /// How long a hold lasts unless confirmed.
     fn hold_ttl(&self) -> Duration;
 
@@ -359,6 +381,21 @@ impl<C: Clock> BookBackend for SlotBook<C> {
 
     async fn bookings_of(&self, applicant: ApplicantId) -> Result<Vec<Booking>, BackendError> {
         Ok(SlotBook::bookings_of(self, applicant))
+    }
+
+    async fn standby(
+        &self,
+        applicant: ApplicantId,
+        branches: &[BranchId],
+        slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> Result<StandbyTicket, StandbyError> {
+        SlotBook::standby(self, applicant, branches, slots)
+    }
+    async fn standby_offer(&self, applicant: ApplicantId) -> Result<Option<Hold>, BackendError> {
+        Ok(SlotBook::standby_offer(self, applicant).map(|h| self.unix_hold(h)))
+    }
+    async fn leave_standby(&self, applicant: ApplicantId) -> Result<bool, BackendError> {
+        Ok(SlotBook::leave_standby(self, applicant))
     }
 
     async fn sweep(&self) -> Result<u64, BackendError> {
@@ -526,6 +563,27 @@ impl<B: BookBackend> BookBackend for Arc<B> {
         applicant: ApplicantId,
     ) -> impl Future<Output = Result<Vec<Booking>, BackendError>> + Send {
         (**self).bookings_of(applicant)
+    }
+
+    fn standby(
+        &self,
+        applicant: ApplicantId,
+        branches: &[BranchId],
+        slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> impl Future<Output = Result<StandbyTicket, StandbyError>> + Send {
+        (**self).standby(applicant, branches, slots)
+    }
+    fn standby_offer(
+        &self,
+        applicant: ApplicantId,
+    ) -> impl Future<Output = Result<Option<Hold>, BackendError>> + Send {
+        (**self).standby_offer(applicant)
+    }
+    fn leave_standby(
+        &self,
+        applicant: ApplicantId,
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send {
+        (**self).leave_standby(applicant)
     }
 
     fn sweep(&self) -> impl Future<Output = Result<u64, BackendError>> + Send {

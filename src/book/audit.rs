@@ -4,14 +4,16 @@ use std::collections::{HashMap, HashSet};
 
 use crate::clock::Clock;
 use crate::invariant::{InvariantViolation, ensure};
-use crate::sync::Ordering;
+use crate::sync::{MutexGuard, Ordering};
 
 use super::SlotBook;
 use super::branches::{Branch, quota_key};
 use super::channel::Channel;
 use super::chunk::CHUNK_SLOTS;
-use super::ledger::{ExpiryKey, Ledger, is_hold_at};
+use super::ledger::{ExpiryKey, Ledger, Mark, is_hold_at};
 use super::record::{Record, State};
+use super::standby::Line;
+use super::standby_ops::first_free;
 use super::types::{ApplicantId, BookTotals, BranchId, SlotIndex};
 use super::word::{MAX_CAPACITY, Packed};
 
@@ -36,6 +38,10 @@ impl<C: Clock> SlotBook<C> {
         for (index, ledger) in guards.iter().enumerate() {
             self.check_shard(index, ledger, now, &mut per_slot, &mut totals)?;
         }
+        // After the shards (the book's lock order), and held to the end: the standby line's
+        // offers are held units of their slots.
+        let line = self.standby.lock();
+        self.check_standby(&guards, &line, now, &mut per_slot, &mut totals)?;
         let mut per_channel = PerChannel::new();
         for ledger in &guards {
             for (_, _, r) in ledger.records.iter() {
@@ -78,8 +84,77 @@ impl<C: Clock> SlotBook<C> {
             "records on slots that do not exist: {:?}",
             per_slot.keys().take(3).collect::<Vec<_>>()
         );
+        drop(line);
         drop(guards);
         Ok(totals)
+    }
+
+    /// The standby line against the shards: the line's indexes agree; each offer is a held
+    /// unit of its slot, for an applicant whose shard marks it; each mark of a claimed hold
+    /// names a live hold record; an applicant's records plus its place in the line stay
+    /// within its limit; and no request that `standby` settled covers a slot with a unit free
+    /// to reserve (a freed unit always went to the line first).
+    fn check_standby(
+        &self,
+        guards: &[MutexGuard<'_, Ledger>],
+        line: &Line,
+        now: u64,
+        per_slot: &mut PerSlot,
+        totals: &mut BookTotals,
+    ) -> Result<(), InvariantViolation> {
+        if let Err(e) = line.check() {
+            ensure!(false, "standby line: {e}");
+        }
+        for (a, offer) in line.offers() {
+            per_slot.entry((offer.branch, offer.slot)).or_default().0 += 1;
+            totals.holds += 1;
+            totals.expired_holds += u64::from(offer.expires_ns <= now);
+            let ledger = &guards[self.shard_of_applicant(a)];
+            ensure!(
+                ledger.standby.get(&a) == Some(&Mark::InLine),
+                "standby offer for {a}, whose shard does not mark it"
+            );
+        }
+        for ledger in guards {
+            for (&a, &mark) in &ledger.standby {
+                let active = ledger
+                    .records
+                    .tokens_of(a)
+                    .filter_map(|t| ledger.records.get(t))
+                    .filter(|r| !r.is_expired_hold(now))
+                    .count();
+                match mark {
+                    Mark::InLine => ensure!(
+                        active + usize::from(line.has_place(a)) <= self.max_active_per_applicant,
+                        "{a} has {active} holds and bookings and a standby place, above the limit {}",
+                        self.max_active_per_applicant
+                    ),
+                    Mark::Given(token) => ensure!(
+                        ledger.records.get(token).is_some_and(|r| r.applicant == a
+                            && matches!(r.state, State::Held { .. } | State::Confirming { .. })),
+                        "{a} marked as given hold {token:032x}, which is not its hold"
+                    ),
+                }
+            }
+        }
+        for (a, branches, first, last) in line.settled_requests() {
+            ensure!(
+                guards[self.shard_of_applicant(a)].standby.get(&a) == Some(&Mark::InLine),
+                "standby request of {a}, whose shard does not mark it"
+            );
+            for &id in branches {
+                let free = self
+                    .branches
+                    .get(id)
+                    .and_then(|b| first_free(b, first, last));
+                ensure!(
+                    free.is_none(),
+                    "{a} waits on standby while {id} slot {} has a free unit",
+                    free.unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// One shard: its records (where they are stored, their applicant index, their expiry

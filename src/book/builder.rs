@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use super::standby::Standby;
 use super::{BookConfigError, BranchTable, CAPACITY_STRIPES, ExpiryHint, Shard, SlotBook};
 use crate::clock::{Clock, SystemClock, duration_to_ns};
 use crate::journal::Journal;
@@ -53,6 +54,7 @@ pub(super) struct Settings {
     pub(super) max_slot_chunks: u32,
     pub(super) max_live_holds: u64,
     pub(super) shards: u32,
+    pub(super) max_standby_requests: u32,
 }
 
 impl Default for Settings {
@@ -65,6 +67,7 @@ impl Default for Settings {
             max_slot_chunks: 1 << 18,
             max_live_holds: 1 << 22,
             shards: 64,
+            max_standby_requests: 1 << 20,
         }
     }
 }
@@ -125,6 +128,14 @@ impl<C: Clock> SlotBookBuilder<C> {
         self
     }
 
+    /// The most standby requests waiting at once ([`SlotBook::standby`]); beyond it `standby`
+    /// is [`StandbyError::LineFull`](crate::StandbyError::LineFull). Default 2^20; at most
+    /// 2^24. A waiting request costs a few hundred bytes (BENCHMARKS.md gives the measure).
+    pub fn max_standby_requests(mut self, n: u32) -> Self {
+        self.settings.max_standby_requests = n;
+        self
+    }
+
     /// Number of lock shards for hold and booking records: a power of two, 1 to 256. Default 64.
     pub fn shards(mut self, n: u32) -> Self {
         self.settings.shards = n;
@@ -169,6 +180,11 @@ impl<C: Clock> SlotBookBuilder<C> {
         if !(1..=256).contains(&self.settings.shards) || !self.settings.shards.is_power_of_two() {
             return Err(BookConfigError::Shards(self.settings.shards));
         }
+        if !(1..=1 << 24).contains(&self.settings.max_standby_requests) {
+            return Err(BookConfigError::MaxStandbyRequests(
+                self.settings.max_standby_requests,
+            ));
+        }
         Ok(())
     }
 
@@ -202,6 +218,10 @@ impl<C: Clock> SlotBookBuilder<C> {
             capacity_stripes: (0..CAPACITY_STRIPES)
                 .map(|_| crate::sync::Mutex::new(()))
                 .collect(),
+            standby: Standby::new(
+                self.settings.max_standby_requests as usize,
+                duration_to_ns(self.settings.hold_ttl),
+            ),
             clock: self.clock,
             journal,
         }

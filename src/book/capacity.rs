@@ -53,21 +53,28 @@ impl<C: Clock> SlotBook<C> {
         }
         // Holds expired by now give their units back first, so the state returned is current.
         self.sweep_now();
+        // Units the raise holds for standby requests come back with the word, and the line
+        // stays locked until they are offered, so nothing sees them held for nobody.
         let set = |word: &SlotWord| {
             if let Some(p) = self.set_quota_slot_capacity(branch, slot, capacity)? {
-                return Ok(p);
+                return Ok((p, None));
             }
             self.journal_capacity(branch, slot, capacity)
                 .map_err(CapacityError::Journal)?;
-            word.set_capacity(capacity);
-            Ok(word.load())
+            let (line, numbers) = self.wanting(branch, slot);
+            let want = numbers.len() as u32;
+            let (after, granted) = word.set_capacity_giving(capacity, want, true);
+            Ok((after, line.map(|l| (l, numbers, granted))))
         };
         let change = || {
             // One capacity change or close of a slot at a time: the journal's order is the
             // order they were applied in, and the closed bit agrees with the capacity.
             let _order = self.capacity_stripe(branch, slot).lock();
-            let (b, state) = self.branches.with_slot(branch, in_range, set)?;
+            let (b, (state, given)) = self.branches.with_slot(branch, in_range, set)?;
             b.set_closed(slot, false);
+            if let (Some((mut line, numbers, granted)), Some(at)) = (given, b.slot_ref(slot)) {
+                self.give_units(Some(&mut line), &numbers, granted, at, branch, slot);
+            }
             Ok((b, state))
         };
         let (b, state) = self.applying(change).map_err(|refused| match refused {
@@ -164,6 +171,9 @@ impl<C: Clock> SlotBook<C> {
         self.journal_capacity(branch, slot, capacity)
             .map_err(CapacityError::Journal)?;
         let word = b.word(slot).ok_or(CapacityError::UnknownSlot)?;
+        let at = b.slot_ref(slot).ok_or(CapacityError::UnknownSlot)?;
+        // The line before the quota lock (the book's lock order).
+        let (mut line, numbers) = self.wanting(branch, slot);
         let mut table = b.quotas(slot).ok_or(CapacityError::UnknownSlot)?;
         let cs = table
             .get_mut(&quota_key(slot))
@@ -171,8 +181,10 @@ impl<C: Clock> SlotBook<C> {
         cs.capacity = capacity;
         cs.closed = false;
         let field = cs.word_capacity();
-        word.set_capacity(field);
-        Ok(Some(word.load()))
+        let (after, granted) = word.set_capacity_giving(field, numbers.len() as u32, true);
+        drop(table);
+        self.give_units(line.as_mut(), &numbers, granted, at, branch, slot);
+        Ok(Some(after))
     }
 
     /// Journals a capacity change (or, with `CLOSED`, a close) of a durable book; nothing for a

@@ -12,6 +12,7 @@ use super::error::{ConfirmError, ReleaseError};
 use super::ledger::{Ledger, return_unit};
 use super::record::{Record, State};
 use super::records::pack_slot;
+use super::standby::Standby;
 use super::types::{Booking, HoldToken};
 
 impl<C: Clock> SlotBook<C> {
@@ -58,6 +59,7 @@ impl<C: Clock> SlotBook<C> {
                 record.at.word(record.slot).confirm();
                 ledger.records.set_state(token.0, State::Booked);
                 ledger.live_holds -= 1;
+                ledger.forget_given(record.applicant, token.0);
                 // The hold's expiry entry is stale now: dropped with the others once they
                 // outnumber the shard's holds, so that a booking costs no queue memory.
                 if ledger.drop_stale_expiries() {
@@ -67,7 +69,7 @@ impl<C: Clock> SlotBook<C> {
             }
             State::Held { .. } => {
                 if let Some(r) = ledger.remove(token.0) {
-                    return_unit(&r);
+                    return_unit(&r, &self.standby, now);
                 }
                 Err(ConfirmError::Expired)
             }
@@ -96,7 +98,7 @@ impl<C: Clock> SlotBook<C> {
                     State::Booked => return Ok(record.booking(token.0)),
                     State::Held { expires_ns } if expires_ns <= now => {
                         if let Some(r) = ledger.remove(token.0) {
-                            return_unit(&r);
+                            return_unit(&r, &self.standby, now);
                         }
                         return Err(ConfirmError::Expired);
                     }
@@ -125,7 +127,7 @@ impl<C: Clock> SlotBook<C> {
             let outcome = j.wait(ticket);
             let mut guard = shard.ledger.lock();
             let now = guard.clamp_now(self.now_ns());
-            let settled = guard.settle_confirmation(token.0, outcome, now);
+            let settled = guard.settle_confirmation(token.0, outcome, now, &self.standby);
             // As in memory: a booked hold's expiry entry goes with the other stale ones.
             if guard.drop_stale_expiries() {
                 shard.publish_front(&guard, &self.hint);
@@ -181,7 +183,7 @@ impl<C: Clock> SlotBook<C> {
         let shard = &self.shards[self.shard_of_token(token.0)];
         let mut ledger = shard.ledger.lock();
         let now = ledger.clamp_now(self.now_ns());
-        let released = ledger.release_now(token.0, now);
+        let released = ledger.release_now(token.0, now, &self.standby);
         // A released hold leaves a stale expiry entry, as a confirmed one does.
         if ledger.drop_stale_expiries() {
             shard.publish_front(&ledger, &self.hint);
@@ -214,7 +216,7 @@ impl<C: Clock> SlotBook<C> {
                     // A hold, or nothing: as in memory, under this same lock.
                     _ => {
                         let now = ledger.clamp_now(self.now_ns());
-                        let released = ledger.release_now(token.0, now);
+                        let released = ledger.release_now(token.0, now, &self.standby);
                         if ledger.drop_stale_expiries() {
                             shard.publish_front(&ledger, &self.hint);
                         }
@@ -223,7 +225,9 @@ impl<C: Clock> SlotBook<C> {
                 }
             };
             let outcome = j.wait(ticket);
-            shard.ledger.lock().settle_cancellation(token.0, outcome)
+            let mut ledger = shard.ledger.lock();
+            let now = ledger.clamp_now(self.now_ns());
+            ledger.settle_cancellation(token.0, outcome, now, &self.standby)
         })
     }
 }
@@ -242,11 +246,16 @@ impl Record {
 impl Ledger {
     /// Gives back the unit of a hold or booking now, under this lock.
     #[inline]
-    fn release_now(&mut self, token: u128, now_ns: u64) -> Result<(), ReleaseError> {
+    fn release_now(
+        &mut self,
+        token: u128,
+        now_ns: u64,
+        standby: &Standby,
+    ) -> Result<(), ReleaseError> {
         let Some(record) = self.remove(token) else {
             return Err(ReleaseError::UnknownToken);
         };
-        return_unit(&record);
+        return_unit(&record, standby, now_ns);
         if record.is_expired_hold(now_ns) {
             // Already lapsed: its unit was free in every reading; we just reclaimed it.
             return Err(ReleaseError::UnknownToken);
@@ -262,6 +271,7 @@ impl Ledger {
         token: u128,
         outcome: Result<(), JournalError>,
         now_ns: u64,
+        standby: &Standby,
     ) -> Result<Booking, ConfirmError> {
         // A settling record is changed by nobody else, so it is there, `Confirming`.
         let Some(record) = self.records.get(token) else {
@@ -276,6 +286,7 @@ impl Ledger {
                 record.at.word(record.slot).confirm();
                 self.records.set_state(token, State::Booked);
                 self.live_holds -= 1;
+                self.forget_given(record.applicant, token);
                 Ok(record.booking(token))
             }
             Err(e) => {
@@ -283,7 +294,7 @@ impl Ledger {
                 if expires_ns <= now_ns
                     && let Some(r) = self.remove(token)
                 {
-                    return_unit(&r);
+                    return_unit(&r, standby, now_ns);
                 }
                 Err(ConfirmError::Journal(e))
             }
@@ -296,6 +307,8 @@ impl Ledger {
         &mut self,
         token: u128,
         outcome: Result<(), JournalError>,
+        now_ns: u64,
+        standby: &Standby,
     ) -> Result<(), ReleaseError> {
         if self.records.get(token).map(|r| r.state) != Some(State::Cancelling) {
             return Err(ReleaseError::UnknownToken);
@@ -304,7 +317,7 @@ impl Ledger {
         match outcome {
             Ok(()) => {
                 if let Some(r) = self.remove(token) {
-                    return_unit(&r);
+                    return_unit(&r, standby, now_ns);
                 }
                 Ok(())
             }

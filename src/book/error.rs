@@ -8,6 +8,8 @@ use thiserror::Error;
 use crate::failure::BackendError;
 use crate::journal::{IoFailure, JournalError, ReplayError};
 
+use super::types::{BranchId, SlotIndex};
+
 /// Why [`SlotBook::reserve`](crate::SlotBook::reserve) or
 /// [`SlotBook::reserve_earliest`](crate::SlotBook::reserve_earliest) granted no hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
@@ -239,6 +241,68 @@ impl CapacityError {
     }
 }
 
+/// Why [`SlotBook::standby`](crate::SlotBook::standby) put no request in the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum StandbyError {
+    /// A slot the request covers has a unit free to reserve right now.
+    #[error(
+        "{branch} has a free unit in slot {slot}: reserve it (reserve_earliest_among) instead of waiting"
+    )]
+    UnitFree {
+        /// Where the free unit is.
+        branch: BranchId,
+        /// Its slot.
+        slot: SlotIndex,
+    },
+    /// The applicant already has `max_active_per_applicant` live holds and bookings.
+    #[error(
+        "this applicant already has as many holds and bookings as allowed: confirm or release one first"
+    )]
+    ApplicantLimit,
+    /// The slot range is empty (for example `5..5`), or lies wholly past
+    /// `max_slots_per_branch`.
+    #[error("the slot range is empty: pass a range of slots that exist, like 0..365")]
+    EmptyRange,
+    /// No branch, or more than [`MAX_ALTERNATIVES`](crate::book::MAX_ALTERNATIVES).
+    #[error("give between 1 and {max} acceptable branches")]
+    Alternatives {
+        /// The most branches one request may name.
+        max: u32,
+    },
+    /// `max_standby_requests` requests already wait.
+    #[error(
+        "the standby line is full ({max} requests): retry when requests are served or leave, or raise max_standby_requests"
+    )]
+    LineFull {
+        /// The book's bound on waiting requests.
+        max: u32,
+    },
+    /// The store behind a shared book failed, or does not keep a standby line.
+    #[error("{0}")]
+    Backend(BackendError),
+}
+
+impl StandbyError {
+    /// Whether the same call, unchanged, can succeed later: a full line or an applicant at its
+    /// limit can change; a free unit is for reserving (it may be gone later, and then the same
+    /// call succeeds too).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StandbyError::UnitFree { .. }
+                | StandbyError::ApplicantLimit
+                | StandbyError::LineFull { .. }
+        ) || matches!(self, StandbyError::Backend(e) if e.is_retryable())
+    }
+
+    /// How long to wait before retrying, where the book knows: never (it depends on other
+    /// applicants), so a portal picks its own interval.
+    pub fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+}
+
 /// Why a book's configuration ([`SlotBookBuilder`](crate::SlotBookBuilder),
 /// [`DurableBookBuilder`](crate::DurableBookBuilder), or the Redis book's builder) was refused.
 /// Every backend checks its settings by the same rules.
@@ -278,6 +342,9 @@ pub enum BookConfigError {
     /// `commit_delay` is longer than 10 ms.
     #[error("commit_delay must be at most 10 ms, got {0:?}")]
     CommitDelay(Duration),
+    /// `max_standby_requests` is zero or above 2^24.
+    #[error("max_standby_requests must be between 1 and 16777216, got {0}")]
+    MaxStandbyRequests(u32),
 }
 
 /// Why [`SlotBookBuilder::open`](crate::SlotBookBuilder::open) could not open a directory.

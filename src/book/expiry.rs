@@ -19,6 +19,7 @@ use crate::sync::{AtomicU64, Mutex, Ordering};
 
 use super::SlotBook;
 use super::ledger::{Ledger, Shard};
+use super::standby::Standby;
 
 impl<C: Clock> SlotBook<C> {
     /// Reclaims every expired hold now; returns how many this call reclaimed.
@@ -41,12 +42,16 @@ impl<C: Clock> SlotBook<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sweep(&self) -> usize {
-        self.sweep_at(self.clock_ns(), None)
+        let now = self.clock_ns();
+        self.sweep_offers(now);
+        self.sweep_at(now, None)
     }
 
     /// Sweeps only if the expiry hint says something may be due (one load otherwise), at most
     /// [`SWEEP_BUDGET`] holds.
     pub(super) fn sweep_due(&self, now: u64) -> usize {
+        // Standby offers that lapsed unclaimed pass on first (one load when none is due).
+        self.sweep_offers(now);
         if self.hint.is_due(now) {
             self.sweep_at(now, Some(SWEEP_BUDGET))
         } else {
@@ -71,7 +76,8 @@ impl<C: Clock> SlotBook<C> {
                 // Ordering: SeqCst, part of the expiry-hint protocol (see `ExpiryHint`).
                 if reclaimed < limit && shard.front_ns.load(Ordering::SeqCst) <= now {
                     let ledger = &mut shard.ledger.lock();
-                    reclaimed += shard.reclaim(ledger, now, &self.hint, limit - reclaimed);
+                    reclaimed +=
+                        shard.reclaim(ledger, now, &self.hint, limit - reclaimed, &self.standby);
                 }
                 min_front = min_front.min(shard.front_ns.load(Ordering::SeqCst));
             }
@@ -109,8 +115,9 @@ impl Shard {
         now_ns: u64,
         hint: &ExpiryHint,
         max: usize,
+        standby: &Standby,
     ) -> usize {
-        let reclaimed = ledger.reclaim_expired(now_ns, max);
+        let reclaimed = ledger.reclaim_expired(now_ns, max, standby);
         self.publish_front(ledger, hint);
         reclaimed
     }

@@ -13,6 +13,8 @@
 //! next grant's push, or by the confirmation or release itself, past [`ENDED_SLACK`]), so a
 //! booking keeps no entry in the queue.
 
+use std::collections::HashMap;
+
 use crate::deadline::DeadlineQueue;
 use crate::sync::{AtomicU64, Mutex};
 
@@ -20,6 +22,7 @@ use super::branches::quota_key;
 use super::channel::Part;
 use super::record::{Record, State};
 use super::records::{PlaceError, Records};
+use super::standby::Standby;
 use super::types::ApplicantId;
 
 /// A shard: its expiry front (readable without the lock) and its ledger.
@@ -39,6 +42,7 @@ impl Shard {
                 expiry: DeadlineQueue::default(),
                 live_holds: 0,
                 latest_ns: 0,
+                standby: HashMap::new(),
             }),
         }
     }
@@ -53,6 +57,18 @@ pub(crate) struct Ledger {
     pub(crate) live_holds: usize,
     /// The latest time a call under this lock has used; see [`Ledger::clamp_now`].
     latest_ns: u64,
+    /// This shard's applicants with a standby request, or with a hold standby gave them.
+    /// Empty (no allocation) in a book nobody uses standby on.
+    pub(crate) standby: HashMap<ApplicantId, Mark>,
+}
+
+/// An applicant's standby standing, as its shard knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Its request is in the line, or was given an offer not claimed yet (the line knows which).
+    InLine,
+    /// It claimed the hold with this token (a record of this shard) from its offer.
+    Given(u128),
 }
 
 /// Stale expiry entries a shard keeps beyond twice its holds before a confirmation or a release
@@ -63,14 +79,25 @@ pub(crate) struct Ledger {
 pub(crate) const ENDED_SLACK: usize = 64;
 
 /// Returns one unit of a hold or booking to its slot and refreshes the slot's full bit: to the
-/// part it came from (see `channel.rs`).
-pub(crate) fn return_unit(record: &Record) {
+/// part it came from (see `channel.rs`), or, if a standby request covers the slot and the
+/// return leaves room, to the earliest such request, in the same step (see `standby.rs`).
+/// `now_ns` is the caller's time: an offer made lapses a hold lifetime after it.
+pub(crate) fn return_unit(record: &Record, standby: &Standby, now_ns: u64) {
     if record.part != Part::OPEN {
-        return_channel_unit(record);
+        return_channel_unit(record, standby, now_ns);
         return;
     }
     let word = record.at.word(record.slot);
-    let before = if record.state.counts_as_held() {
+    let held = record.state.counts_as_held();
+    // The line stays locked while the unit goes back, if requests wait: see `give_freed`.
+    let (_line, given) = standby.give_freed(record.branch, record.slot, record.at, now_ns, || {
+        word.keep_for_standby(held)
+    });
+    if given {
+        // What is taken did not change, so neither did the full bit.
+        return;
+    }
+    let before = if held {
         word.release_held()
     } else {
         word.release_booked()
@@ -84,10 +111,14 @@ pub(crate) fn return_unit(record: &Record) {
 /// (or booked) count with its capacity field in one step, so that a unit from a quota goes back
 /// to that quota while the channel is within it, and to the open part otherwise.
 #[cold]
-fn return_channel_unit(record: &Record) {
+fn return_channel_unit(record: &Record, standby: &Standby, now_ns: u64) {
     let word = record.at.word(record.slot);
     let held = record.state.counts_as_held();
-    let (dh, db) = if held { (-1, 0) } else { (0, -1) };
+    // The line before the quota lock (the book's lock order).
+    let mut line = standby.has_waiting().then(|| standby.lock());
+    let next = line
+        .as_ref()
+        .and_then(|l| l.earliest(record.branch, record.slot, 1).first().copied());
     let mut table = record.at.quotas();
     let capacity = match table.get_mut(&quota_key(record.slot)) {
         Some(cs) => {
@@ -103,9 +134,14 @@ fn return_channel_unit(record: &Record) {
         // A channel part is only given on a slot with quotas, whose entry stays.
         None => None,
     };
-    let result = word.update_quota_slot(dh, db, |p| capacity.unwrap_or(p.capacity()), |_| Ok(()));
+    let capacity = capacity.unwrap_or_else(|| word.load().capacity());
+    let (_, kept) = word.return_quota_unit(held, capacity, next.is_some());
     drop(table);
-    debug_assert!(result.is_ok(), "return of a unit never taken: {record:?}");
+    if let (true, Some(number), Some(line)) = (kept, next, line.as_mut()) {
+        let expires_ns = standby.expiry(now_ns);
+        line.offer(number, record.branch, record.slot, record.at, expires_ns);
+    }
+    drop(line);
     record.at.sync_full(record.slot);
 }
 
@@ -139,6 +175,7 @@ impl Ledger {
         applicant: ApplicantId,
         now_ns: u64,
         matches: impl Fn(&Record) -> bool,
+        standby: &Standby,
     ) -> ApplicantView {
         let mut view = ApplicantView {
             existing: None,
@@ -160,8 +197,13 @@ impl Ledger {
         }
         for token in expired {
             if let Some(r) = self.remove(token) {
-                return_unit(&r);
+                return_unit(&r, standby, now_ns);
             }
+        }
+        if self.standby.get(&applicant) == Some(&Mark::InLine) {
+            // A waiting request holds a place of the applicant's limit, so that the hold it
+            // is given never breaks it.
+            view.active += 1;
         }
         view
     }
@@ -206,12 +248,43 @@ impl Ledger {
         if record.state.counts_as_held() {
             self.live_holds -= 1;
         }
+        self.forget_given(record.applicant, token);
         Some(record)
+    }
+
+    /// Forgets that standby gave `token` to `applicant`, once that hold ends (confirmed,
+    /// released, lapsed): `standby_offer` then answers `None`.
+    #[inline]
+    pub(crate) fn forget_given(&mut self, applicant: ApplicantId, token: u128) {
+        if !self.standby.is_empty() && self.standby.get(&applicant) == Some(&Mark::Given(token)) {
+            self.standby.remove(&applicant);
+        }
+    }
+
+    /// Records a hold claimed from a standby offer, whose expiry may be earlier than holds
+    /// granted in this shard since the offer was made: it is merged into the expiry queue in
+    /// order. The caller publishes the front.
+    pub(crate) fn insert_given(&mut self, token: u128, record: Record) -> Result<(), PlaceError> {
+        let State::Held { expires_ns } = record.state else {
+            return Err(PlaceError::Taken);
+        };
+        if self
+            .expiry
+            .last_deadline()
+            .is_none_or(|last| last <= expires_ns)
+        {
+            return self.insert(token, record).map(|_| ());
+        }
+        let index = self.records.insert(token, &record)?;
+        self.live_holds += 1;
+        self.expiry
+            .merge(vec![(expires_ns, ExpiryKey::new(index, token))]);
+        Ok(())
     }
 
     /// Reclaims up to `max` of the holds at the front of the queue that expired at or before
     /// `now_ns`, oldest first. The caller publishes the new front (`Shard::reclaim` does both).
-    pub(crate) fn reclaim_expired(&mut self, now_ns: u64, max: usize) -> usize {
+    pub(crate) fn reclaim_expired(&mut self, now_ns: u64, max: usize, standby: &Standby) -> usize {
         let now_ns = self.clamp_now(now_ns);
         let mut reclaimed = 0;
         while reclaimed < max {
@@ -234,7 +307,7 @@ impl Ledger {
                 continue;
             }
             if let Some(r) = self.remove(token) {
-                return_unit(&r);
+                return_unit(&r, standby, now_ns);
                 reclaimed += 1;
             }
         }

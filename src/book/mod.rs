@@ -38,6 +38,8 @@ mod quota;
 mod record;
 mod records;
 mod reserve;
+mod standby;
+mod standby_ops;
 mod types;
 mod word;
 
@@ -54,9 +56,14 @@ use branches::BranchTable;
 use chunk::CHUNK_SLOTS;
 use expiry::ExpiryHint;
 use ledger::Shard;
+use standby::Standby;
 
 /// Stripes of the lock that orders capacity changes and closes of the same slot.
+#[cfg(not(loom))]
 const CAPACITY_STRIPES: usize = 64;
+/// Under loom, few stripes: `standby` takes each once, and each is a point loom branches on.
+#[cfg(loom)]
+const CAPACITY_STRIPES: usize = 2;
 
 pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
@@ -65,9 +72,11 @@ pub(crate) use builder::{check_hold_ttl, check_max_active_per_applicant};
 pub use channel::{Channel, ChannelState, SlotQuotas};
 pub use durable::DurableBookBuilder;
 pub use error::{
-    BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError, ReserveError,
+    BookConfigError, CapacityError, CloseError, ConfirmError, OpenError, ReleaseError,
+    ReserveError, StandbyError,
 };
 pub use expiry::SWEEP_BUDGET;
+pub use standby::StandbyTicket;
 pub use types::{
     ApplicantId, BookTotals, Booking, BranchId, Hold, HoldToken, SlotIndex, SlotState,
 };
@@ -143,6 +152,8 @@ pub struct SlotBook<C = SystemClock> {
     capacity_stripes: Box<[Mutex<()>]>,
     /// `Some` for a book opened from a directory.
     journal: Option<Box<Journal>>,
+    /// The standby line (`standby.rs`).
+    standby: Standby,
 }
 
 impl SlotBook<SystemClock> {

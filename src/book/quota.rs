@@ -305,6 +305,10 @@ impl<C: Clock> SlotBook<C> {
         f: impl FnOnce(&mut ChannelSlot),
     ) -> Result<SlotState, CapacityError> {
         let word = b.word(slot).ok_or(CapacityError::UnknownSlot)?;
+        let at = b.slot_ref(slot).ok_or(CapacityError::UnknownSlot)?;
+        // Units a lowered or opened quota leaves to the open part go to the standby line
+        // first, in the same step; the line before the quota lock (the book's lock order).
+        let (mut line, numbers) = self.wanting(b.id(), slot);
         let mut table = b.quotas(slot).ok_or(CapacityError::UnknownSlot)?;
         let cs = table.entry(quota_key(slot)).or_insert_with(|| ChannelSlot {
             capacity: word.load().capacity(),
@@ -312,10 +316,10 @@ impl<C: Clock> SlotBook<C> {
         });
         f(cs);
         let capacity = cs.word_capacity();
-        let after = word
-            .update_quota_slot(0, 0, |_| capacity, |_| Ok(()))
-            .map_err(|_| CapacityError::UnknownSlot)?;
+        let (after, granted) = word.set_capacity_giving(capacity, numbers.len() as u32, false);
         drop(table);
+        self.give_units(line.as_mut(), &numbers, granted, at, b.id(), slot);
+        drop(line);
         b.sync_full(slot);
         Ok(state_of(after))
     }

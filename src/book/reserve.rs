@@ -132,11 +132,12 @@ impl<C: Clock> SlotBook<C> {
         let mut swept = false;
         loop {
             let mut ledger = shard.ledger.lock();
-            // Read the time under the lock and never behind the shard's latest, so that grant
-            // times (and so expiry times) enter the shard's expiry queue in order even if the
-            // clock steps back.
+            // The time under the lock, never behind the shard's latest: grant (so expiry) times
+            // enter the shard's expiry queue in order even if the clock steps back.
             let now = ledger.clamp_now(self.now_ns());
-            let view = ledger.applicant_view(applicant, now, &matches);
+            // A standby offer for this applicant becomes its hold first (a no-op if none).
+            self.claim_offer(&mut ledger, shard, shard_index, applicant, now);
+            let view = ledger.applicant_view(applicant, now, &matches, &self.standby);
             if let Some((token, r)) = view.existing {
                 return Ok(self.hold_of(token, &r));
             }
@@ -144,7 +145,7 @@ impl<C: Clock> SlotBook<C> {
                 return Err(ReserveError::ApplicantLimit);
             }
             if ledger.live_holds >= self.max_holds_per_shard {
-                shard.reclaim(&mut ledger, now, &self.hint, SWEEP_BUDGET);
+                shard.reclaim(&mut ledger, now, &self.hint, SWEEP_BUDGET, &self.standby);
                 if ledger.live_holds >= self.max_holds_per_shard {
                     return Err(ReserveError::TooManyHolds);
                 }
@@ -166,13 +167,12 @@ impl<C: Clock> SlotBook<C> {
                             expires_ns: now.saturating_add(self.hold_ttl_ns),
                         },
                     };
-                    // The token's entry is vacant (it came from `new_token` under this lock), so
-                    // the insert succeeds; were it refused, the unit goes back (rule 6).
+                    // The entry is vacant (`new_token`, this lock); if refused, the unit goes back.
                     match ledger.insert(token, record) {
                         Ok(true) => shard.publish_front(&ledger, &self.hint),
                         Ok(false) => {}
                         Err(_) => {
-                            return_unit(&record);
+                            return_unit(&record, &self.standby, now);
                             return Err(ReserveError::TooManyHolds);
                         }
                     }
@@ -180,7 +180,7 @@ impl<C: Clock> SlotBook<C> {
                 }
                 None => {
                     drop(ledger);
-                    if !swept && self.hint.is_due(now) {
+                    if !swept && (self.hint.is_due(now) || self.standby.is_due(now)) {
                         self.sweep_now();
                         swept = true;
                         continue;

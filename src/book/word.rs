@@ -226,6 +226,103 @@ impl SlotWord {
         }
     }
 
+    /// Keeps the unit of a hold (`held`) or a booking that is being given back as a held unit
+    /// for a standby request, if giving it back would leave the slot room: one CAS, so a
+    /// reservation racing it can never take the unit. A booking's unit turns into a held one
+    /// (`booked - 1`, `held + 1`); a hold's stays as it is (the CAS only checks that the word,
+    /// and so its capacity, is the one decided on). False, with nothing changed, when the
+    /// return would leave no room (closed, or capacity lowered below what is taken): then the
+    /// caller gives the unit back as usual.
+    pub(crate) fn keep_for_standby(&self, held: bool) -> bool {
+        let mut current = self.0.load(Ordering::SeqCst);
+        loop {
+            let p = Packed(current);
+            if !p.is_open() || p.taken() > p.capacity() || p.taken() == 0 {
+                return false;
+            }
+            debug_assert!(if held { p.held() >= 1 } else { p.booked() >= 1 });
+            let next = if held {
+                current
+            } else {
+                current - BOOKED_ONE + HELD_ONE
+            };
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Gives a unit back to a slot with channel quotas, in one step: `held` (or `booked`) down
+    /// by one and the capacity field to `capacity`; and if `give` and that leaves the slot
+    /// room, the unit is kept as held for a standby request instead (then `held` is one more
+    /// than that). Returns the word after and whether the unit was kept.
+    pub(crate) fn return_quota_unit(
+        &self,
+        held: bool,
+        capacity: u32,
+        give: bool,
+    ) -> (Packed, bool) {
+        let mut current = self.0.load(Ordering::SeqCst);
+        loop {
+            let p = Packed(current);
+            let (h, b) = if held {
+                (p.held().saturating_sub(1), p.booked())
+            } else {
+                (p.held(), p.booked().saturating_sub(1))
+            };
+            let keep = give && p.is_open() && h + b < capacity;
+            let h = h + u32::from(keep);
+            let next = (current & OPEN_BIT)
+                | (u64::from(capacity) << CAP_SHIFT)
+                | (u64::from(h) << HELD_SHIFT)
+                | (u64::from(b) << BOOKED_SHIFT);
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return (Packed(next), keep),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Sets the capacity field to `capacity` (and opens the slot if `open`), and in the same
+    /// step holds up to `want` of the units that leaves free, for standby requests. Returns the
+    /// word after and how many units it held.
+    pub(crate) fn set_capacity_giving(
+        &self,
+        capacity: u32,
+        want: u32,
+        open: bool,
+    ) -> (Packed, u32) {
+        debug_assert!(capacity <= MAX_CAPACITY);
+        let mut current = self.0.load(Ordering::SeqCst);
+        loop {
+            let p = Packed(current);
+            let is_open = open || p.is_open();
+            let granted = if is_open {
+                want.min(capacity.saturating_sub(p.taken()))
+            } else {
+                0
+            };
+            let next = ((current & !(FIELD_MASK << CAP_SHIFT))
+                | (u64::from(capacity) << CAP_SHIFT)
+                | if open { OPEN_BIT } else { 0 })
+                + u64::from(granted) * HELD_ONE;
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return (Packed(next), granted),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     /// Opens the slot (if it was not) with `capacity`, keeping its holds and bookings.
     /// Returns the word after the change.
     pub(crate) fn set_capacity(&self, capacity: u32) -> Packed {

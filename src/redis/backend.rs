@@ -10,6 +10,7 @@ use crate::backend::{BackendError, BookBackend, RoomBackend};
 use crate::book::{
     ApplicantId, Booking, BranchId, CapacityError, Channel, CloseError, ConfirmError, Hold,
     HoldToken, Preference, ReleaseError, ReserveError, SlotIndex, SlotQuotas, SlotState,
+    StandbyError, StandbyTicket,
 };
 use crate::room::{
     ClaimError, Entry, JoinError, LimitsError, Pass, PollError, RoomStats, TicketToken, VisitorId,
@@ -68,6 +69,24 @@ impl BookBackend for RedisSlotBook {
         _branch: BranchId,
         _slot: SlotIndex,
     ) -> Result<Option<SlotQuotas>, BackendError> {
+        Err(BackendError::Unsupported)
+    }
+
+    // Nor is the standby line: the same answer, for the same reason.
+    async fn standby(
+        &self,
+        _applicant: ApplicantId,
+        _branches: &[BranchId],
+        _slots: impl RangeBounds<SlotIndex> + Send,
+    ) -> Result<StandbyTicket, StandbyError> {
+        Err(StandbyError::Backend(BackendError::Unsupported))
+    }
+
+    async fn standby_offer(&self, _applicant: ApplicantId) -> Result<Option<Hold>, BackendError> {
+        Err(BackendError::Unsupported)
+    }
+
+    async fn leave_standby(&self, _applicant: ApplicantId) -> Result<bool, BackendError> {
         Err(BackendError::Unsupported)
     }
 

@@ -239,7 +239,8 @@ impl<C: Clock> SlotBook<C> {
             )));
         }
         if let Some(r) = ledger.remove(token) {
-            return_unit(&r);
+            // Nobody waits in the line while a book is restored: the unit goes to its slot.
+            return_unit(&r, &self.standby, 0);
         }
         Ok(())
     }
