@@ -35,7 +35,7 @@ fn person(typed_national_id: &str) -> NewRegistration {
 async fn one_of_two_wins(a: Arc<dyn Registrations>, b: Arc<dyn Registrations>, rounds: u64) {
     for round in 0..rounds {
         let id = format!("{}", 7_000_000 + round);
-        let (va, vb) = (VisitorId(2 * round + 1), VisitorId(2 * round + 2));
+        let (va, vb) = (VisitorId(500 + 2 * round), VisitorId(501 + 2 * round));
         let (ra, rb) = (a.clone(), b.clone());
         let (pa, pb) = (person(&id), person(&id));
         let first = tokio::spawn(async move { ra.register(va, pa).await });

@@ -60,6 +60,17 @@ async fn bounded_body(State(limits): State<Limits>, request: Request, next: Next
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         answer
     };
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max_bytes as u64) {
+        return refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request's body is over {max_bytes} bytes; send less"),
+        );
+    }
     match tokio::time::timeout(within, axum::body::to_bytes(body, max_bytes)).await {
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
