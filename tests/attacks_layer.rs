@@ -127,20 +127,30 @@ fn a_browser_is_never_sent_its_pass_or_identity_in_a_header() {
         None,
         "identity echoed to a browser"
     );
-    // A script's JSON fetch is still the browser's: no texts in headers.
-    let mut script = Visitor::default();
-    let fetched = script.send(&served.addr, "GET", "/register", &[JSON], "");
-    assert_eq!(position(&fetched), 2, "{}", fetched.body);
-    assert_eq!(
-        header(&fetched, "sg-visitor"),
-        None,
-        "{:?}",
-        fetched.headers
-    );
-    // An app that sends its own texts in headers (a new one: `Sg-Visitor: new`) gets them.
+    // A script's JSON fetch is still the browser's (its Fetch Metadata says so): no texts in
+    // headers, whichever Fetch Metadata header it carries.
+    for metadata in [
+        ("Sec-Fetch-Site", "same-origin"),
+        ("Sec-Fetch-Mode", "cors"),
+    ] {
+        let mut script = Visitor::default();
+        let fetched = script.send(&served.addr, "GET", "/register", &[JSON, metadata], "");
+        assert_eq!(fetched.status, 200, "{}", fetched.body);
+        assert_eq!(
+            header(&fetched, "sg-visitor"),
+            None,
+            "{metadata:?}: {:?}",
+            fetched.headers
+        );
+    }
+    // An app that sends its own texts in headers (a new one: `Sg-Visitor: new`) gets them,
+    // and so does one that only asks for JSON, as the gated route's rule 2 says.
     let mut app = Visitor::default();
     let new_app = [JSON, ("Sg-Visitor", "new")];
     let json = app.send(&served.addr, "GET", "/register", &new_app, "");
+    assert!(header(&json, "sg-visitor").is_some(), "{:?}", json.headers);
+    let mut plain_app = Visitor::default();
+    let json = plain_app.send(&served.addr, "GET", "/register", &[JSON], "");
     assert!(header(&json, "sg-visitor").is_some(), "{:?}", json.headers);
 }
 

@@ -154,8 +154,12 @@ impl<R: RoomBackend> Gate<R> {
     pub async fn serve(&self, mut request: Request<Incoming>) -> Response<GateBody> {
         let h = request.headers();
         let json = pages::wants_json(h);
-        // Only a client that sent its texts in headers gets them in headers (see the layer).
-        let app = h.contains_key(PASS_HEADER) || h.contains_key(VISITOR_HEADER);
+        // Only an app gets its texts in headers, by the layer's rule: it sent them in headers,
+        // or it asks for JSON without the Fetch Metadata every current browser sends. Decided
+        // here, before `flip` makes a browser's page request ask for JSON.
+        let browser = h.contains_key("sec-fetch-site") || h.contains_key("sec-fetch-mode");
+        let app =
+            h.contains_key(PASS_HEADER) || h.contains_key(VISITOR_HEADER) || (json && !browser);
         let lang = Lang::from_headers(h);
         let flip = !json
             && self.templates.has_room_pages()

@@ -118,7 +118,8 @@ fn texts_go_in_headers_only_to_apps_and_their_answers_are_never_stored() {
     };
     let addr = gate.addr.as_str();
     let mut script = Visitor::default();
-    let reply = script.send(addr, "GET", "/register", &[("Accept", "application/json")]);
+    let fetch = [("Accept", "application/json"), ("Sec-Fetch-Mode", "cors")];
+    let reply = script.send(addr, "GET", "/register", &fetch);
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert!(script.0.keys().any(|k| k.ends_with("sg_pass")), "admitted");
     assert_eq!(
@@ -137,6 +138,15 @@ fn texts_go_in_headers_only_to_apps_and_their_answers_are_never_stored() {
         "an app that asked gets its text"
     );
     assert_eq!(waiting.header("cache-control"), Some("private, no-store"));
+    // An app that only asks for JSON (no Fetch Metadata: not a browser) is an app too.
+    let mut plain_app = Visitor::default();
+    let json_only = [("Accept", "application/json")];
+    let waiting = plain_app.send(addr, "GET", "/register", &json_only);
+    assert!(
+        waiting.header("sg-visitor").is_some(),
+        "{:?}",
+        waiting.all("set-cookie")
+    );
 }
 
 /// Attack: read the gate's metrics (the line's length, the upstream's health) from anywhere.

@@ -22,8 +22,9 @@
 //!    cross-site never gets a cookie set. Then:
 //!    - admitted: the pass is claimed, the request goes through, and the response sets the
 //!      `sg_pass` cookie; an app (a client that sent `Sg-Pass` or `Sg-Visitor`, or
-//!      `Accept: application/json`) also gets the `Sg-Pass` header (and `Sg-Visitor` with a
-//!      new identity), a browser never;
+//!      `Accept: application/json` with no `Sec-Fetch-*` header, which every current browser
+//!      sends) also gets the `Sg-Pass` header (and `Sg-Visitor` with a new identity), a
+//!      browser never;
 //!    - waiting, with `Accept: application/json`: `200`, `Cache-Control: no-store`,
 //!      `Retry-After: <refresh_seconds>`, and `{"status":"waiting","position":N,"waiting":N,
 //!      "eta_seconds":N,"refresh_seconds":N}`;

@@ -14,11 +14,14 @@ use crate::room::VisitorId;
 pub(super) struct Asked<'p> {
     pub(super) lang: Lang,
     pub(super) json: bool,
-    /// An app, not a browser: it sent `Sg-Pass` or `Sg-Visitor` itself (a new app sends
-    /// `Sg-Visitor: new`). Only an app is given its texts in response headers (a browser keeps
-    /// them in `HttpOnly` cookies, out of reach of the page's scripts; a script's `fetch` that
-    /// asks for JSON is still the browser's). No other site's page can make a browser send
-    /// these headers (a custom header needs the site's own consent, by CORS).
+    /// An app, not a browser: it sent `Sg-Pass` or `Sg-Visitor` itself (a new app may send
+    /// `Sg-Visitor: new`), or it asks for JSON and sends no Fetch Metadata (`Sec-Fetch-Site`,
+    /// `Sec-Fetch-Mode`: headers every current browser adds to every request, a page's scripts
+    /// included, and no script can remove). Only an app is given its texts in response
+    /// headers: a browser keeps them in `HttpOnly` cookies, out of reach of the page's
+    /// scripts, and a script's `fetch` that asks for JSON is still the browser's. No other
+    /// site's page can make a browser send `Sg-Pass`/`Sg-Visitor` (a custom header needs the
+    /// site's own consent, by CORS).
     pub(super) app: bool,
     pub(super) https: bool,
     /// `Sec-Fetch-Site: cross-site`: a browser sent this for another site's page.
@@ -43,10 +46,12 @@ impl<'p> Asked<'p> {
         let json = text(header::ACCEPT.as_str()).is_some_and(|a| a.contains("application/json"));
         let pass_header = text(PASS_HEADER);
         let visitor_header = text(VISITOR_HEADER);
+        let fetched_by_browser =
+            text("sec-fetch-site").is_some() || text("sec-fetch-mode").is_some();
         Asked {
             lang: Lang::from_accept_language(text(header::ACCEPT_LANGUAGE.as_str())),
             json,
-            app: pass_header.is_some() || visitor_header.is_some(),
+            app: pass_header.is_some() || visitor_header.is_some() || (json && !fetched_by_browser),
             https,
             cross_site: text("sec-fetch-site")
                 .is_some_and(|v| v.eq_ignore_ascii_case("cross-site")),
