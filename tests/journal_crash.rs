@@ -9,6 +9,8 @@
 //! kills the child early, often while it is still recovering.
 //!
 //! `SURGEGATE_CRASH_SEED=<n>` replays a run; the seed is printed at the start.
+//! `SURGEGATE_CRASH_ROUNDS=<n>` sets the number of rounds (default 20, at most 10 000); the long
+//! run is `SURGEGATE_CRASH_ROUNDS=100 cargo test --test journal_crash -- --nocapture`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -21,7 +23,11 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use surgegate::{ApplicantId, BranchId, Durability, HoldToken, ReserveError, SlotBook};
 
-const ROUNDS: u64 = 50;
+/// Rounds when `SURGEGATE_CRASH_ROUNDS` is not set: what `cargo test` (and CI) runs.
+const DEFAULT_ROUNDS: u64 = 20;
+/// The most rounds one run takes (each one starts a process and reopens the journal).
+const MAX_ROUNDS: u64 = 10_000;
+const ROUNDS_ENV: &str = "SURGEGATE_CRASH_ROUNDS";
 const BRANCHES: u32 = 4;
 const SLOTS: u32 = 16;
 const DIR_ENV: &str = "SURGEGATE_CRASH_DIR";
@@ -45,6 +51,19 @@ fn open(dir: &Path, round: u64) -> SlotBook {
         .checkpoint_after_bytes(1 << 20)
         .open(dir)
         .expect("the journal must always reopen after a crash")
+}
+
+/// The round count: `SURGEGATE_CRASH_ROUNDS`, else [`DEFAULT_ROUNDS`]. A value that is not a
+/// whole number from 1 to [`MAX_ROUNDS`] stops the test with a message, rather than quietly
+/// running some other number of rounds.
+fn rounds() -> u64 {
+    let Ok(text) = std::env::var(ROUNDS_ENV) else {
+        return DEFAULT_ROUNDS;
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX_ROUNDS).contains(&n) => n,
+        _ => panic!("{ROUNDS_ENV}={text:?}: give a whole number of rounds from 1 to {MAX_ROUNDS}"),
+    }
 }
 
 /// A seeded generator, so that a seed replays a run's choices.
@@ -167,7 +186,9 @@ fn crash_recovery_keeps_every_acknowledged_change() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    println!("SURGEGATE_CRASH_SEED={seed}");
+    let rounds = rounds();
+    println!("SURGEGATE_CRASH_SEED={seed} {ROUNDS_ENV}={rounds}");
+    let started = Instant::now();
     let mut rng = rng(seed);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -175,7 +196,7 @@ fn crash_recovery_keeps_every_acknowledged_change() {
     let mut known_capacity: HashMap<(u32, u32), u32> = HashMap::new();
     let (mut acknowledged, mut checkpoints_seen, mut torn_seen) = (0usize, 0u64, 0u64);
 
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let mut child = Command::new(&exe)
             .args([
                 "--ignored",
@@ -292,11 +313,12 @@ fn crash_recovery_keeps_every_acknowledged_change() {
         book.check_invariants().unwrap();
     }
     println!(
-        "{ROUNDS} rounds: {acknowledged} acknowledged changes checked; recovered from a \
-         checkpoint {checkpoints_seen} times; {torn_seen} torn bytes cut"
+        "{rounds} rounds in {:.1} s: {acknowledged} acknowledged changes checked; recovered \
+         from a checkpoint {checkpoints_seen} times; {torn_seen} torn bytes cut",
+        started.elapsed().as_secs_f64()
     );
     assert!(
-        acknowledged > ROUNDS as usize,
+        acknowledged > rounds as usize,
         "the children barely ran: {acknowledged}"
     );
 }
