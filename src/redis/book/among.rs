@@ -27,6 +27,9 @@ struct Counted {
     branch: BranchId,
     token: HoldToken,
     until_ms: u64,
+    /// A reserve under this token failed: it may have made a hold, so the count is settled
+    /// (kept if the hold exists, given back after the token is fenced), never simply dropped.
+    unsure: bool,
 }
 
 impl RedisSlotBook {
@@ -98,12 +101,20 @@ impl RedisSlotBook {
             )
             .await;
         let keep = matches!((&outcome, &counted), (Ok(h), Some(c)) if h.token == c.token);
-        if let (false, Some(c)) = (keep, counted) {
-            // No new hold under the count's token: give it back.
-            self.inner
-                .drop_count(applicant, c.token)
-                .await
-                .map_err(backend)?;
+        match counted {
+            Some(c) if !keep && c.unsure => {
+                // The reserve may have made a hold whose reply was lost: settle its count.
+                // Should that fail too, the next reservation at the limit settles it.
+                let _ = self.settle(applicant, &[c.token]).await;
+            }
+            Some(c) if !keep => {
+                // No new hold under the count's token: give it back.
+                self.inner
+                    .drop_count(applicant, c.token)
+                    .await
+                    .map_err(backend)?;
+            }
+            _ => {}
         }
         outcome
     }
@@ -139,11 +150,16 @@ impl RedisSlotBook {
                 applicant,
                 token: c.token,
             };
-            match self
-                .run_reserve(&ask, Some(c.until_ms))
-                .await
-                .map_err(backend)?
-            {
+            let reserved = match self.run_reserve(&ask, Some(c.until_ms)).await {
+                Ok(reserved) => reserved,
+                Err(e) => {
+                    if let Some(c) = counted.as_mut() {
+                        c.unsure = true;
+                    }
+                    return Err(backend(e));
+                }
+            };
+            match reserved {
                 Ok(hold) => return Ok(hold),
                 // Lost to a racing reservation (or closed meanwhile): read the branch again.
                 Err(ReserveError::Full | ReserveError::UnknownSlot) => {
@@ -184,6 +200,7 @@ impl RedisSlotBook {
                     branch,
                     token,
                     until_ms,
+                    unsure: false,
                 });
                 Ok(())
             }

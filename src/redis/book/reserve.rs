@@ -130,17 +130,38 @@ impl RedisSlotBook {
             i.limit.to_string(),
             i.hold_ttl_ms.to_string(),
         ];
-        let stale = match reply::taken(&i.on_applicant(applicant, &args).await?)? {
+        let stale = match self.take_once(applicant, token, &args).await? {
             Taken::Until(until_ms) => return Ok(Some(until_ms)),
             Taken::Limit(stale) => stale,
         };
         if !self.settle(applicant, &stale).await? {
             return Ok(None);
         }
-        match reply::taken(&i.on_applicant(applicant, &args).await?)? {
+        match self.take_once(applicant, token, &args).await? {
             Taken::Until(until_ms) => Ok(Some(until_ms)),
             Taken::Limit(_) => Ok(None),
         }
+    }
+
+    /// One run of the applicant script's `take`. Should it fail (its reply lost, say), the
+    /// count it may have taken is settled on the spot (the token fenced on its branch, then
+    /// its count given back), so a lost reply does not hold the applicant at its limit while
+    /// the provisional count lasts. Should the settling fail too, the next reservation at the
+    /// limit settles it.
+    async fn take_once(
+        &self,
+        applicant: ApplicantId,
+        token: HoldToken,
+        args: &[String],
+    ) -> Result<Taken, BackendError> {
+        let taken = match self.inner.on_applicant(applicant, args).await {
+            Ok(reply) => reply::taken(&reply),
+            Err(e) => Err(e),
+        };
+        if taken.is_err() {
+            let _ = self.settle(applicant, &[token]).await;
+        }
+        taken
     }
 
     /// Runs the reserve script: with the applicant's count taken until `counted_until_ms`, a
