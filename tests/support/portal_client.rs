@@ -79,6 +79,9 @@ impl Answer {
 pub struct Browser {
     pub app: Router,
     pub jar: HashMap<String, String>,
+    /// The `Accept-Language` every request sends (the portal is Arabic without one): English
+    /// unless a test asks for another or none.
+    pub accept_language: Option<&'static str>,
 }
 
 impl Browser {
@@ -86,6 +89,7 @@ impl Browser {
         Browser {
             app: server::router(state.clone()),
             jar: HashMap::new(),
+            accept_language: Some("en"),
         }
     }
 
@@ -107,6 +111,13 @@ impl Browser {
                 .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         {
             request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        if let Some(language) = self.accept_language
+            && !extra
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("accept-language"))
+        {
+            request = request.header(header::ACCEPT_LANGUAGE, language);
         }
         for (k, v) in extra {
             request = request.header(*k, *v);
