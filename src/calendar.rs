@@ -6,7 +6,8 @@
 //! schedule is an error, never a wrapped index.
 //!
 //! Dates are proleptic Gregorian calendar dates without a time zone ([`Date`]): the day a
-//! window falls on is the authority's local day, whatever the server's zone.
+//! window falls on is the authority's local day, whatever the server's zone. With the feature
+//! `hijri`, [`Date::hijri`] gives a day's Umm al-Qura date (see [`crate::hijri`]).
 
 use std::fmt;
 use std::ops::Range;
@@ -75,6 +76,12 @@ impl Date {
         }
     }
 
+    /// A date known to exist, for constants (the caller checks it).
+    #[cfg_attr(not(feature = "hijri"), allow(dead_code))]
+    pub(crate) const fn from_parts_unchecked(year: u16, month: u8, day: u8) -> Self {
+        Self { year, month, day }
+    }
+
     /// The year.
     pub fn year(self) -> u16 {
         self.year
@@ -88,6 +95,20 @@ impl Date {
     /// The day of the month, 1 to 31.
     pub fn day(self) -> u8 {
         self.day
+    }
+
+    /// The day of the week as ISO 8601 numbers it: 1 for Monday to 7 for Sunday.
+    ///
+    /// ```
+    /// use surgegate::calendar::Date;
+    ///
+    /// assert_eq!("2024-03-11".parse::<Date>()?.weekday(), 1); // a Monday
+    /// assert_eq!("1970-01-01".parse::<Date>()?.weekday(), 4); // a Thursday
+    /// # Ok::<(), surgegate::calendar::CalendarError>(())
+    /// ```
+    pub fn weekday(self) -> u8 {
+        // 1970-01-01 was a Thursday.
+        ((self.days_since_unix_epoch() + 3).rem_euclid(7) + 1) as u8
     }
 
     /// Days since 1970-01-01 (negative before it).
@@ -305,6 +326,17 @@ mod tests {
         }
         assert!(Date::from_days_since_unix_epoch(2_932_897).is_err());
         assert!(Date::from_days_since_unix_epoch(-719_163).is_err());
+    }
+
+    #[test]
+    fn weekdays_follow_each_other_from_a_known_monday() {
+        let monday = d("2024-03-11");
+        for n in -800..800 {
+            let day = monday.add_days(n).unwrap();
+            assert_eq!(i64::from(day.weekday()), n.rem_euclid(7) + 1, "{day}");
+        }
+        assert_eq!(d("0001-01-01").weekday(), 1);
+        assert_eq!(d("9999-12-31").weekday(), 5);
     }
 
     #[test]

@@ -67,6 +67,8 @@
 //! - `serde`: `Serialize`/`Deserialize` for the result types (`Ticket`, `Pass`, `Entry`,
 //!   `RoomStats`, `Hold`, `Booking`, `SlotState`, ids and tokens; tokens as their text).
 //! - `pass`: [`pass`], passes signed with HMAC-SHA256 that any node holding the keys can verify.
+//! - `hijri`: `hijri`, each calendar day's Umm al-Qura (Saudi) Hijri date through `icu_calendar`
+//!   (`Date::hijri`, `HijriDate`), for 1300–1600 AH.
 
 #![warn(missing_docs)]
 
@@ -79,6 +81,8 @@ pub mod calendar;
 pub mod clock;
 mod deadline;
 mod failure;
+#[cfg(feature = "hijri")]
+pub mod hijri;
 #[cfg(feature = "http")]
 pub mod http;
 mod invariant;
@@ -106,6 +110,8 @@ pub use calendar::{Calendar, CalendarError, Date, MAX_CALENDAR_SLOTS};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{CLOCK_END, Clock, ManualClock, SystemClock};
+#[cfg(feature = "hijri")]
+pub use hijri::{HIJRI_FIRST_DAY, HIJRI_LAST_DAY, HijriDate, HijriError};
 pub use invariant::InvariantViolation;
 pub use journal::{
     CheckpointError, CheckpointInfo, Durability, JournalError, JournalStats, Recovery,

@@ -13,6 +13,9 @@
 //! 1, 2, 3, … in order. An empty quota field keeps no quota for that channel. The quotas of a
 //! line never add up to more than its capacity. Blank lines are skipped; fields may be padded
 //! with spaces. The four-column plans of the example portal are valid plans with no quotas.
+//!
+//! A book without a calendar (the gateway's) names slots by index instead:
+//! `branch,slot,capacity[,quota…]`, read by [`Plan::parse_slots`] with the same rules.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -83,7 +86,83 @@ impl fmt::Display for PlanError {
 
 impl std::error::Error for PlanError {}
 
-const HEADER: [&str; 4] = ["branch", "day", "window", "capacity"];
+const DAY_COLUMNS: [&str; 4] = ["branch", "day", "window", "capacity"];
+const SLOT_COLUMNS: [&str; 3] = ["branch", "slot", "capacity"];
+
+/// How a plan's lines name their slot, and which branches they may name.
+enum Layout<'a> {
+    /// `branch,day,window,capacity`: branches `1..=max_branch`.
+    Days {
+        calendar: &'a Calendar,
+        max_branch: u32,
+    },
+    /// `branch,slot,capacity`: branches `0..branches`, slots `0..slots`.
+    Slots { branches: u32, slots: u32 },
+}
+
+impl Layout<'_> {
+    /// The columns before the quotas, the last of them the capacity.
+    fn columns(&self) -> &'static [&'static str] {
+        match self {
+            Layout::Days { .. } => &DAY_COLUMNS,
+            Layout::Slots { .. } => &SLOT_COLUMNS,
+        }
+    }
+
+    /// What names a slot, in words.
+    fn place(&self) -> &'static str {
+        match self {
+            Layout::Days { .. } => "branch, day and window",
+            Layout::Slots { .. } => "branch and slot",
+        }
+    }
+
+    /// The branch and slot that a line's fields before the capacity name.
+    fn locate(&self, fields: &[&str]) -> Result<(BranchId, SlotIndex), String> {
+        let branch = number(fields[0], "branch")?;
+        match *self {
+            Layout::Days {
+                calendar,
+                max_branch,
+            } => {
+                if !(1..=max_branch).contains(&branch) {
+                    return Err(format!("branch {branch} is not one of 1..={max_branch}"));
+                }
+                Ok((BranchId(branch), day_slot(calendar, fields[1], fields[2])?))
+            }
+            Layout::Slots { branches, slots } => {
+                if branch >= branches {
+                    return Err(format!("branch {branch} is not below {branches}"));
+                }
+                let slot = number(fields[1], "slot")?;
+                if slot >= slots {
+                    return Err(format!("slot {slot} is not below {slots}"));
+                }
+                Ok((BranchId(branch), slot))
+            }
+        }
+    }
+}
+
+fn day_slot(calendar: &Calendar, day: &str, window: &str) -> Result<SlotIndex, String> {
+    let day: Date = day
+        .parse()
+        .map_err(|_| format!("day {day:?} is not a date like 2027-01-31"))?;
+    let window = number(window, "window")?;
+    if window >= calendar.windows_per_day() {
+        return Err(format!(
+            "window {window} is not one of 0..{}",
+            calendar.windows_per_day()
+        ));
+    }
+    calendar.slot(day, window).map_err(|_| {
+        format!(
+            "day {day} is outside {}..={}",
+            calendar.first_day(),
+            calendar.last_day()
+        )
+    })
+}
 
 impl Plan {
     /// Parses a whole plan against `calendar`, for branches `1..=max_branch`.
@@ -120,60 +199,97 @@ impl Plan {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn parse(text: &str, calendar: &Calendar, max_branch: u32) -> Result<Plan, PlanError> {
-        let mut plan = Plan::default();
-        let mut errors = Vec::new();
-        let mut wrong = 0;
-        // The quota columns' channels, and whether a header fixed them.
-        let mut channels: Option<(Vec<Channel>, bool)> = None;
-        let mut seen: HashMap<(BranchId, SlotIndex), usize> = HashMap::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let raw = raw.trim();
-            if raw.is_empty() {
-                continue;
-            }
-            if line > MAX_PLAN_LINES {
-                wrong += 1;
-                errors.push(LineError {
-                    line,
-                    reason: format!("a plan holds at most {MAX_PLAN_LINES} lines: split it"),
-                });
-                break;
-            }
-            let result = if channels.is_none() && is_header(raw) {
-                header_channels(raw).map(|c| channels = Some((c, true)))
-            } else {
-                let (columns, fixed) = channels.get_or_insert_with(|| (Vec::new(), false));
-                if !*fixed {
-                    number_columns(columns, raw.split(',').count().saturating_sub(4));
-                }
-                parse_line(raw, line, calendar, max_branch, columns).and_then(|l| {
-                    match seen.insert((l.branch, l.slot), line) {
-                        Some(first) => Err(format!(
-                            "the same branch, day and window as line {first}: keep one of them"
-                        )),
-                        None => {
-                            plan.lines.push(l);
-                            Ok(())
-                        }
-                    }
-                })
-            };
-            if let Err(reason) = result {
-                wrong += 1;
-                if errors.len() < MAX_LISTED_ERRORS {
-                    errors.push(LineError { line, reason });
-                }
-            }
+        parse_with(
+            text,
+            &Layout::Days {
+                calendar,
+                max_branch,
+            },
+        )
+    }
+
+    /// Parses a whole plan whose lines name slots by index, `branch,slot,capacity[,quota…]`
+    /// (header `branch,slot,capacity[,channel:N…]`), for branches `0..branches` and slots
+    /// `0..slots`: the form for a book without a [`Calendar`]. Quota columns, blank lines and
+    /// padding work as in [`Plan::parse`].
+    ///
+    /// # Errors
+    ///
+    /// [`PlanError`] naming every wrong line, as [`Plan::parse`] does, with a branch or slot
+    /// at or above its bound in place of a day outside the schedule.
+    ///
+    /// ```
+    /// use surgegate::plan::Plan;
+    /// use surgegate::{BranchId, Channel};
+    ///
+    /// let plan = Plan::parse_slots("branch,slot,capacity,channel:2\n0,17,8,3\n", 4, 100)?;
+    /// let line = &plan.lines[0];
+    /// assert_eq!((line.branch, line.slot, line.capacity), (BranchId(0), 17, 8));
+    /// assert_eq!(line.quotas, [(Channel(2), 3)]);
+    /// assert!(Plan::parse_slots("4,0,1\n", 4, 100).is_err());
+    /// # Ok::<(), surgegate::plan::PlanError>(())
+    /// ```
+    pub fn parse_slots(text: &str, branches: u32, slots: u32) -> Result<Plan, PlanError> {
+        parse_with(text, &Layout::Slots { branches, slots })
+    }
+}
+
+fn parse_with(text: &str, layout: &Layout<'_>) -> Result<Plan, PlanError> {
+    let mut plan = Plan::default();
+    let mut errors = Vec::new();
+    let mut wrong = 0;
+    let fixed = layout.columns().len();
+    // The quota columns' channels, and whether a header fixed them.
+    let mut channels: Option<(Vec<Channel>, bool)> = None;
+    let mut seen: HashMap<(BranchId, SlotIndex), usize> = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
         }
-        if wrong == 0 {
-            Ok(plan)
+        if line > MAX_PLAN_LINES {
+            wrong += 1;
+            errors.push(LineError {
+                line,
+                reason: format!("a plan holds at most {MAX_PLAN_LINES} lines: split it"),
+            });
+            break;
+        }
+        let result = if channels.is_none() && is_header(raw) {
+            header_channels(raw, layout.columns()).map(|c| channels = Some((c, true)))
         } else {
-            Err(PlanError {
-                lines: errors,
-                wrong,
+            let (columns, by_header) = channels.get_or_insert_with(|| (Vec::new(), false));
+            if !*by_header {
+                number_columns(columns, raw.split(',').count().saturating_sub(fixed));
+            }
+            parse_line(raw, line, layout, columns).and_then(|l| {
+                match seen.insert((l.branch, l.slot), line) {
+                    Some(first) => Err(format!(
+                        "the same {} as line {first}: keep one of them",
+                        layout.place()
+                    )),
+                    None => {
+                        plan.lines.push(l);
+                        Ok(())
+                    }
+                }
             })
+        };
+        if let Err(reason) = result {
+            wrong += 1;
+            if errors.len() < MAX_LISTED_ERRORS {
+                errors.push(LineError { line, reason });
+            }
         }
+    }
+    if wrong == 0 {
+        Ok(plan)
+    } else {
+        Err(PlanError {
+            lines: errors,
+            wrong,
+        })
     }
 }
 
@@ -183,19 +299,20 @@ fn is_header(raw: &str) -> bool {
         .is_some_and(|f| f.trim().eq_ignore_ascii_case("branch"))
 }
 
-/// The channels a header's quota columns name.
-fn header_channels(raw: &str) -> Result<Vec<Channel>, String> {
+/// The channels a header's quota columns name, after the layout's own `columns`.
+fn header_channels(raw: &str, columns: &[&str]) -> Result<Vec<Channel>, String> {
     let fields: Vec<&str> = raw.split(',').map(str::trim).collect();
-    if fields.len() < 4
-        || !fields[..4]
+    let fixed = columns.len();
+    if fields.len() < fixed
+        || !fields[..fixed]
             .iter()
-            .zip(HEADER)
+            .zip(columns)
             .all(|(f, h)| f.eq_ignore_ascii_case(h))
     {
-        return Err("the header must start with branch,day,window,capacity".into());
+        return Err(format!("the header must start with {}", columns.join(",")));
     }
     let mut channels: Vec<Channel> = Vec::new();
-    for f in &fields[4..] {
+    for f in &fields[fixed..] {
         let n = f
             .strip_prefix("channel:")
             .and_then(|n| n.parse::<u8>().ok())
@@ -225,53 +342,34 @@ fn number(field: &str, what: &str) -> Result<u32, String> {
 fn parse_line(
     raw: &str,
     line: usize,
-    calendar: &Calendar,
-    max_branch: u32,
+    layout: &Layout<'_>,
     channels: &[Channel],
 ) -> Result<PlanLine, String> {
     let fields: Vec<&str> = raw.split(',').map(str::trim).collect();
-    if fields.len() < 4 {
+    let fixed = layout.columns().len();
+    if fields.len() < fixed {
         return Err(format!(
-            "expected branch,day,window,capacity and a quota per channel, found {} field(s)",
+            "expected {} and a quota per channel, found {} field(s)",
+            layout.columns().join(","),
             fields.len()
         ));
     }
-    if fields.len() - 4 > channels.len() {
+    if fields.len() - fixed > channels.len() {
         return Err(format!(
             "{} quota field(s), but the plan has {} channel column(s)",
-            fields.len() - 4,
+            fields.len() - fixed,
             channels.len()
         ));
     }
-    let branch = number(fields[0], "branch")?;
-    if !(1..=max_branch).contains(&branch) {
-        return Err(format!("branch {branch} is not one of 1..={max_branch}"));
-    }
-    let day: Date = fields[1]
-        .parse()
-        .map_err(|_| format!("day {:?} is not a date like 2027-01-31", fields[1]))?;
-    let window = number(fields[2], "window")?;
-    if window >= calendar.windows_per_day() {
-        return Err(format!(
-            "window {window} is not one of 0..{}",
-            calendar.windows_per_day()
-        ));
-    }
-    let slot = calendar.slot(day, window).map_err(|_| {
-        format!(
-            "day {day} is outside {}..={}",
-            calendar.first_day(),
-            calendar.last_day()
-        )
-    })?;
-    let capacity = number(fields[3], "capacity")?;
+    let (branch, slot) = layout.locate(&fields[..fixed - 1])?;
+    let capacity = number(fields[fixed - 1], "capacity")?;
     if capacity > MAX_CAPACITY {
         return Err(format!(
             "capacity {capacity} is above the largest a slot holds ({MAX_CAPACITY})"
         ));
     }
     let mut quotas = Vec::new();
-    for (f, &channel) in fields[4..].iter().zip(channels.iter()) {
+    for (f, &channel) in fields[fixed..].iter().zip(channels.iter()) {
         if f.is_empty() {
             continue;
         }
@@ -286,7 +384,7 @@ fn parse_line(
     }
     Ok(PlanLine {
         line,
-        branch: BranchId(branch),
+        branch,
         slot,
         capacity,
         quotas,
@@ -346,6 +444,41 @@ mod tests {
         assert!(e.lines[7].reason.contains("above the capacity"), "{e}");
         assert_eq!(e.wrong, 10);
         assert!(e.to_string().contains("line 12:"));
+    }
+
+    #[test]
+    fn slot_plans_follow_the_same_rules_by_index() {
+        let text = "branch,slot,capacity,channel:3\n0,0,5,2\n3, 99 ,1,\n\n";
+        let p = Plan::parse_slots(text, 4, 100).unwrap();
+        assert_eq!(p.lines[0].quotas, [(Channel(3), 2)]);
+        assert_eq!(
+            (p.lines[1].branch, p.lines[1].slot, p.lines[1].capacity),
+            (BranchId(3), 99, 1)
+        );
+        assert!(p.lines[1].quotas.is_empty());
+        let p = Plan::parse_slots("1,2,9,1,4\n", 4, 100).unwrap();
+        assert_eq!(p.lines[0].quotas, [(Channel(1), 1), (Channel(2), 4)]);
+        let bad = "branch,slot,capacity\n1,0,5\n1,0,6\nx,1,1\n1,100,1\n4,1,1\n2,3\n\
+                   2,4,5000000000\n2,5,1,1\nbranch,slot,capacity\n";
+        let e = Plan::parse_slots(bad, 4, 100).unwrap_err();
+        let lines: Vec<usize> = e.lines.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9, 10], "{e}");
+        assert!(
+            e.lines[0].reason.contains("branch and slot as line 2"),
+            "{e}"
+        );
+        assert!(
+            e.lines[2].reason.contains("slot 100 is not below 100"),
+            "{e}"
+        );
+        assert!(e.lines[3].reason.contains("branch 4 is not below 4"), "{e}");
+        let header = Plan::parse_slots("branch,day,window,capacity\n", 4, 100).unwrap_err();
+        assert!(
+            header.lines[0].reason.contains("branch,slot,capacity"),
+            "{header}"
+        );
+        // A day plan is not a slot plan: its date is no slot number.
+        assert!(Plan::parse_slots("1,2027-01-04,0,5\n", 4, 100).is_err());
     }
 
     #[test]

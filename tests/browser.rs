@@ -5,7 +5,20 @@
 //! admitted once the first confirms: it registers, books, and sees its booking. A third, in
 //! Arabic, sees the right-to-left page at place 2 and leaves the line with its button.
 //! Screenshots go to `target/screenshots/`.
-#![cfg(all(feature = "http", feature = "redis", feature = "serde", not(loom)))]
+//!
+//! Then every page of the portal (landing, waiting room, register, choose an appointment, hold,
+//! booking) in Arabic and in English, at a phone's width (390×844) and a desktop's (1280×800):
+//! each in its language and direction, none wider than the screen, each saved as a PNG in
+//! `target/screenshots/pages/` (or `$PORTAL_SCREENSHOTS_DIR`: the README's pictures in
+//! `docs/screenshots/` come from `PORTAL_SCREENSHOTS_DIR=docs/screenshots cargo test --test
+//! browser every_page`, then shrunk to 96 colours as the README shows).
+#![cfg(all(
+    feature = "http",
+    feature = "redis",
+    feature = "serde",
+    feature = "hijri",
+    not(loom)
+))]
 
 #[path = "support/portal_client.rs"]
 #[allow(dead_code)]
@@ -56,13 +69,28 @@ fn start_driver(chromedriver: &PathBuf) -> (Driver, u16) {
 }
 
 async fn browser(port: u16, chromium: &PathBuf, language: &str) -> Client {
-    let options = json!({
+    browser_sized(port, chromium, language, None).await
+}
+
+/// A browser session whose pages are `(width, height)` CSS pixels when given.
+async fn browser_sized(
+    port: u16,
+    chromium: &PathBuf,
+    language: &str,
+    viewport: Option<(u32, u32)>,
+) -> Client {
+    let mut options = json!({
         "binary": chromium,
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic", "--window-size=480,900"],
+                 "--no-first-run", "--disable-quic", "--window-size=480,900",
+                 "--hide-scrollbars"],
         "prefs": {"intl": {"accept_languages": language}},
     });
+    if let Some((width, height)) = viewport {
+        options["mobileEmulation"] =
+            json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}});
+    }
     let mut caps = serde_json::Map::new();
     caps.insert("goog:chromeOptions".into(), options);
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -74,15 +102,25 @@ async fn browser(port: u16, chromium: &PathBuf, language: &str) -> Client {
 }
 
 async fn serve_portal(dir: &std::path::Path) -> SocketAddr {
-    let mut settings = portal_client::settings(dir, 1);
-    settings.max_active = 1;
+    serve_portal_with(dir, 1, 1).await.0
+}
+
+/// The portal on a free loopback port, admitting `rate` a second with `max_active` in at once.
+async fn serve_portal_with(
+    dir: &std::path::Path,
+    rate: u32,
+    max_active: u32,
+) -> (SocketAddr, std::sync::Arc<server::LocalState>) {
+    let mut settings = portal_client::settings(dir, rate);
+    settings.max_active = max_active;
     settings.checkin_timeout = Duration::from_secs(6);
     let state = server::State::open(settings).expect("the portal opens");
+    let kept = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    (addr, kept)
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -215,5 +253,148 @@ async fn two_visitors_queue_register_and_book_in_a_real_browser() {
 
     for client in [first, second, third] {
         client.close().await.unwrap();
+    }
+}
+
+/// Where the pages' screenshots go: `$PORTAL_SCREENSHOTS_DIR`, or `target/screenshots/pages`.
+fn pages_dir() -> PathBuf {
+    let dir = std::env::var_os("PORTAL_SCREENSHOTS_DIR")
+        .map_or_else(|| screenshots_dir().join("pages"), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One language's headings and the browser's `Accept-Language` for it.
+struct Language {
+    code: &'static str,
+    accept: &'static str,
+    dir: &'static str,
+    /// landing, waiting, register, choose, hold, booked.
+    headings: [&'static str; 6],
+}
+
+const LANGUAGES: [Language; 2] = [
+    Language {
+        code: "ar",
+        accept: "ar-SA,ar",
+        dir: "rtl",
+        headings: [
+            "مواعيد تصاريح الإقامة",
+            "أنت في قائمة الانتظار",
+            "التسجيل",
+            "اختر موعدًا",
+            "موعدك محجوز مؤقتًا",
+            "تم حجز موعدك",
+        ],
+    },
+    Language {
+        code: "en",
+        accept: "en-US,en",
+        dir: "ltr",
+        headings: [
+            "Residence permit appointments",
+            "You are in line",
+            "Register",
+            "Choose an appointment",
+            "Your appointment is held",
+            "Your appointment is booked",
+        ],
+    },
+];
+
+/// Checks the page is in `language` and no wider than the screen, then saves its picture.
+async fn page_shot(client: &Client, language: &Language, page: &str, width: &str) {
+    let html = client.find(Locator::Css("html")).await.unwrap();
+    assert_eq!(
+        (
+            html.attr("lang").await.unwrap().as_deref(),
+            html.attr("dir").await.unwrap().as_deref()
+        ),
+        (Some(language.code), Some(language.dir)),
+        "{page} at {width}"
+    );
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().is_some_and(|px| px <= 0),
+        "{page} in {} at {width} is {overflow} px wider than the screen",
+        language.code
+    );
+    let png = client.screenshot().await.unwrap();
+    let name = format!("{page}-{}-{width}.png", language.code);
+    std::fs::write(pages_dir().join(name), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_in_both_languages_at_phone_and_desktop_widths() {
+    let Some(chromium) = programs::require("chromium", "chromium") else {
+        return;
+    };
+    let Some(chromedriver) = programs::require("chromedriver", "chromium-driver") else {
+        return;
+    };
+    let (flow_dir, line_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (flow, _) = serve_portal_with(flow_dir.path(), 100, 100).await;
+    // A second portal whose one place is taken: its visitors wait in line.
+    let (line, line_state) = serve_portal_with(line_dir.path(), 1, 1).await;
+    let mut holder = portal_client::Browser::new(&line_state);
+    assert_eq!(holder.get("/register").await.status, 200);
+    let (_driver, port) = start_driver(&chromedriver);
+    let mut national_id = 4_000_000_000u64;
+    for language in &LANGUAGES {
+        for (width, viewport) in [("phone", (390, 844)), ("desktop", (1280, 800))] {
+            let client = browser_sized(port, &chromium, language.accept, Some(viewport)).await;
+            let [landing, waiting, register, choose, held, booked] = language.headings;
+            let heading = Duration::from_secs(10);
+            client.goto(&format!("http://{flow}/")).await.unwrap();
+            wait_for_heading(&client, landing, heading).await;
+            page_shot(&client, language, "landing", width).await;
+            client
+                .goto(&format!("http://{line}/register"))
+                .await
+                .unwrap();
+            wait_for_heading(&client, waiting, heading).await;
+            page_shot(&client, language, "waiting", width).await;
+            client
+                .goto(&format!("http://{flow}/register"))
+                .await
+                .unwrap();
+            wait_for_heading(&client, register, heading).await;
+            page_shot(&client, language, "register", width).await;
+            national_id += 1;
+            fill(&client, "name", language.pick_name()).await;
+            fill(&client, "national_id", &national_id.to_string()).await;
+            fill(&client, "phone", "+966501234567").await;
+            click(&client, Locator::Css("main form button")).await;
+            wait_for_heading(&client, choose, heading).await;
+            client
+                .goto(&format!("http://{flow}/appointments?branch=1"))
+                .await
+                .unwrap();
+            wait_for_heading(&client, choose, heading).await;
+            page_shot(&client, language, "choose", width).await;
+            click(&client, Locator::Id("earliest")).await;
+            wait_for_heading(&client, held, heading).await;
+            page_shot(&client, language, "hold", width).await;
+            click(&client, Locator::Id("confirm")).await;
+            wait_for_heading(&client, booked, heading).await;
+            page_shot(&client, language, "booking", width).await;
+            client.close().await.unwrap();
+        }
+    }
+}
+
+impl Language {
+    fn pick_name(&self) -> &'static str {
+        if self.code == "ar" {
+            "أمل حداد"
+        } else {
+            "Amal Haddad"
+        }
     }
 }

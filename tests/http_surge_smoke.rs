@@ -2,7 +2,13 @@
 //! through the waiting room, then through a door that rejects whatever is over the rate.
 //! Nobody is turned away by the room, nobody fails, nothing is overbooked; the rejecting door
 //! turns people away; the gate's CPU cost per request is measured.
-#![cfg(all(feature = "http", feature = "redis", feature = "serde", not(loom)))]
+#![cfg(all(
+    feature = "http",
+    feature = "redis",
+    feature = "serde",
+    feature = "hijri",
+    not(loom)
+))]
 
 #[path = "../examples/http_surge/client.rs"]
 mod client;

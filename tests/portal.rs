@@ -1,7 +1,13 @@
 //! The example portal (`examples/portal`): the applicant's whole flow, forms protected against
 //! cross-site posts, escaped input, the operator's endpoints, metrics, the durable book across
 //! a restart, and the command line itself (listening line, graceful shutdown).
-#![cfg(all(feature = "http", feature = "redis", feature = "serde", not(loom)))]
+#![cfg(all(
+    feature = "http",
+    feature = "redis",
+    feature = "serde",
+    feature = "hijri",
+    not(loom)
+))]
 
 #[path = "support/portal_client.rs"]
 #[allow(dead_code)]
@@ -237,6 +243,29 @@ async fn admin_needs_the_token_and_checks_plans_whole() {
     assert_eq!(applied.body, r#"{"applied":2}"#);
     assert_eq!(book(&state).slot(BranchId(1), 0).unwrap().capacity, 9);
     assert_eq!(book(&state).slot(BranchId(2), 3).unwrap().capacity, 0);
+    // A column per channel keeps that many units of the window for it.
+    let channel_plan = format!("branch,day,window,capacity,channel:2\n1,{first},1,9,3\n");
+    let applied = b
+        .send(Method::POST, "/admin/capacity", Some(&channel_plan), &auth)
+        .await;
+    assert_eq!(applied.body, r#"{"applied":1}"#);
+    let quotas = book(&state).channel_quotas(BranchId(1), 1).unwrap();
+    assert_eq!(quotas.capacity, 9);
+    assert_eq!(
+        (quotas.channels[0].channel, quotas.channels[0].quota),
+        (surgegate::Channel(2), 3)
+    );
+    assert_eq!(book(&state).slot(BranchId(1), 1).unwrap().remaining(), 6);
+    let too_much = format!("branch,day,window,capacity,channel:2\n1,{first},2,2,3\n");
+    let refused = b
+        .send(Method::POST, "/admin/capacity", Some(&too_much), &auth)
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("above the capacity"),
+        "{}",
+        refused.body
+    );
 }
 
 #[tokio::test]

@@ -121,6 +121,31 @@ fn the_admin_api_needs_its_token_and_checks_what_it_is_given() {
         service(&gate, "GET", "/v1/branches/1/slots/1", "").json()["capacity"],
         3
     );
+    // A column per channel keeps that many units of the slot for it: the rest is open.
+    let reply = admin(
+        &gate,
+        "POST",
+        "/admin/capacity",
+        "branch,slot,capacity,channel:1\n1,2,8,3\n",
+    );
+    assert_eq!(reply.json(), json!({"applied": 1}), "{}", reply.text());
+    let slot = service(&gate, "GET", "/v1/branches/1/slots/2", "").json();
+    assert_eq!(
+        slot["capacity"], 5,
+        "three of the eight units are kept: {slot}"
+    );
+    let reply = admin(
+        &gate,
+        "POST",
+        "/admin/capacity",
+        "branch,slot,capacity,channel:1\n1,3,2,3\n",
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(
+        service(&gate, "GET", "/v1/branches/1/slots/3", "").status,
+        404,
+        "a refused channel plan was applied"
+    );
     assert_eq!(
         admin(&gate, "POST", "/admin/capacity", &"z".repeat(70 << 20)).status,
         413

@@ -81,6 +81,9 @@ impl Answer {
 pub struct Browser {
     pub app: Router,
     pub jar: HashMap<String, String>,
+    /// The `Accept-Language` every request sends (the portal is Arabic without one): English
+    /// unless a test asks for another or none.
+    pub accept_language: Option<&'static str>,
 }
 
 impl Browser {
@@ -88,6 +91,7 @@ impl Browser {
         Browser {
             app: server::router(state.clone()),
             jar: HashMap::new(),
+            accept_language: Some("en"),
         }
     }
 
@@ -109,6 +113,13 @@ impl Browser {
                 .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         {
             request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        if let Some(language) = self.accept_language
+            && !extra
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("accept-language"))
+        {
+            request = request.header(header::ACCEPT_LANGUAGE, language);
         }
         for (k, v) in extra {
             request = request.header(*k, *v);

@@ -14,9 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use surgegate::plan::Plan;
 use surgegate::{BookBackend, LimitsError, RoomBackend};
 
-use super::{State, plan};
+use super::State;
 
 /// The largest capacity plan accepted, in bytes.
 pub const MAX_PLAN_BYTES: usize = 64 << 20;
@@ -77,7 +78,7 @@ async fn index() -> Json<Value> {
         "GET /admin/stats": "the room, the book, the journal and the portal's counters",
         "POST /admin/pause | /resume | /close | /reopen": "stop or restart admissions, or joins",
         "POST /admin/limits": {"rate_per_second": "N", "burst": "N", "max_active": "N"},
-        "POST /admin/capacity": "a CSV plan: branch,day,window,capacity (checked whole)",
+        "POST /admin/capacity": "a CSV plan: branch,day,window,capacity[,quota per channel] (checked whole)",
     }))
 }
 
@@ -188,22 +189,35 @@ async fn capacity<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     body: String,
 ) -> Response {
-    let changes = match plan::parse(&body, &state.calendar, state.settings.branches) {
-        Ok(changes) => changes,
-        Err(errors) => {
-            let shown: Vec<Value> = errors
+    let plan = match Plan::parse(&body, &state.calendar, state.settings.branches) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let shown: Vec<Value> = e
+                .lines
                 .iter()
                 .take(100)
-                .map(|e| json!({"line": e.line, "error": e.error}))
+                .map(|l| json!({"line": l.line, "error": l.reason}))
                 .collect();
-            let body = json!({"error": "the plan was not applied", "bad_lines": errors.len(), "errors": shown});
+            let body =
+                json!({"error": "the plan was not applied", "bad_lines": e.wrong, "errors": shown});
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
+    let changes = &plan.lines;
     for (done, c) in changes.iter().enumerate() {
-        if let Err(e) = state.book.set_capacity(c.branch, c.slot, c.capacity).await {
-            // Only the journal or the store can fail here (every value was checked): say how
-            // far it got.
+        // The capacity first: a slot's quotas may not exceed it.
+        let mut result = state.book.set_capacity(c.branch, c.slot, c.capacity).await;
+        for &(channel, quota) in &c.quotas {
+            if result.is_ok() {
+                result = state
+                    .book
+                    .set_channel_quota(c.branch, c.slot, channel, quota)
+                    .await;
+            }
+        }
+        if let Err(e) = result {
+            // Only the journal or the store can fail here (every value was checked), or a
+            // backend that keeps no quotas: say how far it got.
             let body = json!({"error": e.to_string(), "applied": done, "of": changes.len()});
             return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
         }

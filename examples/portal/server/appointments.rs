@@ -13,30 +13,33 @@ use surgegate::{
     BookBackend, BranchId, Hold, HoldToken, Pass, ReserveError, RoomBackend, SlotIndex, SlotState,
 };
 
-use super::html::{csrf_field, esc, page};
+use super::html::{csrf_field, esc, page, page_switching_at};
+use super::text::{self, Lang};
 use super::{Portal, Registration, State};
 
-/// The time a window starts, as shown: windows are hours from 08:00.
-pub fn window_label(window: u32) -> String {
-    format!("{:02}:00", (8 + window) % 24)
-}
-
-/// "2027-01-05 at 09:00" for a slot of the portal's calendar.
-pub fn slot_label(state: &Portal, slot: SlotIndex) -> String {
+/// A slot of the portal's calendar in words: its day in both calendars and its time
+/// ("Tuesday 5 January 2027 — 26 Jumada al-Akhirah 1448 AH, at 09:00").
+pub fn slot_label(state: &Portal, lang: Lang, slot: SlotIndex) -> String {
     match state.calendar.day_and_window(slot) {
-        Some((day, window)) => format!("{day} at {}", window_label(window)),
-        None => format!("slot {slot}"),
+        Some((day, window)) => {
+            let (date, time) = (lang.long_date(day), lang.window_time(window));
+            lang.pick(
+                format!("{date}، الساعة {time}"),
+                format!("{date}, at {time}"),
+            )
+        }
+        None => lang.pick(format!("الفترة {}", lang.num(slot)), format!("slot {slot}")),
     }
 }
 
 /// A response given instead of going on (boxed: a `Response` is large).
 type Instead = Box<Response>;
 
-async fn registration(state: &Portal, pass: &Pass) -> Result<Registration, Instead> {
+async fn registration(state: &Portal, lang: Lang, pass: &Pass) -> Result<Registration, Instead> {
     match state.registry.get(pass.visitor).await {
         Ok(Some(found)) => Ok(found),
         Ok(None) => Err(Box::new(Redirect::to("/register").into_response())),
-        Err(_) => Err(Box::new(unavailable())),
+        Err(_) => Err(Box::new(unavailable(lang))),
     }
 }
 
@@ -44,13 +47,21 @@ fn csrf_subject(pass: &Pass) -> String {
     pass.visitor.0.to_string()
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response {
+/// A short page after a form: what happened, and the way back to the appointments (where the
+/// language switch leads too: the form's own address cannot be opened again).
+fn message(lang: Lang, status: StatusCode, (title, said): (&str, &str)) -> Response {
+    let back = lang.pick("العودة إلى المواعيد", "Back to the appointments");
     let body = format!(
-        "<h1>{}</h1><p>{}</p><p><a href=\"/appointments\">Back to the appointments</a></p>",
+        "<h1>{}</h1><p>{}</p><p><a href=\"/appointments\">{back}</a></p>",
         esc(title),
-        esc(text)
+        esc(said)
     );
-    (status, Html(page(title, &body, ""))).into_response()
+    let html = page_switching_at(lang, title, &body, "", "/appointments");
+    (status, Html(html)).into_response()
+}
+
+fn said(lang: Lang, (title, said): (text::Phrase, text::Phrase)) -> (&'static str, &'static str) {
+    (lang.say(title), lang.say(said))
 }
 
 #[derive(Deserialize)]
@@ -62,9 +73,10 @@ pub struct Choice {
 pub async fn choose<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
+    Extension(lang): Extension<Lang>,
     Query(choice): Query<Choice>,
 ) -> Response {
-    let who = match registration(&state, &pass).await {
+    let who = match registration(&state, lang, &pass).await {
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
@@ -73,55 +85,98 @@ pub async fn choose<B: BookBackend, R: RoomBackend>(
         state.book.bookings_of(who.applicant).await,
     ) {
         (Ok(h), Ok(b)) => (h, b),
-        _ => return unavailable(),
+        _ => return unavailable(lang),
     };
     if !holds.is_empty() {
         return Redirect::to("/appointments/hold").into_response();
     }
     if let Some(b) = bookings.first() {
+        let (title, see) = lang.pick(
+            ("لديك موعد", "اطّلع على حجزك"),
+            ("You have an appointment", "See your booking"),
+        );
         let body = format!(
-            "<h1>You have an appointment</h1><p><a href=\"/booking/{}\">See your booking</a></p>",
+            "<h1>{title}</h1><p><a href=\"/booking/{}\">{see}</a></p>",
             b.token
         );
-        return Html(page("Your appointment", &body, "")).into_response();
+        return Html(page(lang, title, &body, "")).into_response();
     }
+    let branch_word = lang.pick("الفرع", "Branch");
     let links: String = state
         .branch_ids()
-        .map(|b| format!("<a href=\"/appointments?branch={0}\"><button class=\"plain\">Branch {0}</button></a>", b.0))
+        .map(|b| {
+            format!(
+                "<a href=\"/appointments?branch={}\"><button class=\"plain\">{branch_word} {}</button></a>",
+                b.0,
+                lang.num(b.0)
+            )
+        })
         .collect();
     let id_tail = &who.national_id[who.national_id.len().saturating_sub(4)..];
-    let mut body = format!(
-        "<h1>Choose an appointment</h1><p>Registered as {} (national ID ending {}, phone {}).</p>\
-         <p>{links}</p>",
+    let (name, id_tail, phone) = (
         esc(&who.name),
-        esc(id_tail),
-        esc(&who.phone)
+        lang.num(esc(id_tail)),
+        lang.num(esc(&who.phone)),
     );
+    let title = lang.pick("اختر موعدًا", "Choose an appointment");
+    let registered = lang.pick(
+        format!(
+            "مسجّل باسم {name} (رقم الهوية الوطنية ينتهي بـ {id_tail}، الهاتف <bdi dir=\"ltr\">{phone}</bdi>)."
+        ),
+        format!("Registered as {name} (national ID ending {id_tail}, phone {phone})."),
+    );
+    let mut body = format!("<h1>{title}</h1><p>{registered}</p><p>{links}</p>");
     if let Some(branch) = choice
         .branch
         .filter(|b| (1..=state.settings.branches).contains(b))
     {
-        match grid(&state, &pass, BranchId(branch)).await {
+        match grid(&state, lang, &pass, BranchId(branch)).await {
             Some(table) => body.push_str(&table),
-            None => return unavailable(),
+            None => return unavailable(lang),
         }
     }
-    Html(page("Choose an appointment", &body, "")).into_response()
+    Html(page(lang, title, &body, "")).into_response()
 }
 
 /// The page when the book's store cannot be reached.
-fn unavailable() -> Response {
+fn unavailable(lang: Lang) -> Response {
+    let busy = text::Phrase {
+        ar: "خدمة المواعيد مشغولة.",
+        en: "The appointment service is busy.",
+    };
     message(
+        lang,
         StatusCode::SERVICE_UNAVAILABLE,
-        "Please try again shortly",
-        "The appointment service is busy.",
+        said(lang, (text::TRY_AGAIN_SHORTLY, busy)),
     )
 }
+
+/// The grid's words: heading, the earliest's button, the day column, past, closed, full, and
+/// the hold button.
+const GRID_AR: [&str; 7] = [
+    "الفرع",
+    "احجز أقرب موعد متاح",
+    "اليوم",
+    "انقضى",
+    "مغلق",
+    "ممتلئ",
+    "احجز",
+];
+const GRID_EN: [&str; 7] = [
+    "Branch",
+    "Take the earliest appointment",
+    "Day",
+    "past",
+    "closed",
+    "full",
+    "Hold",
+];
 
 /// Branch `branch`'s days and windows, with what is left in each and a button to hold it;
 /// `None` when the book cannot be read.
 async fn grid<B: BookBackend, R: RoomBackend>(
     state: &State<B, R>,
+    lang: Lang,
     pass: &Pass,
     branch: BranchId,
 ) -> Option<String> {
@@ -135,36 +190,41 @@ async fn grid<B: BookBackend, R: RoomBackend>(
         .ok()?
         .into_iter()
         .collect();
+    let [heading, earliest, day_word, past, closed, full, hold] = lang.pick(GRID_AR, GRID_EN);
     let mut out = format!(
-        "<h2>Branch {0}</h2><form method=\"post\" action=\"/appointments/hold\">{csrf}\
-         <input type=\"hidden\" name=\"branch\" value=\"{0}\"><button id=\"earliest\">Take the \
-         earliest appointment</button></form><table><tr><th>Day</th>",
+        "<h2>{heading} {}</h2><form method=\"post\" action=\"/appointments/hold\">{csrf}\
+         <input type=\"hidden\" name=\"branch\" value=\"{}\"><button id=\"earliest\">{earliest}\
+         </button></form><div class=\"scroll\"><table><tr><th>{day_word}</th>",
+        lang.num(branch.0),
         branch.0
     );
-    out.extend((0..windows).map(|w| format!("<th>{}</th>", window_label(w))));
+    out.extend((0..windows).map(|w| format!("<th>{}</th>", lang.window_time(w))));
     out.push_str("</tr>");
+    let cell = |slot: SlotIndex| match open.get(&slot).map(SlotState::remaining) {
+        _ if slot < first => format!("<td class=\"muted\">{past}</td>"),
+        None => format!("<td class=\"muted\">{closed}</td>"),
+        Some(0) => format!("<td class=\"muted\">{full}</td>"),
+        Some(left) => format!(
+            "<td>{}<form method=\"post\" action=\"/appointments/hold\">{csrf}\
+             <input type=\"hidden\" name=\"branch\" value=\"{}\"><input type=\"hidden\" \
+             name=\"slot\" value=\"{slot}\"><button>{hold}</button></form></td>",
+            lang.pick(format!("متبقٍّ {}", lang.num(left)), format!("{left} left")),
+            branch.0
+        ),
+    };
     for slot_of_day in (0..state.calendar.slots()).step_by(windows as usize) {
         let day = state
             .calendar
             .day_and_window(slot_of_day)
-            .map_or(String::new(), |(d, _)| d.to_string());
-        out.push_str(&format!("<tr><th>{day}</th>"));
-        for slot in slot_of_day..slot_of_day + windows {
-            out.push_str(&match open.get(&slot).map(SlotState::remaining) {
-                _ if slot < first => "<td class=\"muted\">past</td>".to_owned(),
-                None => "<td class=\"muted\">closed</td>".to_owned(),
-                Some(0) => "<td class=\"muted\">full</td>".to_owned(),
-                Some(left) => format!(
-                    "<td>{left} left<form method=\"post\" action=\"/appointments/hold\">{csrf}\
-                     <input type=\"hidden\" name=\"branch\" value=\"{}\"><input type=\"hidden\" \
-                     name=\"slot\" value=\"{slot}\"><button>Hold</button></form></td>",
-                    branch.0
-                ),
+            .map_or(String::new(), |(d, _)| {
+                let (gregorian, hijri) = lang.date_parts(d);
+                format!("{gregorian}<small>{}</small>", hijri.unwrap_or_default())
             });
-        }
+        out.push_str(&format!("<tr><th>{day}</th>"));
+        out.extend((slot_of_day..slot_of_day + windows).map(cell));
         out.push_str("</tr>");
     }
-    out.push_str("</table>");
+    out.push_str("</table></div>");
     Some(out)
 }
 
@@ -180,29 +240,36 @@ pub struct HoldForm {
 pub async fn hold<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
+    Extension(lang): Extension<Lang>,
     Form(form): Form<HoldForm>,
 ) -> Response {
-    let who = match registration(&state, &pass).await {
+    let who = match registration(&state, lang, &pass).await {
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
     let subject = csrf_subject(&pass);
-    if let Err(refused) = state.csrf_check(("hold", &subject), &form.csrf, "/appointments") {
+    if let Err(refused) = state.csrf_check(lang, ("hold", &subject), &form.csrf, "/appointments") {
         return *refused;
     }
     if !(1..=state.settings.branches).contains(&form.branch) {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Unknown branch",
-            "Choose one of the branches listed.",
+        let words = lang.pick(
+            ("فرع غير معروف", "اختر أحد الفروع المعروضة."),
+            ("Unknown branch", "Choose one of the branches listed."),
         );
+        return message(lang, StatusCode::BAD_REQUEST, words);
     }
     let branch = BranchId(form.branch);
     let bookable = state.bookable();
     let result = match form.slot {
         Some(slot) if !bookable.contains(&slot) => {
-            let text = "That window has passed or is not in the calendar.";
-            return message(StatusCode::BAD_REQUEST, "Not bookable", text);
+            let words = lang.pick(
+                ("لا يمكن حجزه", "انقضت هذه الفترة أو أنها ليست في التقويم."),
+                (
+                    "Not bookable",
+                    "That window has passed or is not in the calendar.",
+                ),
+            );
+            return message(lang, StatusCode::BAD_REQUEST, words);
         }
         Some(slot) => state.book.reserve(branch, slot, who.applicant).await,
         None => {
@@ -212,22 +279,39 @@ pub async fn hold<B: BookBackend, R: RoomBackend>(
                 .await
         }
     };
+    if result.is_ok() {
+        state.counters.holds.fetch_add(1, Ordering::Relaxed);
+    }
+    after_reserve(lang, result)
+}
+
+/// Where a reservation leads: the hold (a new one, or the one the applicant has), or why not.
+fn after_reserve(lang: Lang, result: Result<Hold, ReserveError>) -> Response {
     match result {
-        Ok(_) => {
-            state.counters.holds.fetch_add(1, Ordering::Relaxed);
+        Ok(_) | Err(ReserveError::ApplicantLimit) => {
             Redirect::to("/appointments/hold").into_response()
         }
-        Err(ReserveError::ApplicantLimit) => Redirect::to("/appointments/hold").into_response(),
-        Err(ReserveError::Full | ReserveError::NoneAvailable) => message(
-            StatusCode::CONFLICT,
-            "No longer available",
-            "Someone took that place first. Choose another window or branch.",
-        ),
-        Err(e) => message(
-            StatusCode::BAD_REQUEST,
-            "Could not hold that appointment",
-            &e.to_string(),
-        ),
+        Err(ReserveError::Full | ReserveError::NoneAvailable) => {
+            let words = lang.pick(
+                (
+                    "لم يعد متاحًا",
+                    "سبقك أحدهم إلى هذا المكان. اختر فترة أخرى أو فرعًا آخر.",
+                ),
+                (
+                    "No longer available",
+                    "Someone took that place first. Choose another window or branch.",
+                ),
+            );
+            message(lang, StatusCode::CONFLICT, words)
+        }
+        Err(e) => {
+            let why = e.to_string();
+            let words = lang.pick(
+                ("تعذّر حجز هذا الموعد", "يُرجى المحاولة مرة أخرى بعد قليل."),
+                ("Could not hold that appointment", why.as_str()),
+            );
+            message(lang, StatusCode::BAD_REQUEST, words)
+        }
     }
 }
 
@@ -235,49 +319,71 @@ pub async fn hold<B: BookBackend, R: RoomBackend>(
 pub async fn show_hold<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
+    Extension(lang): Extension<Lang>,
 ) -> Response {
-    let who = match registration(&state, &pass).await {
+    let who = match registration(&state, lang, &pass).await {
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
     let holds = match state.book.holds_of(who.applicant).await {
         Ok(holds) => holds,
-        Err(_) => return unavailable(),
+        Err(_) => return unavailable(lang),
     };
     let Some(hold) = holds.into_iter().next() else {
         return Redirect::to("/appointments").into_response();
     };
-    Html(hold_page(&state, &pass, &hold)).into_response()
+    Html(hold_page(&state, lang, &pass, &hold)).into_response()
 }
 
 fn hold_page<B: BookBackend, R: RoomBackend>(
     state: &State<B, R>,
+    lang: Lang,
     pass: &Pass,
     hold: &Hold,
 ) -> String {
-    let confirm = csrf_field(&state.csrf_token("confirm", &csrf_subject(pass)));
-    let release = csrf_field(&state.csrf_token("release", &csrf_subject(pass)));
+    let confirm_csrf = csrf_field(&state.csrf_token("confirm", &csrf_subject(pass)));
+    let release_csrf = csrf_field(&state.csrf_token("release", &csrf_subject(pass)));
     // Every backend gives a hold's expiry and its now on one time base (Unix time).
     let left_s = hold
         .expires_at
         .saturating_sub(state.book.now_unix())
         .as_secs();
+    let branch = lang.num(hold.branch.0);
+    let when = slot_label(state, lang, hold.slot);
+    let clock = format!(
+        "<span class=\"count\" id=\"countdown\" dir=\"ltr\" data-expires-in=\"{left_s}\" \
+         data-digits=\"{}\" data-expired=\"{}\">{}</span>",
+        lang.pick("arab", "latn"),
+        lang.pick("انتهى الوقت", "expired"),
+        lang.num(format!("{}:{:02}", left_s / 60, left_s % 60)),
+    );
+    let (title, place, within, confirm, another) = lang.pick(
+        (
+            "موعدك محجوز مؤقتًا",
+            format!("الفرع {branch}، {when}."),
+            format!("أكّد خلال {clock} وإلا ذهب المكان إلى غيرك."),
+            "تأكيد الموعد",
+            "اختيار موعد آخر",
+        ),
+        (
+            "Your appointment is held",
+            format!("Branch {branch}, {when}."),
+            format!("Confirm within {clock} or the place goes to someone else."),
+            "Confirm the appointment",
+            "Choose another",
+        ),
+    );
     let body = format!(
-        "<h1>Your appointment is held</h1><p>Branch {}, {}.</p>\
-         <p>Confirm within <span class=\"count\" id=\"countdown\" data-expires-in=\"{left_s}\">{}:{:02}</span> \
-         or the place goes to someone else.</p>\
-         <form method=\"post\" action=\"/appointments/confirm\">{confirm}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
-         <button id=\"confirm\">Confirm the appointment</button></form>\
-         <form method=\"post\" action=\"/appointments/release\">{release}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
-         <button class=\"plain\">Choose another</button></form>",
-        hold.branch.0,
-        slot_label(state, hold.slot),
-        left_s / 60,
-        left_s % 60,
+        "<h1>{title}</h1><p>{place}</p><p>{within}</p>\
+         <form method=\"post\" action=\"/appointments/confirm\">{confirm_csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
+         <button id=\"confirm\">{confirm}</button></form>\
+         <form method=\"post\" action=\"/appointments/release\">{release_csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
+         <button class=\"plain\">{another}</button></form>",
         t = hold.token,
     );
     page(
-        "Your appointment is held",
+        lang,
+        title,
         &body,
         "<script src=\"/static/countdown.js\" defer></script>",
     )
@@ -294,28 +400,34 @@ pub struct TokenForm {
 /// response to give instead.
 async fn own_hold<B: BookBackend, R: RoomBackend>(
     state: &State<B, R>,
+    lang: Lang,
     pass: &Pass,
     (purpose, form): (&str, &TokenForm),
 ) -> Result<Hold, Instead> {
-    let who = registration(state, pass).await?;
+    let who = registration(state, lang, pass).await?;
     let subject = csrf_subject(pass);
     let again = "/appointments/hold";
-    state.csrf_check((purpose, &subject), &form.csrf, again)?;
+    state.csrf_check(lang, (purpose, &subject), &form.csrf, again)?;
     let token: HoldToken = form.token.parse().map_err(|_| {
-        Box::new(message(
-            StatusCode::BAD_REQUEST,
-            "Unknown hold",
-            "That hold does not exist.",
-        ))
+        let words = lang.pick(
+            ("حجز مؤقت غير معروف", "هذا الحجز المؤقت غير موجود."),
+            ("Unknown hold", "That hold does not exist."),
+        );
+        Box::new(message(lang, StatusCode::BAD_REQUEST, words))
     })?;
     match state.book.hold(token).await {
-        Err(_) => Err(Box::new(unavailable())),
+        Err(_) => Err(Box::new(unavailable(lang))),
         Ok(Some(hold)) if hold.applicant == who.applicant => Ok(hold),
-        _ => Err(Box::new(message(
-            StatusCode::GONE,
-            "Your hold has lapsed",
-            "Its time ran out; please choose again.",
-        ))),
+        _ => {
+            let words = lang.pick(
+                ("انتهت مهلة حجزك المؤقت", "نفد وقته؛ يُرجى الاختيار مرة أخرى."),
+                (
+                    "Your hold has lapsed",
+                    "Its time ran out; please choose again.",
+                ),
+            );
+            Err(Box::new(message(lang, StatusCode::GONE, words)))
+        }
     }
 }
 
@@ -324,9 +436,10 @@ async fn own_hold<B: BookBackend, R: RoomBackend>(
 pub async fn confirm<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
+    Extension(lang): Extension<Lang>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let hold = match own_hold(&state, &pass, ("confirm", &form)).await {
+    let hold = match own_hold(&state, lang, &pass, ("confirm", &form)).await {
         Ok(hold) => hold,
         Err(answer) => return *answer,
     };
@@ -336,7 +449,14 @@ pub async fn confirm<B: BookBackend, R: RoomBackend>(
             let _ = state.room.finish(pass.token).await;
             Redirect::to(&format!("/booking/{}", booking.token)).into_response()
         }
-        Err(e) => message(StatusCode::CONFLICT, "Could not confirm", &e.to_string()),
+        Err(e) => {
+            let why = e.to_string();
+            let words = lang.pick(
+                ("تعذّر التأكيد", "يُرجى اختيار الموعد مرة أخرى."),
+                ("Could not confirm", why.as_str()),
+            );
+            message(lang, StatusCode::CONFLICT, words)
+        }
     }
 }
 
@@ -344,9 +464,10 @@ pub async fn confirm<B: BookBackend, R: RoomBackend>(
 pub async fn release<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
+    Extension(lang): Extension<Lang>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    match own_hold(&state, &pass, ("release", &form)).await {
+    match own_hold(&state, lang, &pass, ("release", &form)).await {
         Ok(hold) => {
             let _ = state.book.release(hold.token).await;
             Redirect::to("/appointments").into_response()

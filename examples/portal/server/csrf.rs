@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::Portal;
 use super::html::{esc, page};
+use super::text::{self, Lang};
 
 /// How long a form stays good after its page was made.
 pub const FORM_MAX_AGE: Duration = Duration::from_secs(2 * 3600);
@@ -38,9 +39,10 @@ impl Portal {
     }
 
     /// `Ok` for a live token of the form `purpose` for `subject`; otherwise the page to answer
-    /// with, which links back to `again` (the page that holds the form).
+    /// with, in `lang`, which links back to `again` (the page that holds the form).
     pub fn csrf_check(
         &self,
+        lang: Lang,
         (purpose, subject): (&str, &str),
         token: &str,
         again: &str,
@@ -48,22 +50,32 @@ impl Portal {
         if self.csrf_ok(purpose, subject, token) {
             return Ok(());
         }
-        Err(Box::new(refused(again)))
+        Err(Box::new(refused(lang, again)))
     }
 }
 
 /// `403`: the form was too old, made for someone else or another form, or had no token.
-pub fn refused(again: &str) -> Response {
+pub fn refused(lang: Lang, again: &str) -> Response {
+    let title = lang.say(text::FORM_EXPIRED);
+    let hours = FORM_MAX_AGE.as_secs() / 3600;
+    let (why, reload, send) = lang.pick(
+        (
+            format!(
+                "مضى عليه أكثر من {} ساعة، أو لم يُعدّ لك. لم يتغيّر شيء.",
+                lang.num(hours)
+            ),
+            "أعد تحميل الصفحة",
+            "وأرسل النموذج مرة أخرى.",
+        ),
+        (
+            format!("It is more than {hours} hours old, or it was not made for you. Nothing was changed."),
+            "Reload the page",
+            "and send the form again.",
+        ),
+    );
     let body = format!(
-        "<h1>This form can no longer be sent</h1>\
-         <p>It is more than {} hours old, or it was not made for you. Nothing was changed.</p>\
-         <p><a href=\"{}\">Reload the page</a> and send the form again.</p>",
-        FORM_MAX_AGE.as_secs() / 3600,
+        "<h1>{title}</h1><p>{why}</p><p><a href=\"{}\">{reload}</a> {send}</p>",
         esc(again)
     );
-    (
-        StatusCode::FORBIDDEN,
-        Html(page("Reload the page", &body, "")),
-    )
-        .into_response()
+    (StatusCode::FORBIDDEN, Html(page(lang, title, &body, ""))).into_response()
 }

@@ -15,10 +15,10 @@ pub mod booking;
 pub mod csrf;
 pub mod html;
 pub mod metrics;
-pub mod plan;
 pub mod register;
 pub mod registry;
 pub mod registry_redis;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -441,6 +441,8 @@ pub fn router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router
         .nest("/admin", admin::router(state.clone()))
         .merge(gated)
         .layer(middleware::from_fn(security_headers))
+        // Outermost: the language is chosen before the waiting room's layer reads it.
+        .layer(middleware::from_fn(text::choose_language))
         .with_state(state)
 }
 
@@ -455,26 +457,42 @@ pub fn metrics_router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -
 
 async fn landing<B: BookBackend, R: RoomBackend>(
     axum::extract::State(state): axum::extract::State<Arc<State<B, R>>>,
+    axum::Extension(lang): axum::Extension<text::Lang>,
 ) -> Html<String> {
-    let waiting = state.room_view().await.map_or(0, |s| s.waiting);
-    let body = format!(
-        "<h1>Residence permit appointments</h1>\
-         <p>Register once, then book an appointment at one of {} branches.</p>\
-         <p>When many people arrive at once you will wait in a fair line: your place is kept, \
-         the page tells you when it is your turn, and you may close it and come back.</p>\
-         <p><a href=\"/register\"><button>Register</button></a></p>\
-         <p class=\"muted\">{} people waiting now.</p>",
-        state.settings.branches, waiting
-    );
-    Html(html::page("Residence permit appointments", &body, ""))
+    let waiting = lang.num(state.room_view().await.map_or(0, |s| s.waiting));
+    let branches = lang.num(state.settings.branches);
+    let today = today_utc().map_or(String::new(), |d| lang.long_date(d));
+    let body = match lang {
+        text::Lang::Arabic => format!(
+            "<h1>مواعيد تصاريح الإقامة</h1><p class=\"muted\" id=\"today\">{today}</p>\
+             <p>سجّل مرة واحدة، ثم احجز موعدًا في أحد فروعنا، وعددها {branches}.</p>\
+             <p>عندما يصل كثيرون في وقت واحد ستنتظر في قائمة عادلة: مكانك محفوظ، والصفحة \
+             تخبرك حين يحين دورك، ويمكنك إغلاقها والعودة إليها.</p>\
+             <p><a href=\"/register\"><button>التسجيل</button></a></p>\
+             <p class=\"muted\">عدد المنتظرين الآن: {waiting}.</p>"
+        ),
+        text::Lang::English => format!(
+            "<h1>Residence permit appointments</h1><p class=\"muted\" id=\"today\">{today}</p>\
+             <p>Register once, then book an appointment at one of {branches} branches.</p>\
+             <p>When many people arrive at once you will wait in a fair line: your place is kept, \
+             the page tells you when it is your turn, and you may close it and come back.</p>\
+             <p><a href=\"/register\"><button>Register</button></a></p>\
+             <p class=\"muted\">{waiting} people waiting now.</p>"
+        ),
+    };
+    Html(html::page(lang, lang.say(text::SERVICE), &body, ""))
 }
 
 /// The hold page's countdown: progressive enhancement (the page shows the time without it).
+/// It writes the page's digits (`data-digits="arab"`) and its word for a lapsed hold
+/// (`data-expired`).
 async fn countdown_js() -> impl IntoResponse {
     const SCRIPT: &str = "for(const el of document.querySelectorAll('[data-expires-in]')){\
-        let left=Number(el.dataset.expiresIn);const tick=()=>{const m=Math.floor(left/60),\
-        s=left%60;el.textContent=m+':'+String(s).padStart(2,'0');if(left>0){left--;\
-        setTimeout(tick,1000);}else{el.textContent='expired';}};tick();}";
+        let left=Number(el.dataset.expiresIn);const arab=el.dataset.digits==='arab';\
+        const digits=t=>arab?t.replace(/[0-9]/g,d=>String.fromCharCode(0x660+Number(d))):t;\
+        const tick=()=>{const m=Math.floor(left/60),s=left%60;\
+        el.textContent=digits(m+':'+String(s).padStart(2,'0'));if(left>0){left--;\
+        setTimeout(tick,1000);}else{el.textContent=el.dataset.expired||'0:00';}};tick();}";
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         SCRIPT,

@@ -13,6 +13,7 @@ use surgegate::{BookBackend, Pass, RoomBackend};
 
 use super::html::{csrf_field, esc, page};
 use super::registry::{NewRegistration, RegisterError};
+use super::text::{self, Lang, Phrase};
 use super::{Portal, State};
 
 /// The form's fields, as typed.
@@ -31,9 +32,9 @@ pub struct Fields {
 /// What is wrong with each field (empty: nothing).
 #[derive(Debug, Default)]
 pub struct Problems {
-    pub name: Option<&'static str>,
-    pub national_id: Option<&'static str>,
-    pub phone: Option<&'static str>,
+    pub name: Option<Phrase>,
+    pub national_id: Option<Phrase>,
+    pub phone: Option<Phrase>,
 }
 
 impl Problems {
@@ -71,21 +72,33 @@ pub fn validate(f: &Fields) -> Result<(String, String, String), Problems> {
     let name_chars = name.chars().count();
     let mut p = Problems::default();
     if !(2..=100).contains(&name_chars) {
-        p.name = Some("Enter your full name (2 to 100 characters).");
+        p.name = Some(Phrase {
+            ar: "اكتب اسمك الكامل (من ٢ إلى ١٠٠ حرف).",
+            en: "Enter your full name (2 to 100 characters).",
+        });
     } else if !name
         .chars()
         .all(|c| c.is_alphabetic() || " -'.".contains(c))
     {
-        p.name = Some("A name may hold letters, spaces, hyphens, apostrophes and dots only.");
+        p.name = Some(Phrase {
+            ar: "يتكوّن الاسم من حروف ومسافات وشرطات وفواصل عليا ونقاط فقط.",
+            en: "A name may hold letters, spaces, hyphens, apostrophes and dots only.",
+        });
     }
     let id = canonical_national_id(&f.national_id);
     if id.is_none() {
-        p.national_id = Some("Enter your national ID number: 6 to 20 digits.");
+        p.national_id = Some(Phrase {
+            ar: "اكتب رقم هويتك الوطنية: من ٦ إلى ٢٠ رقمًا.",
+            en: "Enter your national ID number: 6 to 20 digits.",
+        });
     }
     let phone: String = f.phone.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = phone.strip_prefix('+').unwrap_or(&phone);
     if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        p.phone = Some("Enter a phone number of 7 to 15 digits, optionally starting with +.");
+        p.phone = Some(Phrase {
+            ar: "اكتب رقم هاتف من ٧ إلى ١٥ رقمًا، وقد يبدأ بعلامة +.",
+            en: "Enter a phone number of 7 to 15 digits, optionally starting with +.",
+        });
     }
     if p.any() {
         return Err(p);
@@ -93,79 +106,120 @@ pub fn validate(f: &Fields) -> Result<(String, String, String), Problems> {
     Ok((name, id.unwrap_or_default(), phone))
 }
 
-fn render(state: &Portal, pass: &Pass, f: &Fields, p: &Problems, note: Option<&str>) -> String {
+fn render(
+    state: &Portal,
+    lang: Lang,
+    pass: &Pass,
+    (f, p): (&Fields, &Problems),
+    note: Option<Phrase>,
+) -> String {
     let csrf = state.csrf_token("register", &pass.visitor.0.to_string());
-    let field = |label: &str, name: &str, value: &str, problem: Option<&str>, kind: &str| {
+    let field = |label: Phrase, name: &str, value: &str, problem: Option<Phrase>, kind: &str| {
         let error = problem.map_or(String::new(), |m| {
-            format!("<p class=\"error\" id=\"{name}-error\">{}</p>", esc(m))
+            format!(
+                "<p class=\"error\" id=\"{name}-error\">{}</p>",
+                esc(lang.say(m))
+            )
         });
+        // Numbers are typed left to right on either page.
+        let dir = if kind == "text" && name == "name" {
+            "auto"
+        } else {
+            "ltr"
+        };
         format!(
-            "<label for=\"{name}\">{label}</label><input id=\"{name}\" name=\"{name}\" \
-             type=\"{kind}\" value=\"{}\" required>{error}",
+            "<label for=\"{name}\">{}</label><input id=\"{name}\" name=\"{name}\" \
+             type=\"{kind}\" dir=\"{dir}\" value=\"{}\" required>{error}",
+            lang.say(label),
             esc(value)
         )
     };
     let note = note.map_or(String::new(), |n| {
-        format!("<p class=\"error\">{}</p>", esc(n))
+        format!("<p class=\"error\">{}</p>", esc(lang.say(n)))
     });
-    let body = format!(
-        "<h1>Register</h1><p>It is your turn. Fill in the form to register, then choose an \
-         appointment.</p>{note}<form method=\"post\" action=\"/register\">{}{}{}{}\
-         <button type=\"submit\">Register</button></form>",
-        csrf_field(&csrf),
-        field("Full name", "name", &f.name, p.name, "text"),
+    let fields = [
         field(
-            "National ID number",
+            Phrase {
+                ar: "الاسم الكامل",
+                en: "Full name",
+            },
+            "name",
+            &f.name,
+            p.name,
+            "text",
+        ),
+        field(
+            Phrase {
+                ar: "رقم الهوية الوطنية",
+                en: "National ID number",
+            },
             "national_id",
             &f.national_id,
             p.national_id,
-            "text"
+            "text",
         ),
-        field("Phone", "phone", &f.phone, p.phone, "tel"),
+        field(
+            Phrase {
+                ar: "رقم الهاتف",
+                en: "Phone",
+            },
+            "phone",
+            &f.phone,
+            p.phone,
+            "tel",
+        ),
+    ]
+    .concat();
+    let (title, intro) = lang.pick(
+        ("التسجيل", "حان دورك. املأ النموذج للتسجيل، ثم اختر موعدًا."),
+        (
+            "Register",
+            "It is your turn. Fill in the form to register, then choose an appointment.",
+        ),
     );
-    page("Register", &body, "")
+    let body = format!(
+        "<h1>{title}</h1><p>{intro}</p>{note}<form method=\"post\" action=\"/register\">{}\
+         {fields}<button type=\"submit\">{title}</button></form>",
+        csrf_field(&csrf),
+    );
+    page(lang, title, &body, "")
 }
 
 /// `GET /register`.
 pub async fn form<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
+    Extension(lang): Extension<Lang>,
 ) -> Response {
     match state.registry.get(pass.visitor).await {
         Ok(Some(_)) => return Redirect::to("/appointments").into_response(),
         Ok(None) => {}
-        Err(_) => return unavailable(),
+        Err(_) => return unavailable(lang),
     }
-    Html(render(
-        &state,
-        &pass,
-        &Fields::default(),
-        &Problems::default(),
-        None,
-    ))
-    .into_response()
+    let blank = (&Fields::default(), &Problems::default());
+    Html(render(&state, lang, &pass, blank, None)).into_response()
 }
 
 /// `POST /register`.
 pub async fn submit<B: BookBackend, R: RoomBackend>(
     Shared(state): Shared<Arc<State<B, R>>>,
     Extension(pass): Extension<Pass>,
+    Extension(lang): Extension<Lang>,
     Form(fields): Form<Fields>,
 ) -> Response {
     let subject = pass.visitor.0.to_string();
-    if let Err(refused) = state.csrf_check(("register", &subject), &fields.csrf, "/register") {
+    if let Err(refused) = state.csrf_check(lang, ("register", &subject), &fields.csrf, "/register")
+    {
         return *refused;
     }
     let (name, national_id, phone) = match validate(&fields) {
         Ok(clean) => clean,
         Err(problems) => {
-            let html = render(
-                &state,
-                &pass,
-                &fields,
-                &problems,
-                Some("Please correct the fields below."),
-            );
+            let note = Phrase {
+                ar: "يُرجى تصحيح الحقول أدناه.",
+                en: "Please correct the fields below.",
+            };
+            let html = render(&state, lang, &pass, (&fields, &problems), Some(note));
             return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
         }
     };
@@ -180,33 +234,54 @@ pub async fn submit<B: BookBackend, R: RoomBackend>(
             return Redirect::to("/appointments").into_response();
         }
         Err(RegisterError::NationalIdTaken) => NATIONAL_ID_TAKEN,
-        Err(RegisterError::Full) => "Registration is full for now; please try again later.",
-        Err(RegisterError::Store(_)) => return unavailable(),
+        Err(RegisterError::Full) => Phrase {
+            ar: "اكتمل التسجيل حاليًا؛ يُرجى المحاولة لاحقًا.",
+            en: "Registration is full for now; please try again later.",
+        },
+        Err(RegisterError::Store(_)) => return unavailable(lang),
     };
-    let html = render(&state, &pass, &fields, &Problems::default(), Some(message));
+    let html = render(
+        &state,
+        lang,
+        &pass,
+        (&fields, &Problems::default()),
+        Some(message),
+    );
     (StatusCode::CONFLICT, Html(html)).into_response()
 }
 
 /// What a person is told whose national id is registered already: most often themselves,
 /// back after more than a day away (a browser is recognised for a day after its last visit).
-const NATIONAL_ID_TAKEN: &str = "This national ID number is already registered. If you \
-    registered it yourself and stayed away for more than a day, this browser is no longer \
-    recognised: your registration and any booking stand. Open the booking link you were \
-    given to see or cancel your appointment.";
+const NATIONAL_ID_TAKEN: Phrase = Phrase {
+    ar: "رقم الهوية الوطنية هذا مسجّل من قبل. إن كنت سجّلته بنفسك وغبت أكثر من يوم، فلم يعد هذا \
+        المتصفح معروفًا: تسجيلك وأي حجز لك باقيان. افتح رابط الحجز الذي أُعطي لك لترى موعدك أو تلغيه.",
+    en: "This national ID number is already registered. If you registered it yourself and \
+        stayed away for more than a day, this browser is no longer recognised: your \
+        registration and any booking stand. Open the booking link you were given to see or \
+        cancel your appointment.",
+};
 
 /// The page when the registrations store cannot be reached: nothing was kept.
-fn unavailable() -> Response {
-    let body = "<h1>Please try again shortly</h1><p>The registration service is busy;                 nothing was saved.</p><p><a href=\"/register\">Try again</a></p>";
+fn unavailable(lang: Lang) -> Response {
+    let title = lang.say(text::TRY_AGAIN_SHORTLY);
+    let (busy, again) = lang.pick(
+        ("خدمة التسجيل مشغولة؛ لم يُحفظ شيء.", "حاول مرة أخرى"),
+        (
+            "The registration service is busy; nothing was saved.",
+            "Try again",
+        ),
+    );
+    let body = format!("<h1>{title}</h1><p>{busy}</p><p><a href=\"/register\">{again}</a></p>");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Html(page("Please try again shortly", body, "")),
+        Html(page(lang, title, &body, "")),
     )
         .into_response()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Fields, validate};
 
     fn fields(name: &str, id: &str, phone: &str) -> Fields {
         Fields {

@@ -3,13 +3,12 @@
 //! close/reopen, the three limits checked together, capacity plans checked whole, and a
 //! reload of the limits from the configuration file (as SIGHUP does).
 
-pub mod plan;
-
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use surgegate::plan::Plan;
 use surgegate::{BookBackend, LimitsError, RoomBackend, RoomStats};
 
 use crate::app::App;
@@ -188,21 +187,23 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
             );
         };
         let b = &self.settings.book;
-        let changes = match plan::parse(text, b.max_branches, b.max_slots_per_branch) {
-            Ok(changes) => changes,
-            Err(errors) => {
-                let shown: Vec<Value> = errors
+        let plan = match Plan::parse_slots(text, b.max_branches, b.max_slots_per_branch) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let shown: Vec<Value> = e
+                    .lines
                     .iter()
                     .take(MAX_SHOWN_ERRORS)
-                    .map(|e| json!({"line": e.line, "error": e.error}))
+                    .map(|l| json!({"line": l.line, "error": l.reason}))
                     .collect();
                 return answer(
                     StatusCode::BAD_REQUEST,
                     json!({"error": "bad_plan", "detail": "the plan was not applied: fix these lines",
-                    "bad_lines": errors.len(), "errors": shown}),
+                    "bad_lines": e.wrong, "errors": shown}),
                 );
             }
         };
+        let changes = &plan.lines;
         for (done, c) in changes.iter().enumerate() {
             let r = stores::write(
                 &*self.book,
@@ -210,9 +211,23 @@ impl<B: GateBook, R: GateRoom> App<B, R> {
             )
             .await;
             self.metrics.book(BookOp::SetCapacity, r.is_ok());
+            // The capacity first: a slot's quotas may not exceed it.
+            let mut r = r.map(drop);
+            for &(channel, quota) in &c.quotas {
+                if r.is_ok() {
+                    r = stores::write(
+                        &*self.book,
+                        self.book
+                            .set_channel_quota(c.branch, c.slot, channel, quota),
+                    )
+                    .await
+                    .map(drop);
+                }
+            }
             if let Err(e) = r {
-                // Every value was checked: only the journal or the store can fail here. Say
-                // how far the plan got; applying it again is safe (capacities are set, not added).
+                // Every value was checked: only the journal or the store can fail here, or a
+                // store that keeps no quotas. Say how far the plan got; applying it again is
+                // safe (capacities and quotas are set, not added).
                 return answer(
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({"error": "unavailable", "detail": e.to_string(), "applied": done, "of": changes.len()}),
@@ -260,7 +275,7 @@ fn index() -> Value {
         "GET /admin/stats": "the room, the gate's answers, the book and its journal",
         "POST /admin/pause | /resume | /close | /reopen": "stop or restart admissions, or newcomers",
         "POST /admin/limits": {"rate_per_second": "N", "burst": "N", "max_active": "N"},
-        "POST /admin/capacity": "a CSV plan: branch,slot,capacity (checked whole: any bad line applies nothing)",
+        "POST /admin/capacity": "a CSV plan: branch,slot,capacity[,quota per channel] (checked whole: any bad line applies nothing)",
         "POST /admin/reload": "read the limits from the configuration file again (as SIGHUP)",
     })
 }
