@@ -186,7 +186,7 @@ fn racing_threads_keep_every_rule_under_the_audit() {
                         5 => drop(book.standby(a, &[BranchId(1)], 0..3)),
                         6 => given += u32::from(book.standby_offer(a).is_some()),
                         _ => {
-                            if rng.next() % 4 == 0 {
+                            if rng.next().is_multiple_of(4) {
                                 book.clock().advance(Duration::from_secs(2));
                             } else {
                                 book.leave_standby(a);

@@ -281,7 +281,7 @@ fn unavailable(lang: Lang) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{Fields, validate};
+    use super::{Fields, canonical_national_id, validate};
 
     fn fields(name: &str, id: &str, phone: &str) -> Fields {
         Fields {
