@@ -36,7 +36,8 @@ impl Reply {
 pub struct Visitor(pub BTreeMap<String, String>);
 
 impl Visitor {
-    /// Sends one request to `addr` and keeps the cookies it sets.
+    /// Sends one request to `addr` and keeps the cookies it sets; `Accept-Language: en` unless
+    /// `extra` names a language.
     pub fn send(
         &mut self,
         addr: &str,
@@ -54,6 +55,14 @@ impl Visitor {
         }
         for (k, v) in extra {
             request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        // The pages' English texts are what the tests look for (the portal's pages are in
+        // Arabic when a request names no language); a test that wants another says so.
+        if !extra
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept-language"))
+        {
+            request.push_str("Accept-Language: en\r\n");
         }
         if !body.is_empty() {
             request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
