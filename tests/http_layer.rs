@@ -373,8 +373,10 @@ async fn leave_gives_the_place_or_the_pass_back_and_never_adds_anyone() {
         b.body(Body::empty()).unwrap()
     };
     let post = |headers: &[(&str, &str)]| post_to("/surgegate/leave", headers);
-    // A browser's leave needs the token of its own waiting page.
-    let untokened = send(&p.app, post(&[JSON, ("cookie", &visitor)])).await;
+    // A browser's leave (its Fetch Metadata says it is a browser's) needs the token of its
+    // own waiting page.
+    let browser = ("sec-fetch-site", "same-origin");
+    let untokened = send(&p.app, post(&[JSON, browser, ("cookie", &visitor)])).await;
     assert_eq!(
         untokened.status,
         StatusCode::FORBIDDEN,
@@ -385,7 +387,11 @@ async fn leave_gives_the_place_or_the_pass_back_and_never_adds_anyone() {
     assert_eq!(p.room.stats().waiting, 2, "a refused leave changes nothing");
     let again = send(&p.app, get_req("/register", &[JSON, ("cookie", &visitor)])).await;
     let leave_url = again.json()["leave_url"].as_str().unwrap().to_owned();
-    let left = send(&p.app, post_to(&leave_url, &[JSON, ("cookie", &visitor)])).await;
+    let left = send(
+        &p.app,
+        post_to(&leave_url, &[JSON, browser, ("cookie", &visitor)]),
+    )
+    .await;
     assert_eq!(left.json()["status"], "left");
     assert_eq!(p.room.stats().waiting, 1);
     // The one behind moved up.

@@ -196,7 +196,8 @@ fn leaving_closing_and_pausing_are_answered_as_pinned() {
     let mut second = Visitor::default();
     let waiting = second.json(addr, "/register").json();
     assert_eq!(waiting["position"], 1);
-    let json = [("Accept", "application/json")];
+    // A browser's script (its Fetch Metadata says so), not an app.
+    let json = [("Accept", "application/json"), ("Sec-Fetch-Mode", "cors")];
     // Without its waiting page's token, a browser's leave is refused and changes nothing.
     let refused = second.send(addr, "POST", "/surgegate/leave", &json);
     assert_eq!(refused.status, 403, "{}", refused.text());
