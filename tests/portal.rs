@@ -55,6 +55,8 @@ async fn book_one(b: &mut Browser, name: &str, national_id: &str) -> String {
         page.body
     );
     let token = page.field("token");
+    // The confirm form's own token (the first form of the hold page).
+    let csrf = page.field("csrf");
     let confirmed = b
         .post(
             "/appointments/confirm",

@@ -144,6 +144,8 @@ async fn book_through(
     let hold = b.get("/appointments/hold").await;
     check(&hold, "hold");
     let token = hold.field("token");
+    // The confirm form's own token (the first form of the hold page).
+    let csrf = hold.field("csrf");
     let lapsed = b
         .post(
             "/appointments/confirm",

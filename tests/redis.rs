@@ -488,9 +488,10 @@ fn two_portal_nodes(servers: &Servers) {
         &format!("csrf={csrf}&branch=1"),
     );
     assert_eq!(held.status, 303, "{}", held.body);
-    let token = x
-        .send(&a.1, "GET", "/appointments/hold", &[], "")
-        .field("token");
+    let hold_page = x.send(&a.1, "GET", "/appointments/hold", &[], "");
+    let token = hold_page.field("token");
+    // The confirm form's own token (the first form of the hold page).
+    let csrf = hold_page.field("csrf");
     let confirmed = x.send(
         &a.1,
         "POST",

@@ -167,6 +167,8 @@ async fn book_at(http: &Http, tally: &Tally, jar: &mut Jar, branch: u64) -> Opti
     }
     let page = send(http, tally, Method::GET, "/appointments/hold", jar, None).await?;
     let token = page.field("token")?;
+    // The confirm form's own token (the first form of the hold page).
+    let csrf = page.field("csrf")?;
     let body = format!("csrf={csrf}&token={token}");
     let confirmed = send(
         http,
