@@ -52,6 +52,11 @@ fn a_small_surge_accounts_for_everyone_and_never_overbooks() {
         // they get one, and a round places each applicant at most once.
         assert_eq!(m.holds_granted + m.no_slot, r.registered, "{}", m.mode);
         assert!(m.fast_bookings <= r.fast_registered);
+        // Every cancellation and every lapsed hold gives its unit back; each unit given back has
+        // at most one next taker.
+        assert_eq!(m.given_back, m.cancelled + m.holds_expired, "{}", m.mode);
+        assert!(m.given_back_taken <= m.given_back, "{}", m.mode);
+        assert!(m.fast_given_back <= m.given_back_taken, "{}", m.mode);
     }
     assert!(r.fast_registered > 0 && r.fast_registered < r.registered / 50);
     assert!(
@@ -143,6 +148,19 @@ fn alternatives_place_more_and_a_round_takes_the_edge_off_speed() {
         share(one),
         share(among),
         share(round)
+    );
+    // Scarce, so units given back are taken again, and fast clients take more than their share
+    // of them first come first served (they retry every --fast-retry-ms).
+    let back = |m: &booking::ModeReport| m.fast_given_back as f64 / m.given_back_taken as f64;
+    for m in [one, among] {
+        assert!(m.given_back_taken > 0, "{m:?}");
+    }
+    eprintln!(
+        "fast clients' share of given-back units: one branch {:.4}, alternatives {:.4}, \
+         round {:.4}, applicants {applicants:.4}",
+        back(one),
+        back(among),
+        back(round)
     );
 }
 

@@ -72,6 +72,8 @@ pub enum BookEvent {
     Cancel,
     /// A fast client tries again after finding nothing.
     Retry,
+    /// A hold its applicant will not confirm reaches its expiry and gives its unit back.
+    Lapse,
 }
 
 /// A visitor's appointment under one mode.
@@ -104,6 +106,26 @@ pub struct ModeReport {
     pub overbooked: u64,
     /// Appointments offered and not booked at the end.
     pub unused_capacity: u64,
+    /// Units given back: by a cancellation, or by a hold that lapsed.
+    pub given_back: u64,
+    /// Of those, units somebody was granted a hold on again (the unit's next taker counted once).
+    pub given_back_taken: u64,
+    /// Of those, taken again by a fast client.
+    pub fast_given_back: u64,
+}
+
+/// The books' figures at one tick, per mode (`Mode::ALL` order).
+#[derive(Clone, Copy)]
+pub struct BookSample {
+    pub tick: u64,
+    /// Bookings held at this tick.
+    pub bookings: [u64; 3],
+    /// Of those, held by fast clients.
+    pub fast_bookings: [u64; 3],
+    /// Units given back and taken again so far.
+    pub given_back_taken: [u64; 3],
+    /// Of those, taken by fast clients.
+    pub fast_given_back: [u64; 3],
 }
 
 /// The work of one (mode, city) group in one tick, in the order it is done.
@@ -153,6 +175,8 @@ pub struct Books<'a> {
     /// Bookings per (mode, branch, slot), from confirm and release results: indexed by
     /// [`Books::booked_at`].
     booked: Vec<u32>,
+    /// Units given back and not yet taken again, per (mode, branch, slot), indexed like `booked`.
+    given_back: Vec<u32>,
     pub reports: [ModeReport; 3],
     confirmed: [u64; 3],
     pub bookings_now: [u64; 3],
@@ -194,8 +218,10 @@ impl<'a> Books<'a> {
             }
         }
         let booked = vec![0; Mode::ALL.len() * caps.len() * slots_per_branch as usize];
+        let given_back = vec![0; booked.len()];
         Self {
             cfg,
+            given_back,
             books,
             caps,
             slots_per_branch,
@@ -237,17 +263,43 @@ impl<'a> Books<'a> {
     }
 
     /// Adds one event's work to its group.
-    pub fn add(&self, groups: &mut Groups, plans: &[Plan], v: u32, mode: Mode, e: BookEvent) {
-        let seat = &self.seats[v as usize][mode as usize];
+    /// A lapse needs no book call: it only records the unit as given back.
+    pub fn add(&mut self, groups: &mut Groups, plans: &[Plan], v: u32, mode: Mode, e: BookEvent) {
+        let seat = self.seats[v as usize][mode as usize];
         let branch = match e {
             BookEvent::Retry => plans[v as usize].branches[0],
             BookEvent::Confirm | BookEvent::Cancel => seat.branch,
+            BookEvent::Lapse => {
+                self.give_back(mode, seat.branch, seat.slot);
+                return;
+            }
         };
         let work = groups.entry((mode, self.city(branch))).or_default();
         match e {
             BookEvent::Confirm => work.confirms.push(v),
             BookEvent::Cancel => work.cancels.push(v),
             BookEvent::Retry => work.reserves.push(v),
+            BookEvent::Lapse => unreachable!("a lapse returned above"),
+        }
+    }
+
+    /// Records one unit of `(mode, branch, slot)` as given back, for its next taker to claim.
+    fn give_back(&mut self, mode: Mode, branch: u32, slot: u32) {
+        let (branches, slots) = (self.caps.len(), self.slots_per_branch);
+        self.given_back[booked_at(branches, slots, mode, branch, slot)] += 1;
+        self.reports[mode as usize].given_back += 1;
+    }
+
+    /// Counts a hold granted on `(mode, branch, slot)` as the next taker of a unit given back
+    /// there, if one is waiting.
+    fn take_given_back(&mut self, mode: Mode, branch: u32, slot: u32, fast: bool) {
+        let (branches, slots) = (self.caps.len(), self.slots_per_branch);
+        let waiting = &mut self.given_back[booked_at(branches, slots, mode, branch, slot)];
+        if *waiting > 0 {
+            *waiting -= 1;
+            let report = &mut self.reports[mode as usize];
+            report.given_back_taken += 1;
+            report.fast_given_back += u64::from(fast);
         }
     }
 
@@ -379,6 +431,17 @@ impl<'a> Books<'a> {
         let p = &plans[v as usize];
         let m = mode as usize;
         let (branches, slots) = (self.caps.len(), self.slots_per_branch);
+        let held = self.seats[v as usize][m];
+        match &r {
+            // A confirmation that came after the expiry: the hold lapsed and gave its unit back.
+            Outcome::Cancelled(true) | Outcome::Confirmed(None) => {
+                self.give_back(mode, held.branch, held.slot)
+            }
+            Outcome::Reserved(Ok((_, branch, slot))) => {
+                self.take_given_back(mode, *branch, *slot, p.fast)
+            }
+            _ => {}
+        }
         let seat = &mut self.seats[v as usize][m];
         let report = &mut self.reports[m];
         match r {
@@ -405,6 +468,9 @@ impl<'a> Books<'a> {
                 (seat.hold, seat.branch, seat.slot) = (Some(token), branch, slot);
                 if p.confirms {
                     follow.push((now + p.think_ns, v, mode, BookEvent::Confirm));
+                } else {
+                    let ttl_ns = (self.cfg.hold_ttl_secs * 1e9) as u64;
+                    follow.push((now + ttl_ns, v, mode, BookEvent::Lapse));
                 }
             }
             Outcome::Reserved(Err(ReserveError::NoneAvailable)) => {
@@ -550,8 +616,8 @@ pub struct BookSide<'a> {
     per_sample: u64,
     /// The tick the book side has reached.
     tick: u64,
-    /// (tick, bookings held, of which fast clients') once a simulated second.
-    pub samples: Vec<(u64, [u64; 3], [u64; 3])>,
+    /// The books' figures once a simulated second.
+    pub samples: Vec<BookSample>,
     pub registered: u64,
     pub fast_registered: u64,
 }
@@ -653,8 +719,14 @@ impl<'a> BookSide<'a> {
         }
         if tick.is_multiple_of(self.per_sample) {
             self.books.sweep();
-            self.samples
-                .push((tick, self.books.bookings_now, self.books.fast_now));
+            let reports = &self.books.reports;
+            self.samples.push(BookSample {
+                tick,
+                bookings: self.books.bookings_now,
+                fast_bookings: self.books.fast_now,
+                given_back_taken: reports.each_ref().map(|r| r.given_back_taken),
+                fast_given_back: reports.each_ref().map(|r| r.fast_given_back),
+            });
         }
     }
 

@@ -1,5 +1,6 @@
 //! The run as an SVG: the line, admissions per second, bookings under each appointment mode, and
-//! the share of bookings fast clients hold under each mode, over simulated time.
+//! the share of bookings fast clients hold and of given-back units they take under each mode, over
+//! simulated time.
 
 use std::path::Path;
 
@@ -54,6 +55,13 @@ fn panels(report: &Report) -> Vec<Panel> {
         BLACK,
         Box::new(move |_: &Sample| fast_applicants),
     ));
+    let mut taken =
+        per_mode(|s, m| 100.0 * s.fast_given_back[m] as f64 / s.given_back_taken[m].max(1) as f64);
+    taken.push((
+        "their share of applicants",
+        BLACK,
+        Box::new(move |_: &Sample| fast_applicants),
+    ));
     let claims = report.without_claims.is_some();
     let ours = if claims {
         "with claims"
@@ -98,11 +106,17 @@ fn panels(report: &Report) -> Vec<Panel> {
             Some(4.0 * fast_applicants.max(0.25)),
             Span::Run,
         ),
+        (
+            "share of given-back units (cancelled, lapsed) taken by fast clients (%), by mode",
+            taken,
+            Some(4.0 * fast_applicants.max(0.25)),
+            Span::Run,
+        ),
     ]
 }
 
 pub fn draw(path: &Path, report: &Report) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (1000, 1200)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, 1500)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = panels(report);
     let areas = root.split_evenly((panels.len(), 1));

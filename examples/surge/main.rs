@@ -526,6 +526,13 @@ fn print_modes(r: &sim::Report) {
     row("fast clients' share of bookings", &|m| {
         pct(m.fast_bookings, m.bookings)
     });
+    row("units given back", &|m| thousands(m.given_back));
+    row("  of those, taken again", &|m| {
+        thousands(m.given_back_taken)
+    });
+    row("  fast clients' share of takers", &|m| {
+        pct(m.fast_given_back, m.given_back_taken)
+    });
     println!(
         "{:<34} {:>16}",
         "  their share of applicants",

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use surgegate::{Entry, JoinError, ManualClock, TicketToken, VisitorId, WaitingRoom};
 
-use crate::booking::{BookSide, Mode, ModeReport};
+use crate::booking::{BookSample, BookSide, Mode, ModeReport};
 
 const NS: f64 = 1e9;
 
@@ -323,6 +323,10 @@ pub struct Sample {
     pub bookings: [u64; 3],
     /// Of those, held by fast clients.
     pub fast_bookings: [u64; 3],
+    /// Units given back (cancelled, lapsed) and taken again so far, per mode.
+    pub given_back_taken: [u64; 3],
+    /// Of those, taken by fast clients.
+    pub fast_given_back: [u64; 3],
 }
 
 /// What the reject-when-over-rate front door would have done with the same arrivals.
@@ -872,12 +876,13 @@ fn merge_samples(
     tick_ns: u64,
     room: &[(u64, u64, u64)],
     without_claims: &[(u64, u64, u64)],
-    books: &[(u64, [u64; 3], [u64; 3])],
+    books: &[BookSample],
 ) -> Vec<Sample> {
     let (mut room, mut other) = (room.iter().peekable(), without_claims.iter().peekable());
     books
         .iter()
-        .map(|&(tick, bookings, fast_bookings)| {
+        .map(|b| {
+            let tick = b.tick;
             let (waiting, admissions_per_sec) = match room.next_if(|r| r.0 == tick) {
                 Some(&(_, w, a)) => (w, a),
                 None => (0, 0),
@@ -893,8 +898,10 @@ fn merge_samples(
                 admissions_per_sec,
                 waiting_without_claims,
                 admissions_per_sec_without_claims,
-                bookings,
-                fast_bookings,
+                bookings: b.bookings,
+                fast_bookings: b.fast_bookings,
+                given_back_taken: b.given_back_taken,
+                fast_given_back: b.fast_given_back,
             }
         })
         .collect()
