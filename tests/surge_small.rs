@@ -1,6 +1,8 @@
 //! The launch-surge simulation (`examples/surge`) at a small size: it must account for every
 //! visitor, never overbook, and give the same figures for the same seed whatever the threads.
 
+#[path = "../examples/surge/book_side.rs"]
+mod book_side;
 #[path = "../examples/surge/booking.rs"]
 mod booking;
 #[path = "../examples/surge/sim.rs"]

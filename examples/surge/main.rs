@@ -7,6 +7,7 @@
 //! line, the admissions, the bookings under each appointment mode (one branch, alternatives,
 //! allocation rounds; see `booking.rs`) and fast clients' share of them over simulated time.
 
+mod book_side;
 mod booking;
 mod chart;
 mod sim;

@@ -28,7 +28,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use surgegate::{Entry, JoinError, ManualClock, TicketToken, VisitorId, WaitingRoom};
 
-use crate::booking::{BookSample, BookSide, Mode, ModeReport};
+use crate::book_side::{BookSample, BookSide};
+use crate::booking::{Mode, ModeReport};
 
 const NS: f64 = 1e9;
 
