@@ -32,12 +32,27 @@ for t in "${targets[@]}"; do
 done
 
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    fuzz=(cargo +nightly fuzz)
+    cargo=(cargo +nightly)
 else
-    # libFuzzer instrumentation needs unstable flags; stable accepts them with RUSTC_BOOTSTRAP.
+    # The instrumentation flags are unstable; stable accepts them with RUSTC_BOOTSTRAP.
     export RUSTC_BOOTSTRAP=1
-    fuzz=(cargo fuzz)
+    cargo=(cargo)
 fi
+
+# Every target is built once, the way `cargo fuzz build` builds it (release, debug assertions and
+# overflow checks on, libFuzzer's coverage instrumentation, AddressSanitizer: the book walks raw
+# pointers), without needing cargo-fuzz installed. `cargo fuzz run T` uses the same binaries' flags.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+export RUSTFLAGS="--cfg fuzzing -Cdebug-assertions -Coverflow-checks -Zsanitizer=address \
+-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0:detect_leaks=1}"
+build_args=(build --release --target "$host")
+for t in "${targets[@]}"; do build_args+=(--bin "$t"); done
+"${cargo[@]}" "${build_args[@]}"
+bins="$(pwd)/target/$host/release"
+fuzz_run() { local t=$1; shift; "$bins/$t" -artifact_prefix="$(pwd)/artifacts/$t/" "$@"; }
 
 scratch="$(pwd)/../target/fuzz-scratch"
 logs="$(pwd)/../target/fuzz-logs"
@@ -54,7 +69,8 @@ for t in "${targets[@]}"; do
     # New inputs go to the first directory (scratch); the kept corpus is only read.
     parallel=()
     ((jobs == 1)) || parallel=(-jobs="$jobs" -workers="$jobs")
-    if ! "${fuzz[@]}" run "$t" "$found" "$kept" -- -max_total_time="$seconds" -timeout=10 \
+    mkdir -p "artifacts/$t"
+    if ! fuzz_run "$t" "$found" "$kept" -max_total_time="$seconds" -timeout=10 \
         "${parallel[@]}" -print_final_stats=1 > "$log" 2>&1; then
         tail -n 60 "$log"
         echo "fuzz target $t found a failure (input saved under fuzz/artifacts/$t, log $log)" >&2
@@ -71,7 +87,7 @@ for t in "${targets[@]}"; do
         continue
     fi
     # Keep the inputs of the old corpus and the new ones that add coverage, each set minimised.
-    "${fuzz[@]}" run "$t" "$scratch/$t/merged" "$kept" "$found" -- -merge=1 \
+    fuzz_run "$t" "$scratch/$t/merged" "$kept" "$found" -merge=1 \
         > "$logs/$t.merge.log" 2>&1 || { tail -n 30 "$logs/$t.merge.log"; exit 1; }
     rm -rf "$kept"
     mv "$scratch/$t/merged" "$kept"
