@@ -23,8 +23,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+metrics_token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PORTAL_ADMIN_TOKEN="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
-    "${bin}" --addr 127.0.0.1:0 --rate 500 --burst 500 --max-active 100000 \
+    PORTAL_METRICS_TOKEN="${metrics_token}" \
+    "${bin}" --addr 127.0.0.1:0 --rate 3000 --burst 3000 --max-active 200000 \
     --new-visitors-per-minute 0 --data "${work}/data" >"${work}/out" 2>"${work}/err" &
 pid=$!
 for _ in $(seq 1 200); do
@@ -34,12 +36,31 @@ done
 addr="$(sed -n 's/^listening on //p' "${work}/out" | head -1)"
 [ -n "${addr}" ] || { echo "the portal did not start:" >&2; cat "${work}/err" >&2; exit 1; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/${pid}/status"; }
+# The line's and the passes' counts, from /metrics (the state a bounded table holds).
+room() {
+    curl -s --max-time 5 -H "Authorization: Bearer ${metrics_token}" "${addr}/metrics" |
+        awk '/^surgegate_(waiting|active) / { printf "%s %s ", substr($1, 11), $2 }'
+}
 
 wrk -t2 -c64 -d"${duration}s" --timeout 10s -s "${here}/soak.lua" "${addr}" >"${work}/wrk" &
 wrk_pid=$!
 first=$(( duration < 60 ? duration / 2 : 60 ))
-sleep "${first}"
-rss_first="$(rss)"
+# RSS every SOAK_SAMPLE_SECONDS (default 60): a leak grows without end, a bounded table that is
+# still filling levels off.
+sample="${SOAK_SAMPLE_SECONDS:-60}"
+elapsed=0
+rss_first=""
+while kill -0 "${wrk_pid}" 2>/dev/null && ((elapsed < duration)); do
+    step=$(( sample < duration - elapsed ? sample : duration - elapsed ))
+    if [ -z "${rss_first}" ] && ((elapsed < first && elapsed + step > first)); then
+        step=$(( first - elapsed ))
+    fi
+    sleep "${step}"
+    elapsed=$(( elapsed + step ))
+    now_rss="$(rss)"
+    ((elapsed == first)) && rss_first="${now_rss}"
+    echo "RSS at ${elapsed} s: ${now_rss} KiB; $(room)"
+done
 wait "${wrk_pid}"
 rss_end="$(rss)"
 cat "${work}/wrk"
