@@ -39,9 +39,9 @@ else
     cargo=(cargo)
 fi
 
-# Every target is built once, the way `cargo fuzz build` builds it (release, debug assertions and
-# overflow checks on, libFuzzer's coverage instrumentation, AddressSanitizer: the book walks raw
-# pointers), without needing cargo-fuzz installed. `cargo fuzz run T` uses the same binaries' flags.
+# Every target is built in one cargo call, without cargo-fuzz installed: release, debug
+# assertions and overflow checks on, libFuzzer's coverage instrumentation, AddressSanitizer (the
+# book walks raw pointers). `cargo fuzz run T` still works; it builds with its own flags.
 host="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="--cfg fuzzing -Cdebug-assertions -Coverflow-checks -Zsanitizer=address \
 -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

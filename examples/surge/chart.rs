@@ -48,20 +48,21 @@ fn panels(report: &Report) -> Vec<Panel> {
             .collect()
     };
     let fast_applicants = 100.0 * report.fast_registered as f64 / report.registered.max(1) as f64;
-    let mut shares =
-        per_mode(|s, m| 100.0 * s.fast_bookings[m] as f64 / s.bookings[m].max(1) as f64);
-    shares.push((
-        "their share of applicants",
-        BLACK,
-        Box::new(move |_: &Sample| fast_applicants),
-    ));
-    let mut taken =
-        per_mode(|s, m| 100.0 * s.fast_given_back[m] as f64 / s.given_back_taken[m].max(1) as f64);
-    taken.push((
-        "their share of applicants",
-        BLACK,
-        Box::new(move |_: &Sample| fast_applicants),
-    ));
+    // A fast-client share per mode, drawn against their share of applicants.
+    let against_applicants = |value: fn(&Sample, usize) -> f64| -> Vec<Series> {
+        let mut series = per_mode(value);
+        series.push((
+            "their share of applicants",
+            BLACK,
+            Box::new(move |_: &Sample| fast_applicants),
+        ));
+        series
+    };
+    let shares =
+        against_applicants(|s, m| 100.0 * s.fast_bookings[m] as f64 / s.bookings[m].max(1) as f64);
+    let taken = against_applicants(|s, m| {
+        100.0 * s.fast_given_back[m] as f64 / s.given_back_taken[m].max(1) as f64
+    });
     let claims = report.without_claims.is_some();
     let ours = if claims {
         "with claims"
