@@ -1,6 +1,10 @@
--- Mixed traffic for examples/portal/soak.sh: each wrk thread is one returning visitor with
--- its cookies (landing page, waiting refreshes and gated pages), and every tenth request is a
--- new visitor without cookies. Counts 5xx answers; soak.sh prints them.
+-- Traffic for examples/portal/soak.sh, in one of two modes (wrk ... -s soak.lua URL -- MODE):
+--   returning: each wrk thread is one returning visitor that keeps its cookies and asks for the
+--              landing page, /register (the line's refresh, then the form) and /appointments
+--              (a gated page) in turn;
+--   new:       every request is a new visitor without cookies asking for /register, who never
+--              comes back (the line keeps it until its check-in lapses).
+-- Counts answers and 5xx answers; soak.sh prints them.
 local threads = {}
 
 function setup(thread)
@@ -8,6 +12,7 @@ function setup(thread)
 end
 
 function init(args)
+  mode = args[1] or "returning"
   cookies = {}
   n = 0
   server_errors = 0
@@ -18,18 +23,18 @@ local paths = { "/", "/register", "/register", "/appointments", "/register" }
 
 function request()
   n = n + 1
-  local path = paths[(n % #paths) + 1]
   local headers = { ["Accept"] = "text/html" }
-  if n % 10 ~= 0 then
-    local jar = {}
-    for name, value in pairs(cookies) do
-      table.insert(jar, name .. "=" .. value)
-    end
-    if #jar > 0 then
-      headers["Cookie"] = table.concat(jar, "; ")
-    end
+  if mode == "new" then
+    return wrk.format("GET", "/register", headers)
   end
-  return wrk.format("GET", path, headers)
+  local jar = {}
+  for name, value in pairs(cookies) do
+    table.insert(jar, name .. "=" .. value)
+  end
+  if #jar > 0 then
+    headers["Cookie"] = table.concat(jar, "; ")
+  end
+  return wrk.format("GET", paths[(n % #paths) + 1], headers)
 end
 
 function response(status, headers, body)
@@ -37,12 +42,16 @@ function response(status, headers, body)
   if status >= 500 then
     server_errors = server_errors + 1
   end
-  -- wrk gives one value per header name: the last Set-Cookie is enough to keep a visitor.
-  local set = headers["Set-Cookie"]
-  if set and n % 10 ~= 0 then
+  if mode == "new" then
+    return
+  end
+  -- wrk keeps one value per header name, as the server spelled it (the portal: lower case), so
+  -- a response that sets two cookies shows the last; the next responses set the other again.
+  local set = headers["set-cookie"] or headers["Set-Cookie"]
+  if set then
     local name, value = set:match("^([^=;]+)=([^;]*)")
-    if name and value ~= "" then
-      cookies[name] = value
+    if name then
+      cookies[name] = value ~= "" and value or nil
     end
   end
 end

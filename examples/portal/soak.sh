@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Soak: the example portal under wrk for a long run of mixed traffic (landing page, waiting
-# refreshes, gated pages, new visitors), then its resident memory after the first minute and
-# at the end, and the count of 5xx answers.
+# Soak: the example portal under wrk for a long run of mixed traffic (returning visitors asking
+# for the landing page, refreshing their place and opening gated pages; new visitors joining the
+# line and leaving it), then its resident memory after the first minute and at the end, and the
+# count of 5xx answers. The check-in and claim timeouts are 15 s, so that the line and the pass
+# table reach their steady size well inside the first minute: the comparison is then about
+# leaks, not about tables still filling.
 #   bash examples/portal/soak.sh [DURATION_SECONDS]      (default 600)
 # PORTAL_BIN=path runs that binary instead of building the release one. Needs wrk.
 set -euo pipefail
@@ -26,7 +29,8 @@ trap cleanup EXIT
 metrics_token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PORTAL_ADMIN_TOKEN="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
     PORTAL_METRICS_TOKEN="${metrics_token}" \
-    "${bin}" --addr 127.0.0.1:0 --rate 3000 --burst 3000 --max-active 200000 \
+    "${bin}" --addr 127.0.0.1:0 --rate 500 --burst 500 --max-active 200000 \
+    --checkin-timeout-secs 15 --claim-timeout-secs 15 \
     --new-visitors-per-minute 0 --data "${work}/data" >"${work}/out" 2>"${work}/err" &
 pid=$!
 for _ in $(seq 1 200); do
@@ -42,8 +46,13 @@ room() {
         awk '/^surgegate_(waiting|active) / { printf "%s %s ", substr($1, 11), $2 }'
 }
 
-wrk -t2 -c64 -d"${duration}s" --timeout 10s -s "${here}/soak.lua" "${addr}" >"${work}/wrk" &
+# Returning visitors (one a wrk thread) on 56 connections, new visitors on 8.
+wrk -t8 -c56 -d"${duration}s" --timeout 10s -s "${here}/soak.lua" "${addr}" -- returning \
+    >"${work}/wrk" &
 wrk_pid=$!
+wrk -t1 -c8 -d"${duration}s" --timeout 10s -s "${here}/soak.lua" "${addr}" -- new \
+    >"${work}/wrk_new" &
+new_pid=$!
 first=$(( duration < 60 ? duration / 2 : 60 ))
 # RSS every SOAK_SAMPLE_SECONDS (default 60): a leak grows without end, a bounded table that is
 # still filling levels off.
@@ -62,7 +71,11 @@ while kill -0 "${wrk_pid}" 2>/dev/null && ((elapsed < duration)); do
     echo "RSS at ${elapsed} s: ${now_rss} KiB; $(room)"
 done
 wait "${wrk_pid}"
+wait "${new_pid}"
 rss_end="$(rss)"
+echo "returning visitors:"
 cat "${work}/wrk"
+echo "new visitors:"
+cat "${work}/wrk_new"
 echo "RSS after ${first} s: ${rss_first} KiB; at the end (${duration} s): ${rss_end} KiB;" \
     "change: $(( (rss_end - rss_first) * 100 / rss_first ))%"
