@@ -5,6 +5,10 @@
 mod book_side;
 #[path = "../examples/surge/booking.rs"]
 mod booking;
+#[path = "../examples/surge/calls.rs"]
+mod calls;
+#[path = "../examples/surge/modes.rs"]
+mod modes;
 #[path = "../examples/surge/sim.rs"]
 mod sim;
 
@@ -113,9 +117,10 @@ fn the_same_seed_gives_the_same_figures_with_any_number_of_threads() {
     );
 }
 
-/// The three appointment modes on the same registrations: alternatives place more applicants
+/// The four appointment modes on the same registrations: alternatives place more applicants
 /// than one branch; the round gives fast clients no more than their share of applicants (after
-/// their always-confirm, never-cancel habits), where first come first served gives them more.
+/// their always-confirm, never-cancel habits), where first come first served gives them more;
+/// standby gives the units given back to those who waited for them.
 #[test]
 fn alternatives_place_more_and_a_round_takes_the_edge_off_speed() {
     // Scarce: about 9 000 appointments for 19 000 applicants.
@@ -125,7 +130,7 @@ fn alternatives_place_more_and_a_round_takes_the_edge_off_speed() {
         ..small(2, 11)
     };
     let r = sim::run(&cfg, |_, _| {});
-    let [one, among, round] = &r.modes;
+    let [one, among, round, standby] = &r.modes;
     assert!(
         among.no_slot < one.no_slot && among.bookings > one.bookings,
         "alternatives {among:?} against one branch {one:?}"
@@ -151,18 +156,31 @@ fn alternatives_place_more_and_a_round_takes_the_edge_off_speed() {
         share(among),
         share(round)
     );
-    // Scarce, so units given back are taken again, and fast clients take more than their share
-    // of them first come first served (they retry every --fast-retry-ms).
+    // Scarce, so units given back are taken again. With standby they go to the requests that
+    // waited for them, in the order they joined, whatever the fast clients' retries: their share
+    // of the takers stays within 1.2 times their share of applicants.
     let back = |m: &booking::ModeReport| m.fast_given_back as f64 / m.given_back_taken as f64;
-    for m in [one, among] {
+    for m in [one, among, standby] {
         assert!(m.given_back_taken > 0, "{m:?}");
     }
+    assert!(
+        back(standby) <= 1.2 * applicants,
+        "standby: fast clients took {:.4} of given-back units, applicants {applicants:.4}",
+        back(standby)
+    );
+    // Standby places at least as many as alternatives alone: it only adds the units given back
+    // that nobody asked for again.
+    assert!(
+        standby.bookings >= among.bookings && standby.no_slot <= among.no_slot,
+        "standby {standby:?} against alternatives {among:?}"
+    );
     eprintln!(
         "fast clients' share of given-back units: one branch {:.4}, alternatives {:.4}, \
-         round {:.4}, applicants {applicants:.4}",
+         round {:.4}, standby {:.4}, applicants {applicants:.4}",
         back(one),
         back(among),
-        back(round)
+        back(round),
+        back(standby)
     );
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use surgegate::ManualClock;
 
-use crate::booking::{BookEvent, Books, Groups, Mode, ModeReport};
+use crate::booking::{BookEvent, Books, Groups, MODES, Mode, ModeReport};
 use crate::sim::{Config, Plan};
 
 /// The books' figures at one tick, per mode (`Mode::ALL` order).
@@ -14,13 +14,13 @@ use crate::sim::{Config, Plan};
 pub struct BookSample {
     pub tick: u64,
     /// Bookings held at this tick.
-    pub bookings: [u64; 3],
+    pub bookings: [u64; MODES],
     /// Of those, held by fast clients.
-    pub fast_bookings: [u64; 3],
+    pub fast_bookings: [u64; MODES],
     /// Units given back and taken again so far.
-    pub given_back_taken: [u64; 3],
+    pub given_back_taken: [u64; MODES],
     /// Of those, taken by fast clients.
-    pub fast_given_back: [u64; 3],
+    pub fast_given_back: [u64; MODES],
 }
 
 /// The book half of the simulation, on its own clock and its own events: it depends on the
@@ -119,8 +119,8 @@ impl<'a> BookSide<'a> {
         self.tick = tick;
         let now = tick * self.tick_ns;
         let mut groups = Groups::new();
-        for (v, mode, e) in self.wheel.remove(&tick).unwrap_or_default() {
-            self.books.add(&mut groups, plans, v, mode, e);
+        for event in self.wheel.remove(&tick).unwrap_or_default() {
+            self.books.add(&mut groups, plans, now, event);
         }
         self.registered += registered.len() as u64;
         self.fast_registered += registered
@@ -152,7 +152,11 @@ impl<'a> BookSide<'a> {
 
     /// Lets every abandoned hold lapse, checks each book, and returns the per-mode figures and
     /// the library calls made on this side.
-    pub fn finish(self, pool: &rayon::ThreadPool, hold_ttl_secs: f64) -> ([ModeReport; 3], u64) {
+    pub fn finish(
+        self,
+        pool: &rayon::ThreadPool,
+        hold_ttl_secs: f64,
+    ) -> ([ModeReport; MODES], u64) {
         self.clock
             .advance(std::time::Duration::from_secs_f64(hold_ttl_secs));
         self.books.finish(pool)

@@ -1,4 +1,4 @@
-//! The appointment step of the launch surge, three ways side by side on three `SlotBook`s with
+//! The appointment step of the launch surge, four ways side by side on four `SlotBook`s with
 //! the same capacities, fed by the same registrations:
 //!
 //! - **one branch**: `reserve_earliest` at the visitor's own branch, first come first served;
@@ -12,7 +12,12 @@
 //!   are confirmed or lapsed), a further round among those still left out hands out what lapsed
 //!   or was cancelled meanwhile, up to [`ROUNDS`] rounds, or until a city's round places nobody.
 //!   Round applicants never reserve directly (the portal takes their requests only through
-//!   rounds); registrations after the first round's close reserve as in *alternatives*.
+//!   rounds); registrations after the first round's close reserve as in *alternatives*;
+//! - **standby**: as *alternatives*, and an applicant who finds nothing joins the book's standby
+//!   line over the same branches and days: a unit given back is held for the earliest request
+//!   that covers it before any reservation can take it. Humans look for their offer every
+//!   `standby_check_secs`, fast clients at every retry; a request that waited `standby_secs`
+//!   leaves the line.
 //!
 //! Fast clients (bots) who find nothing when they reserve directly retry every `fast_retry_ms`
 //! for `fast_retry_secs`, and so catch units that lapsed holds or cancellations give back.
@@ -25,45 +30,14 @@
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
-use serde::Serialize;
-use surgegate::{
-    AllocationRound, ApplicantId, BranchId, HoldToken, ManualClock, ReserveError, SlotBook,
-};
+use surgegate::{AllocationRound, BranchId, HoldToken, ManualClock, ReserveError, SlotBook};
 
+use crate::calls::{Held, Outcome, group_work, request};
+pub use crate::modes::{MODES, Mode, ModeReport};
 use crate::sim::{Config, PARALLEL_MIN, Plan, par_map_if};
 
 /// The most rounds (the first and those for units given back) in round mode.
 pub const ROUNDS: u32 = 4;
-
-/// How applicants get appointments; see the module docs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum Mode {
-    Single,
-    Among,
-    Round,
-}
-
-impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Single, Mode::Among, Mode::Round];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Single => "one branch",
-            Mode::Among => "alternatives",
-            Mode::Round => "round",
-        }
-    }
-
-    /// The mode of a `--modes` word: `one`, `alternatives` or `round`.
-    pub fn parse(word: &str) -> Option<Mode> {
-        match word {
-            "one" => Some(Mode::Single),
-            "alternatives" => Some(Mode::Among),
-            "round" => Some(Mode::Round),
-            _ => None,
-        }
-    }
-}
 
 /// Book events of one visitor under one mode.
 #[derive(Clone, Copy, Debug)]
@@ -74,44 +48,20 @@ pub enum BookEvent {
     Retry,
     /// A hold its applicant will not confirm reaches its expiry and gives its unit back.
     Lapse,
+    /// A visitor on standby looks for its offer (or leaves, once it has waited its time).
+    Check,
 }
 
 /// A visitor's appointment under one mode.
 #[derive(Clone, Copy, Default)]
-struct Seat {
-    hold: Option<HoldToken>,
+pub struct Seat {
+    pub hold: Option<HoldToken>,
     branch: u32,
     slot: u32,
     /// Until when a fast client keeps retrying (0: has not failed yet).
     retry_until_ns: u64,
-}
-
-/// One mode's outcome.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ModeReport {
-    pub mode: &'static str,
-    /// Whether this mode ran (`--modes`); the figures of one that did not are zeros.
-    pub ran: bool,
-    /// Confirmed and not cancelled at the end.
-    pub bookings: u64,
-    /// Of those, held by fast clients.
-    pub fast_bookings: u64,
-    pub cancelled: u64,
-    /// Asked for an appointment and never got a hold (fast clients: not even by retrying).
-    pub no_slot: u64,
-    pub holds_granted: u64,
-    /// Granted and never confirmed: they lapsed and gave their unit back.
-    pub holds_expired: u64,
-    /// Slots whose bookings (counted from the simulation's own records) exceed their capacity.
-    pub overbooked: u64,
-    /// Appointments offered and not booked at the end.
-    pub unused_capacity: u64,
-    /// Units given back: by a cancellation, or by a hold that lapsed.
-    pub given_back: u64,
-    /// Of those, units somebody was granted a hold on again (the unit's next taker counted once).
-    pub given_back_taken: u64,
-    /// Of those, taken again by a fast client.
-    pub fast_given_back: u64,
+    /// Until when the visitor waits on standby (0: not on standby).
+    pub standby_until_ns: u64,
 }
 
 /// The work of one (mode, city) group in one tick, in the order it is done.
@@ -119,19 +69,16 @@ pub struct ModeReport {
 pub struct Work {
     pub cancels: Vec<u32>,
     pub confirms: Vec<u32>,
+    /// Standby visitors looking for their offer.
+    pub checks: Vec<u32>,
+    /// Standby visitors whose waiting time is over.
+    pub leaves: Vec<u32>,
     /// Fresh requests and fast clients' retries.
     pub reserves: Vec<u32>,
 }
 
 /// This tick's book work, by (mode, city).
 pub type Groups = BTreeMap<(Mode, u32), Work>;
-
-/// What one book call gave.
-enum Outcome {
-    Cancelled(bool),
-    Confirmed(Option<u32>),
-    Reserved(Result<(HoldToken, u32, u32), ReserveError>),
-}
 
 /// Follow-ups the simulation schedules: (at, visitor, mode, event).
 pub type FollowUps = Vec<(u64, u32, Mode, BookEvent)>;
@@ -149,47 +96,52 @@ fn round_seed(seed: u64, city: u32, number: u32) -> u64 {
     seed.wrapping_add(u64::from(number)) ^ (u64::from(city) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// The three books, the rounds, and the simulation's own ledger of them.
+/// The books, the rounds, and the simulation's own ledger of them.
 pub struct Books<'a> {
     cfg: &'a Config,
-    books: [SlotBook<ManualClock>; 3],
+    books: [SlotBook<ManualClock>; MODES],
     caps: Vec<u32>,
     slots_per_branch: u32,
     /// The rounds whose close is still due.
     round: Option<Rounds>,
-    seats: Vec<[Seat; 3]>,
+    seats: Vec<[Seat; MODES]>,
     /// Bookings per (mode, branch, slot), from confirm and release results: indexed by
     /// [`Books::booked_at`].
     booked: Vec<u32>,
     /// Units given back and not yet taken again, per (mode, branch, slot), indexed like `booked`.
     given_back: Vec<u32>,
-    pub reports: [ModeReport; 3],
-    confirmed: [u64; 3],
-    pub bookings_now: [u64; 3],
-    pub fast_now: [u64; 3],
+    pub reports: [ModeReport; MODES],
+    confirmed: [u64; MODES],
+    pub bookings_now: [u64; MODES],
+    pub fast_now: [u64; MODES],
     /// Appointments each book offers.
     pub offered: u64,
     /// Library calls made here.
     pub calls: u64,
     /// Which modes run (`Mode::ALL` order).
-    ran: [bool; 3],
+    ran: [bool; MODES],
 }
 
 impl<'a> Books<'a> {
-    /// Three books with every slot opened at the same capacities.
+    /// The books with every slot opened at the same capacities.
     pub fn new(cfg: &'a Config, clock: &ManualClock, caps: Vec<u32>, visitors: usize) -> Self {
         let ran = Mode::ALL.map(|m| cfg.modes.contains(&m));
         let slots_per_branch = cfg.days * cfg.windows_per_day;
-        let book = || {
+        let book = |shards: u32| {
             SlotBook::builder()
                 .hold_ttl(std::time::Duration::from_secs_f64(cfg.hold_ttl_secs))
                 .max_active_per_applicant(1)
                 .max_branches(cfg.branches.max(1))
                 .max_slots_per_branch(slots_per_branch.max(1))
+                .shards(shards)
                 .clock(clock.clone())
                 .build()
         };
-        let books = [book(), book(), book()];
+        // The standby book has one shard: units that lapse at the same instant pass on to the
+        // line in the order of their hold tokens, which come from per-shard counters, and
+        // applicants are spread over shards by a seed of each book's own; with one shard (and
+        // its calls in one order, see `work`) the figures are the same in every run.
+        let books = [book(64), book(64), book(64), book(1)];
         let mut offered = 0;
         let mut calls = 0;
         for b in 0..cfg.branches {
@@ -216,7 +168,7 @@ impl<'a> Books<'a> {
                 number: 0,
                 by_city: BTreeMap::new(),
             }),
-            seats: vec![[Seat::default(); 3]; visitors],
+            seats: vec![[Seat::default(); MODES]; visitors],
             booked,
             reports: Mode::ALL.map(|m| ModeReport {
                 mode: m.name(),
@@ -224,9 +176,9 @@ impl<'a> Books<'a> {
                 ..ModeReport::default()
             }),
             ran,
-            confirmed: [0; 3],
-            bookings_now: [0; 3],
-            fast_now: [0; 3],
+            confirmed: [0; MODES],
+            bookings_now: [0; MODES],
+            fast_now: [0; MODES],
             offered,
             calls,
         }
@@ -250,10 +202,17 @@ impl<'a> Books<'a> {
 
     /// Adds one event's work to its group.
     /// A lapse needs no book call: it only records the unit as given back.
-    pub fn add(&mut self, groups: &mut Groups, plans: &[Plan], v: u32, mode: Mode, e: BookEvent) {
+    pub fn add(
+        &mut self,
+        groups: &mut Groups,
+        plans: &[Plan],
+        now: u64,
+        ev: (u32, Mode, BookEvent),
+    ) {
+        let (v, mode, e) = ev;
         let seat = self.seats[v as usize][mode as usize];
         let branch = match e {
-            BookEvent::Retry => plans[v as usize].branches[0],
+            BookEvent::Retry | BookEvent::Check => plans[v as usize].branches[0],
             BookEvent::Confirm | BookEvent::Cancel => seat.branch,
             BookEvent::Lapse => {
                 self.give_back(mode, seat.branch, seat.slot);
@@ -265,6 +224,8 @@ impl<'a> Books<'a> {
             BookEvent::Confirm => work.confirms.push(v),
             BookEvent::Cancel => work.cancels.push(v),
             BookEvent::Retry => work.reserves.push(v),
+            BookEvent::Check if now >= seat.standby_until_ns => work.leaves.push(v),
+            BookEvent::Check => work.checks.push(v),
             BookEvent::Lapse => unreachable!("a lapse returned above"),
         }
     }
@@ -387,13 +348,38 @@ impl<'a> Books<'a> {
         let (books, seats, slots) = (&self.books, &self.seats, self.slots_per_branch);
         let calls: usize = groups
             .iter()
-            .map(|(_, w)| w.cancels.len() + w.confirms.len() + w.reserves.len())
+            .map(|(_, w)| {
+                w.cancels.len()
+                    + w.confirms.len()
+                    + w.checks.len()
+                    + w.leaves.len()
+                    + w.reserves.len()
+            })
             .sum();
         let parallel = calls >= PARALLEL_MIN;
-        let results = par_map_if(pool, parallel, &groups, |((mode, _), work)| {
-            let book = &books[*mode as usize];
-            group_work(book, seats, plans, slots, *mode, work)
-        });
+        // Each group is a unit of parallel work, except the standby book's, which run as one
+        // unit in city order: its line serves requests in the order they joined the whole book,
+        // and hold tokens (which order same-instant expiries) come from per-shard counters that
+        // every city shares, so only one order of their calls gives the same figures with any
+        // number of threads. (Groups sort by mode: the standby ones come last.)
+        let standby_from = groups
+            .iter()
+            .position(|((mode, _), _)| *mode == Mode::Standby)
+            .unwrap_or(groups.len());
+        let mut units: Vec<&[((Mode, u32), Work)]> = groups[..standby_from].chunks(1).collect();
+        if standby_from < groups.len() {
+            units.push(&groups[standby_from..]);
+        }
+        let results: Vec<Vec<(u32, Outcome)>> = par_map_if(pool, parallel, &units, |unit| {
+            unit.iter()
+                .map(|((mode, _), work)| {
+                    group_work(&books[*mode as usize], seats, plans, slots, *mode, work)
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         let mut follow = FollowUps::new();
         for (((mode, _), _), results) in groups.iter().zip(results) {
             for (v, r) in results {
@@ -423,25 +409,26 @@ impl<'a> Books<'a> {
             Outcome::Cancelled(true) | Outcome::Confirmed(None) => {
                 self.give_back(mode, held.branch, held.slot)
             }
-            Outcome::Reserved(Ok((_, branch, slot))) => {
+            Outcome::Reserved(Ok((_, branch, slot)))
+            | Outcome::Offered(Some((_, branch, slot)))
+            | Outcome::Left(Some((_, branch, slot))) => {
                 self.take_given_back(mode, *branch, *slot, p.fast)
             }
             _ => {}
         }
-        let seat = &mut self.seats[v as usize][m];
         let report = &mut self.reports[m];
         match r {
             Outcome::Cancelled(false) | Outcome::Confirmed(None) => {}
             Outcome::Cancelled(true) => {
-                let n = &mut self.booked[booked_at(branches, slots, mode, seat.branch, seat.slot)];
+                let n = &mut self.booked[booked_at(branches, slots, mode, held.branch, held.slot)];
                 *n = n.checked_sub(1).expect("cancelled a booking we counted");
                 self.bookings_now[m] -= 1;
                 self.fast_now[m] -= u64::from(p.fast);
                 report.cancelled += 1;
             }
             Outcome::Confirmed(Some(slot)) => {
-                debug_assert_eq!(slot, seat.slot);
-                self.booked[booked_at(branches, slots, mode, seat.branch, slot)] += 1;
+                debug_assert_eq!(slot, held.slot);
+                self.booked[booked_at(branches, slots, mode, held.branch, slot)] += 1;
                 self.bookings_now[m] += 1;
                 self.fast_now[m] += u64::from(p.fast);
                 self.confirmed[m] += 1;
@@ -449,28 +436,57 @@ impl<'a> Books<'a> {
                     follow.push((now + p.cancel_after_ns, v, mode, BookEvent::Cancel));
                 }
             }
-            Outcome::Reserved(Ok((token, branch, slot))) => {
-                report.holds_granted += 1;
-                (seat.hold, seat.branch, seat.slot) = (Some(token), branch, slot);
-                if p.confirms {
-                    follow.push((now + p.think_ns, v, mode, BookEvent::Confirm));
-                } else {
-                    let ttl_ns = (self.cfg.hold_ttl_secs * 1e9) as u64;
-                    follow.push((now + ttl_ns, v, mode, BookEvent::Lapse));
-                }
+            Outcome::Reserved(Ok(h)) | Outcome::Offered(Some(h)) | Outcome::Left(Some(h)) => {
+                self.granted(now, p, v, mode, h, follow)
+            }
+            Outcome::Refused | Outcome::Left(None) => report.no_slot += 1,
+            Outcome::Standing => {
+                let until_ns = now + (self.cfg.standby_secs * 1e9) as u64;
+                self.seats[v as usize][m].standby_until_ns = until_ns;
+                self.found_nothing(now, p, v, mode, follow);
+            }
+            Outcome::Offered(None) => {
+                let check_ns = (self.cfg.standby_check_secs * 1e9) as u64;
+                follow.push((now + check_ns, v, mode, BookEvent::Check));
             }
             Outcome::Reserved(Err(ReserveError::NoneAvailable)) => {
-                let retry_ns = self.cfg.fast_retry_ms * 1_000_000;
-                if p.fast && seat.retry_until_ns == 0 {
-                    seat.retry_until_ns = now + (self.cfg.fast_retry_secs * 1e9) as u64;
-                }
-                if p.fast && now + retry_ns <= seat.retry_until_ns {
-                    follow.push((now + retry_ns, v, mode, BookEvent::Retry));
-                } else {
-                    report.no_slot += 1;
-                }
+                self.found_nothing(now, p, v, mode, follow)
             }
             Outcome::Reserved(Err(e)) => panic!("{}: reserve: {e}", mode.name()),
+        }
+    }
+
+    /// A hold granted (by a reservation, or by standby): confirmed after the applicant's think
+    /// time, or left to lapse.
+    fn granted(&mut self, now: u64, p: &Plan, v: u32, mode: Mode, h: Held, f: &mut FollowUps) {
+        let (token, branch, slot) = h;
+        self.reports[mode as usize].holds_granted += 1;
+        let seat = &mut self.seats[v as usize][mode as usize];
+        (seat.hold, seat.branch, seat.slot) = (Some(token), branch, slot);
+        seat.standby_until_ns = 0;
+        if p.confirms {
+            f.push((now + p.think_ns, v, mode, BookEvent::Confirm));
+        } else {
+            let ttl_ns = (self.cfg.hold_ttl_secs * 1e9) as u64;
+            f.push((now + ttl_ns, v, mode, BookEvent::Lapse));
+        }
+    }
+
+    /// A reservation found nothing: a fast client retries for `fast_retry_secs`; on standby,
+    /// the applicant then looks for its offer now and then; otherwise it has nothing.
+    fn found_nothing(&mut self, now: u64, p: &Plan, v: u32, mode: Mode, f: &mut FollowUps) {
+        let retry_ns = self.cfg.fast_retry_ms * 1_000_000;
+        let seat = &mut self.seats[v as usize][mode as usize];
+        if p.fast && seat.retry_until_ns == 0 {
+            seat.retry_until_ns = now + (self.cfg.fast_retry_secs * 1e9) as u64;
+        }
+        if p.fast && now + retry_ns <= seat.retry_until_ns {
+            f.push((now + retry_ns, v, mode, BookEvent::Retry));
+        } else if seat.standby_until_ns > 0 {
+            let check_ns = (self.cfg.standby_check_secs * 1e9) as u64;
+            f.push((now + check_ns, v, mode, BookEvent::Check));
+        } else {
+            self.reports[mode as usize].no_slot += 1;
         }
     }
 
@@ -490,7 +506,7 @@ impl<'a> Books<'a> {
     /// Lets every abandoned hold lapse (the clock has moved past them), checks each book end to
     /// end against the ledger, and fills in the per-mode figures.
     /// Returns the figures and the library calls made here.
-    pub fn finish(mut self, pool: &rayon::ThreadPool) -> ([ModeReport; 3], u64) {
+    pub fn finish(mut self, pool: &rayon::ThreadPool) -> ([ModeReport; MODES], u64) {
         let modes: Vec<Mode> = self.ran_modes().collect();
         let books = &self.books;
         // The books' end-to-end checks, each O(n log n), side by side.
@@ -535,56 +551,4 @@ impl<'a> Books<'a> {
 /// `slots` slots each.
 fn booked_at(branches: usize, slots: u32, mode: Mode, branch: u32, slot: u32) -> usize {
     (mode as usize * branches + branch as usize) * slots as usize + slot as usize
-}
-
-/// Puts a visitor's acceptable branches, over every slot, into a round as ranked preferences.
-fn request(round: &mut AllocationRound, p: &Plan, v: u32, slots_per_branch: u32) {
-    let prefs: Vec<_> = p
-        .acceptable()
-        .iter()
-        .map(|&b| (BranchId(b), 0..slots_per_branch))
-        .collect();
-    round
-        .request(ApplicantId(u64::from(v)), &prefs)
-        .expect("1-4 preferences with non-empty ranges");
-}
-
-/// One group's book calls in one tick, on one thread: cancellations, confirmations, then
-/// reservations.
-fn group_work(
-    book: &SlotBook<ManualClock>,
-    seats: &[[Seat; 3]],
-    plans: &[Plan],
-    slots_per_branch: u32,
-    mode: Mode,
-    work: &Work,
-) -> Vec<(u32, Outcome)> {
-    let seat = |v: u32| seats[v as usize][mode as usize];
-    let mut out = Vec::new();
-    for &v in &work.cancels {
-        let hold = seat(v).hold.expect("a booking to cancel");
-        out.push((v, Outcome::Cancelled(book.release(hold).is_ok())));
-    }
-    for &v in &work.confirms {
-        let hold = seat(v).hold.expect("a hold to confirm");
-        let slot = book.confirm(hold).map(|b| b.slot).ok();
-        out.push((v, Outcome::Confirmed(slot)));
-    }
-    for &v in &work.reserves {
-        let applicant = ApplicantId(u64::from(v));
-        let p = &plans[v as usize];
-        let r = match mode {
-            Mode::Single => {
-                book.reserve_earliest(BranchId(p.branches[0]), 0..slots_per_branch, applicant)
-            }
-            Mode::Among | Mode::Round => {
-                let acceptable: Vec<BranchId> =
-                    p.acceptable().iter().map(|&b| BranchId(b)).collect();
-                book.reserve_earliest_among(&acceptable, 0..slots_per_branch, applicant)
-            }
-        };
-        let r = r.map(|h| (h.token, h.branch.0, h.slot));
-        out.push((v, Outcome::Reserved(r)));
-    }
-    out
 }

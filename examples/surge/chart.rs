@@ -6,17 +6,18 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::booking::Mode;
+use crate::booking::{MODES, Mode};
 use crate::sim::{Report, Sample};
 
 /// A series: its name, its colour, and the value it plots.
 type Series = (&'static str, RGBColor, Box<dyn Fn(&Sample) -> f64>);
 
 /// The colour of each mode's series.
-const MODE_COLORS: [RGBColor; 3] = [
+const MODE_COLORS: [RGBColor; MODES] = [
     RGBColor(0, 128, 0),
     RGBColor(0, 90, 200),
     RGBColor(200, 0, 120),
+    RGBColor(230, 130, 0),
 ];
 
 /// A panel: its title, its series, and the top of its y axis if the data's own would hide the

@@ -9,7 +9,9 @@
 
 mod book_side;
 mod booking;
+mod calls;
 mod chart;
+mod modes;
 mod sim;
 
 use std::path::PathBuf;
@@ -150,10 +152,21 @@ struct Args {
     /// Registrations done in this many first seconds go to the allocation round (round mode).
     #[arg(long, default_value_t = 3600.0)]
     round_secs: f64,
+    /// Standby mode: how often a human on standby looks for an offer, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    standby_check_secs: f64,
+    /// Standby mode: how long a standby request waits before its applicant gives up, in seconds.
+    #[arg(long, default_value_t = 3600.0)]
+    standby_secs: f64,
     /// The appointment modes to run side by side, comma-separated: one (a visitor's own branch),
     /// alternatives (any of its acceptable branches), round (allocation rounds for the first
-    /// --round-secs). Fewer modes make a faster run.
-    #[arg(long, value_delimiter = ',', default_value = "one,alternatives,round")]
+    /// --round-secs), standby (alternatives, then the standby line). Fewer modes make a faster
+    /// run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "one,alternatives,round,standby"
+    )]
     modes: Vec<String>,
     /// The room's claim timeout in seconds (0: off): an admitted visitor's first request claims
     /// its pass, and one who gave up never does. When on, the same arrivals also go through a
@@ -214,13 +227,17 @@ impl Args {
             fast_retry_ms: self.fast_retry_ms,
             fast_retry_secs: self.fast_retry_secs,
             round_secs: self.round_secs,
+            standby_check_secs: self.standby_check_secs,
+            standby_secs: self.standby_secs,
             claim_timeout_secs: self.claim_timeout_secs,
             modes: self
                 .modes
                 .iter()
                 .map(|w| {
                     booking::Mode::parse(w).ok_or_else(|| {
-                        format!("--modes: unknown mode {w:?} (use one, alternatives, round)")
+                        format!(
+                            "--modes: unknown mode {w:?} (use one, alternatives, round, standby)"
+                        )
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -256,6 +273,8 @@ fn validate(c: &sim::Config) -> Result<(), String> {
         ("--max-alternatives", f64::from(c.max_alternatives)),
         ("--fast-retry-ms", c.fast_retry_ms as f64),
         ("--round-secs", c.round_secs),
+        ("--standby-check-secs", c.standby_check_secs),
+        ("--standby-secs", c.standby_secs),
     ];
     for (name, value) in positive {
         if value.is_nan() || value <= 0.0 {
@@ -301,8 +320,16 @@ fn validate(c: &sim::Config) -> Result<(), String> {
     if c.think_secs.1 >= c.hold_ttl_secs {
         return Err("--hold-ttl-secs must exceed --think-max-secs".into());
     }
-    if !(0.0..=86_400.0).contains(&c.fast_retry_secs) || c.round_secs > 86_400.0 {
-        return Err("--fast-retry-secs and --round-secs must be at most a day".into());
+    if !(0.0..=86_400.0).contains(&c.fast_retry_secs)
+        || c.round_secs > 86_400.0
+        || c.standby_secs > 86_400.0
+    {
+        return Err(
+            "--fast-retry-secs, --round-secs and --standby-secs must be at most a day".into(),
+        );
+    }
+    if c.standby_check_secs > c.standby_secs {
+        return Err("--standby-check-secs must not exceed --standby-secs".into());
     }
     if c.baseline_retries > 4 {
         return Err("--baseline-retries must be at most 4".into());
@@ -494,12 +521,13 @@ fn print_modes(r: &sim::Report) {
     let pct = |n: u64, of: u64| format!("{:.1}%", 100.0 * n as f64 / of.max(1) as f64);
     let row = |label: &str, cell: &dyn Fn(&booking::ModeReport) -> String| {
         let shown = |m: &booking::ModeReport| if m.ran { cell(m) } else { "-".into() };
-        let [a, b, c] = &r.modes;
+        let [a, b, c, d] = &r.modes;
         println!(
-            "{label:<34} {:>16} {:>14} {:>14}",
+            "{label:<34} {:>16} {:>14} {:>14} {:>14}",
             shown(a),
             shown(b),
-            shown(c)
+            shown(c),
+            shown(d)
         );
     };
     println!(
@@ -513,8 +541,8 @@ fn print_modes(r: &sim::Report) {
         thousands(r.registered)
     );
     println!(
-        "{:<34} {:>16} {:>14} {:>14}",
-        "", "one branch", "alternatives", "round"
+        "{:<34} {:>16} {:>14} {:>14} {:>14}",
+        "", "one branch", "alternatives", "round", "standby"
     );
     row("bookings (after cancellations)", &|m| thousands(m.bookings));
     row("applicants with nothing", &|m| thousands(m.no_slot));

@@ -29,7 +29,7 @@ use serde::Serialize;
 use surgegate::{Entry, JoinError, ManualClock, TicketToken, VisitorId, WaitingRoom};
 
 use crate::book_side::{BookSample, BookSide};
-use crate::booking::{Mode, ModeReport};
+use crate::booking::{MODES, Mode, ModeReport};
 
 const NS: f64 = 1e9;
 
@@ -91,6 +91,10 @@ pub struct Config {
     pub fast_retry_secs: f64,
     /// Registrations done in the first `round_secs` go to the allocation round (round mode).
     pub round_secs: f64,
+    /// Standby mode: how often a human on standby looks for an offer, and how long a request
+    /// waits before its applicant gives up on it.
+    pub standby_check_secs: f64,
+    pub standby_secs: f64,
     /// The appointment modes to run side by side.
     pub modes: Vec<Mode>,
     /// The room's `claim_timeout` (0: off). An admitted visitor's first request claims its pass;
@@ -138,6 +142,8 @@ impl Default for Config {
             fast_retry_ms: 100,
             fast_retry_secs: 900.0,
             round_secs: 3600.0,
+            standby_check_secs: 120.0,
+            standby_secs: 3600.0,
             modes: Mode::ALL.to_vec(),
             claim_timeout_secs: 30.0,
         }
@@ -321,13 +327,13 @@ pub struct Sample {
     pub waiting_without_claims: u64,
     pub admissions_per_sec_without_claims: u64,
     /// Bookings held at this instant, per mode (`Mode::ALL` order).
-    pub bookings: [u64; 3],
+    pub bookings: [u64; MODES],
     /// Of those, held by fast clients.
-    pub fast_bookings: [u64; 3],
+    pub fast_bookings: [u64; MODES],
     /// Units given back (cancelled, lapsed) and taken again so far, per mode.
-    pub given_back_taken: [u64; 3],
+    pub given_back_taken: [u64; MODES],
     /// Of those, taken by fast clients.
-    pub fast_given_back: [u64; 3],
+    pub fast_given_back: [u64; MODES],
 }
 
 /// What the reject-when-over-rate front door would have done with the same arrivals.
@@ -358,7 +364,7 @@ pub struct Report {
     /// Appointments each mode's book offers.
     pub appointments_offered: u64,
     /// The appointment step under each mode, in `Mode::ALL` order.
-    pub modes: [ModeReport; 3],
+    pub modes: [ModeReport; MODES],
     pub library_calls: u64,
     pub calls_per_sec: f64,
     pub wall_secs: f64,
