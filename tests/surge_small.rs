@@ -7,6 +7,8 @@ mod book_side;
 mod booking;
 #[path = "../examples/surge/calls.rs"]
 mod calls;
+#[path = "../examples/surge/counters.rs"]
+mod counters;
 #[path = "../examples/surge/modes.rs"]
 mod modes;
 #[path = "../examples/surge/sim.rs"]
@@ -65,6 +67,16 @@ fn a_small_surge_accounts_for_everyone_and_never_overbooks() {
         assert!(m.fast_given_back <= m.given_back_taken, "{}", m.mode);
     }
     assert!(r.fast_registered > 0 && r.fast_registered < r.registered / 50);
+    // The counters keep a fifth of every window (rounded down) until 24 h before it starts: the
+    // first day's first windows open during the run, the rest stay kept.
+    let cfg = small(2, 7);
+    let quotas: u64 = sim::capacities(&cfg)
+        .iter()
+        .map(|&c| u64::from(c) / 5)
+        .sum::<u64>()
+        * u64::from(cfg.days * cfg.windows_per_day);
+    assert_eq!(r.counters_kept + r.counters_opened, quotas);
+    assert!(r.counters_opened > 0 && r.counters_kept > 0, "{r:?}");
     assert!(
         r.room.peak_line > 1_000,
         "the surge should build a line: {}",

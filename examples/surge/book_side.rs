@@ -63,6 +63,11 @@ impl<'a> BookSide<'a> {
         self.books.offered
     }
 
+    /// Units the counters' quotas still keep, and those opened to everyone so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.books.counters.kept, self.books.counters.opened)
+    }
+
     /// Runs every tick of its own before `tick` (events, the round, samples), then `tick` with
     /// the visitors who finished registering then.
     pub fn step(
@@ -90,7 +95,8 @@ impl<'a> BookSide<'a> {
         self.tick
     }
 
-    /// The next tick with work of its own: an event, a round's close, or a sample.
+    /// The next tick with work of its own: an event, a round's close, counters' quotas to open,
+    /// or a sample.
     fn next_own_tick(&self) -> Option<u64> {
         let sample = (self.tick / self.per_sample + 1) * self.per_sample;
         let event = self.wheel.first_key_value().map(|(&t, _)| t);
@@ -98,7 +104,12 @@ impl<'a> BookSide<'a> {
             .books
             .round_due_ns()
             .map(|at_ns| at_ns.div_ceil(self.tick_ns));
-        [Some(sample), event, round]
+        let counters = self
+            .books
+            .counters
+            .due_ns()
+            .map(|at_ns| at_ns.div_ceil(self.tick_ns));
+        [Some(sample), event, round, counters]
             .into_iter()
             .flatten()
             .min()
@@ -118,6 +129,7 @@ impl<'a> BookSide<'a> {
         ));
         self.tick = tick;
         let now = tick * self.tick_ns;
+        self.books.open_counters(now);
         let mut groups = Groups::new();
         for event in self.wheel.remove(&tick).unwrap_or_default() {
             self.books.add(&mut groups, plans, now, event);

@@ -33,6 +33,7 @@ use rayon::prelude::*;
 use surgegate::{AllocationRound, BranchId, HoldToken, ManualClock, ReserveError, SlotBook};
 
 use crate::calls::{Held, Outcome, group_work, request};
+use crate::counters::Counters;
 pub use crate::modes::{MODES, Mode, ModeReport};
 use crate::sim::{Config, PARALLEL_MIN, Plan, par_map_if};
 
@@ -120,6 +121,8 @@ pub struct Books<'a> {
     pub calls: u64,
     /// Which modes run (`Mode::ALL` order).
     ran: [bool; MODES],
+    /// The counters' quotas, the same in every book.
+    pub counters: Counters,
 }
 
 impl<'a> Books<'a> {
@@ -142,6 +145,7 @@ impl<'a> Books<'a> {
         // applicants are spread over shards by a seed of each book's own; with one shard (and
         // its calls in one order, see `work`) the figures are the same in every run.
         let books = [book(64), book(64), book(64), book(1)];
+        let counters = Counters::new(cfg, &caps);
         let mut offered = 0;
         let mut calls = 0;
         for b in 0..cfg.branches {
@@ -150,7 +154,7 @@ impl<'a> Books<'a> {
                     books[mode as usize]
                         .set_capacity(BranchId(b), s, caps[b as usize])
                         .expect("capacity within limits");
-                    calls += 1;
+                    calls += 1 + counters.keep(&books[mode as usize], b, s);
                 }
                 offered += u64::from(caps[b as usize]);
             }
@@ -159,6 +163,7 @@ impl<'a> Books<'a> {
         let given_back = vec![0; booked.len()];
         Self {
             cfg,
+            counters,
             given_back,
             books,
             caps,
@@ -188,6 +193,13 @@ impl<'a> Books<'a> {
     fn ran_modes(&self) -> impl Iterator<Item = Mode> + use<> {
         let ran = self.ran;
         Mode::ALL.into_iter().filter(move |&m| ran[m as usize])
+    }
+
+    /// Opens the counters' quotas that are due by `now`, in every book.
+    pub fn open_counters(&mut self, now: u64) {
+        let books: Vec<&SlotBook<ManualClock>> =
+            self.ran_modes().map(|m| &self.books[m as usize]).collect();
+        self.calls += self.counters.open_due(now, &books);
     }
 
     /// When the next round closes, while one is still due.
@@ -534,6 +546,7 @@ impl<'a> Books<'a> {
             report.bookings = self.bookings_now[m];
             report.fast_bookings = self.fast_now[m];
             report.holds_expired = report.holds_granted - self.confirmed[m];
+            // The counters' part still kept counts as unused: the web did not book it.
             report.unused_capacity = self.offered - report.bookings;
             let slots = self.slots_per_branch as usize;
             let start = booked_at(caps.len(), self.slots_per_branch, mode, 0, 0);

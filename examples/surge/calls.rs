@@ -81,8 +81,8 @@ fn offer(book: &SlotBook<ManualClock>, v: u32) -> Option<Held> {
         .map(|h| (h.token, h.branch.0, h.slot))
 }
 
-/// One reservation under the first three modes' rules: the own branch, or the earliest slot
-/// among the acceptable ones.
+/// One reservation: the own branch (one branch mode), or the earliest slot among the acceptable
+/// ones (every other mode).
 fn reserve(
     book: &SlotBook<ManualClock>,
     p: &Plan,

@@ -5,12 +5,14 @@
 //! Every default is a flag (`--help`); `--seed` makes a run reproducible (with any `--threads`);
 //! `--json` prints the summary as one JSON object on the last line; `--chart surge.svg` draws the
 //! line, the admissions, the bookings under each appointment mode (one branch, alternatives,
-//! allocation rounds; see `booking.rs`) and fast clients' share of them over simulated time.
+//! allocation rounds, standby; see `booking.rs`), fast clients' share of them and of the units
+//! given back, over simulated time.
 
 mod book_side;
 mod booking;
 mod calls;
 mod chart;
+mod counters;
 mod modes;
 mod sim;
 
@@ -158,6 +160,13 @@ struct Args {
     /// Standby mode: how long a standby request waits before its applicant gives up, in seconds.
     #[arg(long, default_value_t = 3600.0)]
     standby_secs: f64,
+    /// Share of each window kept for the counters (a channel quota the web cannot take).
+    #[arg(long, default_value_t = 0.2)]
+    counter_share: f64,
+    /// Seconds before a window starts when the counters' unused quota opens to everyone (day d's
+    /// windows start (d + 1) days after the opening, an hour apart).
+    #[arg(long, default_value_t = 86_400.0)]
+    counter_open_secs: f64,
     /// The appointment modes to run side by side, comma-separated: one (a visitor's own branch),
     /// alternatives (any of its acceptable branches), round (allocation rounds for the first
     /// --round-secs), standby (alternatives, then the standby line). Fewer modes make a faster
@@ -229,6 +238,8 @@ impl Args {
             round_secs: self.round_secs,
             standby_check_secs: self.standby_check_secs,
             standby_secs: self.standby_secs,
+            counter_share: self.counter_share,
+            counter_open_secs: self.counter_open_secs,
             claim_timeout_secs: self.claim_timeout_secs,
             modes: self
                 .modes
@@ -328,6 +339,9 @@ fn validate(c: &sim::Config) -> Result<(), String> {
             "--fast-retry-secs, --round-secs and --standby-secs must be at most a day".into(),
         );
     }
+    if !(0.0..=365.0 * 86_400.0).contains(&c.counter_open_secs) {
+        return Err("--counter-open-secs must be between 0 and a year".into());
+    }
     if c.standby_check_secs > c.standby_secs {
         return Err("--standby-check-secs must not exceed --standby-secs".into());
     }
@@ -340,6 +354,7 @@ fn validate(c: &sim::Config) -> Result<(), String> {
         ("--confirm-share", c.confirm_share),
         ("--cancel-share", c.cancel_share),
         ("--fast-share", c.fast_share),
+        ("--counter-share", c.counter_share),
     ] {
         if !(0.0..=1.0).contains(&share) {
             return Err(format!("{name} must be between 0 and 1"));
@@ -537,6 +552,16 @@ fn print_modes(r: &sim::Report) {
     );
     println!(
         "{:<34} {:>16}",
+        "  kept for counters at the end",
+        thousands(r.counters_kept)
+    );
+    println!(
+        "{:<34} {:>16}",
+        "  counters' part opened to all",
+        thousands(r.counters_opened)
+    );
+    println!(
+        "{:<34} {:>16}",
         "applicants (registered)",
         thousands(r.registered)
     );
@@ -546,7 +571,7 @@ fn print_modes(r: &sim::Report) {
     );
     row("bookings (after cancellations)", &|m| thousands(m.bookings));
     row("applicants with nothing", &|m| thousands(m.no_slot));
-    row("capacity unused", &|m| {
+    row("capacity unused (counters' too)", &|m| {
         pct(m.unused_capacity, r.appointments_offered)
     });
     row("holds expired (abandoned)", &|m| thousands(m.holds_expired));

@@ -8,11 +8,12 @@
 //! 3. waiting visitors due to check in `poll` their ticket (parallel);
 //! 4. once a simulated second: a sample for the chart.
 //!
-//! The book half (`booking.rs`), on a clock of its own, follows the room tick by tick: book work
-//! under three modes side by side (one branch, alternatives, an allocation round), grouped by
-//! mode and city (parallel across groups, a fixed order within one): cancellations, then
-//! confirmations, then reservations for those who just registered; once a simulated second a
-//! `sweep` and a sample. It depends on the room only through the registrations, so with two
+//! The book half (`booking.rs`), on a clock of its own, follows the room tick by tick: the
+//! counters' quotas that fall due open, then book work under four modes side by side (one
+//! branch, alternatives, an allocation round, standby), grouped by mode and city (parallel across
+//! groups, a fixed order within one; the standby book's groups in one order): cancellations,
+//! confirmations, standby checks, then reservations for those who just registered; once a
+//! simulated second a `sweep` and a sample. It depends on the room only through the registrations, so with two
 //! threads or more it runs on a thread of its own, beside the room half.
 //!
 //! Every phase's outcome is independent of how its calls interleave (all calls of a phase happen
@@ -95,6 +96,10 @@ pub struct Config {
     /// waits before its applicant gives up on it.
     pub standby_check_secs: f64,
     pub standby_secs: f64,
+    /// This share of each slot's capacity is kept for the counters (channel 1) until
+    /// `counter_open_secs` before the slot starts (see `counters`).
+    pub counter_share: f64,
+    pub counter_open_secs: f64,
     /// The appointment modes to run side by side.
     pub modes: Vec<Mode>,
     /// The room's `claim_timeout` (0: off). An admitted visitor's first request claims its pass;
@@ -144,6 +149,8 @@ impl Default for Config {
             round_secs: 3600.0,
             standby_check_secs: 120.0,
             standby_secs: 3600.0,
+            counter_share: 0.2,
+            counter_open_secs: 86_400.0,
             modes: Mode::ALL.to_vec(),
             claim_timeout_secs: 30.0,
         }
@@ -363,6 +370,10 @@ pub struct Report {
     pub fast_registered: u64,
     /// Appointments each mode's book offers.
     pub appointments_offered: u64,
+    /// Of those, kept for the counters at the end (never on the web), and opened to everyone
+    /// during the run.
+    pub counters_kept: u64,
+    pub counters_opened: u64,
     /// The appointment step under each mode, in `Mode::ALL` order.
     pub modes: [ModeReport; MODES],
     pub library_calls: u64,
@@ -783,6 +794,7 @@ impl<'a> Sim<'a> {
         };
         report.room = figures;
         report.appointments_offered = books.offered();
+        (report.counters_kept, report.counters_opened) = books.counters();
         report.registered = books.registered;
         report.fast_registered = books.fast_registered;
         let no_samples = Vec::new();
