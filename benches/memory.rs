@@ -1,8 +1,9 @@
-//! Bytes per waiting visitor, per live hold and per booking, counted by a counting global
-//! allocator (live heap bytes before and after, divided by the count). Bookings are counted two
-//! ways: a million holds taken and then confirmed (the figure `bytes_per_booking_1m`), and a
-//! million holds each confirmed as soon as it is taken. Writes `target/criterion/memory.json` for
-//! `cargo run --release --example bench_report`, and prints the figures.
+//! Bytes per waiting visitor, per live hold, per booking and per standby request, counted by a
+//! counting global allocator (live heap bytes before and after, divided by the count). Bookings
+//! are counted two ways: a million holds taken and then confirmed (the figure
+//! `bytes_per_booking_1m`), and a million holds each confirmed as soon as it is taken. Writes
+//! `target/criterion/memory.json` for `cargo run --release --example bench_report`, and prints
+//! the figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -137,19 +138,47 @@ fn per_booking_confirmed_at_once(n: u64) -> f64 {
     bytes as f64 / n as f64
 }
 
+/// Bytes per waiting standby request with `n` waiting, each over `branches` branches (of 300,
+/// every slot without capacity, so that every request waits) and 16 slots.
+fn per_standby_request(n: u64, branches: u32) -> f64 {
+    let book = SlotBook::builder()
+        .max_standby_requests(n as u32)
+        .clock(ManualClock::new())
+        .build();
+    for b in 0..300 {
+        for s in 0..16 {
+            book.set_capacity(BranchId(b), s, 0).unwrap();
+        }
+    }
+    let before = live();
+    for a in 0..n {
+        let covered: Vec<BranchId> = (0..branches)
+            .map(|k| BranchId(((a + u64::from(k) * 75) % 300) as u32))
+            .collect();
+        book.standby(ApplicantId(a), &covered, 0..16).unwrap();
+    }
+    let bytes = live() - before;
+    book.check_invariants().unwrap();
+    bytes as f64 / n as f64
+}
+
 fn main() {
     // `cargo bench` passes flags such as `--bench`; this measurement takes none.
     let visitor_1k = per_waiting_visitor(1_000);
     let visitor_1m = per_waiting_visitor(1_000_000);
     let (hold_1m, booking_1m) = per_hold_then_booking(1_000_000);
     let at_once_1m = per_booking_confirmed_at_once(1_000_000);
+    let standby_1 = per_standby_request(100_000, 1);
+    let standby_4 = per_standby_request(100_000, 4);
     println!("memory/bytes_per_waiting_visitor at 1 000:     {visitor_1k:.1}");
     println!("memory/bytes_per_waiting_visitor at 1 000 000: {visitor_1m:.1}");
     println!("memory/bytes_per_live_hold at 1 000 000:       {hold_1m:.1}");
     println!("memory/bytes_per_booking at 1 000 000 (the same holds, confirmed): {booking_1m:.1}");
     println!("memory/bytes_per_booking at 1 000 000 (each confirmed at once):    {at_once_1m:.1}");
+    println!("memory/bytes_per_standby_request at 100 000 (one branch):   {standby_1:.1}");
+    println!("memory/bytes_per_standby_request at 100 000 (four branches): {standby_4:.1}");
     let json = format!(
-        "{{\"bytes_per_waiting_visitor_1k\":{visitor_1k:.2},\"bytes_per_waiting_visitor_1m\":{visitor_1m:.2},\"bytes_per_live_hold_1m\":{hold_1m:.2},\"bytes_per_booking_1m\":{booking_1m:.2},\"bytes_per_booking_confirmed_at_once_1m\":{at_once_1m:.2}}}\n"
+        "{{\"bytes_per_waiting_visitor_1k\":{visitor_1k:.2},\"bytes_per_waiting_visitor_1m\":{visitor_1m:.2},\"bytes_per_live_hold_1m\":{hold_1m:.2},\"bytes_per_booking_1m\":{booking_1m:.2},\"bytes_per_booking_confirmed_at_once_1m\":{at_once_1m:.2},\"bytes_per_standby_request_100k_1_branch\":{standby_1:.2},\"bytes_per_standby_request_100k_4_branches\":{standby_4:.2}}}\n"
     );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
     std::fs::create_dir_all(&dir).expect("target/criterion is writable");
