@@ -95,6 +95,10 @@ struct Args {
     /// One-hour windows a day from 08:00 (in a new data directory).
     #[arg(long, default_value_t = 8)]
     windows: u32,
+    /// Hours before a window starts when what the channels left unused of it opens to everyone
+    /// (checked once a minute; 0: never).
+    #[arg(long, default_value_t = 24)]
+    open_quotas_hours: u64,
     /// Capacity of every window in a new book, until an admin loads a plan.
     #[arg(long, default_value_t = 3)]
     capacity: u32,
@@ -279,6 +283,11 @@ async fn serve<B: surgegate::BookBackend, R: surgegate::RoomBackend>(
             limits,
             std::future::pending(),
         ));
+    }
+    if args.open_quotas_hours > 0 {
+        let before = Duration::from_secs(args.open_quotas_hours.saturating_mul(3_600));
+        // Ends with the process, like the metrics listener.
+        tokio::spawn(server::quotas::keep_opening(state.clone(), before));
     }
     eprintln!("data directory: {}", state.settings.data_dir.display());
     println!("listening on http://{addr}");

@@ -15,6 +15,7 @@ pub mod booking;
 pub mod csrf;
 pub mod html;
 pub mod metrics;
+pub mod quotas;
 pub mod register;
 pub mod registry;
 pub mod registry_redis;
