@@ -104,7 +104,7 @@ pub use book::{
     ApplicantId, BookConfigError, BookTotals, Booking, BranchId, CapacityError, Channel,
     ChannelState, CloseError, ConfirmError, DurableBookBuilder, Hold, HoldToken, MAX_ALTERNATIVES,
     MAX_CAPACITY, OpenError, Preference, ReleaseError, ReserveError, SWEEP_BUDGET, SlotBook,
-    SlotBookBuilder, SlotIndex, SlotQuotas, SlotState, StandbyError, StandbyTicket,
+    SlotBookBuilder, SlotIndex, SlotQuotas, SlotState, StandbyError, StandbyRequest, StandbyTicket,
 };
 pub use calendar::{Calendar, CalendarError, Date, MAX_CALENDAR_SLOTS};
 #[cfg(feature = "tokio")]

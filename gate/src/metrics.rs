@@ -67,15 +67,18 @@ pub enum BookOp {
     Release,
     /// A reading of a hold or a booking.
     Lookup,
+    /// A standby call: joining, reading or leaving the line.
+    Standby,
 }
 
-const OPS: [BookOp; 6] = [
+const OPS: [BookOp; 7] = [
     BookOp::SetCapacity,
     BookOp::Availability,
     BookOp::Reserve,
     BookOp::Confirm,
     BookOp::Release,
     BookOp::Lookup,
+    BookOp::Standby,
 ];
 
 impl BookOp {
@@ -87,6 +90,7 @@ impl BookOp {
             BookOp::Confirm => "confirm",
             BookOp::Release => "release",
             BookOp::Lookup => "lookup",
+            BookOp::Standby => "standby",
         }
     }
 }

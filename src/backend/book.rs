@@ -1,16 +1,15 @@
 //! `BookBackend`: the slot book's calls as a trait, and its implementation by the in-process
-//! [`SlotBook`] (whose futures are ready at once) and by `Arc`s of any implementation.
+//! [`SlotBook`] (whose futures are ready at once); `arc_book.rs` implements it for `Arc`s.
 
 use std::future::Future;
 use std::ops::RangeBounds;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::unix_time;
 use crate::book::{
     ApplicantId, Booking, BranchId, CapacityError, Channel, CloseError, ConfirmError, Hold,
     HoldToken, Preference, ReleaseError, ReserveError, SlotBook, SlotIndex, SlotQuotas, SlotState,
-    StandbyError, StandbyTicket,
+    StandbyError, StandbyRequest, StandbyTicket,
 };
 use crate::clock::Clock;
 use crate::failure::BackendError;
@@ -222,6 +221,16 @@ pub trait BookBackend: Send + Sync + 'static {
         applicant: ApplicantId,
     ) -> impl Future<Output = Result<Option<Hold>, BackendError>> + Send;
 
+    /// [`SlotBook::standby_request`]: the applicant's waiting request and what it covers. A
+    /// backend that cannot read its line this way answers `BackendError::Unsupported`.
+    fn standby_request(
+        &self,
+        applicant: ApplicantId,
+    ) -> impl Future<Output = Result<Option<StandbyRequest>, BackendError>> + Send {
+        let _ = applicant;
+        async { Err(BackendError::Unsupported) }
+    }
+
     /// [`SlotBook::leave_standby`]: takes the applicant's waiting request out of the line.
     fn leave_standby(
         &self,
@@ -397,6 +406,12 @@ impl<C: Clock> BookBackend for SlotBook<C> {
     async fn leave_standby(&self, applicant: ApplicantId) -> Result<bool, BackendError> {
         Ok(SlotBook::leave_standby(self, applicant))
     }
+    async fn standby_request(
+        &self,
+        applicant: ApplicantId,
+    ) -> Result<Option<StandbyRequest>, BackendError> {
+        Ok(SlotBook::standby_request(self, applicant))
+    }
 
     async fn sweep(&self) -> Result<u64, BackendError> {
         Ok(SlotBook::sweep(self) as u64)
@@ -408,193 +423,5 @@ impl<C: Clock> BookBackend for SlotBook<C> {
 
     fn now_unix(&self) -> Duration {
         unix_time(self.clock(), self.now())
-    }
-}
-
-impl<B: BookBackend> BookBackend for Arc<B> {
-    fn set_capacity(
-        &self,
-        branch: BranchId,
-        slot: SlotIndex,
-        capacity: u32,
-    ) -> impl Future<Output = Result<SlotState, CapacityError>> + Send {
-        (**self).set_capacity(branch, slot, capacity)
-    }
-
-    fn close_slot(
-        &self,
-        branch: BranchId,
-        slot: SlotIndex,
-    ) -> impl Future<Output = Result<SlotState, CloseError>> + Send {
-        (**self).close_slot(branch, slot)
-    }
-
-    fn slot(
-        &self,
-        branch: BranchId,
-        slot: SlotIndex,
-    ) -> impl Future<Output = Result<Option<SlotState>, BackendError>> + Send {
-        (**self).slot(branch, slot)
-    }
-
-    fn availability(
-        &self,
-        branch: BranchId,
-        slots: impl RangeBounds<SlotIndex> + Send,
-    ) -> impl Future<Output = Result<Vec<(SlotIndex, SlotState)>, BackendError>> + Send {
-        (**self).availability(branch, slots)
-    }
-
-    fn reserve(
-        &self,
-        branch: BranchId,
-        slot: SlotIndex,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<Hold, ReserveError>> + Send {
-        (**self).reserve(branch, slot, applicant)
-    }
-
-    fn reserve_earliest(
-        &self,
-        branch: BranchId,
-        slots: impl RangeBounds<SlotIndex> + Send,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<Hold, ReserveError>> + Send {
-        (**self).reserve_earliest(branch, slots, applicant)
-    }
-
-    fn reserve_earliest_among(
-        &self,
-        branches: &[BranchId],
-        slots: impl RangeBounds<SlotIndex> + Send,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<Hold, ReserveError>> + Send {
-        (**self).reserve_earliest_among(branches, slots, applicant)
-    }
-
-    fn reserve_among(
-        &self,
-        branches: &[BranchId],
-        slots: impl RangeBounds<SlotIndex> + Send,
-        applicant: ApplicantId,
-        prefer: Preference,
-    ) -> impl Future<Output = Result<Hold, ReserveError>> + Send {
-        (**self).reserve_among(branches, slots, applicant, prefer)
-    }
-
-    fn set_channel_quota(
-        &self,
-        branch: BranchId,
-        slot: SlotIndex,
-        channel: Channel,
-        quota: u32,
-    ) -> impl Future<Output = Result<SlotState, CapacityError>> + Send {
-        (**self).set_channel_quota(branch, slot, channel, quota)
-    }
-
-    fn reserve_on(
-        &self,
-        channel: Channel,
-        branch: BranchId,
-        slot: SlotIndex,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<Hold, ReserveError>> + Send {
-        (**self).reserve_on(channel, branch, slot, applicant)
-    }
-
-    fn open_channel_quotas(
-        &self,
-        branch: BranchId,
-        slot: SlotIndex,
-    ) -> impl Future<Output = Result<SlotState, CapacityError>> + Send {
-        (**self).open_channel_quotas(branch, slot)
-    }
-
-    fn open_channel_quotas_in(
-        &self,
-        branch: BranchId,
-        slots: impl RangeBounds<SlotIndex> + Send,
-    ) -> impl Future<Output = Result<u32, CapacityError>> + Send {
-        (**self).open_channel_quotas_in(branch, slots)
-    }
-
-    fn channel_quotas(
-        &self,
-        branch: BranchId,
-        slot: SlotIndex,
-    ) -> impl Future<Output = Result<Option<SlotQuotas>, BackendError>> + Send {
-        (**self).channel_quotas(branch, slot)
-    }
-
-    fn confirm(
-        &self,
-        token: HoldToken,
-    ) -> impl Future<Output = Result<Booking, ConfirmError>> + Send {
-        (**self).confirm(token)
-    }
-
-    fn release(&self, token: HoldToken) -> impl Future<Output = Result<(), ReleaseError>> + Send {
-        (**self).release(token)
-    }
-
-    fn hold(
-        &self,
-        token: HoldToken,
-    ) -> impl Future<Output = Result<Option<Hold>, BackendError>> + Send {
-        (**self).hold(token)
-    }
-
-    fn booking(
-        &self,
-        token: HoldToken,
-    ) -> impl Future<Output = Result<Option<Booking>, BackendError>> + Send {
-        (**self).booking(token)
-    }
-
-    fn holds_of(
-        &self,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<Vec<Hold>, BackendError>> + Send {
-        (**self).holds_of(applicant)
-    }
-
-    fn bookings_of(
-        &self,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<Vec<Booking>, BackendError>> + Send {
-        (**self).bookings_of(applicant)
-    }
-
-    fn standby(
-        &self,
-        applicant: ApplicantId,
-        branches: &[BranchId],
-        slots: impl RangeBounds<SlotIndex> + Send,
-    ) -> impl Future<Output = Result<StandbyTicket, StandbyError>> + Send {
-        (**self).standby(applicant, branches, slots)
-    }
-    fn standby_offer(
-        &self,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<Option<Hold>, BackendError>> + Send {
-        (**self).standby_offer(applicant)
-    }
-    fn leave_standby(
-        &self,
-        applicant: ApplicantId,
-    ) -> impl Future<Output = Result<bool, BackendError>> + Send {
-        (**self).leave_standby(applicant)
-    }
-
-    fn sweep(&self) -> impl Future<Output = Result<u64, BackendError>> + Send {
-        (**self).sweep()
-    }
-
-    fn hold_ttl(&self) -> Duration {
-        (**self).hold_ttl()
-    }
-
-    fn now_unix(&self) -> Duration {
-        (**self).now_unix()
     }
 }

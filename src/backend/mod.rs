@@ -3,7 +3,8 @@
 //! [`WaitingRoom`] and on the types of a shared store (`RedisSlotBook`, `RedisWaitingRoom`,
 //! feature `redis`) alike; and [`BackendError`], what such a store's failure looks like.
 //!
-//! Files: `book` (`BookBackend` and its in-process implementation),
+//! Files: `book` (`BookBackend` and its in-process implementation), `arc_book` (its
+//! implementation by `Arc`s),
 //! `room` (`RoomBackend` and its in-process implementation). The Redis implementations live
 //! beside the Redis types. `BackendError` lives in `crate::failure`, below the book and the room
 //! whose errors carry it.
@@ -25,6 +26,7 @@
 //! [`Clock::system_time`]: crate::Clock::system_time
 //! [`ManualClock`]: crate::ManualClock
 
+mod arc_book;
 mod book;
 mod room;
 

@@ -76,7 +76,7 @@ pub use error::{
     ReserveError, StandbyError,
 };
 pub use expiry::SWEEP_BUDGET;
-pub use standby::StandbyTicket;
+pub use standby::{StandbyRequest, StandbyTicket};
 pub use types::{
     ApplicantId, BookTotals, Booking, BranchId, Hold, HoldToken, SlotIndex, SlotState,
 };

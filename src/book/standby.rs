@@ -38,6 +38,24 @@ pub struct StandbyTicket {
     pub waiting: usize,
 }
 
+/// A waiting standby request as the book keeps it (see
+/// [`SlotBook::standby_request`](crate::SlotBook::standby_request)): what it covers, so a
+/// portal can show an applicant what it waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct StandbyRequest {
+    /// Whose request it is.
+    pub applicant: ApplicantId,
+    /// Its number in the first-come order (the one its [`StandbyTicket`] carries).
+    pub number: u64,
+    /// The acceptable branches, without repeats, in the order given.
+    pub branches: Vec<BranchId>,
+    /// The first slot it covers.
+    pub first: SlotIndex,
+    /// The last slot it covers (inclusive).
+    pub last: SlotIndex,
+}
+
 /// A unit held for a request, not yet claimed by its applicant's shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Offer {
@@ -102,6 +120,19 @@ impl Line {
             Place::Waiting(n) => Some(*n),
             Place::Offered(_) => None,
         }
+    }
+
+    /// The applicant's waiting request, if it waits.
+    pub(crate) fn request_of(&self, applicant: ApplicantId) -> Option<StandbyRequest> {
+        let number = self.number_of(applicant)?;
+        let r = self.requests.get(&number)?;
+        Some(StandbyRequest {
+            applicant,
+            number,
+            branches: r.branches.to_vec(),
+            first: r.first,
+            last: r.last,
+        })
     }
 
     /// Adds a request at the end of the line (the caller checked every limit, and that the

@@ -16,7 +16,7 @@ use super::chunk::SlotRef;
 use super::error::StandbyError;
 use super::ledger::{Ledger, Mark, Shard};
 use super::record::{Record, State};
-use super::standby::{LineGuard, Offer, StandbyTicket, Status};
+use super::standby::{LineGuard, Offer, StandbyRequest, StandbyTicket, Status};
 use super::types::{ApplicantId, BranchId, Hold, SlotIndex};
 use super::word::MAX_CAPACITY;
 use super::{SlotBook, inclusive};
@@ -191,6 +191,38 @@ impl<C: Clock> SlotBook<C> {
         };
         let r = ledger.records.get(token)?;
         r.is_live_hold(now).then(|| self.hold_of(token, &r))
+    }
+
+    /// `applicant`'s standby request while it waits: its number and what it covers. `None`
+    /// once it was given a hold (see [`standby_offer`](Self::standby_offer)), left, or never
+    /// joined. Like `standby_offer`, it first records an offer made to the applicant, so the two
+    /// never both answer `None` for a request that was just served.
+    ///
+    /// ```
+    /// use surgegate::{ApplicantId, BranchId, SlotBook};
+    ///
+    /// let book = SlotBook::builder().build();
+    /// book.set_capacity(BranchId(1), 4, 1)?;
+    /// let first = book.reserve(BranchId(1), 4, ApplicantId(1))?;
+    /// book.standby(ApplicantId(2), &[BranchId(1), BranchId(1)], 0..8)?;
+    /// let waits = book.standby_request(ApplicantId(2)).expect("waiting");
+    /// assert_eq!((waits.branches, waits.first, waits.last), (vec![BranchId(1)], 0, 7));
+    /// book.release(first.token)?; // served: the request ends with a hold
+    /// assert_eq!(book.standby_request(ApplicantId(2)), None);
+    /// assert!(book.standby_offer(ApplicantId(2)).is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn standby_request(&self, applicant: ApplicantId) -> Option<StandbyRequest> {
+        self.catch_up();
+        let shard_index = self.shard_of_applicant(applicant);
+        let shard = &self.shards[shard_index];
+        let mut ledger = shard.ledger.lock();
+        let now = ledger.clamp_now(self.now_ns());
+        self.claim_offer(&mut ledger, shard, shard_index, applicant, now);
+        if ledger.standby.get(&applicant) != Some(&Mark::InLine) {
+            return None;
+        }
+        self.standby.lock().request_of(applicant)
     }
 
     /// Takes `applicant`'s waiting request out of the line; false if it had none waiting

@@ -13,56 +13,11 @@ use surgegate::{
     BookBackend, BranchId, Hold, HoldToken, Pass, ReserveError, RoomBackend, SlotIndex, SlotState,
 };
 
-use super::html::{csrf_field, esc, page, page_switching_at};
-use super::text::{self, Lang};
-use super::{Portal, Registration, State};
-
-/// A slot of the portal's calendar in words: its day in both calendars and its time
-/// ("Tuesday 5 January 2027 — 26 Jumada al-Akhirah 1448 AH, at 09:00").
-pub fn slot_label(state: &Portal, lang: Lang, slot: SlotIndex) -> String {
-    match state.calendar.day_and_window(slot) {
-        Some((day, window)) => {
-            let (date, time) = (lang.long_date(day), lang.window_time(window));
-            lang.pick(
-                format!("{date}، الساعة {time}"),
-                format!("{date}, at {time}"),
-            )
-        }
-        None => lang.pick(format!("الفترة {}", lang.num(slot)), format!("slot {slot}")),
-    }
-}
-
-/// A response given instead of going on (boxed: a `Response` is large).
-type Instead = Box<Response>;
-
-async fn registration(state: &Portal, lang: Lang, pass: &Pass) -> Result<Registration, Instead> {
-    match state.registry.get(pass.visitor).await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => Err(Box::new(Redirect::to("/register").into_response())),
-        Err(_) => Err(Box::new(unavailable(lang))),
-    }
-}
-
-fn csrf_subject(pass: &Pass) -> String {
-    pass.visitor.0.to_string()
-}
-
-/// A short page after a form: what happened, and the way back to the appointments (where the
-/// language switch leads too: the form's own address cannot be opened again).
-fn message(lang: Lang, status: StatusCode, (title, said): (&str, &str)) -> Response {
-    let back = lang.pick("العودة إلى المواعيد", "Back to the appointments");
-    let body = format!(
-        "<h1>{}</h1><p>{}</p><p><a href=\"/appointments\">{back}</a></p>",
-        esc(title),
-        esc(said)
-    );
-    let html = page_switching_at(lang, title, &body, "", "/appointments");
-    (status, Html(html)).into_response()
-}
-
-fn said(lang: Lang, (title, said): (text::Phrase, text::Phrase)) -> (&'static str, &'static str) {
-    (lang.say(title), lang.say(said))
-}
+use super::State;
+use super::answer::{Instead, csrf_subject, message, registration, slot_label, unavailable};
+use super::html::{csrf_field, esc, page};
+use super::standby;
+use super::text::Lang;
 
 #[derive(Deserialize)]
 pub struct Choice {
@@ -80,14 +35,19 @@ pub async fn choose<B: BookBackend, R: RoomBackend>(
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
-    let (holds, bookings) = match (
+    // The standby offer first: reading it records a unit freed for this applicant as its
+    // hold, which the readings below then show.
+    let (offer, holds, bookings) = match (
+        state.book.standby_offer(who.applicant).await,
         state.book.holds_of(who.applicant).await,
         state.book.bookings_of(who.applicant).await,
     ) {
-        (Ok(h), Ok(b)) => (h, b),
+        (Ok(o), Ok(h), Ok(b)) => (o, h, b),
+        // A book without a standby line answers the other two.
+        (Err(surgegate::BackendError::Unsupported), Ok(h), Ok(b)) => (None, h, b),
         _ => return unavailable(lang),
     };
-    if !holds.is_empty() {
+    if offer.is_some() || !holds.is_empty() {
         return Redirect::to("/appointments/hold").into_response();
     }
     if let Some(b) = bookings.first() {
@@ -125,6 +85,18 @@ pub async fn choose<B: BookBackend, R: RoomBackend>(
         ),
         format!("Registered as {name} (national ID ending {id_tail}, phone {phone})."),
     );
+    if let Ok(Some(request)) = state.book.standby_request(who.applicant).await {
+        let body = format!(
+            "<h1>{title}</h1><p>{registered}</p>{}",
+            standby::waiting_section(&state, lang, &pass, &request)
+        );
+        // Refreshes itself (no script needed) so that an offer shows without a click.
+        let refresh = format!(
+            "<meta http-equiv=\"refresh\" content=\"{}\">",
+            standby::REFRESH_SECONDS
+        );
+        return Html(page(lang, title, &body, &refresh)).into_response();
+    }
     let mut body = format!("<h1>{title}</h1><p>{registered}</p><p>{links}</p>");
     if let Some(branch) = choice
         .branch
@@ -136,19 +108,6 @@ pub async fn choose<B: BookBackend, R: RoomBackend>(
         }
     }
     Html(page(lang, title, &body, "")).into_response()
-}
-
-/// The page when the book's store cannot be reached.
-fn unavailable(lang: Lang) -> Response {
-    let busy = text::Phrase {
-        ar: "خدمة المواعيد مشغولة.",
-        en: "The appointment service is busy.",
-    };
-    message(
-        lang,
-        StatusCode::SERVICE_UNAVAILABLE,
-        said(lang, (text::TRY_AGAIN_SHORTLY, busy)),
-    )
 }
 
 /// The grid's words: heading, the earliest's button, the day column, past, closed, full, and
@@ -260,6 +219,10 @@ pub async fn hold<B: BookBackend, R: RoomBackend>(
     }
     let branch = BranchId(form.branch);
     let bookable = state.bookable();
+    let asked = match form.slot {
+        Some(slot) => (slot, slot),
+        None => (bookable.start, bookable.end.saturating_sub(1)),
+    };
     let result = match form.slot {
         Some(slot) if !bookable.contains(&slot) => {
             let words = lang.pick(
@@ -282,7 +245,12 @@ pub async fn hold<B: BookBackend, R: RoomBackend>(
     if result.is_ok() {
         state.counters.holds.fetch_add(1, Ordering::Relaxed);
     }
-    after_reserve(lang, result)
+    match result {
+        Err(ReserveError::Full | ReserveError::NoneAvailable) => {
+            standby::nothing_free(&state, lang, &pass, branch, asked)
+        }
+        other => after_reserve(lang, other),
+    }
 }
 
 /// Where a reservation leads: the hold (a new one, or the one the applicant has), or why not.
@@ -290,19 +258,6 @@ fn after_reserve(lang: Lang, result: Result<Hold, ReserveError>) -> Response {
     match result {
         Ok(_) | Err(ReserveError::ApplicantLimit) => {
             Redirect::to("/appointments/hold").into_response()
-        }
-        Err(ReserveError::Full | ReserveError::NoneAvailable) => {
-            let words = lang.pick(
-                (
-                    "لم يعد متاحًا",
-                    "سبقك أحدهم إلى هذا المكان. اختر فترة أخرى أو فرعًا آخر.",
-                ),
-                (
-                    "No longer available",
-                    "Someone took that place first. Choose another window or branch.",
-                ),
-            );
-            message(lang, StatusCode::CONFLICT, words)
         }
         Err(e) => {
             let why = e.to_string();
@@ -325,21 +280,27 @@ pub async fn show_hold<B: BookBackend, R: RoomBackend>(
         Ok(who) => who,
         Err(redirect) => return *redirect,
     };
+    let offer = match state.book.standby_offer(who.applicant).await {
+        Ok(offer) => offer,
+        Err(surgegate::BackendError::Unsupported) => None,
+        Err(_) => return unavailable(lang),
+    };
     let holds = match state.book.holds_of(who.applicant).await {
         Ok(holds) => holds,
         Err(_) => return unavailable(lang),
     };
-    let Some(hold) = holds.into_iter().next() else {
+    let from_standby = offer.is_some();
+    let Some(hold) = offer.or_else(|| holds.into_iter().next()) else {
         return Redirect::to("/appointments").into_response();
     };
-    Html(hold_page(&state, lang, &pass, &hold)).into_response()
+    Html(hold_page(&state, lang, &pass, (&hold, from_standby))).into_response()
 }
 
 fn hold_page<B: BookBackend, R: RoomBackend>(
     state: &State<B, R>,
     lang: Lang,
     pass: &Pass,
-    hold: &Hold,
+    (hold, from_standby): (&Hold, bool),
 ) -> String {
     let confirm_csrf = csrf_field(&state.csrf_token("confirm", &csrf_subject(pass)));
     let release_csrf = csrf_field(&state.csrf_token("release", &csrf_subject(pass)));
@@ -373,8 +334,13 @@ fn hold_page<B: BookBackend, R: RoomBackend>(
             "Choose another",
         ),
     );
+    let found = if from_standby {
+        standby::found_note(lang)
+    } else {
+        String::new()
+    };
     let body = format!(
-        "<h1>{title}</h1><p>{place}</p><p>{within}</p>\
+        "<h1>{title}</h1>{found}<p>{place}</p><p>{within}</p>\
          <form method=\"post\" action=\"/appointments/confirm\">{confirm_csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\
          <button id=\"confirm\">{confirm}</button></form>\
          <form method=\"post\" action=\"/appointments/release\">{release_csrf}<input type=\"hidden\" name=\"token\" value=\"{t}\">\

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use surgegate::{BookBackend, HoldToken, RoomBackend};
 
 use super::State;
-use super::appointments::slot_label;
+use super::answer::slot_label;
 use super::html::{csrf_field, esc, page, page_switching_at};
 use super::text::{self, Lang};
 

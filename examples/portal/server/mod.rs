@@ -10,6 +10,7 @@
 //! at shutdown) is given to the state by `open` and used by `main`, never asked of a backend.
 
 pub mod admin;
+pub mod answer;
 pub mod appointments;
 pub mod booking;
 pub mod csrf;
@@ -19,6 +20,7 @@ pub mod quotas;
 pub mod register;
 pub mod registry;
 pub mod registry_redis;
+pub mod standby;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -430,6 +432,8 @@ pub fn router<B: BookBackend, R: RoomBackend>(state: Arc<State<B, R>>) -> Router
         )
         .route("/appointments/confirm", post(appointments::confirm::<B, R>))
         .route("/appointments/release", post(appointments::release::<B, R>))
+        .route("/appointments/standby", post(standby::join::<B, R>))
+        .route("/appointments/standby/leave", post(standby::leave::<B, R>))
         // Answered by the layer itself.
         .route("/surgegate/leave", post(|| async { "" }))
         .layer(state.layer.clone());

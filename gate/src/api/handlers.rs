@@ -1,4 +1,4 @@
-//! The booking API's handlers: each parses its numbers and body strictly, calls the book once
+//! The booking API's handlers (the standby line's are in `standby.rs`): each parses its numbers and body strictly, calls the book once
 //! (or twice, to check what a token is before releasing it), and maps every outcome to the
 //! status and body pinned for it.
 
@@ -27,7 +27,7 @@ pub(super) struct Call<'a> {
     pub key: Option<Result<String, http::header::ToStrError>>,
 }
 
-fn number<T: std::str::FromStr>(what: &str, text: &str, max: &str) -> Result<T, Answer> {
+pub(super) fn number<T: std::str::FromStr>(what: &str, text: &str, max: &str) -> Result<T, Answer> {
     let digits = !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit());
     digits.then(|| text.parse().ok()).flatten().ok_or_else(|| {
         bad_request(format!(
@@ -36,15 +36,15 @@ fn number<T: std::str::FromStr>(what: &str, text: &str, max: &str) -> Result<T, 
     })
 }
 
-fn branch(text: &str) -> Result<BranchId, Answer> {
+pub(super) fn branch(text: &str) -> Result<BranchId, Answer> {
     number("branch", text, "4294967295").map(BranchId)
 }
 
-fn slot(text: &str) -> Result<SlotIndex, Answer> {
+pub(super) fn slot(text: &str) -> Result<SlotIndex, Answer> {
     number("slot", text, "4294967295")
 }
 
-fn applicant(text: &str) -> Result<ApplicantId, Answer> {
+pub(super) fn applicant(text: &str) -> Result<ApplicantId, Answer> {
     number("applicant", text, "18446744073709551615").map(ApplicantId)
 }
 
@@ -53,7 +53,7 @@ fn token(text: &str) -> Result<HoldToken, Answer> {
         .map_err(|_| bad_request(format!("token {text:?} is not 32 lowercase hex digits")))
 }
 
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Answer> {
+pub(super) fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Answer> {
     serde_json::from_slice(bytes)
         .map_err(|e| bad_request(format!("the body is not the JSON expected: {e}")))
 }
@@ -62,7 +62,7 @@ fn state_json(s: SlotState) -> Value {
     json!({"capacity": s.capacity, "held": s.held, "booked": s.booked})
 }
 
-fn hold_json(h: &Hold) -> Value {
+pub(super) fn hold_json(h: &Hold) -> Value {
     json!({"token": h.token.to_string(), "branch": h.branch.0, "slot": h.slot,
            "applicant": h.applicant.0, "expires_at": h.expires_at.as_secs()})
 }
@@ -71,7 +71,7 @@ fn booking_json(b: &Booking) -> Value {
     json!({"token": b.token.to_string(), "branch": b.branch.0, "slot": b.slot, "applicant": b.applicant.0})
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Answer {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> Answer {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
@@ -79,7 +79,7 @@ fn unavailable(e: impl std::fmt::Display) -> Answer {
     )
 }
 
-fn backend(e: BackendError) -> Answer {
+pub(super) fn backend(e: BackendError) -> Answer {
     unavailable(e)
 }
 
@@ -144,6 +144,9 @@ impl<B: GateBook> Api<B> {
             ("GET", ["v1", "bookings", t]) => self.booking(t).await,
             ("DELETE", ["v1", "bookings", t]) => self.release(t, false).await,
             ("GET", ["v1", "applicants", a, "bookings"]) => self.bookings_of(a).await,
+            ("POST", ["v1", "standby"]) => self.standby_join(c.body).await,
+            ("GET", ["v1", "applicants", a, "standby"]) => self.standby_read(a).await,
+            ("DELETE", ["v1", "applicants", a, "standby"]) => self.standby_leave(a).await,
             _ => Err(error(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -153,7 +156,7 @@ impl<B: GateBook> Api<B> {
         result.unwrap_or_else(|answer| answer)
     }
 
-    fn count<T, E>(&self, op: BookOp, r: &Result<T, E>) {
+    pub(super) fn count<T, E>(&self, op: BookOp, r: &Result<T, E>) {
         self.metrics.book(op, r.is_ok());
     }
 

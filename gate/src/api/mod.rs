@@ -6,6 +6,7 @@
 mod handlers;
 mod idempotency;
 pub mod openapi;
+mod standby;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/bookings/{token}"),
     ("DELETE", "/v1/bookings/{token}"),
     ("GET", "/v1/applicants/{applicant}/bookings"),
+    ("POST", "/v1/standby"),
+    ("GET", "/v1/applicants/{applicant}/standby"),
+    ("DELETE", "/v1/applicants/{applicant}/standby"),
 ];
 
 /// The booking API over one book.

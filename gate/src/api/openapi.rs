@@ -102,6 +102,30 @@ const OPS: &[Op] = &[
         ok: (200, Some("Bookings")),
         errors: &[400, 401, 503],
     },
+    Op {
+        method: "post",
+        path: "/v1/standby",
+        summary: "Join the standby line for one unit among branches in [from, to) when none is free: the next unit freed there is held for the earliest request (again while waiting: the same ticket)",
+        body: Some("StandbyRequest"),
+        ok: (201, Some("StandbyTicket")),
+        errors: &[400, 401, 404, 409, 501, 503],
+    },
+    Op {
+        method: "get",
+        path: "/v1/applicants/{applicant}/standby",
+        summary: "The hold standby gave the applicant (status offered), or its waiting request (status waiting)",
+        body: None,
+        ok: (200, Some("Standby")),
+        errors: &[400, 401, 404, 501, 503],
+    },
+    Op {
+        method: "delete",
+        path: "/v1/applicants/{applicant}/standby",
+        summary: "Leave the standby line (a hold it gave stays the applicant's)",
+        body: None,
+        ok: (204, None),
+        errors: &[400, 401, 404, 501, 503],
+    },
 ];
 
 fn parameter(name: &str) -> Value {
@@ -179,9 +203,19 @@ fn schemas() -> Value {
                  "expires_at": {"type": "integer", "description": "Unix seconds"}}},
         "Booking": {"type": "object", "properties": {"token": token, "branch": uint, "slot": uint, "applicant": uint}},
         "Bookings": {"type": "array", "items": {"$ref": "#/components/schemas/Booking"}},
+        "StandbyRequest": {"type": "object", "required": ["applicant", "branches", "from", "to"], "additionalProperties": false,
+             "properties": {"applicant": uint, "branches": {"type": "array", "items": uint, "minItems": 1, "maxItems": 16}, "from": uint, "to": uint}},
+        "StandbyTicket": {"type": "object", "properties": {"applicant": uint, "number": uint, "waiting": uint}},
+        "Standby": {"oneOf": [
+            {"type": "object", "properties": {"status": {"const": "offered"}, "token": token, "branch": uint, "slot": uint,
+             "applicant": uint, "expires_at": {"type": "integer", "description": "Unix seconds"}}},
+            {"type": "object", "properties": {"status": {"const": "waiting"}, "applicant": uint, "number": uint,
+             "branches": {"type": "array", "items": uint}, "from": uint, "to": uint}}
+        ]},
         "Error": {"type": "object", "required": ["error"], "properties": {
             "error": {"type": "string", "enum": ["bad_request", "unauthorized", "not_found", "method_not_allowed", "too_large",
-                       "full", "applicant_limit", "unknown_slot", "unknown_token", "expired", "idempotency_key_reused", "unavailable"]},
+                       "full", "applicant_limit", "unknown_slot", "unknown_token", "expired", "idempotency_key_reused", "unavailable",
+                       "unit_free", "standby_full", "not_on_standby", "unsupported"]},
             "detail": {"type": "string"}}}
     })
 }
