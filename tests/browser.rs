@@ -12,7 +12,8 @@
 //! each in its language and direction, none wider than the screen, each saved as a PNG in
 //! `target/screenshots/pages/` (or `$PORTAL_SCREENSHOTS_DIR`: the README's pictures in
 //! `docs/screenshots/` come from `PORTAL_SCREENSHOTS_DIR=docs/screenshots cargo test --test
-//! browser every_page`, then shrunk to 96 colours as the README shows).
+//! browser every_page`, then shrunk to 96 colours as the README shows). The standby pages
+//! (nothing free, on standby, the hold standby found) the same way, beside them.
 #![cfg(all(
     feature = "http",
     feature = "redis",
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
+use surgegate::BranchId;
 
 /// chromedriver, stopped when dropped.
 struct Driver(Child);
@@ -455,4 +457,82 @@ impl Language {
             "Amal Haddad"
         }
     }
+}
+
+/// The standby pages in Arabic and in English at both widths: the "nothing free" page with its
+/// form, the appointments page of an applicant on standby, and the hold standby found, which is
+/// confirmed. Each in its language and direction, none wider than the screen, each saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_pages_in_both_languages_at_phone_and_desktop_widths() {
+    let Some(chromium) = programs::require("chromium", "chromium") else {
+        return;
+    };
+    let Some(chromedriver) = programs::require("chromedriver", "chromium-driver") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (flow, state) = serve_portal_with(dir.path(), 100, 100).await;
+    let book = portal_client::book(&state);
+    let bookable = state.bookable();
+    // Branch 1 has no place at all: whoever asks there finds nothing free.
+    for slot in bookable.clone() {
+        book.set_capacity(BranchId(1), slot, 0).unwrap();
+    }
+    let (_driver, port) = start_driver(&chromedriver);
+    let mut national_id = 4_100_000_000u64;
+    for language in &LANGUAGES {
+        let [_, _, register, choose, held, booked] = language.headings;
+        let nothing_free = if language.code == "ar" {
+            "لم يعد متاحًا"
+        } else {
+            "No longer available"
+        };
+        for (width, viewport) in [("phone", (390, 844)), ("desktop", (1280, 800))] {
+            let client = browser_sized(port, &chromium, language.accept, Some(viewport)).await;
+            let heading = Duration::from_secs(10);
+            client
+                .goto(&format!("http://{flow}/register"))
+                .await
+                .unwrap();
+            wait_for_heading(&client, register, heading).await;
+            national_id += 1;
+            fill(&client, "name", language.pick_name()).await;
+            fill(&client, "national_id", &national_id.to_string()).await;
+            fill(&client, "phone", "+966501234567").await;
+            click(&client, Locator::Css("main form button")).await;
+            wait_for_heading(&client, choose, heading).await;
+            client
+                .goto(&format!("http://{flow}/appointments?branch=1"))
+                .await
+                .unwrap();
+            wait_for_heading(&client, choose, heading).await;
+            click(&client, Locator::Id("earliest")).await;
+            wait_for_heading(&client, nothing_free, heading).await;
+            page_shot(&client, language, "nothing-free", width).await;
+            click(&client, Locator::Id("join-standby")).await;
+            wait_for_heading(&client, choose, heading).await;
+            assert!(client.find(Locator::Id("on-standby")).await.is_ok());
+            page_shot(&client, language, "standby", width).await;
+            // A place comes free at branch 1: it is held for this request.
+            let first = bookable.start;
+            let capacity = book.slot(BranchId(1), first).map_or(0, |s| s.capacity);
+            book.set_capacity(BranchId(1), first, capacity + 1).unwrap();
+            client
+                .goto(&format!("http://{flow}/appointments"))
+                .await
+                .unwrap();
+            wait_for_heading(&client, held, heading).await;
+            assert!(client.find(Locator::Id("standby-found")).await.is_ok());
+            page_shot(&client, language, "standby-hold", width).await;
+            click(&client, Locator::Id("confirm")).await;
+            wait_for_heading(&client, booked, heading).await;
+            client.close().await.unwrap();
+        }
+    }
+    assert_eq!(
+        book.slot(BranchId(1), bookable.start).map(|s| s.booked),
+        Some(4),
+        "each of the four applicants booked the place freed for it"
+    );
+    book.check_invariants().unwrap();
 }
