@@ -7,13 +7,12 @@
 //! Screenshots go to `target/screenshots/`.
 //!
 //! Then every page of the portal (landing, waiting room, register, choose an appointment, hold,
-//! booking, and where nothing is free: the "no longer available" page and the appointments page
-//! of an applicant on standby) in Arabic and in English, at a phone's width (390×844) and a desktop's (1280×800):
+//! booking) in Arabic and in English, at a phone's width (390×844) and a desktop's (1280×800):
 //! each in its language and direction, none wider than the screen, each saved as a PNG in
 //! `target/screenshots/pages/` (or `$PORTAL_SCREENSHOTS_DIR`: the README's pictures in
 //! `docs/screenshots/` come from `PORTAL_SCREENSHOTS_DIR=docs/screenshots cargo test --test
-//! browser every_page`, then shrunk to 96 colours as the README shows). The standby pages
-//! (nothing free, on standby, the hold standby found) the same way, beside them.
+//! browser -- every_page standby_pages`, then shrunk to 96 colours as the README shows). The
+//! standby pages (nothing free, on standby, the hold standby found) the same way, beside them.
 #![cfg(all(
     feature = "http",
     feature = "redis",
@@ -114,20 +113,9 @@ async fn serve_portal_with(
     rate: u32,
     max_active: u32,
 ) -> (SocketAddr, std::sync::Arc<server::LocalState>) {
-    serve_portal_set(dir, |s| {
-        (s.rate_per_second, s.burst, s.max_active) = (rate, rate, max_active);
-    })
-    .await
-}
-
-/// The portal on a loopback port with the tests' settings as `change` leaves them.
-async fn serve_portal_set(
-    dir: &std::path::Path,
-    change: impl FnOnce(&mut server::Settings),
-) -> (SocketAddr, std::sync::Arc<server::LocalState>) {
-    let mut settings = portal_client::settings(dir, 100);
+    let mut settings = portal_client::settings(dir, rate);
+    settings.max_active = max_active;
     settings.checkin_timeout = Duration::from_secs(6);
-    change(&mut settings);
     let state = server::State::open(settings).expect("the portal opens");
     let kept = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -360,20 +348,12 @@ async fn every_page_in_both_languages_at_phone_and_desktop_widths() {
     let (line, line_state) = serve_portal_with(line_dir.path(), 1, 1).await;
     let mut holder = portal_client::Browser::new(&line_state);
     assert_eq!(holder.get("/register").await.status, 200);
-    // A third whose only bookable place (branch 1, tomorrow's one window) is held: its
-    // applicants find nothing free there and join standby.
-    let full_dir = tempfile::tempdir().unwrap();
-    let (full, full_state) = serve_portal_set(full_dir.path(), |s| {
-        (s.days, s.windows_per_day, s.default_capacity) = (2, 1, 1);
-    })
-    .await;
-    take_the_place(&full_state).await;
     let (_driver, port) = start_driver(&chromedriver);
     let mut national_id = 4_000_000_000u64;
     for language in &LANGUAGES {
         for (width, viewport) in [("phone", (390, 844)), ("desktop", (1280, 800))] {
             let client = browser_sized(port, &chromium, language.accept, Some(viewport)).await;
-            let [landing, waiting, register, choose, held, booked, nothing] = language.headings;
+            let [landing, waiting, register, choose, held, booked, _] = language.headings;
             let heading = Duration::from_secs(10);
             client.goto(&format!("http://{flow}/")).await.unwrap();
             wait_for_heading(&client, landing, heading).await;
@@ -408,45 +388,9 @@ async fn every_page_in_both_languages_at_phone_and_desktop_widths() {
             click(&client, Locator::Id("confirm")).await;
             wait_for_heading(&client, booked, heading).await;
             page_shot(&client, language, "booking", width).await;
-            national_id += 1;
-            client
-                .goto(&format!("http://{full}/register"))
-                .await
-                .unwrap();
-            wait_for_heading(&client, register, heading).await;
-            fill(&client, "name", language.pick_name()).await;
-            fill(&client, "national_id", &national_id.to_string()).await;
-            fill(&client, "phone", "+966501234567").await;
-            click(&client, Locator::Css("main form button")).await;
-            wait_for_heading(&client, choose, heading).await;
-            client
-                .goto(&format!("http://{full}/appointments?branch=1"))
-                .await
-                .unwrap();
-            wait_for_heading(&client, choose, heading).await;
-            click(&client, Locator::Id("earliest")).await;
-            wait_for_heading(&client, nothing, heading).await;
-            page_shot(&client, language, "nothing-free", width).await;
-            click(&client, Locator::Id("join-standby")).await;
-            wait_for_heading(&client, choose, heading).await;
-            client.find(Locator::Id("on-standby")).await.unwrap();
-            page_shot(&client, language, "standby", width).await;
             client.close().await.unwrap();
         }
     }
-}
-
-/// Holds the one bookable place of branch 1 in `state`'s portal (an applicant of its own).
-async fn take_the_place(state: &std::sync::Arc<server::LocalState>) {
-    let mut taker = portal_client::Browser::new(state);
-    let registered = taker.register("Taker", "3999999999").await;
-    assert_eq!(registered.status, 303, "{}", registered.body);
-    let grid = taker.get("/appointments?branch=1").await;
-    let csrf = grid.field("csrf");
-    let held = taker
-        .post("/appointments/hold", &format!("csrf={csrf}&branch=1"))
-        .await;
-    assert_eq!(held.status, 303, "{}", held.body);
 }
 
 impl Language {
@@ -481,12 +425,7 @@ async fn standby_pages_in_both_languages_at_phone_and_desktop_widths() {
     let (_driver, port) = start_driver(&chromedriver);
     let mut national_id = 4_100_000_000u64;
     for language in &LANGUAGES {
-        let [_, _, register, choose, held, booked] = language.headings;
-        let nothing_free = if language.code == "ar" {
-            "لم يعد متاحًا"
-        } else {
-            "No longer available"
-        };
+        let [_, _, register, choose, held, booked, nothing_free] = language.headings;
         for (width, viewport) in [("phone", (390, 844)), ("desktop", (1280, 800))] {
             let client = browser_sized(port, &chromium, language.accept, Some(viewport)).await;
             let heading = Duration::from_secs(10);

@@ -121,8 +121,9 @@ pub fn waiting_section<B, R>(
 ) -> String {
     let csrf = csrf_field(&state.csrf_token("leave-standby", &csrf_subject(pass)));
     let covers = format!(
-        "{}, {}",
+        "{}{} {}",
         branches_in_words(lang, &request.branches),
+        lang.pick("،", ","),
         range_in_words(state, lang, (request.first, request.last))
     );
     let (heading, covers_word, how, leave) = lang.pick(
