@@ -166,7 +166,8 @@ async fn run_case(urls: &[&str], namespace: &str, ops: &[Op]) -> Result<(), Stri
                 capacity,
             } => {
                 let (b, s) = (BranchId(branch), slot);
-                if local.slot(b, s).is_some_and(|st| st.held + st.booked > 0) {
+                // A closed slot shows no counts: it may hold and book, so count it as cut.
+                if local.slot(b, s).is_none_or(|st| st.held + st.booked > 0) {
                     cut.insert((branch, slot));
                 }
                 let r = shared.set_capacity(b, s, capacity).await;
