@@ -8,6 +8,8 @@
 //! - no slot holds more than its capacity, and every unit counted held or booked is a hold or a
 //!   booking some applicant's count covers (capacity = remaining + held + booked, with nothing
 //!   held that no count covers);
+//! - on a slot with a channel quota, the plain capacity is the whole capacity less the unused
+//!   quota units, and the channel holds and books at most its quota plus the open part;
 //! - no applicant has more live holds and bookings than its limit;
 //! - every acknowledged confirmation is a booking, every acknowledged cancellation left neither
 //!   a hold nor a booking;
@@ -152,8 +154,9 @@ async fn book_phase(
     );
 }
 
-/// Random reservations (one branch and among branches), confirmations and cancellations under
-/// every fault in turn, with the rules checked after every step; then nobody is locked out.
+/// Random reservations (one branch, among branches, on a channel with a quota), confirmations
+/// and cancellations under every fault in turn, with the rules checked after every step; then
+/// nobody is locked out.
 fn random_book_steps_under_every_fault(limit: u32, seed: u64) {
     let Some(world) = World::start() else {
         return;

@@ -26,53 +26,52 @@ fn system_now_unix() -> Duration {
 }
 
 impl BookBackend for RedisSlotBook {
-    // Channel quotas are not on Redis yet: these answer `Unsupported` and change nothing, so
-    // code written against the trait learns it at its first call, never from a wrong count.
     async fn set_channel_quota(
         &self,
-        _branch: BranchId,
-        _slot: SlotIndex,
-        _channel: Channel,
-        _quota: u32,
+        branch: BranchId,
+        slot: SlotIndex,
+        channel: Channel,
+        quota: u32,
     ) -> Result<SlotState, CapacityError> {
-        Err(CapacityError::Backend(BackendError::Unsupported))
+        RedisSlotBook::set_channel_quota(self, branch, slot, channel, quota).await
     }
 
     async fn reserve_on(
         &self,
-        _channel: Channel,
-        _branch: BranchId,
-        _slot: SlotIndex,
-        _applicant: ApplicantId,
+        channel: Channel,
+        branch: BranchId,
+        slot: SlotIndex,
+        applicant: ApplicantId,
     ) -> Result<Hold, ReserveError> {
-        Err(ReserveError::Backend(BackendError::Unsupported))
+        RedisSlotBook::reserve_on(self, channel, branch, slot, applicant).await
     }
 
     async fn open_channel_quotas(
         &self,
-        _branch: BranchId,
-        _slot: SlotIndex,
+        branch: BranchId,
+        slot: SlotIndex,
     ) -> Result<SlotState, CapacityError> {
-        Err(CapacityError::Backend(BackendError::Unsupported))
+        RedisSlotBook::open_channel_quotas(self, branch, slot).await
     }
 
     async fn open_channel_quotas_in(
         &self,
-        _branch: BranchId,
-        _slots: impl RangeBounds<SlotIndex> + Send,
+        branch: BranchId,
+        slots: impl RangeBounds<SlotIndex> + Send,
     ) -> Result<u32, CapacityError> {
-        Err(CapacityError::Backend(BackendError::Unsupported))
+        RedisSlotBook::open_channel_quotas_in(self, branch, slots).await
     }
 
     async fn channel_quotas(
         &self,
-        _branch: BranchId,
-        _slot: SlotIndex,
+        branch: BranchId,
+        slot: SlotIndex,
     ) -> Result<Option<SlotQuotas>, BackendError> {
-        Err(BackendError::Unsupported)
+        RedisSlotBook::channel_quotas(self, branch, slot).await
     }
 
-    // Nor is the standby line: the same answer, for the same reason.
+    // The standby line is not on Redis yet: these answer `Unsupported` and change nothing, so
+    // code written against the trait learns it at its first call, never from a wrong answer.
     async fn standby(
         &self,
         _applicant: ApplicantId,

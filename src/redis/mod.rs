@@ -69,6 +69,20 @@
 //! and its holds and bookings stay (a hold granted before can still be confirmed) until
 //! `set_capacity` opens it again.
 //!
+//! # Channel quotas
+//!
+//! A slot with quotas ([`RedisSlotBook::set_channel_quota`]) keeps them beside its counts, on
+//! its branch's shard: its whole capacity and, per channel, the quota, the units taken from it
+//! and the units taken in all. The slot's capacity field holds the open part plus what is
+//! taken (the whole capacity less the quota units unused; 0 while closed), as the in-process
+//! slot word does, so every plain call reads it alone. [`RedisSlotBook::reserve_on`] takes from
+//! the quota or the open part in the reserve script itself; each hold and booking record names
+//! its channel and whether its unit came from the quota (a record without them, as one written
+//! before channels existed, is from the open part), and every script that gives a unit back (a
+//! release, a cancellation, a lapse reclaimed on the way) returns it to that part in the same
+//! step. A closed slot keeps its quotas; [`RedisSlotBook::open_channel_quotas_in`] opens every
+//! open slot of a range that keeps one, 4 096 per script.
+//!
 //! # The room
 //!
 //! The room is one line, so it lives under one hash tag, `{ns:room}`, on one shard: a sorted

@@ -7,9 +7,9 @@ use redis::Script;
 
 /// The keys of one branch, under its hash tag `{ns:b:<branch>}`, in the order every branch
 /// script receives them (`branch_prelude.lua` says what each holds).
-pub(crate) const BRANCH_KEYS: [&str; 11] = [
+pub(crate) const BRANCH_KEYS: [&str; 13] = [
     "cap", "held", "booked", "open", "holds", "exp", "bookings", "holder", "lapsed", "closed",
-    "fenced",
+    "fenced", "quotas", "kept",
 ];
 
 /// The keys of the room, under its hash tag `{ns:room}`, in the order every room script
@@ -115,7 +115,7 @@ mod tests {
         );
         let branch = header(&BRANCH_KEYS, &[]);
         assert!(branch.starts_with("local CAP, HELD, BOOKED, OPEN, HOLDS, EXP,"));
-        assert!(branch.trim_end().ends_with("KEYS[11]"));
+        assert!(branch.trim_end().ends_with("KEYS[13]"));
     }
 
     #[test]

@@ -10,14 +10,16 @@ use super::fault_proxy::{Fault, Proxy};
 use super::redis_single::Single;
 use surgegate::redis::{RedisSlotBook, RedisWaitingRoom};
 use surgegate::{
-    ApplicantId, Booking, BranchId, ConfirmError, Entry, HoldToken, JoinError, PollError,
-    Preference, ReleaseError, ReserveError, TicketToken, VisitorId,
+    ApplicantId, Booking, BranchId, Channel, ConfirmError, Entry, HoldToken, JoinError, PollError,
+    Preference, ReleaseError, ReserveError, SlotState, TicketToken, VisitorId,
 };
 
 /// The branches the book steps use, three slots each.
 pub const BRANCHES: [BranchId; 2] = [BranchId(1), BranchId(2)];
 const SLOTS: u32 = 3;
 const CAPACITY: u32 = 2;
+/// The channel the book steps reserve on; slot 0 of each branch keeps one unit for it.
+const COUNTER: Channel = Channel(1);
 const APPLICANTS: u64 = 5;
 /// A hold ttl whose text (`61234`) names the reserve script's request to the proxy.
 const HOLD_TTL_MS: u64 = 61_234;
@@ -129,12 +131,14 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens every slot of the branches with `CAPACITY` units.
+    /// Opens every slot of the branches with `CAPACITY` units, one of slot 0's kept for
+    /// `COUNTER`.
     pub async fn new(through: RedisSlotBook, direct: RedisSlotBook, limit: u32) -> Ledger {
         for b in BRANCHES {
             for slot in 0..SLOTS {
                 direct.set_capacity(b, slot, CAPACITY).await.unwrap();
             }
+            direct.set_channel_quota(b, 0, COUNTER, 1).await.unwrap();
         }
         Ledger {
             through,
@@ -155,8 +159,12 @@ impl Ledger {
         let a = ApplicantId(rng.below(APPLICANTS));
         let b = BRANCHES[rng.below(2) as usize];
         let book = &self.through;
-        let reserved = match rng.below(6) {
+        let reserved = match rng.below(7) {
             0 => book.reserve(b, rng.below(u64::from(SLOTS)) as u32, a).await,
+            6 => {
+                let slot = rng.below(u64::from(SLOTS)) as u32;
+                book.reserve_on(COUNTER, b, slot, a).await
+            }
             1 => book.reserve_earliest(b, 0..SLOTS, a).await,
             2 => {
                 let prefer =
@@ -236,6 +244,7 @@ impl Ledger {
                     s.held + s.booked <= s.capacity,
                     "{at}: {b:?} {slot} overbooked: {s:?}"
                 );
+                channel_bounds(&s, d.channel_quotas(b, slot).await.unwrap(), at);
                 let counted = (
                     held.get(&(b, slot)).copied().unwrap_or(0),
                     booked.get(&(b, slot)).copied().unwrap_or(0),
@@ -305,6 +314,31 @@ impl Ledger {
 /// acknowledged (in that order, which is the server's order: each was acknowledged before the
 /// next was sent), the waiting ones stand in increasing positions and nobody is admitted while
 /// one before them waits; admissions stay within the burst plus the rate over the time elapsed.
+/// The channel rules of one slot: the plain capacity is the whole capacity less the unused
+/// quota, each channel within its quota plus the open part, the channels' units among the
+/// slot's.
+fn channel_bounds(s: &SlotState, quotas: Option<surgegate::SlotQuotas>, at: &str) {
+    let Some(q) = quotas else {
+        return;
+    };
+    let kept: u32 = q.channels.iter().map(|c| c.quota).sum();
+    let unused: u32 = q
+        .channels
+        .iter()
+        .map(|c| c.quota.saturating_sub(c.from_quota))
+        .sum();
+    assert_eq!(s.capacity, q.capacity - unused, "{at}: {s:?} {q:?}");
+    let taken: u32 = q.channels.iter().map(|c| c.taken).sum();
+    assert!(taken <= s.held + s.booked, "{at}: {s:?} {q:?}");
+    for c in &q.channels {
+        assert!(c.from_quota <= c.quota.min(c.taken), "{at}: {c:?}");
+        assert!(
+            c.taken <= c.quota + q.capacity - kept,
+            "{at}: {c:?} of {q:?}"
+        );
+    }
+}
+
 async fn check_room(
     direct: &RedisWaitingRoom,
     acked: &[VisitorId],

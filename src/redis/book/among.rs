@@ -149,6 +149,7 @@ impl RedisSlotBook {
                 last: slot,
                 applicant,
                 token: c.token,
+                channel: None,
             };
             let reserved = match self.run_reserve(&ask, Some(c.until_ms)).await {
                 Ok(reserved) => reserved,

@@ -22,7 +22,8 @@ impl RedisSlotBook {
     /// closed slot again.
     ///
     /// # Errors
-    /// [`CapacityError::CapacityTooLarge`], [`CapacityError::Backend`].
+    /// [`CapacityError::CapacityTooLarge`], [`CapacityError::QuotasAboveCapacity`] (below the
+    /// slot's channel quotas), [`CapacityError::Backend`].
     pub async fn set_capacity(
         &self,
         branch: BranchId,
@@ -47,10 +48,10 @@ impl RedisSlotBook {
             .map_err(CapacityError::Backend)?;
         let args = ["set".into(), slot.to_string(), capacity.to_string()];
         let reply = i.on_branch(&i.scripts.capacity, branch, &args).await;
-        let state = reply::slot_state(&reply.map_err(CapacityError::Backend)?)
-            .map_err(CapacityError::Backend)?;
+        let state = reply::capacity_change(&reply.map_err(CapacityError::Backend)?)
+            .map_err(CapacityError::Backend)??;
         i.replicated(branch).await.map_err(CapacityError::Backend)?;
-        state.ok_or(CapacityError::Backend(BackendError::Reply))
+        Ok(state)
     }
 
     /// [`SlotBook::close_slot`](crate::SlotBook::close_slot): takes an open slot out of

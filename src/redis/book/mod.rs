@@ -4,14 +4,16 @@
 //! `capacity` (set_capacity, close_slot, slot, availability, sweep), `reserve` (the applicant
 //! protocol around one reservation: take, reserve, drop), `among` (one hold among several
 //! branches), `confirm` (confirm and release), `lookup` (holds and bookings by token or
-//! applicant), `settle` (giving back counts a failed call left behind), `reply` (reading the
-//! scripts' replies). This file: the type, its keys and the calls every protocol makes.
+//! applicant), `quota` (channel quotas and `reserve_on`), `settle` (giving back counts a
+//! failed call left behind), `reply` (reading the scripts' replies). This file: the type, its
+//! keys and the calls every protocol makes.
 
 mod among;
 mod builder;
 mod capacity;
 mod confirm;
 mod lookup;
+mod quota;
 mod reply;
 mod reserve;
 mod settle;

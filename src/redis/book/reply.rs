@@ -8,8 +8,8 @@ use redis::Value;
 
 use crate::backend::BackendError;
 use crate::book::{
-    ApplicantId, Booking, BranchId, ConfirmError, Hold, HoldToken, ReserveError, SlotIndex,
-    SlotState,
+    ApplicantId, Booking, BranchId, CapacityError, Channel, ChannelState, ConfirmError, Hold,
+    HoldToken, ReserveError, SlotIndex, SlotQuotas, SlotState,
 };
 
 type Reply<T> = Result<T, BackendError>;
@@ -66,6 +66,61 @@ pub(crate) fn slot_state(v: &Value) -> Reply<Option<SlotState>> {
         })),
         _ => Err(BackendError::Reply),
     }
+}
+
+fn is_text(v: &Value, want: &str) -> bool {
+    matches!(text(v), Ok(t) if t == want)
+}
+
+/// The capacity script's changes: `{capacity, held, booked}`, `{'err', 'unknown_slot'}` or
+/// `{'err', 'quotas', sum, capacity}`.
+pub(crate) fn capacity_change(v: &Value) -> Reply<Result<SlotState, CapacityError>> {
+    match items(v)? {
+        [tag, reason] if is_text(tag, "err") && is_text(reason, "unknown_slot") => {
+            Ok(Err(CapacityError::UnknownSlot))
+        }
+        [tag, reason, quotas, capacity] if is_text(tag, "err") && is_text(reason, "quotas") => {
+            Ok(Err(CapacityError::QuotasAboveCapacity {
+                quotas: u64_of(quotas)?,
+                capacity: u32_of(capacity)?,
+            }))
+        }
+        _ => slot_state(v)?.map(Ok).ok_or(BackendError::Reply),
+    }
+}
+
+/// The capacity script's `open_range`: `{opened, next}`.
+pub(crate) fn opened(v: &Value) -> Reply<(u32, u64)> {
+    match items(v)? {
+        [opened, next] => Ok((u32_of(opened)?, u64_of(next)?)),
+        _ => Err(BackendError::Reply),
+    }
+}
+
+/// The read script's `quotas`: `{capacity, channel, quota, from_quota, taken, ...}` or `{}`.
+pub(crate) fn quotas(v: &Value) -> Reply<Option<SlotQuotas>> {
+    let items = items(v)?;
+    let Some((capacity, channels)) = items.split_first() else {
+        return Ok(None);
+    };
+    if !channels.len().is_multiple_of(4) {
+        return Err(BackendError::Reply);
+    }
+    let channels = channels
+        .chunks(4)
+        .map(|c| {
+            Ok(ChannelState {
+                channel: Channel(u8::try_from(int(&c[0])?).map_err(|_| BackendError::Reply)?),
+                quota: u32_of(&c[1])?,
+                from_quota: u32_of(&c[2])?,
+                taken: u32_of(&c[3])?,
+            })
+        })
+        .collect::<Reply<Vec<_>>>()?;
+    Ok(Some(SlotQuotas {
+        capacity: u32_of(capacity)?,
+        channels,
+    }))
 }
 
 /// The read script's range: `{slot, capacity, held, booked, ...}`.
@@ -301,6 +356,8 @@ mod tests {
                 "{v:?}"
             );
             assert!(taken(v).is_err(), "{v:?}");
+            assert!(capacity_change(v).is_err(), "{v:?}");
+            assert!(quotas(v).is_err(), "{v:?}");
             assert!(settled(v).is_err(), "{v:?}");
             assert!(first(v).is_err(), "{v:?}");
             assert!(
@@ -361,5 +418,52 @@ mod tests {
         );
         let bad = Value::Array(vec![bulk("0"), Value::Array(vec![bulk("-3")])]);
         assert_eq!(registry_page(&bad), Err(BackendError::Reply));
+    }
+
+    #[test]
+    fn quota_replies_read_back_and_junk_is_refused() {
+        let over = Value::Array(vec![
+            bulk("err"),
+            bulk("quotas"),
+            Value::Int(7),
+            Value::Int(5),
+        ]);
+        assert_eq!(
+            capacity_change(&over),
+            Ok(Err(CapacityError::QuotasAboveCapacity {
+                quotas: 7,
+                capacity: 5
+            }))
+        );
+        let unknown = Value::Array(vec![bulk("err"), bulk("unknown_slot")]);
+        assert_eq!(
+            capacity_change(&unknown),
+            Ok(Err(CapacityError::UnknownSlot))
+        );
+        assert_eq!(
+            capacity_change(&Value::Array(vec![])),
+            Err(BackendError::Reply)
+        );
+        let q = Value::Array([5, 2, 3, 1, 1].map(Value::Int).to_vec());
+        let read = quotas(&q).unwrap().unwrap();
+        assert_eq!(read.capacity, 5);
+        assert_eq!(
+            read.channels,
+            vec![ChannelState {
+                channel: Channel(2),
+                quota: 3,
+                from_quota: 1,
+                taken: 1
+            }]
+        );
+        assert_eq!(quotas(&Value::Array(vec![])), Ok(None));
+        for bad in [vec![5, 256, 1, 0, 0], vec![5, 2, 3], vec![5, 2, -1, 0, 0]] {
+            let v = Value::Array(bad.into_iter().map(Value::Int).collect());
+            assert_eq!(quotas(&v), Err(BackendError::Reply), "{v:?}");
+        }
+        assert_eq!(
+            opened(&Value::Array(vec![Value::Int(2), Value::Int(9)])),
+            Ok((2, 9))
+        );
     }
 }

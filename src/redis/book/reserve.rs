@@ -7,7 +7,9 @@ use std::ops::RangeBounds;
 use super::reply::{self, Taken};
 use super::{CLOCK_SKEW_MS, COUNT_MARGIN_MS, RedisSlotBook, new_token};
 use crate::backend::BackendError;
-use crate::book::{ApplicantId, BranchId, Hold, HoldToken, ReserveError, SlotIndex, inclusive};
+use crate::book::{
+    ApplicantId, BranchId, Channel, Hold, HoldToken, ReserveError, SlotIndex, inclusive,
+};
 
 /// How the reserve script picks its slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub(super) struct Ask {
     pub(super) last: SlotIndex,
     pub(super) applicant: ApplicantId,
     pub(super) token: HoldToken,
+    /// The channel the unit is taken on (mode `Slot` only): its quota first.
+    pub(super) channel: Option<Channel>,
 }
 
 impl RedisSlotBook {
@@ -40,7 +44,7 @@ impl RedisSlotBook {
         slot: SlotIndex,
         applicant: ApplicantId,
     ) -> Result<Hold, ReserveError> {
-        self.take_hold(branch, Mode::Slot, slot, slot, applicant)
+        self.take_hold(branch, Mode::Slot, slot, slot, applicant, None)
             .await
     }
 
@@ -58,19 +62,20 @@ impl RedisSlotBook {
         applicant: ApplicantId,
     ) -> Result<Hold, ReserveError> {
         let (first, last) = inclusive(&slots).ok_or(ReserveError::EmptyRange)?;
-        self.take_hold(branch, Mode::Earliest, first, last, applicant)
+        self.take_hold(branch, Mode::Earliest, first, last, applicant, None)
             .await
     }
 
     /// The applicant protocol around one reservation: take the applicant's count, reserve on
     /// the branch, give the count back if no new hold was made.
-    async fn take_hold(
+    pub(super) async fn take_hold(
         &self,
         branch: BranchId,
         mode: Mode,
         first: SlotIndex,
         last: SlotIndex,
         applicant: ApplicantId,
+        channel: Option<Channel>,
     ) -> Result<Hold, ReserveError> {
         let ask = Ask {
             branch,
@@ -79,6 +84,7 @@ impl RedisSlotBook {
             last,
             applicant,
             token: new_token(branch),
+            channel,
         };
         let backend = ReserveError::Backend;
         let Some(until_ms) = self
@@ -190,6 +196,7 @@ impl RedisSlotBook {
             i.hold_ttl_ms.to_string(),
             latest_ms.to_string(),
             peek.into(),
+            ask.channel.map_or_else(String::new, |c| c.0.to_string()),
         ];
         let reply = i.on_branch(&i.scripts.reserve, ask.branch, &args).await?;
         reply::hold(&reply, ask.branch, ask.applicant)

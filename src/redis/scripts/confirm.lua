@@ -8,7 +8,7 @@ reclaim(now, RECLAIM_BUDGET)
 local token = ARGV[1]
 local booking = redis.call('HGET', BOOKINGS, token)
 if booking then
-  local slot, applicant = string.match(booking, '^(%d+) (%d+)$')
+  local slot, applicant = booking_fields(booking)
   return {'booked', tonumber(slot), applicant}
 end
 local rec = redis.call('HGET', HOLDS, token)
@@ -18,14 +18,19 @@ if not rec then
   end
   return {'err', 'unknown'}
 end
-local _, _, exp = string.match(rec, '^(%d+) (%d+) (%d+)$')
+local _, _, exp = hold_fields(rec)
 if tonumber(exp) <= now then
   drop_hold(token, rec)
   remember_lapsed(token, now)
   return {'err', 'expired'}
 end
-local slot, applicant = drop_hold(token, rec)
+-- The unit stays taken, from the same part: the booking carries the hold's channel and
+-- from-quota flag, so that a cancellation gives it back where it came from.
+-- The count first: see drop_hold.
+local slot = hold_fields(rec)
 redis.call('HINCRBY', BOOKED, slot, 1)
-redis.call('HSET', BOOKINGS, token, slot .. ' ' .. applicant)
+redis.call('HINCRBY', HELD, slot, -1)
+local _, applicant, part = unhold(token, rec)
+redis.call('HSET', BOOKINGS, token, with_part(slot .. ' ' .. applicant, part))
 refresh_open(slot)
 return {'booked', tonumber(slot), applicant}

@@ -2,11 +2,12 @@
 -- reclaiming what lapsed; or a sweep.
 -- ARGV[1] 'slot' (ARGV[2] slot) | 'range' (slots ARGV[2]..=ARGV[3], at most RANGE_MAX) |
 --         'first' (slots ARGV[2]..=ARGV[3]) | 'hold' (ARGV[2] token) |
---         'booking' (ARGV[2] token) | 'sweep' (ARGV[2] budget)
+--         'booking' (ARGV[2] token) | 'sweep' (ARGV[2] budget) | 'quotas' (ARGV[2] slot)
 -- Returns {capacity, held, booked} or {} | {slot, capacity, held, booked, slot, ...} of the
 --         open slots in the range | {'slot', s} the lowest slot with room in the range, or
 --         {'none'}, or {'unknown'} for a branch with no slot at all | {slot, applicant,
---         expires_ms} or {} | {slot, applicant} or {} | the number of holds reclaimed.
+--         expires_ms} or {} | {slot, applicant} or {} | the number of holds reclaimed |
+--         {capacity, channel, quota, from_quota, taken, ...} or {} for a slot without quotas.
 local now = now_ms()
 local op = ARGV[1]
 if op == 'sweep' then
@@ -45,7 +46,7 @@ if op == 'hold' then
   if not rec then
     return {}
   end
-  local slot, applicant, exp = string.match(rec, '^(%d+) (%d+) (%d+)$')
+  local slot, applicant, exp = hold_fields(rec)
   return {tonumber(slot), applicant, tonumber(exp)}
 end
 if op == 'booking' then
@@ -53,7 +54,20 @@ if op == 'booking' then
   if not booking then
     return {}
   end
-  local slot, applicant = string.match(booking, '^(%d+) (%d+)$')
+  local slot, applicant = booking_fields(booking)
   return {tonumber(slot), applicant}
+end
+if op == 'quotas' then
+  local q = quotas_of(ARGV[2])
+  if not q then
+    return {}
+  end
+  local out = {q.capacity}
+  for _, c in ipairs(q.channels) do
+    for _, v in ipairs(c) do
+      table.insert(out, v)
+    end
+  end
+  return out
 end
 return redis.error_reply('unknown read op')

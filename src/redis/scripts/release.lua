@@ -1,4 +1,4 @@
--- release: a live hold or a booking gives its unit back.
+-- release: a live hold or a booking gives its unit back, to the part it came from.
 -- ARGV[1] token
 -- Returns {'released', 'hold' | 'booking', applicant} or {'err', 'unknown'}.
 local now = now_ms()
@@ -11,10 +11,9 @@ if rec then
 end
 local booking = redis.call('HGET', BOOKINGS, token)
 if booking then
-  local slot, applicant = string.match(booking, '^(%d+) (%d+)$')
-  redis.call('HINCRBY', BOOKED, slot, -1)
+  local slot, applicant, part = booking_fields(booking)
+  give_back(slot, part, BOOKED) -- first: see drop_hold
   redis.call('HDEL', BOOKINGS, token)
-  refresh_open(slot)
   return {'released', 'booking', applicant}
 end
 return {'err', 'unknown'}

@@ -3,6 +3,8 @@
 -- ARGV[4] applicant   ARGV[5] token of the new hold   ARGV[6] hold ttl in ms
 -- ARGV[7] latest expiry allowed, ms (the applicant's count outlives the hold), 0: none
 -- ARGV[8] 'peek': only return the applicant's live hold here, if any
+-- ARGV[9] channel (mode 'slot' only; '' for none): taken from the channel's quota while it has
+--   units left there and the slot as a whole has room, else from the open part
 -- Rule: never overbook: a hold is granted only while held + booked < capacity; an expired hold
 -- never blocks (reclaimed first); a retried reserve returns the applicant's live hold; a
 -- closed slot is as one never opened.
@@ -17,15 +19,16 @@ local listed = holds_of(applicant)
 for _, existing in ipairs(listed) do
   local rec = redis.call('HGET', HOLDS, existing)
   if rec then
-    local slot, _, exp = string.match(rec, '^(%d+) (%d+) (%d+)$')
+    local slot, _, exp = hold_fields(rec)
     if tonumber(slot) >= first and tonumber(slot) <= last then
       return {'held', existing, tonumber(slot), tonumber(exp)}
     end
   end
 end
 if ARGV[8] == 'peek' then
-  -- At the applicant's limit: a slot that does not exist is still the first thing to say.
-  if (mode == 'slot' and not is_open_slot(ARGV[2]))
+  -- At the applicant's limit: a slot that does not exist is still the first thing to say (a
+  -- closed one exists: the limit is, as in-process).
+  if (mode == 'slot' and redis.call('HEXISTS', CAP, ARGV[2]) == 0)
       or (mode ~= 'slot' and redis.call('HLEN', CAP) == 0) then
     return {'err', 'unknown_slot'}
   end
@@ -37,13 +40,31 @@ if (tonumber(ARGV[7]) > 0 and exp > tonumber(ARGV[7])) or redis.call('ZSCORE', F
   return {'err', 'stale'}
 end
 local slot
+local part = ''
 if mode == 'slot' then
   slot = ARGV[2]
   if not is_open_slot(slot) then
     return {'err', 'unknown_slot'}
   end
-  if tonumber(redis.call('HGET', CAP, slot)) <= count(HELD, slot) + count(BOOKED, slot) then
+  local taken = count(HELD, slot) + count(BOOKED, slot)
+  local q = (ARGV[9] or '') ~= '' and quotas_of(slot)
+  local c = q and channel_in(q, tonumber(ARGV[9]))
+  if c and c[3] < c[2] then
+    -- From the quota: the slot as a whole must have room (rule 1 after a lowering); CAP rises
+    -- with the count, so the open part stays as it was.
+    if taken >= q.capacity then
+      return {'err', 'full'}
+    end
+    c[3] = c[3] + 1
+    part = ARGV[9] .. ' 1'
+  elseif tonumber(redis.call('HGET', CAP, slot)) <= taken then
     return {'err', 'full'}
+  elseif c then
+    part = ARGV[9] .. ' 0'
+  end
+  if c then
+    c[4] = c[4] + 1
+    save_quotas(slot, q)
   end
 else
   if redis.call('HLEN', CAP) == 0 then
@@ -56,7 +77,7 @@ else
   slot = found[1]
 end
 redis.call('HINCRBY', HELD, slot, 1)
-redis.call('HSET', HOLDS, token, slot .. ' ' .. applicant .. ' ' .. int(exp))
+redis.call('HSET', HOLDS, token, with_part(slot .. ' ' .. applicant .. ' ' .. int(exp), part))
 redis.call('ZADD', EXP, int(exp), token)
 table.insert(listed, token)
 redis.call('HSET', HOLDER, applicant, table.concat(listed, ' '))

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use surgegate::book::Preference;
 use surgegate::{
-    ApplicantId, BackendError, BookBackend, BranchId, CapacityError, Channel, CloseError,
-    ConfirmError, MAX_ALTERNATIVES, MAX_CAPACITY, ReleaseError, ReserveError, SlotState,
+    ApplicantId, BookBackend, BranchId, CapacityError, Channel, CloseError, ConfirmError,
+    MAX_ALTERNATIVES, MAX_CAPACITY, ReleaseError, ReserveError, SlotState,
 };
 
 use super::Backends;
@@ -60,35 +60,15 @@ pub async fn run_all<B: Backends>(b: &B) {
     one_hold_among_several_branches(b).await;
     lookups_and_the_time_base(b).await;
     sweep_reclaims_every_lapsed_hold(b).await;
-    channel_quotas_or_a_clear_refusal(b).await;
+    channel_quotas_through_the_trait(b).await;
 }
 
 /// Channel quotas through the trait: kept units out of plain reach, taken on their channel,
-/// opened to all. A backend without them (Redis, for now) refuses every channel call with
-/// `BackendError::Unsupported` and changes nothing; the in-process book never does.
-async fn channel_quotas_or_a_clear_refusal<B: Backends>(b: &B) {
+/// given back to the quota they came from, opened to all.
+async fn channel_quotas_through_the_trait<B: Backends>(b: &B) {
     let book = b.book(Duration::from_secs(60), 1).await;
     book.set_capacity(B2, 9, 2).await.unwrap();
     let kept = book.set_channel_quota(B2, 9, Channel(1), 1).await;
-    let unsupported = BackendError::Unsupported;
-    if b.name().starts_with("redis") {
-        assert_eq!(kept, Err(CapacityError::Backend(unsupported)));
-        assert_eq!(
-            book.reserve_on(Channel(1), B2, 9, a(1)).await,
-            Err(ReserveError::Backend(unsupported))
-        );
-        assert_eq!(
-            book.open_channel_quotas(B2, 9).await,
-            Err(CapacityError::Backend(unsupported))
-        );
-        assert_eq!(
-            book.open_channel_quotas_in(B2, 0..64).await,
-            Err(CapacityError::Backend(unsupported))
-        );
-        assert_eq!(book.channel_quotas(B2, 9).await, Err(unsupported));
-        assert_eq!(book.slot(B2, 9).await, Ok(Some(state(2, 0, 0))));
-        return;
-    }
     assert_eq!(kept, Ok(state(1, 0, 0)), "{}: the open part", b.name());
     book.reserve(B2, 9, a(1)).await.unwrap();
     assert_eq!(book.reserve(B2, 9, a(2)).await, Err(ReserveError::Full));
