@@ -129,9 +129,8 @@ pub trait BookBackend: Send + Sync + 'static {
         prefer: Preference,
     ) -> impl Future<Output = Result<Hold, ReserveError>> + Send;
 
-    /// [`SlotBook::set_channel_quota`]: keeps `quota` units of a slot for `channel`. A backend
-    /// without channel quotas answers `CapacityError::Backend(BackendError::Unsupported)` and
-    /// changes nothing.
+    /// [`SlotBook::set_channel_quota`]: keeps `quota` units of a slot for `channel` (both
+    /// backends keep quotas by the same rules).
     fn set_channel_quota(
         &self,
         branch: BranchId,
@@ -206,8 +205,9 @@ pub trait BookBackend: Send + Sync + 'static {
     /// [`SlotBook::sweep`]: reclaims every expired hold now, in every branch; how many.
     fn sweep(&self) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
-    /// [`SlotBook::standby`]: a place in the standby line (a backend without one answers
-    /// `StandbyError::Backend(BackendError::Unsupported)` and changes nothing).
+    /// [`SlotBook::standby`]: a place in the standby line (a backend without one, today the
+    /// Redis book, answers `StandbyError::Backend(BackendError::Unsupported)` and changes
+    /// nothing).
     fn standby(
         &self,
         applicant: ApplicantId,
