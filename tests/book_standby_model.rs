@@ -145,10 +145,14 @@ fn racing_threads_keep_every_rule_under_the_audit() {
         book.set_capacity(BranchId(1), slot, 2).unwrap();
     }
     let done = Arc::new(AtomicBool::new(false));
+    // The workers start once the auditor runs, so that on a loaded machine its audits still
+    // overlap their calls (it counts the audits that began while they were at work).
+    let auditing = Arc::new(AtomicBool::new(false));
     let auditor = {
-        let (book, done) = (book.clone(), done.clone());
+        let (book, done, auditing) = (book.clone(), done.clone(), auditing.clone());
         std::thread::spawn(move || {
             let mut audits = 0u32;
+            auditing.store(true, Ordering::SeqCst);
             while !done.load(Ordering::SeqCst) {
                 book.check_invariants().unwrap();
                 audits += 1;
@@ -156,6 +160,9 @@ fn racing_threads_keep_every_rule_under_the_audit() {
             audits
         })
     };
+    while !auditing.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
     let workers: Vec<_> = (0..4u64)
         .map(|t| {
             let book = book.clone();
