@@ -3,7 +3,7 @@
 //! nested past any depth, bytes after the body, a free unit at one of several branches asked,
 //! another applicant's path, leaving and joining again to jump the line, a retry with another
 //! range, a request that would take the applicant past its limit, and the book's last slot at
-//! the largest branch. Each answer is a 4xx with a JSON body or the success the rules allow,
+//! the largest branch, a crowd joining at once. Each answer is a 4xx with a JSON body or the success the rules allow,
 //! never a 500, and an error changes nothing.
 
 #![cfg(not(loom))]
@@ -293,4 +293,52 @@ fn an_applicant_spelt_with_signs_or_spaces_is_refused_and_leading_zeros_name_the
     // Leading zeros are the same number, so the same applicant: no second identity.
     let (status, v) = t.standby_of("0002");
     assert_eq!((status, v["applicant"].as_u64()), (200, Some(2)));
+}
+
+#[test]
+fn a_crowd_joining_at_once_then_one_cancellation_offers_one_unit_to_one_applicant() {
+    let t = Target::start();
+    let booking = t.book_only_unit(1, 3, 1);
+    let numbers: Vec<u64> = std::thread::scope(|s| {
+        let joins: Vec<_> = (2..22u64)
+            .map(|a| {
+                let t = &t;
+                s.spawn(move || {
+                    let r = t.join(a, &[1], 0, 10);
+                    assert_eq!(r.status, 201, "{a}: {}", r.text());
+                    r.json()["number"].as_u64().unwrap()
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let mut distinct = numbers.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        numbers.len(),
+        "two joins share a place: {numbers:?}"
+    );
+    t.expect("DELETE", &format!("/v1/bookings/{booking}"), "", 204);
+    // The earliest number is offered the unit; nobody else, and the slot never overbooks.
+    let first = 2 + numbers
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, n)| **n)
+        .unwrap()
+        .0 as u64;
+    let offered: Vec<u64> = (2..22u64)
+        .filter(|a| t.standby_of(&a.to_string()).1["status"] == "offered")
+        .collect();
+    assert_eq!(offered, vec![first]);
+    let slot = t.expect("GET", "/v1/branches/1/slots/3", "", 200);
+    assert_eq!(
+        (
+            slot["capacity"].as_u64(),
+            slot["held"].as_u64(),
+            slot["booked"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
 }
