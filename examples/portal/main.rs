@@ -92,7 +92,7 @@ struct Args {
     /// Days bookable (in a new data directory).
     #[arg(long, default_value_t = 14)]
     days: u32,
-    /// One-hour windows a day from 08:00 (in a new data directory).
+    /// One-hour windows a day from 08:00, 1 to 24 (in a new data directory).
     #[arg(long, default_value_t = 8)]
     windows: u32,
     /// Hours before a window starts when what the channels left unused of it opens to everyone

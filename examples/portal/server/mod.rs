@@ -378,6 +378,18 @@ impl Portal {
 /// there, so that slot numbers mean the same days after a restart.
 fn calendar_in(dir: &Path, days: u32, windows: u32) -> Result<Calendar, String> {
     let path = dir.join("calendar.txt");
+    // Checked before a new calendar is written, and again on one read back: a day of more
+    // one-hour windows would overlap the next day's, which the pages and the quota timer
+    // cannot tell apart.
+    let too_many = |windows: u32| {
+        format!(
+            "{windows} windows a day do not fit: one-hour windows from 08:00 allow 1 to {}",
+            quotas::MAX_WINDOWS_PER_DAY
+        )
+    };
+    if windows > quotas::MAX_WINDOWS_PER_DAY {
+        return Err(too_many(windows));
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -394,6 +406,9 @@ fn calendar_in(dir: &Path, days: u32, windows: u32) -> Result<Calendar, String> 
     let first: Date = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
     let days: u32 = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
     let windows: u32 = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    if windows > quotas::MAX_WINDOWS_PER_DAY {
+        return Err(format!("{}: {}", path.display(), too_many(windows)));
+    }
     Calendar::new(first, days, windows).map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -14,6 +14,10 @@ use super::State;
 
 /// The hour (UTC) the first window of a day starts; window `w` starts `w` hours later.
 pub const FIRST_WINDOW_HOUR: i64 = 8;
+/// The most windows a day: window `w` starts `w` hours after the day's first, so with more
+/// than 24 a day's last windows would start after the next day's first, and
+/// [`starting_within`]'s prefix of slots would open them early.
+pub const MAX_WINDOWS_PER_DAY: u32 = 24;
 /// How often the portal opens the quotas that fell due.
 pub const OPEN_EVERY: Duration = Duration::from_secs(60);
 
@@ -132,5 +136,28 @@ mod tests {
         );
         assert_eq!(starting_within(&c, i64::MAX, Duration::MAX), 0..24);
         assert_eq!(starting_within(&c, i64::MIN, Duration::ZERO), 0..0);
+    }
+
+    #[test]
+    fn a_day_of_the_most_windows_opens_them_in_order_across_midnight() {
+        let c = Calendar::new(Date::new(2026, 3, 1).unwrap(), 2, MAX_WINDOWS_PER_DAY).unwrap();
+        let now = first_window();
+        // The first day's last window starts at 07:00 the next morning, an hour before the
+        // second day's first: it is due then, the second day's first not yet.
+        assert_eq!(
+            starting_within(&c, now + 23 * HOUR_SECS, Duration::ZERO),
+            0..24
+        );
+        assert_eq!(
+            starting_within(&c, now + 24 * HOUR_SECS - 1, Duration::ZERO),
+            0..24
+        );
+        assert_eq!(
+            starting_within(&c, now + 24 * HOUR_SECS, Duration::ZERO),
+            0..25
+        );
+        // Hours far beyond the calendar (a huge --open-quotas-hours): every slot, never more.
+        let forever = Duration::from_secs(u64::MAX);
+        assert_eq!(starting_within(&c, now, forever), 0..48);
     }
 }

@@ -157,8 +157,8 @@ pub fn found_note(lang: Lang) -> String {
     format!("<p id=\"standby-found\"><strong>{said}</strong></p>")
 }
 
-/// A standby form's fields, checked: its branches (known, without repeats) and its range
-/// (inside the bookable days, in order).
+/// A standby form's fields, checked: its branches (known, repeats dropped) and its range
+/// (`first` and `last` once each, inside the bookable days, in order).
 struct Asked {
     branches: Vec<BranchId>,
     first: SlotIndex,
@@ -178,8 +178,22 @@ fn read_form<B, R>(state: &State<B, R>, fields: &[(String, String)]) -> Result<A
     for (name, value) in fields {
         match name.as_str() {
             "csrf" => {}
-            "first" => first = value.parse::<SlotIndex>().ok(),
-            "last" => last = value.parse::<SlotIndex>().ok(),
+            "first" | "last" => {
+                // Each once: of two, neither is more the applicant's choice than the other.
+                let place = if name == "first" {
+                    &mut first
+                } else {
+                    &mut last
+                };
+                if place.is_some() {
+                    return Err(format!("{name} is given twice"));
+                }
+                *place = Some(
+                    value
+                        .parse::<SlotIndex>()
+                        .map_err(|_| "days outside the calendar")?,
+                );
+            }
             "branch" => {
                 let b = value
                     .parse::<u32>()
