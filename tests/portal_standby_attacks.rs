@@ -41,6 +41,18 @@ fn visitor(addr: &str, national_id: &str) -> Visitor {
     v
 }
 
+/// The portal of [`portal`] with branch 1's one place booked by another applicant, and `v`, a
+/// registered applicant who will find it full (the directory must outlive the portal).
+fn branch_1_taken() -> (tempfile::TempDir, Portal, Visitor) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = portal(dir.path());
+    let addr = p.addr.as_str();
+    let mut a = visitor(addr, "1111111111");
+    book_earliest(&mut a, addr);
+    let v = visitor(addr, "2222222222");
+    (dir, p, v)
+}
+
 /// The grid of `branch` (its `csrf` is the hold form's).
 fn grid(v: &mut Visitor, addr: &str, branch: u32) -> Reply {
     let g = v.send(
@@ -93,12 +105,8 @@ fn hold_page(v: &mut Visitor, addr: &str) -> Reply {
 
 #[test]
 fn a_range_given_twice_is_refused_and_joins_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
-    book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
     let csrf = standby_token(&mut v, addr, 1);
     for fields in [
         "first=0&first=1&last=1&branch=1",
@@ -122,12 +130,8 @@ fn a_range_given_twice_is_refused_and_joins_nothing() {
 
 #[test]
 fn a_token_of_another_form_neither_joins_nor_leaves() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
-    book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
     let hold_token = grid(&mut v, addr, 1).field("csrf");
     let refused = join(
         &mut v,
@@ -154,12 +158,8 @@ fn a_token_of_another_form_neither_joins_nor_leaves() {
 
 #[test]
 fn another_visitors_token_joins_and_leaves_for_nobody() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
-    book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
     let mut w = visitor(addr, "3333333333");
     let theirs = standby_token(&mut v, addr, 1);
     let refused = join(
@@ -188,12 +188,8 @@ fn another_visitors_token_joins_and_leaves_for_nobody() {
 
 #[test]
 fn a_replayed_join_keeps_one_request_in_its_first_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
-    book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
     let csrf = standby_token(&mut v, addr, 1);
     let body = format!("csrf={csrf}&first=1&last=1&branch=1");
     for _ in 0..3 {
@@ -205,12 +201,8 @@ fn a_replayed_join_keeps_one_request_in_its_first_place() {
 
 #[test]
 fn a_form_of_megabytes_is_refused_and_joins_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
-    book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
     let csrf = standby_token(&mut v, addr, 1);
     let huge = format!(
         "csrf={csrf}&first=1&last=1&branch=1&branch={}",
@@ -223,12 +215,8 @@ fn a_form_of_megabytes_is_refused_and_joins_nothing() {
 
 #[test]
 fn markup_in_a_refused_form_is_never_echoed_in_either_language() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
-    book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
     let csrf = standby_token(&mut v, addr, 1);
     let script = "%3Cscript%3Ealert(1)%3C%2Fscript%3E";
     for lang in ["en", "ar"] {
@@ -249,12 +237,8 @@ fn markup_in_a_refused_form_is_never_echoed_in_either_language() {
 
 #[test]
 fn a_live_hold_keeps_the_applicant_off_the_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
-    book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
     let csrf = standby_token(&mut v, addr, 1);
     // v holds the free place at branch 2: its one place is taken.
     let hold = grid(&mut v, addr, 2).field("csrf");
