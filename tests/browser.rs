@@ -371,11 +371,7 @@ async fn every_page_in_both_languages_at_phone_and_desktop_widths() {
             wait_for_heading(&client, register, heading).await;
             page_shot(&client, language, "register", width).await;
             national_id += 1;
-            fill(&client, "name", language.pick_name()).await;
-            fill(&client, "national_id", &national_id.to_string()).await;
-            fill(&client, "phone", "+966501234567").await;
-            click(&client, Locator::Css("main form button")).await;
-            wait_for_heading(&client, choose, heading).await;
+            register_as(&client, language, national_id).await;
             client
                 .goto(&format!("http://{flow}/appointments?branch=1"))
                 .await
@@ -391,6 +387,16 @@ async fn every_page_in_both_languages_at_phone_and_desktop_widths() {
             client.close().await.unwrap();
         }
     }
+}
+
+/// Fills in the open registration form as `language`'s applicant, sends it, and waits for the
+/// appointments page.
+async fn register_as(client: &Client, language: &Language, national_id: u64) {
+    fill(client, "name", language.pick_name()).await;
+    fill(client, "national_id", &national_id.to_string()).await;
+    fill(client, "phone", "+966501234567").await;
+    click(client, Locator::Css("main form button")).await;
+    wait_for_heading(client, language.headings[3], Duration::from_secs(10)).await;
 }
 
 impl Language {
@@ -435,11 +441,7 @@ async fn standby_pages_in_both_languages_at_phone_and_desktop_widths() {
                 .unwrap();
             wait_for_heading(&client, register, heading).await;
             national_id += 1;
-            fill(&client, "name", language.pick_name()).await;
-            fill(&client, "national_id", &national_id.to_string()).await;
-            fill(&client, "phone", "+966501234567").await;
-            click(&client, Locator::Css("main form button")).await;
-            wait_for_heading(&client, choose, heading).await;
+            register_as(&client, language, national_id).await;
             client
                 .goto(&format!("http://{flow}/appointments?branch=1"))
                 .await
