@@ -15,6 +15,8 @@ mod http1;
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
+#[path = "support/redis_book.rs"]
+mod redis_book;
 #[path = "support/redis_model.rs"]
 mod redis_model;
 #[path = "support/redis_room_checks.rs"]
@@ -29,38 +31,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis_book::{book, runtime, state};
 use redis_servers::Servers;
 use surgegate::redis::RedisSlotBook;
-use surgegate::{
-    ApplicantId, BranchId, ConfirmError, HoldToken, ReleaseError, ReserveError, SlotState,
-};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn book(urls: &[String], namespace: &str, ttl_ms: u64, limit: u32) -> RedisSlotBook {
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    RedisSlotBook::builder()
-        .hold_ttl(Duration::from_millis(ttl_ms))
-        .max_active_per_applicant(limit)
-        .namespace(namespace)
-        .connect(&urls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {urls:?}: {e}"))
-}
-
-fn state(capacity: u32, held: u32, booked: u32) -> Option<SlotState> {
-    Some(SlotState {
-        capacity,
-        held,
-        booked,
-    })
-}
+use surgegate::{ApplicantId, BranchId, ConfirmError, HoldToken, ReleaseError, ReserveError};
 
 /// What only the shared book does: an applicant's count is taken before its hold and runs out
 /// after it, so a lapsed hold's unit is free at once but its applicant's place in the limit

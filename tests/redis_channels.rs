@@ -13,6 +13,8 @@
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
+#[path = "support/redis_book.rs"]
+mod redis_book;
 #[path = "support/redis_model.rs"]
 #[allow(dead_code)]
 mod redis_model;
@@ -24,38 +26,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis_book::{book, runtime, state};
 use redis_servers::Servers;
-use surgegate::redis::RedisSlotBook;
-use surgegate::{
-    ApplicantId, BranchId, CapacityError, Channel, ChannelState, ReserveError, SlotState,
-};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn book(urls: &[String], namespace: &str, ttl_ms: u64, limit: u32) -> RedisSlotBook {
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    RedisSlotBook::builder()
-        .hold_ttl(Duration::from_millis(ttl_ms))
-        .max_active_per_applicant(limit)
-        .namespace(namespace)
-        .connect(&urls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {urls:?}: {e}"))
-}
-
-fn state(capacity: u32, held: u32, booked: u32) -> Option<SlotState> {
-    Some(SlotState {
-        capacity,
-        held,
-        booked,
-    })
-}
+use surgegate::{ApplicantId, BranchId, CapacityError, Channel, ChannelState, ReserveError};
 
 fn channel(channel: u8, quota: u32, from_quota: u32, taken: u32) -> ChannelState {
     ChannelState {
