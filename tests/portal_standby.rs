@@ -14,56 +14,12 @@ mod http1;
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
+#[path = "support/standby_portal.rs"]
+mod standby_portal;
 
-use attack_portal::{Portal, book_earliest, register};
+use attack_portal::book_earliest;
 use http1::{Reply, Visitor};
-
-/// Two branches, one bookable day (tomorrow: today's windows have begun) of one window, one
-/// place each: two bookings fill the portal.
-fn start(dir: &std::path::Path) -> Portal {
-    Portal::start(
-        &[
-            "--rate",
-            "50",
-            "--branches",
-            "2",
-            "--days",
-            "2",
-            "--windows",
-            "1",
-            "--capacity",
-            "1",
-        ],
-        dir,
-    )
-}
-
-fn registered(addr: &str, national_id: &str) -> Visitor {
-    let mut v = Visitor::default();
-    let r = register(&mut v, addr, national_id);
-    assert_eq!(r.status, 303, "{}", r.body);
-    v
-}
-
-/// Asks for the earliest window of `branch`; the answer (the "nothing free" page when full).
-fn ask_earliest(v: &mut Visitor, addr: &str, branch: u32) -> Reply {
-    let grid = v.send(
-        addr,
-        "GET",
-        &format!("/appointments?branch={branch}"),
-        &[],
-        "",
-    );
-    assert_eq!(grid.status, 200, "{}", grid.body);
-    let csrf = grid.field("csrf");
-    v.send(
-        addr,
-        "POST",
-        "/appointments/hold",
-        &[],
-        &format!("csrf={csrf}&branch={branch}"),
-    )
-}
+use standby_portal::{ask_earliest, registered, start};
 
 fn appointments(v: &mut Visitor, addr: &str) -> Reply {
     v.send(addr, "GET", "/appointments", &[], "")

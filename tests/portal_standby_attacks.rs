@@ -15,41 +15,23 @@ mod http1;
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
+#[path = "support/standby_portal.rs"]
+#[allow(dead_code)]
+mod standby_portal;
 
-use attack_portal::{ADMIN, Portal, SECRET, book_earliest, register, run_to_exit};
+use attack_portal::{ADMIN, Portal, SECRET, book_earliest, run_to_exit};
 use http1::{Reply, Visitor};
+use standby_portal::{registered, start};
 
-/// Two branches with one place each on the one bookable day (tomorrow, one window).
-fn portal(dir: &std::path::Path) -> Portal {
-    let args = [
-        "--rate",
-        "50",
-        "--branches",
-        "2",
-        "--days",
-        "2",
-        "--windows",
-        "1",
-    ];
-    Portal::start(&[&args[..], &["--capacity", "1"]].concat(), dir)
-}
-
-fn visitor(addr: &str, national_id: &str) -> Visitor {
-    let mut v = Visitor::default();
-    let r = register(&mut v, addr, national_id);
-    assert_eq!(r.status, 303, "{}", r.body);
-    v
-}
-
-/// The portal of [`portal`] with branch 1's one place booked by another applicant, and `v`, a
+/// The portal of [`start`] with branch 1's one place booked by another applicant, and `v`, a
 /// registered applicant who will find it full (the directory must outlive the portal).
 fn branch_1_taken() -> (tempfile::TempDir, Portal, Visitor) {
     let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let p = start(dir.path());
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
+    let mut a = registered(addr, "1111111111");
     book_earliest(&mut a, addr);
-    let v = visitor(addr, "2222222222");
+    let v = registered(addr, "2222222222");
     (dir, p, v)
 }
 
@@ -160,7 +142,7 @@ fn a_token_of_another_form_neither_joins_nor_leaves() {
 fn another_visitors_token_joins_and_leaves_for_nobody() {
     let (_dir, p, mut v) = branch_1_taken();
     let addr = p.addr.as_str();
-    let mut w = visitor(addr, "3333333333");
+    let mut w = registered(addr, "3333333333");
     let theirs = standby_token(&mut v, addr, 1);
     let refused = join(
         &mut w,
@@ -264,11 +246,11 @@ fn a_live_hold_keeps_the_applicant_off_the_line() {
 #[test]
 fn leaving_after_the_line_gave_a_hold_keeps_the_hold() {
     let dir = tempfile::tempdir().unwrap();
-    let p = portal(dir.path());
+    let p = start(dir.path());
     let addr = p.addr.as_str();
-    let mut a = visitor(addr, "1111111111");
+    let mut a = registered(addr, "1111111111");
     let booking = book_earliest(&mut a, addr);
-    let mut v = visitor(addr, "2222222222");
+    let mut v = registered(addr, "2222222222");
     let csrf = standby_token(&mut v, addr, 1);
     let joined = join(
         &mut v,
@@ -311,6 +293,6 @@ fn more_windows_a_day_than_hours_is_refused_at_start() {
     // A whole day of them starts.
     let dir = tempfile::tempdir().unwrap();
     let p = Portal::start(&["--windows", "24", "--days", "1"], dir.path());
-    let mut v = visitor(&p.addr, "1111111111");
+    let mut v = registered(&p.addr, "1111111111");
     assert_eq!(v.send(&p.addr, "GET", "/appointments", &[], "").status, 200);
 }
