@@ -1,6 +1,7 @@
 //! Two gate processes on one Redis Cluster, in front of one upstream: one line across both,
 //! a pass from one accepted by the other, the next in line admitted on the other node when
-//! the upstream finishes a pass, and a booking made through one seen through the other.
+//! the upstream finishes a pass, a booking made through one seen through the other, and a
+//! standby request joined through one served by a cancellation through the other.
 
 #![cfg(not(loom))]
 
@@ -137,6 +138,53 @@ fn two_gates_share_one_line_and_one_book() {
         service(&a, "GET", &format!("/v1/bookings/{token}"), "").status,
         404
     );
+    // Standby across both nodes: joined through B, served by a cancellation through A, the
+    // unit kept from a reservation through A, its hold seen through B.
+    assert_eq!(
+        service(&a, "PUT", "/v1/branches/6/slots/1", r#"{"capacity": 1}"#).status,
+        200
+    );
+    let hold = service(
+        &a,
+        "POST",
+        "/v1/holds",
+        r#"{"branch":6,"slot":1,"applicant":90}"#,
+    );
+    let token = hold.json()["token"].as_str().unwrap().to_owned();
+    let join = r#"{"applicant":91,"branches":[6],"from":0,"to":3}"#;
+    let joined = service(&b, "POST", "/v1/standby", join);
+    assert_eq!(joined.status, 201, "{}", joined.text());
+    assert_eq!(
+        service(&a, "GET", "/v1/applicants/91/standby", "").json()["status"],
+        "waiting"
+    );
+    assert_eq!(
+        service(&a, "DELETE", &format!("/v1/holds/{token}"), "").status,
+        204
+    );
+    let racer = service(
+        &a,
+        "POST",
+        "/v1/holds",
+        r#"{"branch":6,"slot":1,"applicant":92}"#,
+    );
+    assert_eq!(racer.json()["error"], "full", "{}", racer.text());
+    let offer = service(&b, "GET", "/v1/applicants/91/standby", "").json();
+    assert_eq!(
+        (
+            offer["status"].as_str(),
+            offer["branch"].as_u64(),
+            offer["slot"].as_u64()
+        ),
+        (Some("offered"), Some(6), Some(1)),
+        "{offer}"
+    );
+    let given = offer["token"].as_str().unwrap();
+    assert_eq!(
+        service(&a, "POST", &format!("/v1/holds/{given}/confirm"), "").status,
+        200
+    );
+
     // Each node says its book is on Redis, and is ready.
     for gate in [&a, &b] {
         assert_eq!(client::get(&gate.addr, "/readyz").status, 200);

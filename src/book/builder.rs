@@ -27,6 +27,15 @@ pub(crate) fn check_hold_ttl(ttl: Duration) -> Result<(), BookConfigError> {
     }
 }
 
+/// A bound on waiting standby requests of 1 to 2^24: the one rule for every backend.
+pub(crate) fn check_max_standby_requests(n: u32) -> Result<(), BookConfigError> {
+    if (1..=1 << 24).contains(&n) {
+        Ok(())
+    } else {
+        Err(BookConfigError::MaxStandbyRequests(n))
+    }
+}
+
 /// An applicant limit of 1 to 1024: the one rule for every backend.
 pub(crate) fn check_max_active_per_applicant(n: u32) -> Result<(), BookConfigError> {
     if (1..=MAX_ACTIVE_PER_APPLICANT).contains(&n) {
@@ -180,12 +189,7 @@ impl<C: Clock> SlotBookBuilder<C> {
         if !(1..=256).contains(&self.settings.shards) || !self.settings.shards.is_power_of_two() {
             return Err(BookConfigError::Shards(self.settings.shards));
         }
-        if !(1..=1 << 24).contains(&self.settings.max_standby_requests) {
-            return Err(BookConfigError::MaxStandbyRequests(
-                self.settings.max_standby_requests,
-            ));
-        }
-        Ok(())
+        check_max_standby_requests(self.settings.max_standby_requests)
     }
 
     /// The book, with `shards` lock shards and applicants spread over them by `shard_seed`.

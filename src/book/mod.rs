@@ -68,7 +68,9 @@ const CAPACITY_STRIPES: usize = 2;
 pub use among::{MAX_ALTERNATIVES, Preference};
 pub use builder::SlotBookBuilder;
 #[cfg(feature = "redis")]
-pub(crate) use builder::{check_hold_ttl, check_max_active_per_applicant};
+pub(crate) use builder::{
+    check_hold_ttl, check_max_active_per_applicant, check_max_standby_requests,
+};
 pub use channel::{Channel, ChannelState, SlotQuotas};
 pub use durable::DurableBookBuilder;
 pub use error::{

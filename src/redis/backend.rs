@@ -10,7 +10,7 @@ use crate::backend::{BackendError, BookBackend, RoomBackend};
 use crate::book::{
     ApplicantId, Booking, BranchId, CapacityError, Channel, CloseError, ConfirmError, Hold,
     HoldToken, Preference, ReleaseError, ReserveError, SlotIndex, SlotQuotas, SlotState,
-    StandbyError, StandbyTicket,
+    StandbyError, StandbyRequest, StandbyTicket,
 };
 use crate::room::{
     ClaimError, Entry, JoinError, LimitsError, Pass, PollError, RoomStats, TicketToken, VisitorId,
@@ -70,23 +70,28 @@ impl BookBackend for RedisSlotBook {
         RedisSlotBook::channel_quotas(self, branch, slot).await
     }
 
-    // The standby line is not on Redis yet: these answer `Unsupported` and change nothing, so
-    // code written against the trait learns it at its first call, never from a wrong answer.
     async fn standby(
         &self,
-        _applicant: ApplicantId,
-        _branches: &[BranchId],
-        _slots: impl RangeBounds<SlotIndex> + Send,
+        applicant: ApplicantId,
+        branches: &[BranchId],
+        slots: impl RangeBounds<SlotIndex> + Send,
     ) -> Result<StandbyTicket, StandbyError> {
-        Err(StandbyError::Backend(BackendError::Unsupported))
+        RedisSlotBook::standby(self, applicant, branches, slots).await
     }
 
-    async fn standby_offer(&self, _applicant: ApplicantId) -> Result<Option<Hold>, BackendError> {
-        Err(BackendError::Unsupported)
+    async fn standby_offer(&self, applicant: ApplicantId) -> Result<Option<Hold>, BackendError> {
+        RedisSlotBook::standby_offer(self, applicant).await
     }
 
-    async fn leave_standby(&self, _applicant: ApplicantId) -> Result<bool, BackendError> {
-        Err(BackendError::Unsupported)
+    async fn standby_request(
+        &self,
+        applicant: ApplicantId,
+    ) -> Result<Option<StandbyRequest>, BackendError> {
+        RedisSlotBook::standby_request(self, applicant).await
+    }
+
+    async fn leave_standby(&self, applicant: ApplicantId) -> Result<bool, BackendError> {
+        RedisSlotBook::leave_standby(self, applicant).await
     }
 
     async fn set_capacity(

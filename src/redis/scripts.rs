@@ -7,9 +7,9 @@ use redis::Script;
 
 /// The keys of one branch, under its hash tag `{ns:b:<branch>}`, in the order every branch
 /// script receives them (`branch_prelude.lua` says what each holds).
-pub(crate) const BRANCH_KEYS: [&str; 13] = [
+pub(crate) const BRANCH_KEYS: [&str; 17] = [
     "cap", "held", "booked", "open", "holds", "exp", "bookings", "holder", "lapsed", "closed",
-    "fenced", "quotas", "kept",
+    "fenced", "quotas", "kept", "sbline", "sbreq", "offers", "offexp",
 ];
 
 /// The keys of the room, under its hash tag `{ns:room}`, in the order every room script
@@ -26,8 +26,9 @@ pub(crate) const ROOM_KEYS: [&str; 9] = [
     "ended",
 ];
 
-/// The one key of an applicant, `{ns:a:<applicant>}` (the tag alone).
-pub(crate) const APPLICANT_KEYS: [&str; 1] = ["counts"];
+/// The keys of an applicant: its counts, `{ns:a:<applicant>}` (the tag alone), and its standby
+/// request, `{ns:a:<applicant>}:standby`.
+pub(crate) const APPLICANT_KEYS: [&str; 2] = ["counts", "standby"];
 
 /// Lapsed holds one branch script reclaims at most before its own work (the rest on the next
 /// calls, or by a sweep): bounded work per call.
@@ -47,10 +48,11 @@ const PLACE_SKEW_US: u32 = 300_000_000;
 const _: () = assert!(PLACE_SKEW_US as u64 == crate::pass::MAX_CLOCK_SKEW_S * 1_000_000);
 
 const BRANCH_PRELUDE: &str = include_str!("scripts/branch_prelude.lua");
+const STANDBY_PRELUDE: &str = include_str!("scripts/standby_prelude.lua");
 const ROOM_PRELUDE: &str = include_str!("scripts/room_prelude.lua");
 
 /// `local A, B = KEYS[1], KEYS[2]` for `keys`, then `local NAME = value` for each constant.
-fn header(keys: &[&str], constants: &[(&str, u32)]) -> String {
+fn header(keys: &[&str], constants: &[(&str, u64)]) -> String {
     let names: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
     let slots: Vec<String> = (1..=keys.len()).map(|i| format!("KEYS[{i}]")).collect();
     let mut out = format!("local {} = {}\n", names.join(", "), slots.join(", "));
@@ -60,15 +62,27 @@ fn header(keys: &[&str], constants: &[(&str, u32)]) -> String {
     out
 }
 
-/// A branch script: the header, the branch prelude, then `body`.
-pub(crate) fn branch(body: &str) -> Script {
+/// The book's settings every branch script reads: how long a hold (and a standby offer)
+/// lasts, and how many standby requests one branch's line holds at most.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BranchSettings {
+    pub(crate) hold_ttl_ms: u64,
+    pub(crate) max_line: u32,
+}
+
+/// A branch script: the header, the branch prelude, the standby prelude, then `body`.
+pub(crate) fn branch(body: &str, settings: BranchSettings) -> Script {
     let constants = [
-        ("RECLAIM_BUDGET", RECLAIM_BUDGET),
-        ("LAPSED_KEPT", LAPSED_KEPT),
-        ("RANGE_MAX", RANGE_MAX),
+        ("RECLAIM_BUDGET", u64::from(RECLAIM_BUDGET)),
+        ("LAPSED_KEPT", u64::from(LAPSED_KEPT)),
+        ("RANGE_MAX", u64::from(RANGE_MAX)),
+        ("HOLD_TTL_MS", settings.hold_ttl_ms),
+        ("MAX_LINE", u64::from(settings.max_line)),
     ];
     let header = header(&BRANCH_KEYS, &constants);
-    Script::new(&format!("{header}{BRANCH_PRELUDE}\n{body}"))
+    Script::new(&format!(
+        "{header}{BRANCH_PRELUDE}\n{STANDBY_PRELUDE}\n{body}"
+    ))
 }
 
 /// The applicant script: its key named.
@@ -83,9 +97,9 @@ pub(crate) fn applicant() -> Script {
 /// The room's call script: the header, the room prelude, then the calls.
 pub(crate) fn room_call() -> Script {
     let constants = [
-        ("EVENT_BUDGET", EVENT_BUDGET),
-        ("ENDED_KEPT", ENDED_KEPT),
-        ("PLACE_SKEW_US", PLACE_SKEW_US),
+        ("EVENT_BUDGET", u64::from(EVENT_BUDGET)),
+        ("ENDED_KEPT", u64::from(ENDED_KEPT)),
+        ("PLACE_SKEW_US", u64::from(PLACE_SKEW_US)),
     ];
     let header = header(&ROOM_KEYS, &constants);
     Script::new(&format!(
@@ -115,7 +129,7 @@ mod tests {
         );
         let branch = header(&BRANCH_KEYS, &[]);
         assert!(branch.starts_with("local CAP, HELD, BOOKED, OPEN, HOLDS, EXP,"));
-        assert!(branch.trim_end().ends_with("KEYS[13]"));
+        assert!(branch.trim_end().ends_with("KEYS[17]"));
     }
 
     #[test]
@@ -128,6 +142,11 @@ mod tests {
             ("capacity", include_str!("scripts/capacity.lua")),
             ("read", include_str!("scripts/read.lua")),
             ("settle", include_str!("scripts/settle.lua")),
+            (
+                "standby_prelude",
+                include_str!("scripts/standby_prelude.lua"),
+            ),
+            ("standby", include_str!("scripts/standby.lua")),
             ("applicant", include_str!("scripts/applicant.lua")),
             ("room_prelude", include_str!("scripts/room_prelude.lua")),
             ("room_call", include_str!("scripts/room_call.lua")),

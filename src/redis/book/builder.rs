@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Inner, RedisSlotBook, Scripts};
-use crate::book::{check_hold_ttl, check_max_active_per_applicant};
+use crate::book::{check_hold_ttl, check_max_active_per_applicant, check_max_standby_requests};
 use crate::redis::check_namespace;
 use crate::redis::conn::{Conn, ConnectError};
+use crate::redis::scripts::BranchSettings;
 
 /// Settings of a [`RedisSlotBook`]; from [`RedisSlotBook::builder`]. `hold_ttl` and
 /// `max_active_per_applicant` accept exactly what [`SlotBookBuilder`](crate::SlotBookBuilder)
@@ -17,6 +18,7 @@ use crate::redis::conn::{Conn, ConnectError};
 pub struct RedisSlotBookBuilder {
     hold_ttl: Duration,
     max_active_per_applicant: u32,
+    max_standby_requests: u32,
     namespace: String,
     timeout: Duration,
     wait_replicas: Option<u32>,
@@ -32,6 +34,7 @@ impl RedisSlotBook {
         RedisSlotBookBuilder {
             hold_ttl: Duration::from_secs(600),
             max_active_per_applicant: 1,
+            max_standby_requests: 1 << 20,
             namespace: "surgegate".into(),
             timeout: Duration::from_secs(2),
             wait_replicas: None,
@@ -54,6 +57,15 @@ impl RedisSlotBookBuilder {
     /// (1 to 1024, as in-process).
     pub fn max_active_per_applicant(mut self, n: u32) -> Self {
         self.max_active_per_applicant = n;
+        self
+    }
+
+    /// The most standby requests waiting at once in one branch's line
+    /// ([`RedisSlotBook::standby`]); beyond it `standby` is
+    /// [`StandbyError::LineFull`](crate::StandbyError::LineFull). Default 2^20; 1 to 2^24, as
+    /// in-process, where the bound is on the whole line: each branch keeps its own line here.
+    pub fn max_standby_requests(mut self, n: u32) -> Self {
+        self.max_standby_requests = n;
         self
     }
 
@@ -104,22 +116,29 @@ impl RedisSlotBookBuilder {
         check_hold_ttl(self.hold_ttl).map_err(ConnectError::Book)?;
         check_max_active_per_applicant(self.max_active_per_applicant)
             .map_err(ConnectError::Book)?;
+        check_max_standby_requests(self.max_standby_requests).map_err(ConnectError::Book)?;
         check_namespace(&self.namespace)?;
         let conn = Conn::connect(urls, self.timeout).await?;
         conn.check_synced(urls, self.allow_unsynced, self.timeout)
             .await?;
         conn.check_no_eviction(urls, self.allow_eviction, self.timeout)
             .await?;
+        let hold_ttl_ms = u64::try_from(self.hold_ttl.as_millis()).unwrap_or(u64::MAX);
+        let settings = BranchSettings {
+            hold_ttl_ms,
+            max_line: self.max_standby_requests,
+        };
         let wait_replicas = self
             .wait_replicas
             .unwrap_or(u32::from(matches!(conn, Conn::Cluster(_))));
         Ok(RedisSlotBook {
             inner: Arc::new(Inner {
                 conn,
-                scripts: Scripts::load(),
+                scripts: Scripts::load(settings),
                 namespace: self.namespace,
-                hold_ttl_ms: u64::try_from(self.hold_ttl.as_millis()).unwrap_or(u64::MAX),
+                hold_ttl_ms,
                 limit: self.max_active_per_applicant,
+                max_line: self.max_standby_requests,
                 timeout: self.timeout,
                 wait_replicas,
                 wait_timeout: self.wait_timeout,

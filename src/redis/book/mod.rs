@@ -5,7 +5,8 @@
 //! protocol around one reservation: take, reserve, drop), `among` (one hold among several
 //! branches), `confirm` (confirm and release), `lookup` (holds and bookings by token or
 //! applicant), `quota` (channel quotas and `reserve_on`), `settle` (giving back counts a
-//! failed call left behind), `reply` (reading the scripts' replies). This file: the type, its
+//! failed call left behind), `standby` (the standby line) and `standby_reply`, `reply` (reading
+//! the scripts' replies). This file: the type, its
 //! keys and the calls every protocol makes.
 
 mod among;
@@ -17,6 +18,8 @@ mod quota;
 mod reply;
 mod reserve;
 mod settle;
+mod standby;
+mod standby_reply;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,7 @@ use std::time::Duration;
 use redis::{Script, Value};
 
 use super::conn::Conn;
-use super::scripts::{self, BRANCH_KEYS};
+use super::scripts::{self, BRANCH_KEYS, BranchSettings};
 use crate::backend::BackendError;
 use crate::book::{ApplicantId, BranchId, HoldToken};
 
@@ -44,18 +47,21 @@ struct Scripts {
     capacity: Script,
     read: Script,
     settle: Script,
+    standby: Script,
     applicant: Script,
 }
 
 impl Scripts {
-    fn load() -> Scripts {
+    fn load(settings: BranchSettings) -> Scripts {
+        let branch = |body: &str| scripts::branch(body, settings);
         Scripts {
-            reserve: scripts::branch(include_str!("../scripts/reserve.lua")),
-            confirm: scripts::branch(include_str!("../scripts/confirm.lua")),
-            release: scripts::branch(include_str!("../scripts/release.lua")),
-            capacity: scripts::branch(include_str!("../scripts/capacity.lua")),
-            read: scripts::branch(include_str!("../scripts/read.lua")),
-            settle: scripts::branch(include_str!("../scripts/settle.lua")),
+            reserve: branch(include_str!("../scripts/reserve.lua")),
+            confirm: branch(include_str!("../scripts/confirm.lua")),
+            release: branch(include_str!("../scripts/release.lua")),
+            capacity: branch(include_str!("../scripts/capacity.lua")),
+            read: branch(include_str!("../scripts/read.lua")),
+            settle: branch(include_str!("../scripts/settle.lua")),
+            standby: branch(include_str!("../scripts/standby.lua")),
             applicant: scripts::applicant(),
         }
     }
@@ -81,6 +87,8 @@ struct Inner {
     namespace: String,
     hold_ttl_ms: u64,
     limit: u32,
+    /// Standby requests one branch's line holds at most.
+    max_line: u32,
     timeout: Duration,
     wait_replicas: u32,
     wait_timeout: Duration,
@@ -135,7 +143,10 @@ impl Inner {
         args: &[String],
     ) -> Result<Value, BackendError> {
         let mut invocation = self.scripts.applicant.prepare_invoke();
-        invocation.key(self.applicant_key(applicant));
+        let counts = self.applicant_key(applicant);
+        let standby = format!("{counts}:standby");
+        invocation.key(counts);
+        invocation.key(standby);
         for arg in args {
             invocation.arg(arg);
         }

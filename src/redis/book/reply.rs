@@ -14,22 +14,22 @@ use crate::book::{
 
 type Reply<T> = Result<T, BackendError>;
 
-fn int(v: &Value) -> Reply<i64> {
+pub(super) fn int(v: &Value) -> Reply<i64> {
     match v {
         Value::Int(n) => Ok(*n),
         _ => Err(BackendError::Reply),
     }
 }
 
-fn u32_of(v: &Value) -> Reply<u32> {
+pub(super) fn u32_of(v: &Value) -> Reply<u32> {
     u32::try_from(int(v)?).map_err(|_| BackendError::Reply)
 }
 
-fn u64_of(v: &Value) -> Reply<u64> {
+pub(super) fn u64_of(v: &Value) -> Reply<u64> {
     u64::try_from(int(v)?).map_err(|_| BackendError::Reply)
 }
 
-fn text(v: &Value) -> Reply<&str> {
+pub(super) fn text(v: &Value) -> Reply<&str> {
     match v {
         Value::BulkString(bytes) => std::str::from_utf8(bytes).map_err(|_| BackendError::Reply),
         Value::SimpleString(s) => Ok(s),
@@ -37,7 +37,7 @@ fn text(v: &Value) -> Reply<&str> {
     }
 }
 
-fn items(v: &Value) -> Reply<&[Value]> {
+pub(super) fn items(v: &Value) -> Reply<&[Value]> {
     match v {
         Value::Array(items) => Ok(items),
         _ => Err(BackendError::Reply),
@@ -51,7 +51,7 @@ fn applicant(v: &Value) -> Reply<ApplicantId> {
         .map_err(|_| BackendError::Reply)
 }
 
-fn token(v: &Value) -> Reply<HoldToken> {
+pub(super) fn token(v: &Value) -> Reply<HoldToken> {
     text(v)?.parse().map_err(|_| BackendError::Reply)
 }
 
@@ -68,7 +68,7 @@ pub(crate) fn slot_state(v: &Value) -> Reply<Option<SlotState>> {
     }
 }
 
-fn is_text(v: &Value, want: &str) -> bool {
+pub(super) fn is_text(v: &Value, want: &str) -> bool {
     matches!(text(v), Ok(t) if t == want)
 }
 

@@ -24,6 +24,7 @@
 --          CAP then holds the open part plus what is taken: capacity - sum(max(quota -
 --          from_quota, 0)) (0 while closed), so every plain path reads CAP alone.
 -- KEPT     ZSET slots whose quotas add up to more than 0, score = slot (open_channel_quotas_in)
+-- SBLINE, SBREQ, OFFERS, OFFEXP: the standby line (standby_prelude.lua)
 -- Time is the server's (TIME), in milliseconds since the Unix epoch; holds expire by time here,
 -- never by key expiry.
 
@@ -31,6 +32,10 @@
 local function int(v)
   return string.format('%.0f', v)
 end
+
+-- Defined in standby_prelude.lua: serve(slot) keeps units a slot has free for the standby
+-- requests covering it; reclaim_offers(now, budget) passes on the offers that lapsed.
+local serve, reclaim_offers
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -173,6 +178,8 @@ end
 -- taken from a channel's quota goes back to that quota while the channel is within it (CAP goes
 -- down with the count), and to the open part once the quotas were opened or lowered below what
 -- the channel took.
+-- A unit that reaches the open part goes to the earliest standby request covering the slot, if
+-- one waits (serve).
 local function give_back(slot, part, field)
   redis.call('HINCRBY', field, slot, -1)
   local channel, from_quota = string.match(part, '^(%d+) ([01])$')
@@ -185,6 +192,7 @@ local function give_back(slot, part, field)
     end
     save_quotas(slot, q)
   end
+  serve(slot)
   refresh_open(slot)
 end
 
@@ -231,7 +239,7 @@ local function reclaim(now, budget)
   if #due > 0 then
     redis.call('ZREMRANGEBYRANK', LAPSED, 0, -(LAPSED_KEPT + 1))
   end
-  return #due
+  return #due + reclaim_offers(now, budget - #due)
 end
 
 -- Whether a slot exists and is not closed.

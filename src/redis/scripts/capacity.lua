@@ -13,6 +13,8 @@
 -- | 'open_range' (ARGV[2] first, ARGV[3] last): 'open' for every open slot of the range that
 --   keeps a quota, at most RANGE_MAX of them looked at. Returns {opened, next}: the call goes
 --   on from `next` (past `last` once done).
+-- A change that frees units (a capacity raised, a quota lowered or opened) keeps them for the
+-- standby requests covering the slot first (serve).
 -- Errors: {'err', 'unknown_slot'} (never opened, or closed), {'err', 'quotas', sum, capacity}
 -- (the quotas would exceed the capacity). Nothing changes on an error.
 local now = now_ms()
@@ -41,6 +43,7 @@ if op == 'set' then
   else
     redis.call('HSET', CAP, slot, capacity)
   end
+  serve(slot)
   refresh_open(slot)
   return state(slot)
 end
@@ -51,6 +54,7 @@ local function open_quotas(s, q)
     c[2] = 0
   end
   save_quotas(s, q)
+  serve(s)
   refresh_open(s)
 end
 
@@ -85,6 +89,7 @@ if op == 'quota' then
   end
   c[2] = quota
   save_quotas(slot, q)
+  serve(slot)
   refresh_open(slot)
   return state(slot)
 end
