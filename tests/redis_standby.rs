@@ -329,3 +329,49 @@ fn standby_keeps_every_rule_on_a_server_and_on_a_cluster() {
         redis_standby_model::compare(&rt, &urls, &format!("sb-model-{name}"), 48);
     }
 }
+
+/// The cost of a release while `waiting` requests wait in its branch's line and none covers
+/// the freed slot (the worst case: `serve` reads the whole line), against the same release in
+/// a branch with no line; same run, same server. A measure, not a check:
+/// `cargo test --release --test redis_standby -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measure: run it alone on a quiet machine"]
+fn a_release_with_a_long_line() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let rt = runtime();
+    let urls = vec![servers.standalone()];
+    rt.block_on(async {
+        let book = Arc::new(book(&urls, "sb-measure", 3_600_000, 1).await);
+        let (quiet, busy) = (BranchId(1), BranchId(2));
+        for b in [quiet, busy] {
+            book.set_capacity(b, 0, 1).await.unwrap();
+            book.set_capacity(b, 1, 1).await.unwrap();
+            book.reserve(b, 1, a(u64::from(b.0))).await.unwrap();
+        }
+        let waiting: u64 = 100_000;
+        let mut joins = Vec::new();
+        for t in 0..16 {
+            let book = Arc::clone(&book);
+            joins.push(tokio::spawn(async move {
+                for n in (t..waiting).step_by(16) {
+                    book.standby(a(1_000 + n), &[busy], 1..2).await.unwrap();
+                }
+            }));
+        }
+        for j in joins {
+            j.await.unwrap();
+        }
+        for (name, b) in [("no line", quiet), ("100 000 waiting", busy), ("no line", quiet)] {
+            let started = std::time::Instant::now();
+            let rounds = 50u32;
+            for _ in 0..rounds {
+                let hold = book.reserve(b, 0, a(7)).await.unwrap();
+                book.release(hold.token).await.unwrap();
+            }
+            let per = started.elapsed() / rounds;
+            println!("reserve + release, {name}: {per:?} per cycle");
+        }
+    });
+}

@@ -46,7 +46,21 @@ impl Visitor {
         extra: &[(&str, &str)],
         body: &str,
     ) -> Reply {
-        let mut stream = TcpStream::connect(addr).unwrap();
+        self.try_send(addr, method, path, extra, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`send`](Self::send), with what the connection did instead of a reply: a server that
+    /// refuses a body it will not read may close (or reset) the connection while it is sent.
+    pub fn try_send(
+        &mut self,
+        addr: &str,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<Reply> {
+        let mut stream = TcpStream::connect(addr)?;
         let mut request =
             format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         if !self.0.is_empty() {
@@ -68,9 +82,9 @@ impl Visitor {
             request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
         }
         request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        stream.write_all(request.as_bytes()).unwrap();
+        stream.write_all(request.as_bytes())?;
         let mut raw = String::new();
-        stream.read_to_string(&mut raw).unwrap();
+        stream.read_to_string(&mut raw)?;
         let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
         let mut lines = head.lines();
         let status = lines
@@ -95,14 +109,12 @@ impl Visitor {
                 }
             }
         }
-        {
-            let body = dechunk(&headers, body);
-            Reply {
-                status,
-                headers,
-                body,
-            }
-        }
+        let body = dechunk(&headers, body);
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
