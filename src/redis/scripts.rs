@@ -7,9 +7,9 @@ use redis::Script;
 
 /// The keys of one branch, under its hash tag `{ns:b:<branch>}`, in the order every branch
 /// script receives them (`branch_prelude.lua` says what each holds).
-pub(crate) const BRANCH_KEYS: [&str; 17] = [
+pub(crate) const BRANCH_KEYS: [&str; 18] = [
     "cap", "held", "booked", "open", "holds", "exp", "bookings", "holder", "lapsed", "closed",
-    "fenced", "quotas", "kept", "sbline", "sbreq", "offers", "offexp",
+    "fenced", "quotas", "kept", "sbline", "sbreq", "offers", "offexp", "sbidx",
 ];
 
 /// The keys of the room, under its hash tag `{ns:room}`, in the order every room script
@@ -129,7 +129,7 @@ mod tests {
         );
         let branch = header(&BRANCH_KEYS, &[]);
         assert!(branch.starts_with("local CAP, HELD, BOOKED, OPEN, HOLDS, EXP,"));
-        assert!(branch.trim_end().ends_with("KEYS[17]"));
+        assert!(branch.trim_end().ends_with("KEYS[18]"));
     }
 
     #[test]

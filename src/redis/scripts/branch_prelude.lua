@@ -24,7 +24,7 @@
 --          CAP then holds the open part plus what is taken: capacity - sum(max(quota -
 --          from_quota, 0)) (0 while closed), so every plain path reads CAP alone.
 -- KEPT     ZSET slots whose quotas add up to more than 0, score = slot (open_channel_quotas_in)
--- SBLINE, SBREQ, OFFERS, OFFEXP: the standby line (standby_prelude.lua)
+-- SBLINE, SBREQ, OFFERS, OFFEXP, SBIDX: the standby line (standby_prelude.lua)
 -- Time is the server's (TIME), in milliseconds since the Unix epoch; holds expire by time here,
 -- never by key expiry.
 

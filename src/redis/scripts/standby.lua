@@ -33,8 +33,7 @@ if op == 'join' then
   if #free > 0 then
     return {'err', 'free', tonumber(free[1])}
   end
-  redis.call('ZADD', SBLINE, ARGV[3], rt)
-  redis.call('HSET', SBREQ, rt, ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6])
+  add_waiting(rt, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   return {'joined', redis.call('ZCARD', SBLINE)}
 end
 if op == 'peek' then
@@ -76,9 +75,7 @@ if op == 'claim' then
 end
 if op == 'leave' then
   local had = 'none'
-  if redis.call('ZSCORE', SBLINE, rt) then
-    redis.call('ZREM', SBLINE, rt)
-    redis.call('HDEL', SBREQ, rt)
+  if remove_waiting(rt) then
     had = 'waiting'
   end
   if decline(rt) then
