@@ -383,6 +383,10 @@ fn standby_keeps_every_rule_on_a_server_and_on_a_cluster() {
             &urls,
             &format!("sb-lapse-{name}"),
         ));
+        rt.block_on(the_earliest_covering_request_at_bucket_edges(
+            &urls,
+            &format!("sb-edges-{name}"),
+        ));
         rt.block_on(a_racing_reserve_never_takes_the_kept_unit(
             &urls,
             &format!("sb-race-{name}"),
