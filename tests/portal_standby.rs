@@ -3,6 +3,7 @@
 //! standby and for what, is given the place another applicant cancels (which nobody else can
 //! take meanwhile), confirms it, or leaves; nobody sees or leaves another applicant's request;
 //! forged, missing and hostile forms change nothing. In English and in Arabic (right to left).
+//! The first case runs on the in-process book and on a Redis Cluster.
 #![cfg(all(feature = "http", feature = "redis", feature = "serde", not(loom)))]
 
 #[path = "support/attack_portal.rs"]
@@ -14,12 +15,16 @@ mod http1;
 #[path = "support/programs.rs"]
 #[allow(dead_code)]
 mod programs;
+#[path = "support/redis_servers.rs"]
+#[allow(dead_code)]
+mod redis_servers;
 #[path = "support/standby_portal.rs"]
 mod standby_portal;
 
 use attack_portal::book_earliest;
 use http1::{Reply, Visitor};
-use standby_portal::{ask_earliest, registered, start};
+use redis_servers::Servers;
+use standby_portal::{ask_earliest, registered, start, start_with};
 
 fn appointments(v: &mut Visitor, addr: &str) -> Reply {
     v.send(addr, "GET", "/appointments", &[], "")
@@ -49,7 +54,23 @@ fn cancel(v: &mut Visitor, addr: &str, path: &str) {
 fn nothing_free_then_standby_then_the_cancelled_place_is_held_for_it_and_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let portal = start(dir.path());
-    let addr = portal.addr.as_str();
+    the_cancelled_place_is_held_for_the_line(portal.addr.as_str());
+}
+
+/// The same on a portal whose book and line are on a Redis Cluster.
+#[test]
+fn on_redis_the_cancelled_place_is_held_for_the_line_too() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let urls = servers.cluster().join(",");
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = format!("portal-standby-{}", std::process::id());
+    let portal = start_with(dir.path(), &["--redis", &urls, "--namespace", &namespace]);
+    the_cancelled_place_is_held_for_the_line(portal.addr.as_str());
+}
+
+fn the_cancelled_place_is_held_for_the_line(addr: &str) {
     let mut first = registered(addr, "1111111111");
     let booking = book_earliest(&mut first, addr);
     let mut waiting = registered(addr, "2222222222");

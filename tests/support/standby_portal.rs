@@ -8,21 +8,25 @@ use super::http1::{Reply, Visitor};
 /// Two branches, one bookable day (tomorrow: today's windows have begun) of one window, one
 /// place each: two bookings fill the portal.
 pub fn start(dir: &std::path::Path) -> Portal {
-    Portal::start(
-        &[
-            "--rate",
-            "50",
-            "--branches",
-            "2",
-            "--days",
-            "2",
-            "--windows",
-            "1",
-            "--capacity",
-            "1",
-        ],
-        dir,
-    )
+    start_with(dir, &[])
+}
+
+/// As [`start`], with `extra` arguments besides (`--redis URLS`, say).
+pub fn start_with(dir: &std::path::Path, extra: &[&str]) -> Portal {
+    let mut args = vec![
+        "--rate",
+        "50",
+        "--branches",
+        "2",
+        "--days",
+        "2",
+        "--windows",
+        "1",
+        "--capacity",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    Portal::start(&args, dir)
 }
 
 /// A visitor registered as `national_id`.
