@@ -35,8 +35,8 @@ pub enum BackendError {
         "the change was not acknowledged by enough replicas in time: it may be lost in a failover; retrying it is safe"
     )]
     NotReplicated,
-    /// This backend does not offer the call yet (channel quotas on Redis, for now): nothing was
-    /// changed. Use the in-process book for it, or leave the call out on this backend.
+    /// This backend does not offer the call (a `BookBackend` of your own that leaves one out):
+    /// nothing was changed. Use a backend that has it, or leave the call out on this one.
     #[error(
         "this backend does not support this call yet: nothing was changed; use the in-process SlotBook for it"
     )]

@@ -205,9 +205,9 @@ pub trait BookBackend: Send + Sync + 'static {
     /// [`SlotBook::sweep`]: reclaims every expired hold now, in every branch; how many.
     fn sweep(&self) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
-    /// [`SlotBook::standby`]: a place in the standby line (a backend without one, today the
-    /// Redis book, answers `StandbyError::Backend(BackendError::Unsupported)` and changes
-    /// nothing).
+    /// [`SlotBook::standby`]: a place in the standby line (a backend without one answers
+    /// `StandbyError::Backend(BackendError::Unsupported)` and changes nothing; both backends
+    /// here have one).
     fn standby(
         &self,
         applicant: ApplicantId,

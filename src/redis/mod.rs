@@ -29,7 +29,12 @@
 //!   `{ns:book}:branches`, which `set_capacity` fills).
 //! - **An applicant** has a sorted set under `{ns:a:<applicant>}` (another shard, in general) of
 //!   the tokens that count against its limit, each with the time until which it counts
-//!   (a booking: forever).
+//!   (a booking, or a standby request while it waits: forever), and its standby request under
+//!   `{ns:a:<applicant>}:standby`.
+//! - **The standby line** waits in each branch's keys (a request over several branches in the
+//!   line of each), with an index by slot range, so the script that frees a unit keeps it for
+//!   the earliest covering request in the same step; the applicant's next standby call claims
+//!   it ([`RedisSlotBook::standby`]; ARCHITECTURE.md, "Standby on Redis").
 //!
 //! # The applicant limit across branches
 //!
