@@ -79,6 +79,7 @@ pub use error::{
 };
 pub use expiry::SWEEP_BUDGET;
 pub use standby::{StandbyRequest, StandbyTicket};
+pub(crate) use standby_ops::standby_branches;
 pub use types::{
     ApplicantId, BookTotals, Booking, BranchId, Hold, HoldToken, SlotIndex, SlotState,
 };

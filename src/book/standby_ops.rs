@@ -66,22 +66,12 @@ impl<C: Clock> SlotBook<C> {
         branches: &[BranchId],
         slots: impl RangeBounds<SlotIndex>,
     ) -> Result<StandbyTicket, StandbyError> {
-        if branches.is_empty() || branches.len() > MAX_ALTERNATIVES {
-            return Err(StandbyError::Alternatives {
-                max: MAX_ALTERNATIVES as u32,
-            });
-        }
+        let unique = standby_branches(branches)?;
         let (first, last) = inclusive(&slots).ok_or(StandbyError::EmptyRange)?;
         if first >= self.max_slots_per_branch {
             return Err(StandbyError::EmptyRange);
         }
         let last = last.min(self.max_slots_per_branch - 1);
-        let mut unique: Vec<BranchId> = Vec::with_capacity(branches.len());
-        for &b in branches {
-            if !unique.contains(&b) {
-                unique.push(b);
-            }
-        }
         self.sweep_now();
         if let Some((branch, slot)) = self.free_unit(&unique, first, last) {
             return Err(StandbyError::UnitFree { branch, slot });
@@ -385,6 +375,23 @@ impl<C: Clock> SlotBook<C> {
             first_free(b, first, last).map(|slot| (id, slot))
         })
     }
+}
+
+/// A standby request's branches, checked (1 to [`MAX_ALTERNATIVES`]) and without repeats, in
+/// the order given: the one rule for every backend.
+pub(crate) fn standby_branches(branches: &[BranchId]) -> Result<Vec<BranchId>, StandbyError> {
+    if branches.is_empty() || branches.len() > MAX_ALTERNATIVES {
+        return Err(StandbyError::Alternatives {
+            max: MAX_ALTERNATIVES as u32,
+        });
+    }
+    let mut unique: Vec<BranchId> = Vec::with_capacity(branches.len());
+    for &b in branches {
+        if !unique.contains(&b) {
+            unique.push(b);
+        }
+    }
+    Ok(unique)
 }
 
 /// The lowest slot of `first..=last` at `b` with room, by the full bitmap, each candidate

@@ -18,8 +18,8 @@ use super::standby_reply::{self as sr, Claimed, Joined, Lined, Peeked, Request, 
 use super::{CLOCK_SKEW_MS, COUNT_MARGIN_MS, RedisSlotBook, branch_of, new_token};
 use crate::backend::BackendError;
 use crate::book::{
-    ApplicantId, BranchId, Hold, HoldToken, MAX_ALTERNATIVES, SlotIndex, StandbyError,
-    StandbyRequest, StandbyTicket, inclusive,
+    ApplicantId, BranchId, Hold, HoldToken, SlotIndex, StandbyError, StandbyRequest, StandbyTicket,
+    inclusive, standby_branches,
 };
 
 /// Where an applicant stands, after its offers were claimed.
@@ -69,18 +69,8 @@ impl RedisSlotBook {
         branches: &[BranchId],
         slots: impl RangeBounds<SlotIndex>,
     ) -> Result<StandbyTicket, StandbyError> {
-        if branches.is_empty() || branches.len() > MAX_ALTERNATIVES {
-            return Err(StandbyError::Alternatives {
-                max: MAX_ALTERNATIVES as u32,
-            });
-        }
+        let unique = standby_branches(branches)?;
         let (first, last) = inclusive(&slots).ok_or(StandbyError::EmptyRange)?;
-        let mut unique: Vec<BranchId> = Vec::with_capacity(branches.len());
-        for &b in branches {
-            if !unique.contains(&b) {
-                unique.push(b);
-            }
-        }
         let backend = StandbyError::Backend;
         // As in-process, a free unit is the first answer (the lines check again as they add
         // the request).
