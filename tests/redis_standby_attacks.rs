@@ -208,6 +208,53 @@ fn racing_calls_of_one_applicant_never_give_two_holds() {
     });
 }
 
+/// Rules 4 and 7: an offer whose time ran out is never claimed, even while a backlog of lapsed
+/// holds takes every reclaim's budget (here 25 000 expiry entries at C, more than two scripts
+/// reclaim): a(3)'s call answers no hold, as in-process, and the unit goes back to its slot.
+async fn a_lapsed_offer_behind_a_backlog(urls: &[String], namespace: &str, servers: &Servers) {
+    let shared = book(urls, namespace, TTL_MS, 1).await;
+    shared.set_capacity(C, 0, 1).await.unwrap();
+    let hold = shared.reserve(C, 0, a(2)).await.unwrap();
+    let booking = shared.confirm(hold.token).await.unwrap();
+    shared.standby(a(3), &[C], 0..1).await.unwrap();
+    shared.release(booking.token).await.unwrap();
+    tokio::time::sleep(PAST_TTL).await;
+    let key = format!("{{{namespace}:b:{}}}:exp", C.0);
+    let fill = "for i = 1, 25000 do redis.call('ZADD', KEYS[1], 1, 'backlog' .. i) end return 1";
+    let port = if urls.len() == 1 {
+        servers.port
+    } else {
+        servers.port + 1
+    };
+    let out = servers.cli(port, &["-c", "EVAL", fill, "1", key.as_str()]);
+    assert!(out.contains('1'), "{out}");
+    let given = shared.standby_offer(a(3)).await.unwrap();
+    assert_eq!(given, None, "a lapsed offer became a hold");
+    for _ in 0..3 {
+        shared.sweep(C, 10_000).await.unwrap();
+    }
+    assert_eq!(shared.slot(C, 0).await.unwrap(), state(1, 0, 0));
+    shared
+        .reserve(C, 0, a(3))
+        .await
+        .expect("a(3) reserves again");
+}
+
+#[test]
+fn a_lapsed_offer_is_never_claimed_behind_a_backlog_of_lapses() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let rt = runtime();
+    for (name, urls) in [
+        ("single", vec![servers.standalone()]),
+        ("cluster", servers.cluster()),
+    ] {
+        let ns = format!("sba-backlog-{name}");
+        rt.block_on(a_lapsed_offer_behind_a_backlog(&urls, &ns, &servers));
+    }
+}
+
 /// A server and the fault proxy in front of it, with a book through the proxy and one straight
 /// to the server.
 struct Faulty {
