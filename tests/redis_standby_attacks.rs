@@ -170,11 +170,22 @@ async fn racing_calls_of_one_applicant_give_one_hold(urls: &[String], namespace:
     );
 }
 
+/// The tests of this file that start `Servers` run one at a time: servers started at once by
+/// one process would pick the same ports.
+static SERVERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn servers_to_myself() -> std::sync::MutexGuard<'static, ()> {
+    SERVERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `case` on the standalone server and on the cluster, each under its own namespace.
 fn on_both<F: std::future::Future<Output = ()>>(
     prefix: &str,
     case: impl Fn(Vec<String>, String) -> F,
 ) {
+    let _alone = servers_to_myself();
     let Some(servers) = Servers::start() else {
         return;
     };
@@ -242,6 +253,7 @@ async fn a_lapsed_offer_behind_a_backlog(urls: &[String], namespace: &str, serve
 
 #[test]
 fn a_lapsed_offer_is_never_claimed_behind_a_backlog_of_lapses() {
+    let _alone = servers_to_myself();
     let Some(servers) = Servers::start() else {
         return;
     };
