@@ -446,3 +446,43 @@ fn a_lost_reply_at_any_standby_step_costs_at_most_a_hold_lifetime() {
         }
     });
 }
+
+/// Rule 6: `stand`'s reply lost and every step of the clean-up cut too: the error leaves the
+/// request waiting in full (what `standby`'s docs say it may leave); a retry returns its ticket,
+/// and leaving gives the place back.
+#[test]
+fn a_join_whose_clean_up_fails_too_is_found_by_a_retry() {
+    let Some(faulty) = Faulty::start() else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let (through, direct) = faulty.books("sba-stand", 60_000).await;
+        for (branch, who) in [(B, a(1)), (C, a(2))] {
+            direct.set_capacity(branch, 0, 1).await.unwrap();
+            direct.reserve(branch, 0, who).await.unwrap();
+        }
+        direct.standby(a(9), &[B], 0..1).await.unwrap();
+        assert!(direct.leave_standby(a(9)).await.unwrap());
+        let p = &faulty.proxy;
+        p.arm(&["sba-stand:", "\r\nstand\r\n"], Fault::DropReply, 1);
+        p.arm(&["sba-stand:", "\r\nleave\r\n"], Fault::DropRequest, 2);
+        p.arm(&["sba-stand:", "\r\nunline\r\n"], Fault::DropRequest, 1);
+        p.arm(&["sba-stand:", "\r\ndrop\r\n"], Fault::DropRequest, 1);
+        let lost = through.standby(a(3), &[B, C], 0..1).await;
+        assert!(matches!(lost, Err(StandbyError::Backend(_))), "{lost:?}");
+        // A call after a cut may find the connection closed and fail before it is sent.
+        assert!(p.fired() >= 2, "the faults did not fire");
+        p.heal();
+        let waits = direct
+            .standby_request(a(3))
+            .await
+            .unwrap()
+            .expect("left waiting");
+        let again = through.standby(a(3), &[B, C], 0..1).await.unwrap();
+        assert_eq!(again.number, waits.number, "a retry finds the request");
+        assert!(through.leave_standby(a(3)).await.unwrap());
+        direct.set_capacity(C, 1, 1).await.unwrap();
+        direct.reserve(C, 1, a(3)).await.expect("its place is free");
+    });
+}

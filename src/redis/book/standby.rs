@@ -62,7 +62,9 @@ impl RedisSlotBook {
     /// [`StandbyError::LineFull`] (`max_standby_requests` wait at one of its branches),
     /// [`StandbyError::EmptyRange`], [`StandbyError::Alternatives`],
     /// [`StandbyError::Backend`]. Nothing is left waiting on an error (a unit a line kept
-    /// for the request meanwhile is passed on).
+    /// for the request meanwhile is passed on), unless the store also fails the clean-up
+    /// after the request's last step ran: it may then wait in full, and a retry returns its
+    /// ticket (`leave_standby` ends it).
     pub async fn standby(
         &self,
         applicant: ApplicantId,
