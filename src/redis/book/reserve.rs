@@ -141,7 +141,9 @@ impl RedisSlotBook {
             Taken::Until(until_ms) => return Ok(Some(until_ms)),
             Taken::Limit(stale) => stale,
         };
-        if !self.settle(applicant, &stale).await? {
+        if !self.settle(applicant, &stale).await?
+            && !self.end_over_request(applicant, &stale).await?
+        {
             return Ok(None);
         }
         match self.take_once(applicant, token, &args).await? {

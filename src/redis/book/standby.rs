@@ -62,7 +62,9 @@ impl RedisSlotBook {
     /// [`StandbyError::LineFull`] (`max_standby_requests` wait at one of its branches),
     /// [`StandbyError::EmptyRange`], [`StandbyError::Alternatives`],
     /// [`StandbyError::Backend`]. Nothing is left waiting on an error (a unit a line kept
-    /// for the request meanwhile is passed on).
+    /// for the request meanwhile is passed on), unless the store also fails the clean-up
+    /// after the request's last step ran: it may then wait in full, and a retry returns its
+    /// ticket (`leave_standby` ends it).
     pub async fn standby(
         &self,
         applicant: ApplicantId,
@@ -251,8 +253,8 @@ impl RedisSlotBook {
         Err(BackendError::Timeout)
     }
 
-    /// The request's lines, read: the first offer made, else waiting if every line still has
-    /// it, else over.
+    /// The request's lines, read: over if one line has neither it nor an offer for it, else
+    /// the first offer made, else waiting.
     async fn look(&self, request: &Request) -> Result<Look, BackendError> {
         let i = &self.inner;
         let mut first: Option<(u64, BranchId)> = None;
@@ -273,10 +275,14 @@ impl RedisSlotBook {
                 Peeked::Gone => over = true,
             }
         }
+        // A line with neither the request nor an offer for it says it is over (its offer
+        // there lapsed unclaimed, or it left), as in-process, even if another line kept it a
+        // unit since: that line could not know, and the unit is passed on as the request ends.
         Ok(match (first, waiting) {
+            _ if over => Look::Over,
             (Some((_, branch)), _) => Look::Offer(branch),
-            (None, Some(n)) if !over => Look::Waiting(n),
-            _ => Look::Over,
+            (None, Some(n)) => Look::Waiting(n),
+            (None, None) => Look::Over,
         })
     }
 
@@ -343,6 +349,33 @@ impl RedisSlotBook {
             self.leave_line(branch, request.token).await?;
         }
         self.unline(applicant, request.token).await
+    }
+
+    /// At the applicant's limit, with the counts that stand for nothing already settled: ends
+    /// its waiting request if that is over (one of its lines has neither it nor an offer for
+    /// it) and its count is among the `stale` ones, as the standby calls would. Settling alone
+    /// cannot: it asks the request's first line, which still lists a request whose offer
+    /// lapsed at another branch. Whether the request's count was given back.
+    pub(super) async fn end_over_request(
+        &self,
+        applicant: ApplicantId,
+        stale: &[HoldToken],
+    ) -> Result<bool, BackendError> {
+        let got = self
+            .inner
+            .on_applicant(applicant, &["get".into(), String::new()])
+            .await?;
+        // Text of another shape is the standby calls' to report; here it ends nothing.
+        let Ok(Some(Stored::Waiting(request))) = sr::stored(&got) else {
+            return Ok(false);
+        };
+        if !stale.contains(&request.token) {
+            return Ok(false);
+        }
+        match self.look(&request).await? {
+            Look::Over => self.end_waiting(applicant, &request).await,
+            Look::Waiting(_) | Look::Offer(_) => Ok(false),
+        }
     }
 
     /// After a failed `standby`: the lines joined left and the request's count given back, as

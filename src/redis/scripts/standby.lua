@@ -40,7 +40,7 @@ if op == 'peek' then
   if redis.call('ZSCORE', SBLINE, rt) then
     return {'waiting', redis.call('ZCARD', SBLINE)}
   end
-  local offer = redis.call('HGET', OFFERS, rt)
+  local offer = live_offer(rt, now)
   if offer then
     local slot, _, expires = offer_fields(offer)
     return {'offer', tonumber(slot), tonumber(expires)}
@@ -58,7 +58,7 @@ if op == 'claim' then
     return {'booked'}
   end
   redis.call('ZREMRANGEBYSCORE', FENCED, '-inf', now)
-  local offer = redis.call('HGET', OFFERS, rt)
+  local offer = live_offer(rt, now)
   if offer and not redis.call('ZSCORE', FENCED, token) then
     local slot, applicant, exp = offer_fields(offer)
     redis.call('HDEL', OFFERS, rt)

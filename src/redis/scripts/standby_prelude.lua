@@ -146,6 +146,22 @@ local function decline(rt)
   return true
 end
 
+-- Request RT's offer here while it is live, or nil. One whose time ran out but that no reclaim
+-- reached yet (a backlog of lapsed holds took the budget) is passed on now, as it lapsed: it is
+-- never claimed nor reported.
+local function live_offer(rt, now)
+  local offer = redis.call('HGET', OFFERS, rt)
+  if not offer then
+    return nil
+  end
+  local _, _, expires = offer_fields(offer)
+  if tonumber(expires) and tonumber(expires) <= now then
+    decline(rt)
+    return nil
+  end
+  return offer
+end
+
 -- Passes on the offers whose time ran out, at most `budget` of them. Returns how many.
 reclaim_offers = function(now, budget)
   if budget <= 0 then
