@@ -9,8 +9,8 @@
 -- 'claim' (ARGV[3] the hold token, ARGV[4] fence ms): turns the request's offer into a live
 --   hold under that token, for its expiry as offered (the unit stays held). Returns {'held',
 --   token, slot, expires_ms} (also for a claim made before), {'booked'} (its hold is a booking
---   now), or {'gone'}: no offer, or the token fenced; the token is then fenced, so no hold is
---   ever made under it and its count may be given back.
+--   now), or {'gone'}: no offer, or the token fenced (a kept unit is then passed on); the
+--   token is then fenced, so no hold is ever made under it and its count may be given back.
 -- 'leave': takes the request out of the line here, and passes on a unit kept for it. Returns
 --   'waiting', 'offer' or 'none' (what it had here).
 local now = now_ms()
@@ -70,6 +70,9 @@ if op == 'claim' then
     redis.call('HSET', HOLDER, applicant, table.concat(listed, ' '))
     return {'held', token, tonumber(slot), tonumber(exp)}
   end
+  -- A fenced token's count was given back: the request is over, and a unit kept for it goes
+  -- on now rather than when its offer lapses.
+  decline(rt)
   redis.call('ZADD', FENCED, int(now + tonumber(ARGV[4])), token)
   return {'gone'}
 end
