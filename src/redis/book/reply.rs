@@ -51,7 +51,7 @@ fn applicant(v: &Value) -> Reply<ApplicantId> {
         .map_err(|_| BackendError::Reply)
 }
 
-pub(super) fn token(v: &Value) -> Reply<HoldToken> {
+fn token(v: &Value) -> Reply<HoldToken> {
     text(v)?.parse().map_err(|_| BackendError::Reply)
 }
 
@@ -233,19 +233,32 @@ pub(crate) fn is_one(v: &Value) -> bool {
 }
 
 /// The reserve script: `{'held', token, slot, expires_ms}` or `{'err', reason}`.
+/// A hold from the `token, slot, expires_ms` of a `{'held', ...}` reply.
+pub(super) fn held(
+    t: &Value,
+    slot: &Value,
+    expires: &Value,
+    branch: BranchId,
+    who: ApplicantId,
+) -> Reply<Hold> {
+    Ok(Hold {
+        token: token(t)?,
+        branch,
+        slot: u32_of(slot)?,
+        applicant: who,
+        expires_at: Duration::from_millis(u64_of(expires)?),
+    })
+}
+
 pub(crate) fn hold(
     v: &Value,
     branch: BranchId,
     who: ApplicantId,
 ) -> Reply<Result<Hold, ReserveError>> {
     match items(v)? {
-        [tag, t, slot, expires] if text(tag)? == "held" => Ok(Ok(Hold {
-            token: token(t)?,
-            branch,
-            slot: u32_of(slot)?,
-            applicant: who,
-            expires_at: Duration::from_millis(u64_of(expires)?),
-        })),
+        [tag, t, slot, expires] if text(tag)? == "held" => {
+            Ok(Ok(held(t, slot, expires, branch, who)?))
+        }
         [tag, reason] if text(tag)? == "err" => Ok(Err(match text(reason)? {
             "unknown_slot" => ReserveError::UnknownSlot,
             "full" => ReserveError::Full,

@@ -1,11 +1,9 @@
 //! Reading the standby scripts' replies and the applicant's stored request. A reply of any
 //! other shape is `BackendError::Reply`, never a panic.
 
-use std::time::Duration;
-
 use redis::Value;
 
-use super::reply::{int, is_text, items, text, token, u32_of, u64_of};
+use super::reply::{held, int, is_text, items, text, u32_of, u64_of};
 use crate::backend::BackendError;
 use crate::book::{ApplicantId, BranchId, Hold, HoldToken, SlotIndex, StandbyRequest};
 
@@ -182,13 +180,9 @@ pub(super) enum Claimed {
 
 pub(super) fn claimed(v: &Value, branch: BranchId, who: ApplicantId) -> Reply<Claimed> {
     match items(v)? {
-        [tag, t, slot, expires] if is_text(tag, "held") => Ok(Claimed::Held(Hold {
-            token: token(t)?,
-            branch,
-            slot: u32_of(slot)?,
-            applicant: who,
-            expires_at: Duration::from_millis(u64_of(expires)?),
-        })),
+        [tag, t, slot, expires] if is_text(tag, "held") => {
+            Ok(Claimed::Held(held(t, slot, expires, branch, who)?))
+        }
         [tag] if is_text(tag, "booked") => Ok(Claimed::Booked),
         [tag] if is_text(tag, "gone") => Ok(Claimed::Gone),
         _ => Err(BackendError::Reply),
